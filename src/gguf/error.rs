@@ -8,7 +8,7 @@ use thiserror::Error;
 /// [`Error::Truncated`] is the only one that more bytes can cure.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum Error {
-    /// The file does not start with `GGUF` (holds the first bytes seen, up to 4).
+    /// The file does not start with `GGUF` (holds its first bytes, up to the first wrong one).
     #[error("not a GGUF file: magic {0:02x?}, expected \"GGUF\" (47 47 55 46)")]
     BadMagic(Vec<u8>),
     /// A version other than 2 or 3.

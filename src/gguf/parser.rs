@@ -314,9 +314,12 @@ impl HeaderParser {
     }
 
     fn preamble(&mut self, c: &mut Cursor) -> Result<(), Error> {
-        let seen = c.data.get(..c.data.len().min(4)).unwrap_or(&[]);
-        if GGUF_MAGIC.get(..seen.len()) != Some(seen) {
-            return Err(Error::BadMagic(seen.to_vec()));
+        // Checked byte by byte so a stream that is not GGUF fails at its first byte; the
+        // error holds the bytes up to the first wrong one, whatever the chunking.
+        for (i, (&got, &want)) in c.data.iter().zip(&GGUF_MAGIC).enumerate() {
+            if got != want {
+                return Err(Error::BadMagic(c.data.get(..=i).unwrap_or(&[]).to_vec()));
+            }
         }
         c.take(4)?;
         let version = c.u32()?;

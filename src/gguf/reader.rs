@@ -159,9 +159,20 @@ impl Reader {
             return Err(e);
         }
         match self.state {
-            State::Header(hs) => Err(Error::Truncated {
-                needed: hs.needed.max(self.bytes_seen.saturating_add(1)),
-            }),
+            State::Header(mut hs) => {
+                // Bytes held back while waiting for `needed` may hold a malformed item:
+                // report that rather than the truncation.
+                let needed = hs.needed.max(self.bytes_seen.saturating_add(1));
+                match hs.parser.advance(&hs.window)? {
+                    (_, Status::NeedMore { needed }) => Err(Error::Truncated { needed }),
+                    (_, Status::Done(_)) => {
+                        // `needed` is a lower bound on the header size, so the header
+                        // cannot end inside the bytes held back.
+                        debug_assert!(false, "header completed below its lower bound");
+                        Err(Error::Truncated { needed })
+                    }
+                }
+            }
             State::Tensors(ts) if ts.next < ts.order.len() => {
                 let h = &ts.header;
                 let needed = h

@@ -193,7 +193,7 @@ fn reader_truncation_and_sticky_errors() {
     let mut r = Reader::new();
     r.feed(&bytes[..10]).unwrap();
     assert!(matches!(r.finish(), Err(Error::Truncated { needed }) if needed > 10));
-    assert_eq!(Reader::new().finish(), Err(Error::Truncated { needed: 1 }));
+    assert_eq!(Reader::new().finish(), Err(Error::Truncated { needed: 24 }));
     let mut r = Reader::new();
     assert_eq!(r.feed(b"<"), Err(Error::BadMagic(b"<".to_vec())));
     assert_eq!(r.feed(&bytes), Err(Error::BadMagic(b"<".to_vec())));
@@ -229,7 +229,7 @@ fn zero_tensors_and_zero_kvs() {
 
 #[test]
 fn error_bad_magic_and_version() {
-    assert_eq!(err(b"GGML\x03\0\0\0"), Error::BadMagic(b"GGML".to_vec()));
+    assert_eq!(err(b"GGML\x03\0\0\0"), Error::BadMagic(b"GGM".to_vec()));
     assert_eq!(err(b"GX"), Error::BadMagic(b"GX".to_vec()));
     assert_eq!(err(&preamble(1, 0, 0)), Error::UnsupportedVersion(1));
     assert_eq!(err(&preamble(4, 0, 0)), Error::UnsupportedVersion(4));
