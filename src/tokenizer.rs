@@ -53,7 +53,6 @@ mod token_type {
     pub const UNKNOWN: u8 = 2;
     pub const CONTROL: u8 = 3;
     pub const USER_DEFINED: u8 = 4;
-    pub const UNUSED: u8 = 5;
     pub const BYTE: u8 = 6;
 }
 
@@ -370,7 +369,7 @@ impl Tokenizer {
                     out.push(b);
                 }
             }
-            // unused and undefined tokens decode to nothing, as in llama.cpp
+            // unused (5) and undefined tokens decode to nothing, as in llama.cpp
             _ => {}
         }
         Ok(())

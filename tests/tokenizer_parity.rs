@@ -9,34 +9,10 @@
 //!
 //! Missing inputs make these tests fail, never skip.
 
-use std::fs::File;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+mod common;
 
-use hearth::gguf::{parse_header, Error as GgufError, Metadata};
+use common::{read_metadata, root, smollm2_path};
 use hearth::tokenizer::{StreamDecoder, Tokenizer};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Reads only as much of a GGUF file as its header needs.
-fn read_metadata(path: &Path) -> Metadata {
-    let mut file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut bytes = Vec::new();
-    let mut want: u64 = 4 << 20;
-    loop {
-        let have = bytes.len() as u64;
-        (&mut file).take(want.saturating_sub(have)).read_to_end(&mut bytes).unwrap();
-        match parse_header(&bytes) {
-            Ok(h) => return h.metadata,
-            Err(GgufError::Truncated { needed }) if needed > bytes.len() as u64 && bytes.len() as u64 == want => {
-                want = needed.max(want * 2);
-            }
-            Err(e) => panic!("{}: {e}", path.display()),
-        }
-    }
-}
 
 #[derive(serde::Deserialize)]
 struct Golden {
@@ -54,12 +30,7 @@ struct Case {
 
 #[test]
 fn smollm2_matches_llama_cpp() {
-    let model = root().join("models/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        model.exists(),
-        "{} is missing: run `make models` to fetch the test model",
-        model.display()
-    );
+    let model = smollm2_path();
     let tok = Tokenizer::from_metadata(&read_metadata(&model)).expect("SmolLM2 tokenizer");
     let golden: Golden =
         serde_json::from_str(include_str!("goldens/tokenizer_smollm2.json")).expect("golden JSON");
