@@ -23,7 +23,10 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A message with the given role and content.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> ChatMessage {
-        ChatMessage { role: role.into(), content: content.into() }
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -61,7 +64,10 @@ pub struct ChatTemplate {
 
 impl std::fmt::Debug for ChatTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatTemplate").field("bos", &self.bos).field("eos", &self.eos).finish()
+        f.debug_struct("ChatTemplate")
+            .field("bos", &self.bos)
+            .field("eos", &self.eos)
+            .finish()
     }
 }
 
@@ -70,29 +76,54 @@ impl ChatTemplate {
     /// `tokenizer.ggml.tokens` at the BOS/EOS ids. [`TemplateError::NoTemplate`] when the key
     /// is absent; [`TemplateError::Syntax`] when it does not parse.
     pub fn from_metadata(md: &Metadata) -> Result<ChatTemplate, TemplateError> {
-        let source = md.get_str("tokenizer.chat_template").ok_or(TemplateError::NoTemplate)?;
+        let source = md
+            .get_str("tokenizer.chat_template")
+            .ok_or(TemplateError::NoTemplate)?;
         let token = |key: &str| -> Option<String> {
             let id = md.get_u64(key)?;
             let tokens = md.get_array("tokenizer.ggml.tokens")?;
-            tokens.get(usize::try_from(id).ok()?)?.as_str().map(str::to_string)
+            tokens
+                .get(usize::try_from(id).ok()?)?
+                .as_str()
+                .map(str::to_string)
         };
-        ChatTemplate::new(source, token("tokenizer.ggml.bos_token_id"), token("tokenizer.ggml.eos_token_id"))
+        ChatTemplate::new(
+            source,
+            token("tokenizer.ggml.bos_token_id"),
+            token("tokenizer.ggml.eos_token_id"),
+        )
     }
 
     /// Compiles `source`; `bos`/`eos` become the `bos_token`/`eos_token` variables (empty
     /// strings when `None`). [`TemplateError::Syntax`] when the template does not parse.
-    pub fn new(source: &str, bos: Option<String>, eos: Option<String>) -> Result<ChatTemplate, TemplateError> {
+    pub fn new(
+        source: &str,
+        bos: Option<String>,
+        eos: Option<String>,
+    ) -> Result<ChatTemplate, TemplateError> {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_keep_trailing_newline(false);
         env.set_fuel(Some(FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |message: String| -> Result<String, Error> {
-            Err(Error::new(ErrorKind::InvalidOperation, format!("{RAISED}{message}")))
-        });
-        env.add_template_owned(NAME, source.to_string()).map_err(|e| TemplateError::Syntax(describe(&e)))?;
-        Ok(ChatTemplate { env, bos, eos, now_unix: None })
+        env.add_function(
+            "raise_exception",
+            |message: String| -> Result<String, Error> {
+                Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("{RAISED}{message}"),
+                ))
+            },
+        );
+        env.add_template_owned(NAME, source.to_string())
+            .map_err(|e| TemplateError::Syntax(describe(&e)))?;
+        Ok(ChatTemplate {
+            env,
+            bos,
+            eos,
+            now_unix: None,
+        })
     }
 
     /// Sets the clock `strftime_now` reads (Unix seconds, UTC). Natively the default is the
@@ -105,10 +136,18 @@ impl ChatTemplate {
     /// Renders a conversation. With `add_generation_prompt`, the text ends with the opening
     /// of the assistant's turn, ready for generation. Errors: [`TemplateError::Raised`] with
     /// the template's message, or [`TemplateError::Render`].
-    pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String, TemplateError> {
-        let tmpl = self.env.get_template(NAME).map_err(|e| TemplateError::Syntax(describe(&e)))?;
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, TemplateError> {
+        let tmpl = self
+            .env
+            .get_template(NAME)
+            .map_err(|e| TemplateError::Syntax(describe(&e)))?;
         let now = self.now_unix.unwrap_or_else(system_now);
-        let strftime_now = move |format: String| -> Result<String, Error> { Ok(strftime(now, &format)) };
+        let strftime_now =
+            move |format: String| -> Result<String, Error> { Ok(strftime(now, &format)) };
         let ctx = minijinja::context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
@@ -116,10 +155,11 @@ impl ChatTemplate {
             eos_token => self.eos.as_deref().unwrap_or(""),
             strftime_now => minijinja::Value::from_function(strftime_now),
         };
-        tmpl.render(ctx).map_err(|e| match e.detail().and_then(|d| d.strip_prefix(RAISED)) {
-            Some(message) => TemplateError::Raised(message.to_string()),
-            None => TemplateError::Render(describe(&e)),
-        })
+        tmpl.render(ctx)
+            .map_err(|e| match e.detail().and_then(|d| d.strip_prefix(RAISED)) {
+                Some(message) => TemplateError::Raised(message.to_string()),
+                None => TemplateError::Render(describe(&e)),
+            })
     }
 }
 
@@ -152,10 +192,28 @@ fn system_now() -> i64 {
 /// %Y %y %m %d %e %B %b %A %a %H %M %S %j %%; other specifiers are copied through.
 fn strftime(unix: i64, format: &str) -> String {
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-        "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
-    const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+    const DAYS: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
@@ -230,14 +288,26 @@ mod tests {
 
     #[test]
     fn missing_template_is_no_template() {
-        assert!(matches!(ChatTemplate::from_metadata(&Metadata::default()), Err(TemplateError::NoTemplate)));
+        assert!(matches!(
+            ChatTemplate::from_metadata(&Metadata::default()),
+            Err(TemplateError::NoTemplate)
+        ));
     }
 
     #[test]
     fn metadata_supplies_bos_and_eos() {
         let md = Metadata::from_entries(vec![
-            ("tokenizer.chat_template".into(), Value::String("{{ bos_token }}{{ messages[0].content }}{{ eos_token }}".into())),
-            ("tokenizer.ggml.tokens".into(), Value::Array(crate::gguf::ValueType::String, vec![Value::String("<s>".into()), Value::String("</s>".into())])),
+            (
+                "tokenizer.chat_template".into(),
+                Value::String("{{ bos_token }}{{ messages[0].content }}{{ eos_token }}".into()),
+            ),
+            (
+                "tokenizer.ggml.tokens".into(),
+                Value::Array(
+                    crate::gguf::ValueType::String,
+                    vec![Value::String("<s>".into()), Value::String("</s>".into())],
+                ),
+            ),
             ("tokenizer.ggml.bos_token_id".into(), Value::U32(0)),
             ("tokenizer.ggml.eos_token_id".into(), Value::U32(1)),
         ]);
@@ -247,12 +317,26 @@ mod tests {
 
     #[test]
     fn malformed_templates_are_errors() {
-        for src in ["{% for m in messages %}", "{{ messages[0].content ", "{% if %}{% endif %}", "{% endfor %}"] {
-            assert!(matches!(ChatTemplate::new(src, None, None), Err(TemplateError::Syntax(_))), "{src}");
+        for src in [
+            "{% for m in messages %}",
+            "{{ messages[0].content ",
+            "{% if %}{% endif %}",
+            "{% endfor %}",
+        ] {
+            assert!(
+                matches!(
+                    ChatTemplate::new(src, None, None),
+                    Err(TemplateError::Syntax(_))
+                ),
+                "{src}"
+            );
         }
         // fails only at render time
         let t = ChatTemplate::new("{{ messages[0].content + 1 }}", None, None).unwrap();
-        assert!(matches!(t.render(&[user("x")], false), Err(TemplateError::Render(_))));
+        assert!(matches!(
+            t.render(&[user("x")], false),
+            Err(TemplateError::Render(_))
+        ));
     }
 
     #[test]
@@ -266,10 +350,26 @@ mod tests {
 
     #[test]
     fn hostile_templates_stop() {
-        let t = ChatTemplate::new("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", None, None).unwrap();
-        assert!(matches!(t.render(&[], false), Err(TemplateError::Render(_))));
-        let t = ChatTemplate::new("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", None, None).unwrap();
-        assert!(matches!(t.render(&[], false), Err(TemplateError::Render(_))));
+        let t = ChatTemplate::new(
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(matches!(
+            t.render(&[], false),
+            Err(TemplateError::Render(_))
+        ));
+        let t = ChatTemplate::new(
+            "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(matches!(
+            t.render(&[], false),
+            Err(TemplateError::Render(_))
+        ));
     }
 
     #[test]
@@ -281,9 +381,13 @@ mod tests {
 
     #[test]
     fn strftime_now_formats_the_given_clock() {
-        let mut t = ChatTemplate::new("{{ strftime_now('%d %b %Y %A %H:%M:%S %j') }}", None, None).unwrap();
+        let mut t =
+            ChatTemplate::new("{{ strftime_now('%d %b %Y %A %H:%M:%S %j') }}", None, None).unwrap();
         t.set_now(1_732_446_000); // 2024-11-24 11:00:00 UTC, a Sunday
-        assert_eq!(t.render(&[], false).unwrap(), "24 Nov 2024 Sunday 11:00:00 329");
+        assert_eq!(
+            t.render(&[], false).unwrap(),
+            "24 Nov 2024 Sunday 11:00:00 329"
+        );
         assert_eq!(strftime(0, "%Y-%m-%d %a"), "1970-01-01 Thu");
         assert_eq!(strftime(951_782_400, "%Y-%m-%d"), "2000-02-29");
     }

@@ -30,12 +30,17 @@ fn template_source(file: &str) -> String {
 
 #[test]
 fn renders_like_jinja2() {
-    let golden: Golden = serde_json::from_str(include_str!("goldens/templates/expected.json")).unwrap();
+    let golden: Golden =
+        serde_json::from_str(include_str!("goldens/templates/expected.json")).unwrap();
     assert_eq!(golden.cases.len(), 30);
     let mut failures = Vec::new();
     for c in &golden.cases {
-        let t = ChatTemplate::new(&template_source(&c.file), Some(c.bos_token.clone()), Some(c.eos_token.clone()))
-            .unwrap_or_else(|e| panic!("{}: {e}", c.template));
+        let t = ChatTemplate::new(
+            &template_source(&c.file),
+            Some(c.bos_token.clone()),
+            Some(c.eos_token.clone()),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", c.template));
         let got = t.render(&c.messages, c.add_generation_prompt);
         let ok = match (&got, &c.expected, &c.error) {
             (Ok(text), Some(want), _) => text == want,
@@ -45,7 +50,10 @@ fn renders_like_jinja2() {
         if !ok {
             failures.push(format!(
                 "{} / {} (gen prompt {}): got {got:?}, want {:?}",
-                c.template, c.conversation, c.add_generation_prompt, c.expected.as_ref().or(c.error.as_ref())
+                c.template,
+                c.conversation,
+                c.add_generation_prompt,
+                c.expected.as_ref().or(c.error.as_ref())
             ));
         }
     }
@@ -56,7 +64,9 @@ fn renders_like_jinja2() {
 fn smollm2_template_comes_from_the_model_file() {
     let md = read_metadata(&smollm2_path());
     let t = ChatTemplate::from_metadata(&md).unwrap();
-    let rendered = t.render(&[ChatMessage::new("user", "Hello!")], true).unwrap();
+    let rendered = t
+        .render(&[ChatMessage::new("user", "Hello!")], true)
+        .unwrap();
     assert_eq!(
         rendered,
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\

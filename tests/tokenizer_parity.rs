@@ -40,12 +40,18 @@ fn smollm2_matches_llama_cpp() {
     for c in &golden.cases {
         let ids = tok.encode(&c.text, c.add_bos, c.special).unwrap();
         if ids != c.ids {
-            failures.push(format!("encode({:?}, add_bos={}, special={}): got {ids:?}, llama.cpp {:?}", c.text, c.add_bos, c.special, c.ids));
+            failures.push(format!(
+                "encode({:?}, add_bos={}, special={}): got {ids:?}, llama.cpp {:?}",
+                c.text, c.add_bos, c.special, c.ids
+            ));
             continue;
         }
         let decoded = tok.decode(&ids).unwrap();
         if decoded != c.decoded {
-            failures.push(format!("decode({ids:?}): got {decoded:?}, llama.cpp {:?}", c.decoded));
+            failures.push(format!(
+                "decode({ids:?}): got {decoded:?}, llama.cpp {:?}",
+                c.decoded
+            ));
         }
         // byte-level BPE is lossless: plain text always comes back unchanged
         if !c.special && decoded != c.text {
@@ -61,7 +67,13 @@ fn smollm2_matches_llama_cpp() {
             failures.push(format!("stream decode of {:?} gave {streamed:?}", c.text));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), golden.cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        golden.cases.len(),
+        failures.join("\n")
+    );
 
     // SmolLM2 ends turns with <|im_end|> and documents with <|endoftext|>
     let im_end = tok.encode("<|im_end|>", false, true).unwrap();
@@ -79,7 +91,8 @@ fn vocab_tests(name: &str) -> (Tokenizer, Vec<(String, Vec<u32>)>) {
         "{} is missing: run `sh models/fetch_test_vocabs.sh` to fetch llama.cpp's vocabulary test files",
         gguf.display()
     );
-    let tok = Tokenizer::from_metadata(&read_metadata(&gguf)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let tok =
+        Tokenizer::from_metadata(&read_metadata(&gguf)).unwrap_or_else(|e| panic!("{name}: {e}"));
     let inp = std::fs::read_to_string(dir.join(format!("ggml-vocab-{name}.gguf.inp"))).unwrap();
     let out = std::fs::read_to_string(dir.join(format!("ggml-vocab-{name}.gguf.out"))).unwrap();
     // same parsing as test-tokenizer-0.cpp: inputs separated by the marker, one output line each
@@ -88,11 +101,20 @@ fn vocab_tests(name: &str) -> (Tokenizer, Vec<(String, Vec<u32>)>) {
         inputs.pop(); // the C++ reader stops at the end of the file
     }
     let outputs: Vec<&str> = out.lines().collect();
-    assert_eq!(inputs.len(), outputs.len(), "{name}: .inp and .out disagree");
+    assert_eq!(
+        inputs.len(),
+        outputs.len(),
+        "{name}: .inp and .out disagree"
+    );
     let cases = inputs
         .iter()
         .zip(&outputs)
-        .map(|(i, o)| (i.to_string(), o.split_whitespace().map(|t| t.parse().unwrap()).collect()))
+        .map(|(i, o)| {
+            (
+                i.to_string(),
+                o.split_whitespace().map(|t| t.parse().unwrap()).collect(),
+            )
+        })
         .collect();
     (tok, cases)
 }
@@ -106,10 +128,19 @@ fn check_vocab(name: &str, lossless: bool) {
         if &got != want {
             failures.push(format!("{text:?}: got {got:?}, llama.cpp {want:?}"));
         } else if lossless && tok.decode(&got).unwrap() != *text {
-            failures.push(format!("{text:?}: decodes to {:?}", tok.decode(&got).unwrap()));
+            failures.push(format!(
+                "{text:?}: decodes to {:?}",
+                tok.decode(&got).unwrap()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{name}: {} of {} differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{name}: {} of {} differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -14,7 +14,11 @@ pub fn root() -> PathBuf {
 /// The default test model; panics (the test fails, never skips) when `make models` has not run.
 pub fn smollm2_path() -> PathBuf {
     let model = root().join("models/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(model.exists(), "{} is missing: run `make models` to fetch the test model", model.display());
+    assert!(
+        model.exists(),
+        "{} is missing: run `make models` to fetch the test model",
+        model.display()
+    );
     model
 }
 
@@ -24,10 +28,15 @@ pub fn read_metadata(path: &Path) -> Metadata {
     let mut bytes = Vec::new();
     let mut want: u64 = 4 << 20;
     loop {
-        (&mut file).take(want.saturating_sub(bytes.len() as u64)).read_to_end(&mut bytes).unwrap();
+        (&mut file)
+            .take(want.saturating_sub(bytes.len() as u64))
+            .read_to_end(&mut bytes)
+            .unwrap();
         match parse_header(&bytes) {
             Ok(h) => return h.metadata,
-            Err(GgufError::Truncated { needed }) if bytes.len() as u64 == want => want = needed.max(want * 2),
+            Err(GgufError::Truncated { needed }) if bytes.len() as u64 == want => {
+                want = needed.max(want * 2)
+            }
             Err(e) => panic!("{}: {e}", path.display()),
         }
     }
