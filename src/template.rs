@@ -31,7 +31,7 @@ impl ChatMessage {
 }
 
 /// Why a chat template could not be loaded or rendered.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TemplateError {
     /// The model has no `tokenizer.chat_template`: chat is unavailable (raw completion works).
     #[error("the model has no chat template")]

@@ -19,7 +19,7 @@ mod load;
 mod spm;
 mod stream;
 
-pub use stream::StreamDecoder;
+pub use stream::{StreamDecoder, TokenDecoder};
 
 use load::{read_id, read_scores, read_strings, read_tokens, read_types};
 
