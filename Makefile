@@ -5,7 +5,7 @@ WASM_BINDGEN_VERSION := 0.2.130
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup models models-all test-data test test-rust test-wasm-build fuzz-long wasm demo bench bench-kernels clean
+.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build fuzz-long wasm demo bench bench-kernels clean
 
 help:
 	@echo "make demo   build everything, fetch the default model, chat with it"
@@ -23,15 +23,19 @@ models:
 models-all:
 	python3 models/fetch.py --all
 
+## models-test: what the test suite runs on (the default model and Gemma 3 270M).
+models-test:
+	python3 models/fetch.py smollm2-135m-instruct-q4_1 gemma3-270m-q4_k_m
+
 ## test-data: llama.cpp's tokenizer test vocabularies (from its PyPI sdist, verified).
 test-data:
-	models/fetch_test_vocabs.sh
+	sh models/fetch_test_vocabs.sh
 
-test: setup models test-data test-rust test-wasm-build
+test: setup models-test test-data test-rust test-wasm-build
 	@echo "make test: all passed"
 
 test-rust:
-	$(CARGO) test --release --all-targets -- --test-threads 2
+	$(CARGO) test --all-targets -- --test-threads 2
 
 ## The crate (tokenizers with unstable_wasm, no onig; the WebGPU backend) builds for wasm32.
 test-wasm-build:

@@ -17,7 +17,7 @@ use hearth::backend::cpu::CpuBackend;
 #[test]
 fn cpu_backend_matches_llama_cpp() {
     let mut s = common::load(CpuBackend::new());
-    let rep = common::check_parity(&mut s, 0.98);
+    let rep = common::check_parity(&mut s, "smollm2", 0.98);
     eprintln!(
         "positions {} | cosine min {:.5} median {:.5} | ≥0.995 at {:.0}% | max |Δ| {:.3} | greedy exact over {} gated tokens, {} of {} equal in all",
         rep.positions, rep.min_cosine, rep.median_cosine(), rep.fraction_at_least(0.995) * 100.0,
@@ -26,4 +26,19 @@ fn cpu_backend_matches_llama_cpp() {
     assert!(rep.positions >= 48, "too few positions compared: {}", rep.positions);
     assert!(rep.fraction_at_least(0.995) >= 0.9, "{:?}", rep.cosines);
     assert!(rep.median_cosine() >= 0.999, "{:?}", rep.cosines);
+}
+
+/// Gemma 3 270M (Q4_K/Q5_0/Q6_K/Q8_0, sliding window 512): five raw prompts, one of 1234
+/// tokens so the window is exercised. Goldens: `make_goldens.py gemma3`.
+#[test]
+fn cpu_backend_matches_llama_cpp_on_gemma3() {
+    let mut s = common::load_file("gemma-3-270m-q4_k_m.gguf", CpuBackend::new(), 2048);
+    assert!(s.template().is_err(), "Gemma 3 270M is a base model without a chat template");
+    let rep = common::check_parity(&mut s, "gemma3", 0.98);
+    eprintln!(
+        "gemma3: positions {} | cosine min {:.5} median {:.5} | ≥0.995 at {:.0}% | greedy exact over {} gated tokens, {} of {} equal in all",
+        rep.positions, rep.min_cosine, rep.median_cosine(), rep.fraction_at_least(0.995) * 100.0,
+        rep.greedy_checked, rep.greedy_matching_total, rep.greedy_total
+    );
+    assert!(rep.fraction_at_least(0.995) >= 0.9, "{:?}", rep.cosines);
 }

@@ -64,6 +64,13 @@ pub fn load<B: Backend + 'static>(backend: B) -> Session<B> {
         .expect("default model loads")
 }
 
+/// A registry model from models/cache/ (fails, never skips, when absent).
+pub fn load_file<B: Backend + 'static>(file: &str, backend: B, n_ctx: usize) -> Session<B> {
+    let p = root().join("models/cache").join(file);
+    assert!(p.is_file(), "{} is missing: run `make models-all`", p.display());
+    engine::load_file(&p, backend, ModelOptions { n_ctx, n_batch: 64 }, |_| {}).expect("model loads")
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Goldens {
     pub n_vocab: usize,
@@ -97,10 +104,10 @@ impl GoldenPrompt {
 
 /// llama.cpp's outputs (tests/goldens/make_goldens.py) and the logits, one vector per
 /// recorded position, in prompt order.
-pub fn goldens() -> (Goldens, Vec<Vec<f32>>) {
+pub fn goldens(set: &str) -> (Goldens, Vec<Vec<f32>>) {
     let dir = root().join("tests/goldens");
-    let g: Goldens = serde_json::from_str(&std::fs::read_to_string(dir.join("smollm2.json")).unwrap()).unwrap();
-    let raw = std::fs::read(dir.join("smollm2_logits.f16")).unwrap();
+    let g: Goldens = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{set}.json"))).unwrap()).unwrap();
+    let raw = std::fs::read(dir.join(format!("{set}_logits.f16"))).unwrap();
     let all: Vec<f32> = raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect();
     let rows: Vec<Vec<f32>> = all.chunks_exact(g.n_vocab).map(<[f32]>::to_vec).collect();
     assert_eq!(rows.len(), g.prompts.iter().map(|p| p.n_logits).sum::<usize>());
@@ -161,8 +168,8 @@ impl ParityReport {
 
 /// Teacher-forced logits at the recorded positions (cosine and top-1 on each) and free-run
 /// greedy tokens (exact over the prefix where llama.cpp's top-1/top-2 gap ≥ gap_exact).
-pub fn check_parity<B: Backend>(s: &mut Session<B>, min_cos: f64) -> ParityReport {
-    let (g, logits) = goldens();
+pub fn check_parity<B: Backend>(s: &mut Session<B>, set: &str, min_cos: f64) -> ParityReport {
+    let (g, logits) = goldens(set);
     let mut rep = ParityReport { min_cosine: 1.0, ..Default::default() };
     let mut row = 0;
     for p in &g.prompts {
