@@ -41,6 +41,17 @@ export const REGISTRY: readonly RegistryModel[] = [
     quant: "Q4_1",
     chat: true,
   },
+  {
+    id: "gemma3-270m-q4_k_m",
+    name: "Gemma 3 270M (base)",
+    file: "gemma-3-270m-q4_k_m.gguf",
+    bytes: 253113024,
+    sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    licence: "Gemma Terms of Use",
+    architecture: "gemma3",
+    quant: "Q4_K_M",
+    chat: false,
+  },
 ];
 
 /** The registry entry with this id, or undefined. */
