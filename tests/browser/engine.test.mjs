@@ -388,7 +388,7 @@ test("summarize a text 3x the context by map-reduce; streaming; inputQuota; meas
 
 test("polyfill installs Summarizer and LanguageModel globals backed by the stored model", async () => {
   const r = await inPage(page, async (H) => {
-    const before = { s: typeof globalThis.Summarizer, l: typeof globalThis.LanguageModel };
+    const before = { s: await globalThis.Summarizer?.availability?.(), l: await globalThis.LanguageModel?.availability?.() };
     const P = await import("/dist/polyfill.js");
     P.configure({ engine: { backend: "cpu" } });
     const availability = await Summarizer.availability();
@@ -400,7 +400,7 @@ test("polyfill installs Summarizer and LanguageModel globals backed by the store
     return { before, installed: P.installed, availability, events, summary, answer, params: await LanguageModel.params(), after: await LanguageModel.availability() };
   });
   assert.equal(r.error, undefined, JSON.stringify(r.error));
-  assert.deepEqual(r.before, { s: "undefined", l: "undefined" }, "headless Chromium has no built-in AI here");
+  assert.ok(["unavailable", undefined].includes(r.before.s) && ["unavailable", undefined].includes(r.before.l), "no usable built-in AI here");
   assert.deepEqual(r.installed, { Summarizer: true, LanguageModel: true });
   assert.equal(r.availability, "available");
   assert.equal(r.events.at(-1), 1);

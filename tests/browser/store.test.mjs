@@ -224,6 +224,20 @@ test("quota: a short storage estimate gives QUOTA with the numbers before any by
   assert.deepEqual(result.afterEvict, ["small"]);
 });
 
+test("download() prefetches without a consumer; usage() sums stored bytes", async () => {
+  const r = await page.evaluate(async (source) => {
+    const { WeightStore } = await import("/dist/store.js");
+    const store = new WeightStore();
+    const before = await store.usage();
+    const m = await store.download(source);
+    return { before, complete: m.complete, sha: m.sha256, after: await store.usage() };
+  }, { id: "small2", url: srv.url + "fixtures/small.gguf", sha256: smallSha });
+  assert.equal(r.complete, true);
+  assert.equal(r.sha, smallSha);
+  assert.equal(r.after - r.before, 3 * 1024 * 1024 + 5);
+  assert.equal(await storeCall("delete", "small2"), true);
+});
+
 test("models.delete removes bytes and manifest; delete of an unknown id is false", async () => {
   assert.equal(await storeCall("delete", "small"), true);
   assert.equal(await storeCall("delete", "small"), false);

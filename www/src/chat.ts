@@ -22,9 +22,10 @@ export interface ChatCompletionCreateParams {
   max_completion_tokens?: number | null;
   temperature?: number | null;
   top_p?: number | null;
-  /** Hearth extensions (llama.cpp-style sampling). */
+  /** Hearth extensions (llama.cpp-style sampling): `top_k`, `min_p`, `repeat_penalty`. */
   top_k?: number | null;
   min_p?: number | null;
+  repeat_penalty?: number | null;
   seed?: number | null;
   stop?: string | string[] | null;
   /** Only 1 is supported. */
@@ -115,6 +116,8 @@ export function toEngineRequest(p: ChatCompletionCreateParams): { messages: Chat
   if (topK !== undefined) out.top_k = topK;
   const minP = num("min_p", p.min_p, 0, 1);
   if (minP !== undefined) out.min_p = minP;
+  const repeat = num("repeat_penalty", p.repeat_penalty, 0, 10);
+  if (repeat !== undefined) out.repeat_penalty = repeat;
   const seed = num("seed", p.seed, 0, Number.MAX_SAFE_INTEGER, true);
   if (seed !== undefined) out.seed = seed;
   if (p.stop != null) {

@@ -1,7 +1,8 @@
 /**
  * `import "hearth/polyfill"`: installs `Summarizer` and `LanguageModel` globals (Chrome's
- * built-in AI shapes) backed by a local Hearth model, where the browser has none, so code
- * written for Chrome's built-in AI runs in any browser with WebGPU or wasm.
+ * built-in AI shapes) backed by a local Hearth model, where the browser has none or has one that
+ * reports "unavailable", so code written for Chrome's built-in AI runs in any browser with
+ * WebGPU or wasm.
  *
  * ```js
  * import { configure } from "hearth/polyfill";
@@ -116,20 +117,63 @@ export class LanguageModel {
   }
 }
 
+/** Which globals the polyfill put in place. */
+export interface Installed {
+  Summarizer: boolean;
+  LanguageModel: boolean;
+}
+
+function define(name: "Summarizer" | "LanguageModel", value: unknown): void {
+  Object.defineProperty(globalThis, name, { value, configurable: true, writable: true });
+}
+
 /** Installs the globals where absent (or always, with `force`); returns which it installed. */
-export function install(opts: { force?: boolean } = {}): { Summarizer: boolean; LanguageModel: boolean } {
+export function install(opts: { force?: boolean } = {}): Installed {
   const g = globalThis as Record<string, unknown>;
-  const done = { Summarizer: false, LanguageModel: false };
+  const done: Installed = { Summarizer: false, LanguageModel: false };
   if (opts.force || !("Summarizer" in g)) {
-    Object.defineProperty(g, "Summarizer", { value: Summarizer, configurable: true, writable: true });
+    define("Summarizer", Summarizer);
     done.Summarizer = true;
   }
   if (opts.force || !("LanguageModel" in g)) {
-    Object.defineProperty(g, "LanguageModel", { value: LanguageModel, configurable: true, writable: true });
+    define("LanguageModel", LanguageModel);
     done.LanguageModel = true;
   }
   return done;
 }
 
-/** Which globals the import installed (native ones are left alone). */
-export const installed: { Summarizer: boolean; LanguageModel: boolean } = install();
+/** The browser's own implementations the polyfill replaced (still usable), if any. */
+export const native: { Summarizer?: unknown; LanguageModel?: unknown } = {};
+
+/** A native global is kept only if it can actually run: its `availability()` is not "unavailable". */
+async function nativeUsable(value: unknown): Promise<boolean> {
+  const availability = (value as { availability?: () => Promise<string> } | null)?.availability;
+  if (typeof availability !== "function") return false;
+  try {
+    const a = await Promise.race([availability.call(value), new Promise<string>((r) => setTimeout(() => r("timeout"), 2000))]);
+    return a !== "unavailable";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Installs each global where the browser has none, or has one that reports "unavailable" (e.g.
+ * Chromium without the on-device model): code written for Chrome's built-in AI then runs on Hearth.
+ */
+export async function installWhereUnavailable(): Promise<Installed> {
+  const g = globalThis as Record<string, unknown>;
+  const done = install();
+  for (const name of ["Summarizer", "LanguageModel"] as const) {
+    if (done[name]) continue;
+    if (!(await nativeUsable(g[name]))) {
+      native[name] = g[name];
+      define(name, name === "Summarizer" ? Summarizer : LanguageModel);
+      done[name] = true;
+    }
+  }
+  return done;
+}
+
+/** Which globals the import installed (a usable native one is left alone). */
+export const installed: Installed = await installWhereUnavailable();

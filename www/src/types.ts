@@ -22,6 +22,8 @@ export interface SamplingOptions {
   top_p?: number;
   top_k?: number;
   min_p?: number;
+  /** Penalty on recently generated tokens (1 = none). */
+  repeat_penalty?: number;
   /** Makes sampling reproducible. */
   seed?: number;
   /** Generation stops before any of these strings (at most 4). */
