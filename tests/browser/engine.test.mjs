@@ -8,6 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
+import { tensorTable } from "./gguf.mjs";
 import {
   REPO, MODEL_PATH, requireDist, requireFile, launchBrowser, startTestServer, openPage, mountsWithFixtures, resetServerStats,
 } from "./harness.mjs";
@@ -537,4 +538,42 @@ test("GPU device lost mid-session: the engine moves to the CPU from the stored b
   assert.match(r.reason, /GPU device lost/);
   assert.equal(r.text, G2.text);
   assert.equal(srv.stats.log.filter((l) => l.path.startsWith("/models/")).length, 0, "the CPU engine was fed from the store");
+});
+
+test("memory: loading on WebGPU keeps JS heap + wasm memory under 1.5x the largest tensor + 64 MiB", async () => {
+  const largest = Math.max(...tensorTable(MODEL_PATH).map((t) => t.bytes));
+  const limit = 1.5 * largest + 64 * 1024 * 1024;
+  const mpage = await browser.context.newPage();
+  await mpage.goto(srv.url + "__test__/blank.html");
+  const cdp = await browser.context.newCDPSession(mpage);
+  await mpage.evaluate(() => import("/dist/index.js"));
+  const base = await cdp.send("Runtime.getHeapUsage");
+  let peak = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const h = await cdp.send("Runtime.getHeapUsage");
+      peak = Math.max(peak, h.usedSize + h.backingStorageSize - base.usedSize - base.backingStorageSize);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  // In-thread (so the page's heap is the engine's heap); from the network, the path that buffers most.
+  const r = await inPage(mpage, async (H, { id }) => {
+    await H.models.delete(id);
+    const e = await H.Engine.load(id, { backend: "webgpu", worker: false });
+    const info = e.model;
+    const c = await e.chat.completions.create({ messages: [{ role: "user", content: "What is 2+2?" }], temperature: 0, max_tokens: 32 });
+    await e.unload();
+    return { info, text: c.choices[0].message.content };
+  }, { id: ID });
+  sampling = false;
+  await sampler;
+  await mpage.close();
+  assert.equal(r.error, undefined, JSON.stringify(r.error));
+  const total = peak + r.info.wasmMemoryBytes;
+  const mib = (n) => (n / 1048576).toFixed(1) + " MiB";
+  console.log(`# load memory (WebGPU): JS heap + buffers peak ${mib(peak)}, wasm memory ${mib(r.info.wasmMemoryBytes)}; limit ${mib(limit)} (largest tensor ${mib(largest)}; file ${mib(MODEL_BYTES)})`);
+  assert.equal(r.info.backend, "webgpu");
+  assert.equal(r.text, G2.text);
+  assert.ok(total < limit, `${mib(total)} >= ${mib(limit)}`);
 });

@@ -17,7 +17,7 @@ import type {
   ModelInfo,
   Usage,
 } from "./types.js";
-import type { HearthWasmModule, WasmEngine, WasmModelInfo, WasmStep } from "./wasm-api.js";
+import type { HearthWasmModule, WasmEngine, WasmExports, WasmModelInfo, WasmStep } from "./wasm-api.js";
 
 /** What the public API needs from an engine, in-thread or in a Worker. */
 export interface Driver {
@@ -39,9 +39,14 @@ export interface CoreHooks {
 /** Bytes handed to `feed()` at a time: the wasm side copies each piece, so keep them small. */
 const FEED_PIECE = 1 << 20;
 
-const modules = new Map<string, Promise<HearthWasmModule>>();
+interface LoadedWasm {
+  mod: HearthWasmModule;
+  exports: WasmExports;
+}
+
+const modules = new Map<string, Promise<LoadedWasm>>();
 /** Imports and initialises the wasm-bindgen module once per realm and URL. */
-export function loadWasmModule(moduleUrl: string): Promise<HearthWasmModule> {
+export function loadWasmModule(moduleUrl: string): Promise<LoadedWasm> {
   let p = modules.get(moduleUrl);
   if (!p) {
     p = (async () => {
@@ -52,8 +57,8 @@ export function loadWasmModule(moduleUrl: string): Promise<HearthWasmModule> {
         throw new HearthError("INTERNAL", `could not load the Hearth wasm module from ${moduleUrl} (run make wasm): ${e instanceof Error ? e.message : String(e)}`);
       }
       const wasmUrl = new URL("hearth_bg.wasm", moduleUrl);
-      await mod.default({ module_or_path: wasmUrl });
-      return mod;
+      const exports = await mod.default({ module_or_path: wasmUrl });
+      return { mod, exports };
     })();
     p.catch(() => modules.delete(moduleUrl));
     modules.set(moduleUrl, p);
@@ -143,7 +148,7 @@ export class EngineCore implements Driver {
     if (config.sha256 !== undefined) resolveOpts.sha256 = config.sha256;
     if (config.modelBaseUrl !== undefined) resolveOpts.modelBaseUrl = config.modelBaseUrl;
     const source = resolveModel(modelIdOrUrl, resolveOpts);
-    const mod = await loadWasmModule(config.wasmModuleUrl);
+    const { mod, exports } = await loadWasmModule(config.wasmModuleUrl);
 
     let backend: Backend;
     let reason: string;
@@ -195,6 +200,7 @@ export class EngineCore implements Driver {
       bytes: (await store.get(source.id))?.bytes ?? source.bytes ?? 0,
       fromStore: wasStored,
       loadMs: performance.now() - t0,
+      wasmMemoryBytes: exports?.memory?.buffer.byteLength ?? 0,
     };
     hooks.onProgress?.({ phase: "ready", loaded: modelInfo.bytes, total: modelInfo.bytes });
     return new EngineCore(mod, engine, modelInfo, source, config, store, hooks);

@@ -75,6 +75,9 @@ export interface ModelInfo {
   fromStore: boolean;
   /** Milliseconds the load took. */
   loadMs: number;
+  /** Size of the wasm linear memory after the load. It never shrinks, so this is the load's
+   *  peak; shared by every engine in the same realm (Worker or page). */
+  wasmMemoryBytes: number;
 }
 
 /** Fired when the engine moves to another backend (GPU device lost → CPU). */

@@ -55,8 +55,13 @@ export interface WasmStep {
   usage?: { prompt_tokens: number; completion_tokens: number; cached_tokens: number };
 }
 
+/** What the init function resolves to: the instance's exports (its linear memory among them). */
+export interface WasmExports {
+  memory: WebAssembly.Memory;
+}
+
 /** The ES module wasm-bindgen writes (`--target web`). */
 export interface HearthWasmModule {
-  default: (input?: { module_or_path: string | URL }) => Promise<unknown>;
+  default: (input?: { module_or_path: string | URL }) => Promise<WasmExports>;
   WasmEngine: WasmEngineClass;
 }
