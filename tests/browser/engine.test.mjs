@@ -181,7 +181,11 @@ test("abort mid-stream gives ABORTED, then the next request works; a queued requ
     const s3 = await e.chat.completions.create({ messages, stream: true, temperature: 0, max_tokens: 12 });
     ac2.abort();
     const third = [];
-    for await (const c of s3) { if (third.length === 0) order.push("third started"); third.push(c.choices[0].delta.content ?? ""); }
+    for await (const c of s3) {
+      const d = c.choices[0].delta.content;
+      if (d && third.length === 0) order.push("third started"); // (the role chunk comes at once; content only when it runs)
+      if (d) third.push(d);
+    }
     await Promise.all([p1, p2]);
     return { seen: seen.length, err, after: after.choices[0].message.content, pre, order, third: third.join("") };
   }, { messages: ASK });
@@ -334,12 +338,13 @@ test("Prompt API sessions: prompt, promptStreaming, append, measureContextUsage,
     const usage2 = s.contextUsage;
     let streamed = "";
     for await (const d of c.promptStreaming("And 3+3?")) streamed += d;
+    const aliases = { quota: s.inputQuota === s.contextWindow, usage: s.inputUsage === s.contextUsage, measure: (await s.measureInputUsage("Hello there")) === (await s.measureContextUsage("Hello there")) };
     s.destroy();
     let destroyed = null;
     try { await s.prompt("x"); } catch (x) { destroyed = x.code; }
     let bad = null;
     try { await e.languageModel({ topK: 0 }); } catch (x) { bad = x.code; }
-    return { window0, usage0, measured, a, usage1, usage2, streamed, destroyed, bad, cloneMessages: c.messages.length };
+    return { window0, usage0, measured, a, usage1, usage2, streamed, destroyed, bad, aliases, cloneMessages: c.messages.length };
   });
   assert.equal(r.error, undefined, JSON.stringify(r.error));
   assert.equal(r.window0, 2048);
@@ -349,6 +354,7 @@ test("Prompt API sessions: prompt, promptStreaming, append, measureContextUsage,
   assert.ok(r.usage2 > r.usage1);
   assert.ok(r.streamed.length > 0);
   assert.equal(r.cloneMessages, 5);
+  assert.deepEqual(r.aliases, { quota: true, usage: true, measure: true });
   assert.equal(r.destroyed, "BAD_REQUEST");
   assert.equal(r.bad, "BAD_REQUEST");
 });
@@ -371,8 +377,16 @@ test("summarize a text 3x the context by map-reduce; streaming; inputQuota; meas
     s.destroy();
     let destroyed = null;
     try { await s.summarize("x"); } catch (x) { destroyed = x.code; }
+    // A Prompt API session on the small context drops its oldest turns when full, and says so.
+    const lm = await e.languageModel({ initialPrompts: [{ role: "system", content: "Be brief." }] });
+    let overflows = 0;
+    lm.addEventListener("contextoverflow", () => overflows++);
+    lm.oncontextoverflow = () => overflows++;
+    const para = text.slice(0, 1200);
+    for (let i = 0; i < 3; i++) await lm.append(para);
+    const lmState = { overflows, usage: lm.contextUsage, window: lm.contextWindow, roles: lm.messages.map((m) => m.role) };
     await e.unload();
-    return { n_ctx: 512, usage, progress, summary, ms, streamed, props, destroyed };
+    return { n_ctx: 512, usage, progress, summary, ms, streamed, props, destroyed, lmState };
   }, { id: ID, text });
   assert.equal(r.error, undefined, JSON.stringify(r.error));
   console.log(`# summarize ${r.usage} tokens with a 512-token context: ${r.progress.filter((p) => p.done === 0).map((p) => `round ${p.round}: ${p.total} parts`).join(", ")}; ${(r.ms / 1000).toFixed(1)} s`);
@@ -385,6 +399,9 @@ test("summarize a text 3x the context by map-reduce; streaming; inputQuota; meas
   assert.ok(r.summary.trim().length > 0);
   assert.ok(r.streamed.trim().length > 0);
   assert.equal(r.destroyed, "BAD_REQUEST");
+  assert.ok(r.lmState.overflows >= 2, JSON.stringify(r.lmState));
+  assert.ok(r.lmState.usage <= r.lmState.window);
+  assert.equal(r.lmState.roles[0], "system", "the system prompt is never dropped");
 });
 
 test("polyfill installs Summarizer and LanguageModel globals backed by the stored model", async () => {
