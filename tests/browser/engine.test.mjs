@@ -106,7 +106,8 @@ test("greedy chat on the CPU equals the native CLI and llama.cpp's tokens", asyn
   assert.equal(r.c.choices[0].message.content, nativeChat("What is 2+2?", 32), "the native CLI's greedy text");
   assert.equal(r.c.choices[0].finish_reason, "stop");
   assert.equal(r.c.usage.prompt_tokens, G2.prompt_ids.length);
-  assert.equal(r.c.usage.completion_tokens, G2.greedy.length);
+  // llama.cpp's list ends with the end-of-turn token, which the engine does not count as output.
+  assert.equal(r.c.usage.completion_tokens, G2.greedy.length - (G2.greedy.at(-1) === 2 ? 1 : 0));
   assert.equal(r.c.usage.total_tokens, r.c.usage.prompt_tokens + r.c.usage.completion_tokens);
 });
 
@@ -361,7 +362,7 @@ test("Prompt API sessions: prompt, promptStreaming, append, measureContextUsage,
 
 test("summarize a text 3x the context by map-reduce; streaming; inputQuota; measureInputUsage", async () => {
   const topics = ["the history of tea in China", "how bees make honey", "the first railways in England", "the water cycle", "why the sky is blue", "how compilers work", "the rules of chess", "volcanoes in Iceland"];
-  const text = topics.map((t, i) => `Section ${i + 1}. This section is about ${t}. ` + `It explains ${t} in plain words, with examples, dates and names, so that a reader new to ${t} understands the main ideas. `.repeat(5)).join("\n\n");
+  const text = topics.map((t, i) => `Section ${i + 1}. This section is about ${t}. ` + `It explains ${t} in plain words, with examples, dates and names, so that a reader new to ${t} understands the main ideas. `.repeat(6)).join("\n\n");
   const r = await inPage(page, async (H, { id, text }) => {
     const e = await H.Engine.load(id, { backend: "cpu", contextSize: 512 });
     const s = await e.summarizer({ type: "key-points", length: "short", format: "markdown", sharedContext: "An encyclopedia page." });

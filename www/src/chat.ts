@@ -202,6 +202,7 @@ export function streamGeneration<T>(
     wake?.();
     wake = null;
   };
+  ac.signal.addEventListener("abort", notify, { once: true });
   const done = run(ac.signal, (text) => {
     items.push(shape.delta(text));
     notify();
@@ -228,6 +229,8 @@ export function streamGeneration<T>(
       return {
         next: async (): Promise<IteratorResult<T>> => {
           for (;;) {
+            // Once aborted, stop at once (like OpenAI's SDK) unless the generation had already finished.
+            if (ac.signal.aborted && !(finished && !failure)) throw abortError(outer?.aborted ? outer : ac.signal);
             if (items.length > 0) return { value: items.shift() as T, done: false };
             if (failure) throw failure;
             if (finished) return { value: undefined, done: true };

@@ -177,9 +177,12 @@ export class HearthSummarizer {
       const tokens = await this.driver.countTokens(text);
       if (tokens + contextTokens <= this.inputQuota) break;
       if (round >= 4) throw new HearthError("CONTEXT_OVERFLOW", "the text did not shrink enough to fit the context after 4 rounds of summarizing its parts");
-      const mapOut = Math.min(MAX_OUTPUT_TOKENS.medium, Math.floor(this.driver.info.n_ctx / 4));
-      const budget = this.driver.info.n_ctx - this.overhead.map - mapOut - 8;
+      const mapOutMax = Math.min(MAX_OUTPUT_TOKENS.medium, Math.floor(this.driver.info.n_ctx / 4));
+      const budget = this.driver.info.n_ctx - this.overhead.map - mapOutMax - 8;
       const parts = await splitByTokens(this.driver, text, Math.max(32, budget));
+      // Give each part an output budget such that the joined partial summaries fit one pass,
+      // so one reduce round usually suffices (small models otherwise fill whatever they get).
+      const mapOut = Math.max(24, Math.min(mapOutMax, Math.floor((0.85 * (this.inputQuota - contextTokens)) / parts.length) - 6));
       const summaries: string[] = [];
       opts.onChunkProgress?.({ round, done: 0, total: parts.length });
       for (let i = 0; i < parts.length; i++) {
