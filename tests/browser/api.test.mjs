@@ -88,3 +88,15 @@ test("the polyfill keeps a usable native global, replaces an unavailable one, an
   assert.equal(r.sAvailability, "downloadable");
   assert.deepEqual(r.params, { defaultTopK: 3, maxTopK: 128, defaultTemperature: 1, maxTemperature: 2 });
 });
+
+test("the shipped .d.ts files have no `any` in public types", async () => {
+  const fs = await import("node:fs");
+  const dir = path.join(REPO, "www/dist");
+  const offenders = [];
+  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith(".d.ts"))) {
+    const src = fs.readFileSync(path.join(dir, f), "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "");
+    for (const [i, line] of src.split("\n").entries()) if (/\bany\b/.test(line)) offenders.push(`${f}:${i + 1}: ${line.trim()}`);
+  }
+  assert.deepEqual(offenders, []);
+  for (const f of ["index.d.ts", "polyfill.d.ts", "store.d.ts"]) assert.ok(fs.existsSync(path.join(dir, f)), f);
+});
