@@ -121,7 +121,7 @@ pub type DotFn = fn(row: &[u8], x: &[f32]) -> f32;
 /// One block format: its layout, its scalar reference kernels, and its fastest dot product.
 ///
 /// Mirrors ggml's `type_traits[]` row (`blck_size`, `type_size`, `to_float`, `vec_dot`).
-/// Adding a format is one new implementation plus one line in [`FORMATS`].
+/// Adding a format is one new implementation plus one line in `FORMATS` (mod.rs).
 pub trait QuantFormat {
     /// The GGML type this implements.
     const TY: GgmlType;

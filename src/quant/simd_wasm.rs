@@ -10,10 +10,10 @@ use core::arch::wasm32::*;
 /// The SIMD128 kernel for `ty`, if one exists.
 pub(super) fn select(ty: GgmlType) -> Option<DotFn> {
     match ty {
-        GgmlType::F32 => Some(dot_f32),
-        GgmlType::Q4_0 => Some(dot_q4_0),
-        GgmlType::Q4_1 => Some(dot_q4_1),
-        GgmlType::Q8_0 => Some(dot_q8_0),
+        GgmlType::F32 => Some(dot_f32 as DotFn),
+        GgmlType::Q4_0 => Some(dot_q4_0 as DotFn),
+        GgmlType::Q4_1 => Some(dot_q4_1 as DotFn),
+        GgmlType::Q8_0 => Some(dot_q8_0 as DotFn),
         _ => None,
     }
 }
