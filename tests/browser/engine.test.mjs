@@ -75,7 +75,8 @@ test("cold load in a Worker reports download → upload → ready progress and m
     return { ms: performance.now() - t0, progress, model: globalThis.engine.model, backend: globalThis.engine.backend };
   }, { id: ID });
   assert.equal(r.error, undefined, JSON.stringify(r.error));
-  console.log(`# cold load (localhost, CPU, Worker): ${r.ms.toFixed(0)} ms`);
+  console.log(`# cold load (localhost, CPU, Worker): ${r.ms.toFixed(0)} ms; wasm memory after load ${(r.model.wasmMemoryBytes / 1048576).toFixed(0)} MiB (the CPU path keeps the weights in wasm memory)`);
+  assert.ok(r.model.wasmMemoryBytes > 0);
   const phases = [...new Set(r.progress.map((p) => p.phase))];
   assert.deepEqual(phases, ["download", "upload", "ready"]);
   const dl = r.progress.filter((p) => p.phase === "download");
