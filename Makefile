@@ -63,3 +63,7 @@ bench-kernels: setup
 
 clean:
 	$(CARGO) clean
+
+## Browser runtime (www/): `make www`, `make test-browser`, `make serve-www`, `make bench-store`.
+include www/www.mk
+test: test-browser

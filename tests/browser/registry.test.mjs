@@ -1,0 +1,50 @@
+// www/src/registry.ts is the browser's copy of models/registry.toml: the two must agree.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { REPO, requireDist } from "./harness.mjs";
+
+requireDist();
+const { REGISTRY, DEFAULT_MODEL_ID, resolveModel, findModel } = await import(pathToFileURL(path.join(REPO, "www/dist/registry.js")).href);
+
+/** The subset of TOML registry.toml uses: top-level keys and [[model]] tables of scalars (arrays skipped). */
+function parseRegistry(text) {
+  const out = { models: [] };
+  let cur = out;
+  let depth = 0;
+  for (const raw of text.split("\n")) {
+    const line = raw.replace(/\s+#.*$/, "").trim();
+    if (depth > 0) { depth += (line.match(/\[/g) ?? []).length - (line.match(/\]/g) ?? []).length; continue; }
+    if (!line || line.startsWith("#")) continue;
+    if (line === "[[model]]") { cur = {}; out.models.push(cur); continue; }
+    const m = /^([A-Za-z0-9_-]+)\s*=\s*(.*)$/.exec(line);
+    if (!m) continue;
+    const v = m[2];
+    if (v.startsWith("[")) { depth = (v.match(/\[/g) ?? []).length - (v.match(/\]/g) ?? []).length; continue; }
+    cur[m[1]] = v.startsWith('"') ? JSON.parse(v) : v === "true" ? true : v === "false" ? false : Number(v);
+  }
+  return out;
+}
+
+test("registry.ts matches models/registry.toml", () => {
+  const toml = parseRegistry(fs.readFileSync(path.join(REPO, "models/registry.toml"), "utf8"));
+  assert.equal(DEFAULT_MODEL_ID, toml.default);
+  const want = toml.models.map((m) => ({ id: m.id, name: m.name, file: m.file, bytes: m.bytes, sha256: m.sha256, licence: m.licence, architecture: m.architecture, quant: m.quant, chat: m.chat }));
+  assert.deepEqual(REGISTRY.map((m) => ({ ...m })), want);
+});
+
+test("resolveModel: ids, registry files by URL, other URLs, sha256 override", () => {
+  const base = { modelBaseUrl: "http://h/models/" };
+  const a = resolveModel(DEFAULT_MODEL_ID, base);
+  const e = findModel(DEFAULT_MODEL_ID);
+  assert.deepEqual(a, { id: e.id, url: "http://h/models/" + e.file, bytes: e.bytes, sha256: e.sha256 });
+  const b = resolveModel("http://x/y/" + e.file);
+  assert.equal(b.id, e.id);
+  assert.equal(b.url, "http://x/y/" + e.file);
+  const c = resolveModel("http://x/other.gguf", { sha256: "ab".repeat(32) });
+  assert.deepEqual(c, { id: "http://x/other.gguf", url: "http://x/other.gguf", sha256: "ab".repeat(32) });
+  assert.equal(resolveModel(DEFAULT_MODEL_ID, { ...base, sha256: "cd".repeat(32) }).sha256, "cd".repeat(32));
+  assert.equal(findModel("nope"), undefined);
+});

@@ -1,0 +1,253 @@
+#!/usr/bin/env node
+// Hearth's static server: the one the browser tests and `make demo` use. No dependencies.
+//
+//   node www/server.mjs [--port N] [--host 127.0.0.1] [--isolate] [--throttle BYTES_PER_SEC] [--test-hooks]
+//
+// Serves the repository's `www/` at `/` and `models/cache/` at `/models/`, with correct MIME
+// types, HEAD, HTTP Range (206 + Content-Range, 416 for unsatisfiable ranges), ETag and
+// Last-Modified (If-None-Match / If-Modified-Since → 304, If-Range honoured).
+// `--isolate` adds COOP/COEP so pages are cross-origin isolated (wasm threads).
+// `--throttle` caps each response body at that many bytes per second.
+// `--test-hooks` enables fault injection and counters, and only then:
+//   any file URL + `?fail_after=BYTES`  → the connection is destroyed after BYTES body bytes;
+//   any file URL + `?delay_ms=MS`       → the body starts after MS milliseconds;
+//   GET /__test__/stats                  → JSON {requests, bytes: {path: bodyBytesSent}, log: [...]};
+//   POST /__test__/reset                 → zeroes the counters;
+//   GET /__test__/blank.html             → an empty page on this origin.
+// Prints `Hearth server: http://HOST:PORT/` (one line) once listening.
+
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, "..");
+
+export const MIME = {
+  ".html": "text/html; charset=utf-8",
+  ".htm": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".map": "application/json; charset=utf-8",
+  ".json": "application/json; charset=utf-8",
+  ".webmanifest": "application/manifest+json; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".txt": "text/plain; charset=utf-8",
+  ".md": "text/markdown; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ico": "image/x-icon",
+  ".wasm": "application/wasm",
+  ".gguf": "application/octet-stream",
+  ".bin": "application/octet-stream",
+  ".ts": "text/plain; charset=utf-8",
+};
+
+/** Parses a single `bytes=` range against `size`; returns {start, end} (inclusive), null when
+ *  absent or not a single byte range (serve the whole file), or "unsatisfiable". */
+export function parseRange(header, size) {
+  if (!header) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m) return null; // multi-range or other units: RFC 9110 lets us ignore it
+  let start, end;
+  if (m[1] === "" && m[2] === "") return "unsatisfiable";
+  if (m[1] === "") {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return "unsatisfiable";
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+    if (m[2] !== "" && Number(m[2]) < start) return "unsatisfiable";
+  }
+  if (start >= size || size === 0) return "unsatisfiable";
+  return { start, end };
+}
+
+/** Starts the server; resolves to {server, url, stats, close()}. */
+export function startServer({ port = 0, host = "127.0.0.1", isolate = false, throttle = 0, testHooks = false, roots } = {}) {
+  const mounts = roots ?? [
+    ["/models/", path.join(REPO, "models", "cache")],
+    ["/", HERE],
+  ];
+  const stats = { requests: 0, bytes: {}, log: [] };
+
+  function resolveFile(urlPath) {
+    let decoded;
+    try {
+      decoded = decodeURIComponent(urlPath);
+    } catch {
+      return null;
+    }
+    if (decoded.includes("\0")) return null;
+    for (const [prefix, dir] of mounts) {
+      if (!decoded.startsWith(prefix)) continue;
+      const rel = decoded.slice(prefix.length);
+      const full = path.resolve(dir, "." + path.posix.sep + rel);
+      if (full !== dir && !full.startsWith(dir + path.sep)) return null; // no escaping the mount
+      return full;
+    }
+    return null;
+  }
+
+  function commonHeaders() {
+    const h = { "Accept-Ranges": "bytes", "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff" };
+    if (isolate) {
+      h["Cross-Origin-Opener-Policy"] = "same-origin";
+      h["Cross-Origin-Embedder-Policy"] = "require-corp";
+      h["Cross-Origin-Resource-Policy"] = "same-origin";
+    }
+    return h;
+  }
+
+  function send(res, status, body, type = "text/plain; charset=utf-8", extra = {}) {
+    const buf = Buffer.from(body);
+    res.writeHead(status, { ...commonHeaders(), "Content-Type": type, "Content-Length": buf.length, ...extra });
+    res.end(res.req.method === "HEAD" ? undefined : buf);
+  }
+
+  const server = http.createServer((req, res) => {
+    stats.requests++;
+    const url = new URL(req.url, "http://x");
+    stats.log.push({ method: req.method, path: url.pathname, range: req.headers.range ?? null });
+    if (stats.log.length > 1000) stats.log.shift();
+
+    if (testHooks && url.pathname.startsWith("/__test__/")) {
+      if (url.pathname === "/__test__/stats") return send(res, 200, JSON.stringify(stats), MIME[".json"]);
+      if (url.pathname === "/__test__/reset" && req.method === "POST") {
+        stats.requests = 0;
+        stats.bytes = {};
+        stats.log = [];
+        return send(res, 204, "");
+      }
+      if (url.pathname === "/__test__/blank.html") return send(res, 200, "<!doctype html><title>hearth test</title>", MIME[".html"]);
+      return send(res, 404, "no such test hook");
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, "method not allowed", undefined, { Allow: "GET, HEAD" });
+
+    let file = resolveFile(url.pathname);
+    if (!file) return send(res, 404, "not found");
+    let st;
+    try {
+      st = fs.statSync(file);
+      if (st.isDirectory()) {
+        file = path.join(file, "index.html");
+        st = fs.statSync(file);
+      }
+    } catch {
+      return send(res, 404, "not found");
+    }
+    const etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+    const lastModified = st.mtime.toUTCString();
+    const type = MIME[path.extname(file).toLowerCase()] ?? "application/octet-stream";
+    const headers = { ...commonHeaders(), "Content-Type": type, ETag: etag, "Last-Modified": lastModified };
+
+    const inm = req.headers["if-none-match"];
+    const ims = req.headers["if-modified-since"];
+    if ((inm && inm === etag) || (!inm && ims && Date.parse(ims) >= Math.floor(st.mtimeMs / 1000) * 1000)) {
+      res.writeHead(304, headers);
+      return res.end();
+    }
+
+    let range = parseRange(req.headers.range, st.size);
+    const ifRange = req.headers["if-range"];
+    if (range && ifRange && ifRange !== etag && ifRange !== lastModified) range = null; // changed: whole file
+    if (range === "unsatisfiable") {
+      res.writeHead(416, { ...headers, "Content-Range": `bytes */${st.size}`, "Content-Length": 0 });
+      return res.end();
+    }
+    let start = 0;
+    let end = st.size - 1;
+    let status = 200;
+    if (range) {
+      ({ start, end } = range);
+      status = 206;
+      headers["Content-Range"] = `bytes ${start}-${end}/${st.size}`;
+    }
+    const length = st.size === 0 ? 0 : end - start + 1;
+    headers["Content-Length"] = length;
+    res.writeHead(status, headers);
+    if (req.method === "HEAD" || length === 0) return res.end();
+
+    const failAfter = testHooks && url.searchParams.has("fail_after") ? Number(url.searchParams.get("fail_after")) : Infinity;
+    const delayMs = testHooks && url.searchParams.has("delay_ms") ? Number(url.searchParams.get("delay_ms")) : 0;
+    const key = url.pathname;
+    stats.bytes[key] ??= 0;
+    let sent = 0;
+
+    const begin = () => {
+      const hwm = throttle > 0 ? Math.max(1024, Math.min(65536, Math.floor(throttle / 20))) : 256 * 1024;
+      const stream = fs.createReadStream(file, { start, end, highWaterMark: hwm });
+      const tStart = Date.now();
+      stream.on("data", (chunk) => {
+        if (res.destroyed) return stream.destroy();
+        let piece = chunk;
+        if (sent + piece.length > failAfter) piece = piece.subarray(0, Math.max(0, failAfter - sent));
+        sent += piece.length;
+        stats.bytes[key] += piece.length;
+        const ok = res.write(piece);
+        if (sent >= failAfter) {
+          stream.destroy();
+          // Close the connection (FIN after the bytes written so far) short of Content-Length:
+          // the client sees the body end early, as when a network drops mid-download.
+          res.socket?.end();
+          return;
+        }
+        if (!ok) {
+          stream.pause();
+          res.once("drain", () => stream.resume());
+        }
+        if (throttle > 0) {
+          const due = tStart + (sent / throttle) * 1000;
+          const wait = due - Date.now();
+          if (wait > 0) {
+            stream.pause();
+            setTimeout(() => stream.resume(), wait);
+          }
+        }
+      });
+      stream.on("end", () => res.end());
+      stream.on("error", () => res.destroy());
+      res.on("close", () => stream.destroy());
+    };
+    if (delayMs > 0) setTimeout(begin, delayMs);
+    else begin();
+  });
+
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      const addr = server.address();
+      const url = `http://${host}:${addr.port}/`;
+      resolve({ server, url, stats, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) });
+    });
+  });
+}
+
+function parseArgs(argv) {
+  const o = { port: 8080, host: "127.0.0.1", isolate: false, throttle: 0, testHooks: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--port") o.port = Number(argv[++i]);
+    else if (a === "--host") o.host = argv[++i];
+    else if (a === "--isolate") o.isolate = true;
+    else if (a === "--throttle") o.throttle = Number(argv[++i]);
+    else if (a === "--test-hooks") o.testHooks = true;
+    else if (a === "--help" || a === "-h") {
+      console.log("usage: node www/server.mjs [--port N] [--host H] [--isolate] [--throttle BYTES_PER_SEC] [--test-hooks]");
+      process.exit(0);
+    } else {
+      console.error(`unknown argument: ${a}`);
+      process.exit(2);
+    }
+  }
+  return o;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const opts = parseArgs(process.argv.slice(2));
+  const { url } = await startServer(opts);
+  console.log(`Hearth server: ${url}${opts.isolate ? " (cross-origin isolated)" : ""}`);
+}

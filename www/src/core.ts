@@ -1,0 +1,392 @@
+/**
+ * The engine core: hosts one wasm `WasmEngine`, feeds it the model's bytes from the weight store,
+ * runs generations one at a time, and moves to the CPU when the GPU device is lost. It runs in
+ * the Worker (`worker.ts`) or, with `worker: false`, in the caller's realm.
+ */
+
+import { HearthError, abortError, throwIfAborted } from "./errors.js";
+import { resolveModel, type ModelSource } from "./registry.js";
+import { WeightStore, defaultStore, type LoadProgress } from "./store.js";
+import type {
+  Backend,
+  BackendChange,
+  ChatMessage,
+  GenerateRequest,
+  GenerateResult,
+  LoadConfig,
+  ModelInfo,
+  Usage,
+} from "./types.js";
+import type { HearthWasmModule, WasmEngine, WasmExports, WasmModelInfo, WasmStep } from "./wasm-api.js";
+
+/** What the public API needs from an engine, in-thread or in a Worker. */
+export interface Driver {
+  readonly info: ModelInfo;
+  generate(req: GenerateRequest, onDelta: (text: string) => void, signal?: AbortSignal): Promise<GenerateResult>;
+  countTokens(text: string): Promise<number>;
+  renderChat(messages: ChatMessage[]): Promise<string>;
+  reset(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+/** Callbacks of a load. */
+export interface CoreHooks {
+  onProgress?: (p: LoadProgress) => void;
+  onBackendChange?: (c: BackendChange) => void;
+  signal?: AbortSignal;
+}
+
+/** Bytes handed to `feed()` at a time: the wasm side copies each piece, so keep them small. */
+const FEED_PIECE = 1 << 20;
+
+interface LoadedWasm {
+  mod: HearthWasmModule;
+  exports: WasmExports;
+}
+
+const modules = new Map<string, Promise<LoadedWasm>>();
+/** Imports and initialises the wasm-bindgen module once per realm and URL. */
+export function loadWasmModule(moduleUrl: string): Promise<LoadedWasm> {
+  let p = modules.get(moduleUrl);
+  if (!p) {
+    p = (async () => {
+      let mod: HearthWasmModule;
+      try {
+        mod = (await import(/* webpackIgnore: true */ moduleUrl)) as HearthWasmModule;
+      } catch (e) {
+        throw new HearthError("INTERNAL", `could not load the Hearth wasm module from ${moduleUrl} (run make wasm): ${e instanceof Error ? e.message : String(e)}`);
+      }
+      const wasmUrl = new URL("hearth_bg.wasm", moduleUrl);
+      const exports = await mod.default({ module_or_path: wasmUrl });
+      return { mod, exports };
+    })();
+    p.catch(() => modules.delete(moduleUrl));
+    modules.set(moduleUrl, p);
+  }
+  return p;
+}
+
+/** A macrotask break, so Worker messages (abort) are seen between tokens. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => {
+      ch.port1.close();
+      resolve();
+    };
+    ch.port2.postMessage(null);
+  });
+}
+
+interface GpuLike {
+  requestAdapter(): Promise<unknown>;
+}
+
+/** Whether WebGPU gives an adapter here; the reason when it does not. */
+export async function probeWebGpu(): Promise<{ ok: boolean; reason: string }> {
+  const gpu = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
+  if (!gpu) return { ok: false, reason: "WebGPU unavailable: navigator.gpu is missing" };
+  try {
+    const adapter = await gpu.requestAdapter();
+    return adapter ? { ok: true, reason: "WebGPU adapter available" } : { ok: false, reason: "WebGPU unavailable: no adapter" };
+  } catch (e) {
+    return { ok: false, reason: `WebGPU unavailable: ${e instanceof Error ? e.message : String(e)}` };
+  }
+}
+
+/** Runs tasks one after another; a task whose signal fires while it waits never starts. */
+class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const prev = this.tail;
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      if (!signal) return;
+      onAbort = () => reject(abortError(signal));
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    aborted.catch(() => undefined);
+    const result = prev.then(() => {
+      if (onAbort) signal?.removeEventListener("abort", onAbort);
+      throwIfAborted(signal);
+      return task();
+    });
+    this.tail = result.catch(() => undefined);
+    // A waiting request rejects as soon as it is aborted; the queue still skips it in turn.
+    return signal ? Promise.race([result, aborted]) : result;
+  }
+}
+
+/** The in-realm engine. Create with {@link EngineCore.load}. */
+export class EngineCore implements Driver {
+  private engine: WasmEngine;
+  private readonly queue = new SerialQueue();
+  private disposed = false;
+
+  private constructor(
+    private readonly mod: HearthWasmModule,
+    engine: WasmEngine,
+    public info: ModelInfo,
+    private readonly source: ModelSource,
+    private readonly config: LoadConfig,
+    private readonly store: WeightStore,
+    private readonly hooks: CoreHooks,
+  ) {
+    this.engine = engine;
+  }
+
+  /** Loads a model (registry id or URL): store or network → wasm engine on the chosen backend. */
+  static async load(modelIdOrUrl: string, config: LoadConfig, hooks: CoreHooks = {}, store: WeightStore = defaultStore): Promise<EngineCore> {
+    const t0 = performance.now();
+    const { signal } = hooks;
+    throwIfAborted(signal);
+    if (!Number.isInteger(config.contextSize) || config.contextSize < 16) {
+      throw new HearthError("BAD_REQUEST", `contextSize must be an integer >= 16, got ${config.contextSize}`);
+    }
+    const resolveOpts: { sha256?: string; modelBaseUrl?: string } = {};
+    if (config.sha256 !== undefined) resolveOpts.sha256 = config.sha256;
+    if (config.modelBaseUrl !== undefined) resolveOpts.modelBaseUrl = config.modelBaseUrl;
+    const source = resolveModel(modelIdOrUrl, resolveOpts);
+    const { mod, exports } = await loadWasmModule(config.wasmModuleUrl);
+
+    let backend: Backend;
+    let reason: string;
+    if (config.backend === "cpu") {
+      backend = "cpu";
+      reason = "CPU requested";
+    } else {
+      const probe = await probeWebGpu();
+      if (probe.ok) {
+        backend = "webgpu";
+        reason = config.backend === "webgpu" ? "WebGPU requested" : "WebGPU adapter available";
+      } else if (config.backend === "webgpu") {
+        throw new HearthError("DEVICE_LOST", probe.reason);
+      } else {
+        backend = "cpu";
+        reason = probe.reason;
+      }
+    }
+    let engine: WasmEngine;
+    try {
+      engine = await mod.WasmEngine.create(backend, config.contextSize);
+    } catch (e) {
+      const err = HearthError.from(e);
+      if (backend !== "webgpu" || config.backend === "webgpu") throw err;
+      backend = "cpu";
+      reason = `WebGPU unavailable: ${err.message}`;
+      engine = await mod.WasmEngine.create("cpu", config.contextSize).catch((e2: unknown) => {
+        throw HearthError.from(e2);
+      });
+    }
+    const wasStored = await store.has(source.id);
+    let info: WasmModelInfo;
+    try {
+      info = await feedFromStore(engine, store, source, { evict: config.evict, hooks });
+    } catch (e) {
+      engine.free();
+      throw e;
+    }
+    const modelInfo: ModelInfo = {
+      id: source.id,
+      url: source.url,
+      arch: info.arch,
+      name: info.name,
+      n_ctx: info.n_ctx,
+      n_vocab: info.n_vocab,
+      has_chat_template: info.has_chat_template,
+      backend,
+      backendReason: reason,
+      bytes: (await store.get(source.id))?.bytes ?? source.bytes ?? 0,
+      fromStore: wasStored,
+      loadMs: performance.now() - t0,
+      wasmMemoryBytes: exports?.memory?.buffer.byteLength ?? 0,
+    };
+    hooks.onProgress?.({ phase: "ready", loaded: modelInfo.bytes, total: modelInfo.bytes });
+    return new EngineCore(mod, engine, modelInfo, source, config, store, hooks);
+  }
+
+  private live(): WasmEngine {
+    if (this.disposed) throw new HearthError("BAD_REQUEST", "the engine was unloaded");
+    return this.engine;
+  }
+
+  /** Runs one generation (queued behind any other request). */
+  generate(req: GenerateRequest, onDelta: (text: string) => void, signal?: AbortSignal): Promise<GenerateResult> {
+    const queuedAt = performance.now();
+    return this.queue.run(async () => {
+      let emitted = false;
+      const emit = (t: string) => {
+        emitted = true;
+        onDelta(t);
+      };
+      try {
+        return await this.generateNow(req, emit, signal, queuedAt);
+      } catch (e) {
+        const err = HearthError.from(e);
+        if (err.code !== "DEVICE_LOST" || this.info.backend !== "webgpu") throw err;
+        await this.fallBackToCpu(err.message);
+        if (emitted) {
+          throw new HearthError("DEVICE_LOST", `the GPU device was lost mid-generation (${err.message}); the engine now runs on the CPU: retry the request`);
+        }
+        return this.generateNow(req, emit, signal, queuedAt);
+      }
+    }, signal);
+  }
+
+  private async generateNow(req: GenerateRequest, onDelta: (text: string) => void, signal: AbortSignal | undefined, queuedAt: number): Promise<GenerateResult> {
+    throwIfAborted(signal);
+    const engine = this.live();
+    const { kind, ...rest } = req;
+    const body = stripUndefined(rest as Record<string, unknown>);
+    const t0 = performance.now();
+    try {
+      if (kind === "chat") engine.start_chat(JSON.stringify(body));
+      else engine.start_completion(JSON.stringify(body));
+    } catch (e) {
+      throw HearthError.from(e);
+    }
+    let text = "";
+    let firstTokenAt = 0;
+    let cancelled = false;
+    const onAbort = () => {
+      if (!cancelled) {
+        cancelled = true;
+        engine.cancel();
+      }
+    };
+    signal?.addEventListener("abort", onAbort);
+    try {
+      for (;;) {
+        let step: WasmStep;
+        try {
+          step = JSON.parse(await engine.step()) as WasmStep;
+        } catch (e) {
+          if (cancelled) throw abortError(signal);
+          throw HearthError.from(e);
+        }
+        if (step.delta) {
+          if (!firstTokenAt) firstTokenAt = performance.now();
+          text += step.delta;
+          if (!cancelled) onDelta(step.delta);
+        }
+        if (step.done) {
+          if (step.finish_reason === "cancelled" || cancelled) throw abortError(signal);
+          const usage: Usage = step.usage ?? { prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0 };
+          const end = performance.now();
+          return {
+            text,
+            finish_reason: step.finish_reason === "length" ? "length" : "stop",
+            usage,
+            timings: { queued_ms: t0 - queuedAt, first_token_ms: (firstTokenAt || end) - t0, total_ms: end - t0 },
+          };
+        }
+        // Let the Worker's message loop run (abort arrives as a message).
+        await yieldToEventLoop();
+        if (signal?.aborted) onAbort();
+      }
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Re-creates the engine on the CPU from the stored bytes (no download) after a GPU loss. */
+  private async fallBackToCpu(reason: string): Promise<void> {
+    const from = this.info.backend;
+    try {
+      this.engine.free();
+    } catch {
+      // The lost device may already have torn the engine down.
+    }
+    const engine = await this.mod.WasmEngine.create("cpu", this.config.contextSize).catch((e: unknown) => {
+      throw HearthError.from(e);
+    });
+    await feedFromStore(engine, this.store, this.source, { evict: false, hooks: {} });
+    this.engine = engine;
+    const why = `GPU device lost: ${reason}`;
+    this.info = { ...this.info, backend: "cpu", backendReason: why };
+    this.hooks.onBackendChange?.({ from, to: "cpu", reason: why });
+  }
+
+  countTokens(text: string): Promise<number> {
+    return this.queue.run(async () => {
+      try {
+        return this.live().count_tokens(text);
+      } catch (e) {
+        throw HearthError.from(e);
+      }
+    });
+  }
+
+  renderChat(messages: ChatMessage[]): Promise<string> {
+    return this.queue.run(async () => {
+      try {
+        return this.live().render_chat(JSON.stringify(messages));
+      } catch (e) {
+        throw HearthError.from(e);
+      }
+    });
+  }
+
+  reset(): Promise<void> {
+    return this.queue.run(async () => this.live().reset());
+  }
+
+  dispose(): Promise<void> {
+    return this.queue.run(async () => {
+      if (this.disposed) return;
+      this.disposed = true;
+      this.engine.free();
+    });
+  }
+}
+
+function stripUndefined(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+/**
+ * Streams the model's bytes (store, else network) into `engine`, in small pieces so neither JS
+ * nor wasm ever holds the whole file. A file the engine rejects is deleted from the store.
+ */
+async function feedFromStore(
+  engine: WasmEngine,
+  store: WeightStore,
+  source: ModelSource,
+  opts: { evict: boolean; hooks: CoreHooks },
+): Promise<WasmModelInfo> {
+  const { signal, onProgress } = opts.hooks;
+  let fed = 0;
+  let total = source.bytes ?? 0;
+  const openOpts: { evict: boolean; signal?: AbortSignal; onProgress: (p: LoadProgress) => void } = {
+    evict: opts.evict,
+    onProgress: (p) => {
+      total = p.total;
+      onProgress?.(p);
+    },
+  };
+  if (signal) openOpts.signal = signal;
+  try {
+    for await (const chunk of store.open(source, openOpts)) {
+      for (let off = 0; off < chunk.length; off += FEED_PIECE) {
+        engine.feed(chunk.subarray(off, Math.min(off + FEED_PIECE, chunk.length)));
+      }
+      fed += chunk.length;
+    }
+  } catch (e) {
+    const err = HearthError.from(e);
+    if (err.code === "UNSUPPORTED_MODEL") await store.delete(source.id);
+    throw err;
+  }
+  onProgress?.({ phase: "upload", loaded: fed, total: total || fed });
+  try {
+    if (!engine.header_done()) throw new HearthError("UNSUPPORTED_MODEL", `${source.url} ended before its GGUF header did`);
+    return JSON.parse(engine.finish_load()) as WasmModelInfo;
+  } catch (e) {
+    const err = HearthError.from(e, "UNSUPPORTED_MODEL");
+    if (err.code === "UNSUPPORTED_MODEL") await store.delete(source.id);
+    throw err;
+  }
+}

@@ -1,0 +1,152 @@
+/** `Engine`: the entry point. Loads a model once, then chat, summarize and Prompt API sessions. */
+
+import { ChatCompletions } from "./chat.js";
+import { EngineCore, type CoreHooks, type Driver } from "./core.js";
+import { HearthError, throwIfAborted } from "./errors.js";
+import { HearthLanguageModel, type LanguageModelCreateOptions } from "./language-model.js";
+import { DEFAULT_MODEL_ID } from "./registry.js";
+import type { LoadProgress } from "./store.js";
+import { HearthSummarizer, type SummarizerOptions } from "./summarizer.js";
+import type { Backend, BackendChange, BackendPreference, ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
+import { WorkerDriver } from "./worker-client.js";
+
+/** Options of {@link Engine.load}. */
+export interface EngineLoadOptions {
+  /** Byte progress of the load: `download` (network), `cache` (store), `upload`, `ready`. */
+  onProgress?: (p: LoadProgress) => void;
+  /** `auto` (default): WebGPU when the browser gives an adapter, else the CPU (wasm SIMD). */
+  backend?: BackendPreference;
+  /** Aborts the load with `ABORTED`; bytes already stored are kept for a later resume. */
+  signal?: AbortSignal;
+  /** Expected sha256 of the file (overrides the registry's). Mismatch → `INTEGRITY`. */
+  sha256?: string;
+  /** Let the store delete least-recently-used models when storage is short (default false). */
+  evict?: boolean;
+  /** Run the engine in a dedicated Worker (default true). `false` runs it in this realm. */
+  worker?: boolean;
+  /** Context window in tokens (default 2048). */
+  contextSize?: number;
+  /** URL of the wasm-bindgen module (default: `../pkg/hearth.js` next to this package's `dist/`). */
+  wasmUrl?: string | URL;
+  /** URL of the engine worker script (default: `worker.js` next to this file). */
+  workerUrl?: string | URL;
+  /** Where registry model files are served (default `/models/` on the page's origin). */
+  modelBaseUrl?: string | URL;
+  /** Called when the engine moves to another backend (also an event, `backendchange`). */
+  onBackendChange?: (c: BackendChange) => void;
+}
+
+/** The `backendchange` event. */
+export class BackendChangeEvent extends Event {
+  constructor(readonly change: BackendChange) {
+    super("backendchange");
+  }
+}
+
+/** A loaded model. Requests are queued and run one at a time, never interleaved. */
+export class Engine extends EventTarget {
+  /** OpenAI-shaped chat: `engine.chat.completions.create({...})`. */
+  readonly chat: { readonly completions: ChatCompletions };
+  private driverRef: Driver | null;
+
+  private constructor(driver: Driver) {
+    super();
+    this.driverRef = driver;
+    this.chat = { completions: new ChatCompletions(() => this.driver) };
+  }
+
+  /**
+   * Loads a model by registry id (default: the registry's default model) or URL: from the
+   * store when it is there (no network), else downloaded (resuming a partial download) and
+   * stored. Rejects with a {@link HearthError} (`NETWORK`, `INTEGRITY`, `QUOTA`,
+   * `UNSUPPORTED_MODEL`, `ABORTED`, `DEVICE_LOST` when WebGPU was demanded and is missing).
+   */
+  static async load(modelIdOrUrl: string = DEFAULT_MODEL_ID, opts: EngineLoadOptions = {}): Promise<Engine> {
+    throwIfAborted(opts.signal);
+    const config: LoadConfig = {
+      backend: opts.backend ?? "auto",
+      contextSize: opts.contextSize ?? 2048,
+      evict: opts.evict ?? false,
+      wasmModuleUrl: new URL(opts.wasmUrl ?? new URL("../pkg/hearth.js", import.meta.url), globalThis.location?.href).href,
+    };
+    if (!["auto", "webgpu", "cpu"].includes(config.backend)) throw new HearthError("BAD_REQUEST", `backend must be auto, webgpu or cpu`);
+    if (opts.sha256 !== undefined) {
+      if (!/^[0-9a-fA-F]{64}$/.test(opts.sha256)) throw new HearthError("BAD_REQUEST", "sha256 must be 64 hex digits");
+      config.sha256 = opts.sha256.toLowerCase();
+    }
+    if (opts.modelBaseUrl !== undefined) config.modelBaseUrl = new URL(opts.modelBaseUrl, globalThis.location?.href).href;
+    let engine: Engine | null = null;
+    const hooks: CoreHooks = {
+      onBackendChange: (c) => {
+        opts.onBackendChange?.(c);
+        engine?.dispatchEvent(new BackendChangeEvent(c));
+      },
+    };
+    if (opts.onProgress) hooks.onProgress = opts.onProgress;
+    if (opts.signal) hooks.signal = opts.signal;
+    const model = modelIdOrUrl.includes("/") ? new URL(modelIdOrUrl, globalThis.location?.href).href : modelIdOrUrl;
+    let driver: Driver;
+    if (opts.worker ?? true) {
+      if (typeof Worker !== "function") throw new HearthError("BAD_REQUEST", "this context has no Worker; pass worker: false");
+      const workerUrl = new URL(opts.workerUrl ?? new URL("./worker.js", import.meta.url), globalThis.location?.href);
+      driver = await WorkerDriver.load(workerUrl, model, config, hooks);
+    } else {
+      driver = await EngineCore.load(model, config, hooks);
+    }
+    engine = new Engine(driver);
+    return engine;
+  }
+
+  private get driver(): Driver {
+    if (!this.driverRef) throw new HearthError("BAD_REQUEST", "the engine was unloaded");
+    return this.driverRef;
+  }
+
+  /** The model and how it runs (backend, context size, load time…). */
+  get model(): ModelInfo {
+    return this.driver.info;
+  }
+
+  /** Where inference runs now. */
+  get backend(): Backend {
+    return this.driver.info.backend;
+  }
+
+  /** A summarizer shaped like the WICG Summarizer API. */
+  summarizer(opts: SummarizerOptions = {}): Promise<HearthSummarizer> {
+    return HearthSummarizer.create(this.driver, opts);
+  }
+
+  /** A Prompt API (`LanguageModel`) session. */
+  languageModel(opts: LanguageModelCreateOptions = {}): Promise<HearthLanguageModel> {
+    return HearthLanguageModel.create(this.driver, opts);
+  }
+
+  /** A raw text completion (no chat template), for base models and tests. */
+  complete(prompt: string, opts: Omit<Extract<GenerateRequest, { kind: "completion" }>, "kind" | "prompt"> & { signal?: AbortSignal; onDelta?: (t: string) => void } = {}): Promise<GenerateResult> {
+    const { signal, onDelta, ...sampling } = opts;
+    return this.driver.generate({ kind: "completion", prompt, ...sampling }, onDelta ?? (() => undefined), signal);
+  }
+
+  /** Tokens in `text` for this model's tokenizer. */
+  countTokens(text: string): Promise<number> {
+    return this.driver.countTokens(text);
+  }
+
+  /** The model's chat template applied to `messages` (the exact prompt text the model sees). */
+  renderChat(messages: ChatMessage[]): Promise<string> {
+    return this.driver.renderChat(messages);
+  }
+
+  /** Forgets the KV cache (the next request prefills from scratch). */
+  reset(): Promise<void> {
+    return this.driver.reset();
+  }
+
+  /** Frees the engine (and ends its Worker). The stored weights stay. */
+  async unload(): Promise<void> {
+    const d = this.driverRef;
+    this.driverRef = null;
+    await d?.dispose();
+  }
+}

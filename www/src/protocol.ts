@@ -1,0 +1,32 @@
+/** The messages between the page (`worker-client.ts`) and the engine Worker (`worker.ts`). */
+
+import type { HearthErrorCode, HearthErrorDetails } from "./errors.js";
+import type { LoadProgress } from "./store.js";
+import type { BackendChange, ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
+
+/** Page → Worker. Every request has an `id`; its replies carry the same `id`. */
+export type ToWorker =
+  | { id: number; type: "load"; model: string; config: LoadConfig }
+  | { id: number; type: "generate"; request: GenerateRequest }
+  | { id: number; type: "countTokens"; text: string }
+  | { id: number; type: "renderChat"; messages: ChatMessage[] }
+  | { id: number; type: "reset" }
+  | { id: number; type: "dispose" }
+  /** Aborts the request `target` (a load or a generate). */
+  | { id: number; type: "abort"; target: number };
+
+/** A HearthError flattened for structured clone. */
+export interface WireError {
+  code: HearthErrorCode;
+  message: string;
+  details: HearthErrorDetails;
+}
+
+/** Worker → page. */
+export type FromWorker =
+  | { id: number; type: "progress"; progress: LoadProgress }
+  | { id: number; type: "delta"; text: string }
+  | { id: number; type: "result"; value: ModelInfo | GenerateResult | number | string | null }
+  | { id: number; type: "error"; error: WireError }
+  /** Not tied to a request (id 0). */
+  | { id: 0; type: "backendchange"; change: BackendChange; info: ModelInfo };

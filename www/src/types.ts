@@ -1,0 +1,103 @@
+/** Types shared by the engine core, the Worker protocol and the public API. */
+
+import type { LoadProgress } from "./store.js";
+
+/** Where inference runs. */
+export type Backend = "webgpu" | "cpu";
+/** What the caller asks for: `auto` = WebGPU when the browser gives an adapter, else CPU. */
+export type BackendPreference = "auto" | Backend;
+
+/** A chat message as the engine takes it. */
+export interface ChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
+
+/** Sampling and length controls (omitted fields take the engine's defaults). */
+export interface SamplingOptions {
+  /** Most new tokens to generate. */
+  max_tokens?: number;
+  /** 0 = greedy. */
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  /** Penalty on recently generated tokens (1 = none). */
+  repeat_penalty?: number;
+  /** Makes sampling reproducible. */
+  seed?: number;
+  /** Generation stops before any of these strings (at most 4). */
+  stop?: string[];
+}
+
+/** One generation request: a chat, or a raw completion of a prompt. */
+export type GenerateRequest =
+  | ({ kind: "chat"; messages: ChatMessage[] } & SamplingOptions)
+  | ({ kind: "completion"; prompt: string } & SamplingOptions);
+
+/** Token accounting of one generation. */
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  /** Prompt tokens whose KV cache entries were reused from the previous request. */
+  cached_tokens: number;
+}
+
+/** The outcome of one generation. */
+export interface GenerateResult {
+  text: string;
+  finish_reason: "stop" | "length";
+  usage: Usage;
+  /** Milliseconds from the request's start to its first token, and for the whole request. */
+  timings: { queued_ms: number; first_token_ms: number; total_ms: number };
+}
+
+/** What a loaded engine knows about its model. */
+export interface ModelInfo {
+  /** Registry id, or the URL of an unregistered model. */
+  id: string;
+  url: string;
+  /** GGUF `general.architecture`. */
+  arch: string;
+  /** GGUF `general.name`. */
+  name: string;
+  /** The context window the engine was created with, in tokens. */
+  n_ctx: number;
+  n_vocab: number;
+  has_chat_template: boolean;
+  /** Where inference runs now. */
+  backend: Backend;
+  /** Why this backend (e.g. "WebGPU unavailable: no adapter"). */
+  backendReason: string;
+  /** File size in bytes. */
+  bytes: number;
+  /** Whether the load read the weights from the store (no network). */
+  fromStore: boolean;
+  /** Milliseconds the load took. */
+  loadMs: number;
+  /** Size of the wasm linear memory after the load. It never shrinks, so this is the load's
+   *  peak; shared by every engine in the same realm (Worker or page). */
+  wasmMemoryBytes: number;
+}
+
+/** Fired when the engine moves to another backend (GPU device lost → CPU). */
+export interface BackendChange {
+  from: Backend;
+  to: Backend;
+  reason: string;
+}
+
+/** Options of a load, minus the callbacks (these travel to the Worker). */
+export interface LoadConfig {
+  backend: BackendPreference;
+  /** Context window in tokens (default 2048; capped by the model's). */
+  contextSize: number;
+  sha256?: string;
+  evict: boolean;
+  /** URL of `pkg/hearth.js` (absolute). */
+  wasmModuleUrl: string;
+  /** Base URL of registry model files. */
+  modelBaseUrl?: string;
+}
+
+export type { LoadProgress };

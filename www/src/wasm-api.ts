@@ -1,0 +1,67 @@
+/**
+ * The shape of the wasm-bindgen module `make wasm` writes to `www/pkg/hearth.js` (from
+ * `src/wasm.rs`). Hand-written; `tests/browser/wasm_api.test.mjs` checks it against the
+ * generated `www/pkg/hearth.d.ts` so the two cannot drift apart.
+ *
+ * Every method throws (or rejects with) a plain `{code, message}` object on failure.
+ */
+
+/** The Rust engine, one model, one KV cache. */
+export interface WasmEngine {
+  /** Streams GGUF bytes in file order; throws UNSUPPORTED_MODEL for malformed or unsupported files. */
+  feed(chunk: Uint8Array): void;
+  /** Whether the header (architecture, tokenizer) has been parsed and accepted. */
+  header_done(): boolean;
+  /** Ends the load; returns JSON {@link WasmModelInfo}. */
+  finish_load(): string;
+  /** Starts a chat generation; returns the prompt token count. Reuses the KV cache for the shared prefix. */
+  start_chat(request_json: string): number;
+  /** Starts a raw completion; returns the prompt token count. */
+  start_completion(request_json: string): number;
+  /** Decodes one token; resolves to JSON {@link WasmStep}. */
+  step(): Promise<string>;
+  /** The current generation ends with finish_reason "cancelled". */
+  cancel(): void;
+  /** Tokens in `text` (no template, no special tokens added). */
+  count_tokens(text: string): number;
+  /** The chat template applied to `messages_json` (with the assistant generation prompt). */
+  render_chat(messages_json: string): string;
+  /** Forgets the KV cache. */
+  reset(): void;
+  /** Releases the engine's memory (wasm-bindgen). */
+  free(): void;
+}
+
+/** The static side of the class. */
+export interface WasmEngineClass {
+  create(backend: "webgpu" | "cpu", n_ctx: number): Promise<WasmEngine>;
+}
+
+/** What `finish_load()` returns (parsed). */
+export interface WasmModelInfo {
+  arch: string;
+  name: string;
+  n_ctx: number;
+  n_vocab: number;
+  has_chat_template: boolean;
+  backend: string;
+}
+
+/** What `step()` returns (parsed). */
+export interface WasmStep {
+  delta: string;
+  done: boolean;
+  finish_reason?: "stop" | "length" | "cancelled";
+  usage?: { prompt_tokens: number; completion_tokens: number; cached_tokens: number };
+}
+
+/** What the init function resolves to: the instance's exports (its linear memory among them). */
+export interface WasmExports {
+  memory: WebAssembly.Memory;
+}
+
+/** The ES module wasm-bindgen writes (`--target web`). */
+export interface HearthWasmModule {
+  default: (input?: { module_or_path: string | URL }) => Promise<WasmExports>;
+  WasmEngine: WasmEngineClass;
+}
