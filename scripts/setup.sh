@@ -28,7 +28,7 @@ fi
 
 if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]]; then
   echo "setup: cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION"
-  cargo install --quiet --locked wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  cargo install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 
 if [[ -f www/package.json ]] && [[ ! -d www/node_modules ]]; then

@@ -238,7 +238,7 @@ impl WasmEngine {
 
     fn with<T>(&self, f: impl FnOnce(&mut dyn Engine) -> Result<T, EngineError>) -> Result<T, JsValue> {
         let mut e = self.inner.try_borrow_mut().map_err(|_| js_error("BAD_REQUEST", "the engine is busy with another call"))?;
-        f(e.as_mut().as_mut()).map_err(to_js)
+        f(e.as_mut()).map_err(to_js)
     }
 
     /// Feeds the next bytes of the GGUF file.
