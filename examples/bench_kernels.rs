@@ -39,7 +39,7 @@ fn main() -> Result<(), BackendError> {
     let s = time(&mut b, &dst, iters, |b| b.copy(&src, 0, &dst, 0, len))?;
     let copy_gbs = (2 * len * 4) as f64 / s / 1e9;
     println!("copy kernel: {:.2} GB/s (read + write)", copy_gbs);
-    println!("{:<6} {:>8} {:>10} {:>9} {:>8}", "type", "kernel", "weight MB", "GB/s", "of copy");
+    println!("{:<6} {:>10} {:>10} {:>9} {:>8} {:>9}", "type", "kernel", "weight MB", "GB/s", "of copy", "GFLOP/s");
 
     let x = b.alloc(64 * cols)?;
     b.write(&x, 0, &vec![0.5; 64 * cols])?;
@@ -50,9 +50,12 @@ fn main() -> Result<(), BackendError> {
         let bytes: Vec<u8> = (0..bytes_len).map(|i| (i * 7 % 61) as u8).collect();
         let w = b.upload(&WeightDesc { name: "bench".into(), ty, dims: vec![cols, rows] }, &bytes)?;
         for (name, n) in [("matvec", 1usize), ("matmul", 64)] {
-            let s = time(&mut b, &out, iters, |b| b.matmul(&w, &x, &out, n))?;
+            let reps = if n > 1 { iters.div_ceil(5) } else { iters };
+            let s = time(&mut b, &out, reps, |b| b.matmul(&w, &x, &out, n))?;
             let gbs = bytes_len as f64 / s / 1e9;
-            println!("{:<6} {:>8} {:>10.2} {:>9.2} {:>7.0}%", ty.name(), format!("{name}{}", if n > 1 { format!("/{n}") } else { String::new() }), bytes_len as f64 / 1e6, gbs, 100.0 * gbs / copy_gbs);
+            let gflops = (2 * rows * cols * n) as f64 / s / 1e9;
+            let label = if n > 1 { format!("{name}/{n}") } else { name.to_string() };
+            println!("{:<6} {:>10} {:>10.2} {:>9.2} {:>7.0}% {:>9.2}", ty.name(), label, bytes_len as f64 / 1e6, gbs, 100.0 * gbs / copy_gbs, gflops);
         }
     }
     Ok(())

@@ -2,10 +2,7 @@
 //! how device errors become [`BackendError`] values instead of panics.
 
 use crate::backend::BackendError;
-use std::future::Future;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 
 /// Optional adapter features the kernels can use; each has a path without it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,14 +68,29 @@ pub(crate) fn map_wgpu_error(e: &wgpu::Error, what: &str, bytes: u64) -> Backend
     }
 }
 
-/// Polls a future once. wgpu-core resolves error-scope futures immediately; in the browser
-/// they resolve later, and `None` then means "not known yet" (the uncaptured-error handler
-/// does not see scoped errors, so the scope is only used where the answer is immediate).
-pub(crate) fn now_or_never<F: Future>(f: F) -> Option<F::Output> {
-    let mut f = pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => Some(v),
-        Poll::Pending => None,
+/// Runs `f` inside an error scope and returns the error it raised, if that is known now.
+///
+/// wgpu-core resolves the scope immediately, so natively every error is caught here. In the
+/// browser the scope would resolve later, after we returned; there no scope is pushed, so
+/// errors reach the uncaptured-error handler and are reported by the next backend call.
+pub(crate) fn scoped<T>(device: &wgpu::Device, filter: wgpu::ErrorFilter, f: impl FnOnce() -> T) -> (T, Option<wgpu::Error>) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let scope = device.push_error_scope(filter);
+        let value = f();
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let mut pop = std::pin::pin!(scope.pop());
+        let err = match pop.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(e) => e,
+            Poll::Pending => None,
+        };
+        (value, err)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = (device, filter);
+        (f(), None)
     }
 }
 

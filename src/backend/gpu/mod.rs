@@ -22,7 +22,7 @@ pub use pipelines::{Op, PipelineKey};
 
 use crate::backend::{Activation, AttnParams, Backend, BackendError, RopeParams, WeightDesc};
 use crate::quant::{GgmlType, QuantError};
-use context::{map_wgpu_error, now_or_never};
+use context::{map_wgpu_error, scoped};
 use pipelines::{signature, PipelineCache, Slot, PARAMS_BINDING, TOKENS_PER_DISPATCH};
 use ring::ParamRing;
 use std::collections::HashMap;
@@ -172,11 +172,12 @@ fn distinct(op: &'static str, a: &GpuTensor, b: &GpuTensor) -> Result<(), Backen
     Ok(())
 }
 
-/// Threads per row of the matvec kernel: enough that each thread handles a few 8-element
-/// units of the row, at most the workgroup.
-fn matvec_tpr(cols: usize) -> u32 {
-    let units = cols / 8;
-    (units.div_ceil(4)).next_power_of_two().clamp(4, 64) as u32
+/// Threads per row of the matvec kernel: enough that each thread handles about two of the
+/// row's work items (32-element blocks for quantized types, 8-element units for floats), at
+/// most the 64 threads of the workgroup.
+fn matvec_tpr(ty: GgmlType, cols: usize) -> u32 {
+    let items = if matches!(ty, GgmlType::F32 | GgmlType::F16) { cols / 8 } else { cols / 32 };
+    items.div_ceil(2).next_power_of_two().clamp(4, 64) as u32
 }
 
 impl GpuBackend {
@@ -294,9 +295,10 @@ impl GpuBackend {
                 };
                 entries.push(wgpu::BindGroupEntry { binding, resource });
             }
-            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let bg = device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries });
-            if let Some(Some(e)) = now_or_never(scope.pop()) {
+            let (bg, err) = scoped(device, wgpu::ErrorFilter::Validation, || {
+                device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries })
+            });
+            if let Some(e) = err {
                 return Err(map_wgpu_error(&e, &format!("bind group for {:?}", key.op), 0));
             }
             self.stats.bind_groups += 1;
@@ -444,9 +446,10 @@ impl GpuBackend {
 }
 
 fn create_buffer(device: &wgpu::Device, what: &str, size: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer, BackendError> {
-    let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let buf = device.create_buffer(&wgpu::BufferDescriptor { label: Some(what), size, usage, mapped_at_creation: false });
-    if let Some(Some(e)) = now_or_never(scope.pop()) {
+    let (buf, err) = scoped(device, wgpu::ErrorFilter::OutOfMemory, || {
+        device.create_buffer(&wgpu::BufferDescriptor { label: Some(what), size, usage, mapped_at_creation: false })
+    });
+    if let Some(e) = err {
         return Err(map_wgpu_error(&e, what, size));
     }
     Ok(buf)
@@ -588,7 +591,7 @@ impl Backend for GpuBackend {
         check_len(OP, "out", out, n.saturating_mul(w.rows))?;
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         let tiled = n >= MATMUL_MIN_TOKENS && w.cols % 32 == 0;
-        let tpr = matvec_tpr(w.cols);
+        let tpr = matvec_tpr(w.ty, w.cols);
         let (cols, rows, n32) = (to_u32(OP, "cols", w.cols)?, to_u32(OP, "rows", w.rows)?, to_u32(OP, "n", n)?);
         for chunk in &w.chunks {
             let params = [chunk.rows as u32, cols, n32, chunk.row0 as u32, rows, 0];

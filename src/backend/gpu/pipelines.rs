@@ -4,7 +4,7 @@
 //! fixed binding signature. Pipelines are specialised with WGSL `override` constants and
 //! cached by a typed [`PipelineKey`].
 
-use super::context::{map_wgpu_error, now_or_never};
+use super::context::{map_wgpu_error, scoped};
 use crate::backend::BackendError;
 use crate::quant::GgmlType;
 use std::collections::HashMap;
@@ -189,24 +189,26 @@ impl PipelineCache {
         if !self.pipelines.contains_key(&key) {
             let src = source(key)?;
             self.layout(device, key.op);
-            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let module = self.modules.entry(src.file).or_insert_with(|| {
-                device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(src.file),
-                    source: wgpu::ShaderSource::Wgsl(src.code.into()),
-                })
-            });
+            let modules = &mut self.modules;
             let layout = self.layouts.get(&key.op).map(|l| &l.1);
             let consts = constants(key);
-            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(src.entry),
-                layout,
-                module,
-                entry_point: Some(src.entry),
-                compilation_options: wgpu::PipelineCompilationOptions { constants: &consts, ..Default::default() },
-                cache: None,
+            let (pipeline, err) = scoped(device, wgpu::ErrorFilter::Validation, || {
+                let module = modules.entry(src.file).or_insert_with(|| {
+                    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(src.file),
+                        source: wgpu::ShaderSource::Wgsl(src.code.into()),
+                    })
+                });
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(src.entry),
+                    layout,
+                    module,
+                    entry_point: Some(src.entry),
+                    compilation_options: wgpu::PipelineCompilationOptions { constants: &consts, ..Default::default() },
+                    cache: None,
+                })
             });
-            if let Some(Some(e)) = now_or_never(scope.pop()) {
+            if let Some(e) = err {
                 return Err(map_wgpu_error(&e, &format!("pipeline {key:?}"), 0));
             }
             self.pipelines.insert(key, pipeline);

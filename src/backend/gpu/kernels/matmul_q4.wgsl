@@ -66,7 +66,45 @@ fn unit_cols(u: u32) -> vec2<u32> {
     return vec2<u32>(c, c + 16u);
 }
 
-// ---- decode: out[t, row0 + r] = Σ_c w[r, c] x[t, c]; TPR threads per row, token = z ----
+// One whole block of the dot product with x (xi indexes x as vec4): d·Σq·x + m·Σx, so the
+// scale is decoded once per 32 elements and applied once. The block's words are loaded once
+// each: a Q4_0 block starts at byte 0 or 2 of a word, and then either its scale or its qs
+// are word-aligned; the other half is funnel-shifted from two neighbouring words.
+fn block_dot(row_byte: u32, b: u32, xi: u32) -> f32 {
+    let base = row_byte + b * block_bytes();
+    let a = base >> 2u;
+    var prev = w[a];
+    var d: f32;
+    var m: f32;
+    var qs_aligned = true;
+    if (Q4_1) {
+        let dm = unpack2x16float(prev);
+        d = dm.x;
+        m = dm.y;
+    } else {
+        qs_aligned = (base & 2u) != 0u;
+        d = unpack2x16float(select(prev, prev >> 16u, qs_aligned)).x;
+        m = -8.0 * d;
+    }
+    let mask = vec4<u32>(0xfu);
+    var s = 0.0;
+    var sx = vec4<f32>(0.0);
+    for (var q = 0u; q < 4u; q++) {
+        let next = w[a + 1u + q];
+        let word = select((prev >> 16u) | (next << 16u), next, qs_aligned);
+        prev = next;
+        let lo = vec4<f32>(vec4<u32>(word, word >> 8u, word >> 16u, word >> 24u) & mask);
+        let hi = vec4<f32>(vec4<u32>(word >> 4u, word >> 12u, word >> 20u, word >> 28u) & mask);
+        let xl = x[xi + q];
+        let xh = x[xi + 4u + q];
+        s += dot(lo, xl) + dot(hi, xh);
+        sx += xl + xh;
+    }
+    return d * s + m * dot(sx, vec4<f32>(1.0));
+}
+
+// ---- decode: out[t, row0 + r] = Σ_c w[r, c] x[t, c]; TPR threads per row stride over its
+// blocks, token = z ----
 var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(WG)
@@ -79,11 +117,8 @@ fn matvec(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     if (r < p.rows) {
         let rb = r * row_bytes();
         let xb = t * (p.cols / 4u);
-        let units = p.cols / 8u;
-        for (var u = lane; u < units; u += TPR) {
-            let v = dequant(rb, u);
-            let c = unit_cols(u);
-            acc += dot(v.lo, x[xb + c.x / 4u]) + dot(v.hi, x[xb + c.y / 4u]);
+        for (var b = lane; b < p.cols / 32u; b += TPR) {
+            acc += block_dot(rb, b, xb + b * 8u);
         }
     }
     partial[lid.x] = acc;

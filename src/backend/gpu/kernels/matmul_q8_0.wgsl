@@ -60,7 +60,28 @@ fn unit_cols(u: u32) -> vec2<u32> {
     return vec2<u32>(c, c + 4u);
 }
 
-// ---- decode: out[t, row0 + r] = Σ_c w[r, c] x[t, c]; TPR threads per row, token = z ----
+// One whole block of the dot product with x (xi indexes x as vec4): d·Σq·x, so the scale
+// is decoded once per 32 elements and applied once. The block's 9 words are loaded once
+// each: a block starts at byte 0 or 2 of a word, and then either its scale or its qs are
+// word-aligned; the other half is funnel-shifted from two neighbouring words.
+fn block_dot(row_byte: u32, b: u32, xi: u32) -> f32 {
+    let base = row_byte + b * BLOCK_BYTES;
+    let a = base >> 2u;
+    let qs_aligned = (base & 2u) != 0u;
+    var prev = w[a];
+    let d = unpack2x16float(select(prev, prev >> 16u, qs_aligned)).x;
+    var s = 0.0;
+    for (var k = 0u; k < 8u; k++) {
+        let next = w[a + 1u + k];
+        let word = select((prev >> 16u) | (next << 16u), next, qs_aligned);
+        prev = next;
+        s += dot(i8x4(word), x[xi + k]);
+    }
+    return d * s;
+}
+
+// ---- decode: out[t, row0 + r] = Σ_c w[r, c] x[t, c]; TPR threads per row stride over its
+// blocks, token = z ----
 var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(WG)
@@ -73,11 +94,8 @@ fn matvec(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     if (r < p.rows) {
         let rb = r * row_bytes();
         let xb = t * (p.cols / 4u);
-        let units = p.cols / 8u;
-        for (var u = lane; u < units; u += TPR) {
-            let v = dequant(rb, u);
-            let c = unit_cols(u);
-            acc += dot(v.lo, x[xb + c.x / 4u]) + dot(v.hi, x[xb + c.y / 4u]);
+        for (var b = lane; b < p.cols / 32u; b += TPR) {
+            acc += block_dot(rb, b, xb + b * 8u);
         }
     }
     partial[lid.x] = acc;
