@@ -60,6 +60,24 @@ pub enum Value {
 }
 
 impl Value {
+    /// The GGUF type of this value (`Array` for arrays; the element type is in the array).
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            Value::U8(_) => ValueType::U8,
+            Value::I8(_) => ValueType::I8,
+            Value::U16(_) => ValueType::U16,
+            Value::I16(_) => ValueType::I16,
+            Value::U32(_) => ValueType::U32,
+            Value::I32(_) => ValueType::I32,
+            Value::F32(_) => ValueType::F32,
+            Value::Bool(_) => ValueType::Bool,
+            Value::String(_) => ValueType::String,
+            Value::Array(..) => ValueType::Array,
+            Value::U64(_) => ValueType::U64,
+            Value::I64(_) => ValueType::I64,
+            Value::F64(_) => ValueType::F64,
+        }
+    }
     /// The value as an unsigned integer, if it is a non-negative integer of any width.
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
@@ -117,7 +135,11 @@ impl Value {
     pub fn summary(&self) -> String {
         match self {
             Value::String(s) if s.chars().count() > 80 => {
-                format!("{:?}… ({} bytes)", s.chars().take(60).collect::<String>(), s.len())
+                format!(
+                    "{:?}… ({} bytes)",
+                    s.chars().take(60).collect::<String>(),
+                    s.len()
+                )
             }
             Value::String(s) => format!("{s:?}"),
             Value::Array(t, v) if v.len() > 8 => {
@@ -156,7 +178,11 @@ impl Metadata {
     }
     /// The value for a key (the last one if a key repeats).
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
     /// A string value.
     pub fn get_str(&self, key: &str) -> Option<&str> {

@@ -32,17 +32,17 @@ macro_rules! ggml_types {
             pub const ALL: &'static [GgmlType] = &[$( GgmlType::$name, )*];
 
             /// The type for a GGUF type id, or `None` when the id is unknown.
-            pub fn from_id(id: u32) -> Option<GgmlType> {
+            pub const fn from_id(id: u32) -> Option<GgmlType> {
                 match id { $( $id => Some(GgmlType::$name), )* _ => None }
             }
             /// The id GGUF stores for this type.
-            pub fn id(self) -> u32 { match self { $( GgmlType::$name => $id, )* } }
+            pub const fn id(self) -> u32 { match self { $( GgmlType::$name => $id, )* } }
             /// Elements per block (1 for plain float/int types).
-            pub fn block_size(self) -> usize { match self { $( GgmlType::$name => $blck, )* } }
+            pub const fn block_size(self) -> usize { match self { $( GgmlType::$name => $blck, )* } }
             /// Bytes per block.
-            pub fn type_size(self) -> usize { match self { $( GgmlType::$name => $bytes, )* } }
+            pub const fn type_size(self) -> usize { match self { $( GgmlType::$name => $bytes, )* } }
             /// The name ggml and the GGUF spec use (`"Q4_K"`).
-            pub fn name(self) -> &'static str { match self { $( GgmlType::$name => stringify!($name), )* } }
+            pub const fn name(self) -> &'static str { match self { $( GgmlType::$name => stringify!($name), )* } }
         }
     };
 }
@@ -93,4 +93,201 @@ impl GgmlType {
         }
         (elems / blck).checked_mul(self.type_size() as u64)
     }
+}
+
+mod float;
+mod kquants;
+mod legacy;
+#[cfg(target_arch = "x86_64")]
+mod simd_x86;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd_wasm;
+#[cfg(test)]
+mod tests;
+
+pub use float::{BF16Format, F16Format, F32Format};
+pub use kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K};
+pub use legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0};
+
+/// A fused dot product of one quantized row with f32 activations: `Σ w[i]·x[i]` with the
+/// row's blocks decoded in registers, never materialised, and f32 accumulation.
+///
+/// The function assumes `row.len() == ty.bytes_for(x.len())`; callers check that once per
+/// matrix ([`dot`] checks it on every call). If it is violated the function does not cause
+/// undefined behaviour: it stops at the end of the shorter operand, or panics on a slice
+/// index (never reads out of bounds).
+pub type DotFn = fn(row: &[u8], x: &[f32]) -> f32;
+
+/// One block format: its layout, its scalar reference kernels, and its fastest dot product.
+///
+/// Mirrors ggml's `type_traits[]` row (`blck_size`, `type_size`, `to_float`, `vec_dot`).
+/// Adding a format is one new implementation plus one line in `FORMATS` (mod.rs).
+pub trait QuantFormat {
+    /// The GGML type this implements.
+    const TY: GgmlType;
+    /// Elements per block.
+    const BLOCK: usize;
+    /// Bytes per block.
+    const BYTES: usize;
+
+    /// Decodes one block: `block.len() == BYTES`, `out.len() == BLOCK` (the caller checks).
+    fn dequantize_block(block: &[u8], out: &mut [f32]);
+
+    /// The plain scalar fused dot product of one block with `x` (`x.len() == BLOCK`).
+    fn dot_block(block: &[u8], x: &[f32]) -> f32;
+
+    /// The fastest dot product this CPU supports: a SIMD kernel from `simd_x86`/`simd_wasm`
+    /// when one exists for [`Self::TY`] and the CPU has the features, else the scalar reference.
+    fn fast_dot() -> DotFn {
+        simd_dot(Self::TY).unwrap_or(dot_row_scalar::<Self>)
+    }
+}
+
+/// The SIMD kernel for `ty` on this machine, if there is one.
+fn simd_dot(ty: GgmlType) -> Option<DotFn> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(f) = simd_x86::select(ty) {
+        return Some(f);
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if let Some(f) = simd_wasm::select(ty) {
+        return Some(f);
+    }
+    let _ = ty;
+    None
+}
+
+/// Row-level scalar reference: the sum over blocks of [`QuantFormat::dot_block`].
+fn dot_row_scalar<F: QuantFormat + ?Sized>(row: &[u8], x: &[f32]) -> f32 {
+    row.chunks_exact(F::BYTES)
+        .zip(x.chunks_exact(F::BLOCK))
+        .map(|(b, xs)| F::dot_block(b, xs))
+        .sum()
+}
+
+fn dequantize_row<F: QuantFormat + ?Sized>(bytes: &[u8], out: &mut [f32]) {
+    for (b, o) in bytes.chunks_exact(F::BYTES).zip(out.chunks_exact_mut(F::BLOCK)) {
+        F::dequantize_block(b, o);
+    }
+}
+
+/// A row of the registration list: ggml's `type_traits` entry for one supported format.
+struct Format {
+    ty: GgmlType,
+    dequantize: fn(&[u8], &mut [f32]),
+    dot_scalar: DotFn,
+    fast_dot: fn() -> DotFn,
+}
+
+const fn format<F: QuantFormat>() -> Format {
+    assert!(F::TY.block_size() == F::BLOCK && F::TY.type_size() == F::BYTES);
+    Format {
+        ty: F::TY,
+        dequantize: dequantize_row::<F>,
+        dot_scalar: dot_row_scalar::<F>,
+        fast_dot: F::fast_dot,
+    }
+}
+
+/// Every supported format, once. Types not listed are [`QuantError::Unsupported`].
+const FORMATS: &[Format] = &[
+    format::<F32Format>(),
+    format::<F16Format>(),
+    format::<BF16Format>(),
+    format::<BlockQ4_0>(),
+    format::<BlockQ4_1>(),
+    format::<BlockQ5_0>(),
+    format::<BlockQ5_1>(),
+    format::<BlockQ8_0>(),
+    format::<BlockQ2K>(),
+    format::<BlockQ3K>(),
+    format::<BlockQ4K>(),
+    format::<BlockQ5K>(),
+    format::<BlockQ6K>(),
+];
+
+fn lookup(ty: GgmlType) -> Result<&'static Format, QuantError> {
+    FORMATS.iter().find(|f| f.ty == ty).ok_or(QuantError::Unsupported(ty))
+}
+
+/// Checks that `bytes` bytes hold exactly `elems` elements of `ty`.
+fn check_len(ty: GgmlType, elems: usize, bytes: usize) -> Result<(), QuantError> {
+    let block = ty.block_size();
+    if elems % block != 0 {
+        return Err(QuantError::NotBlockAligned { ty, elems, block });
+    }
+    // (elems / block) * type_size cannot overflow u64 for any usize elems.
+    let expected = (elems / block) as u64 * ty.type_size() as u64;
+    if bytes as u64 != expected {
+        let expected = usize::try_from(expected).unwrap_or(usize::MAX);
+        return Err(QuantError::BadLength { ty, elems, expected, got: bytes });
+    }
+    Ok(())
+}
+
+impl GgmlType {
+    /// Whether [`dequantize`], [`dot`] and [`dot_fn`] support this type.
+    pub fn is_supported(self) -> bool {
+        lookup(self).is_ok()
+    }
+}
+
+/// Decodes `out.len()` elements of type `ty` from `bytes` (whole blocks, ggml layout).
+///
+/// Errors: [`QuantError::Unsupported`] for types without a dequantizer (IQ*, TQ*, MXFP4,
+/// Q8_1, Q8_K, integer and F64 types), [`QuantError::NotBlockAligned`] when `out.len()` is
+/// not a multiple of the block size, [`QuantError::BadLength`] when `bytes.len()` is not
+/// exactly `ty.bytes_for(out.len())`. On error `out` is left untouched.
+pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), QuantError> {
+    let f = lookup(ty)?;
+    check_len(ty, out.len(), bytes.len())?;
+    (f.dequantize)(bytes, out);
+    Ok(())
+}
+
+/// The fastest fused dot product for `ty` on this machine (AVX2+FMA on x86_64 when the CPU
+/// has it, SIMD128 on wasm32 when compiled with `+simd128`, scalar otherwise).
+///
+/// Errors: [`QuantError::Unsupported`] for types without a kernel.
+pub fn dot_fn(ty: GgmlType) -> Result<DotFn, QuantError> {
+    Ok((lookup(ty)?.fast_dot)())
+}
+
+/// The plain scalar reference dot product for `ty` (the oracle the fast paths are tested
+/// against). Errors: as [`dot`].
+pub fn dot_scalar_fn(ty: GgmlType) -> Result<DotFn, QuantError> {
+    Ok(lookup(ty)?.dot_scalar)
+}
+
+/// `Σ w[i]·x[i]` for one quantized row `row` of type `ty` and activations `x`, using the
+/// fastest kernel ([`dot_fn`]).
+///
+/// Errors: [`QuantError::Unsupported`], [`QuantError::NotBlockAligned`] (`x.len()` not a
+/// multiple of the block size) or [`QuantError::BadLength`] (`row.len()` is not
+/// `ty.bytes_for(x.len())`).
+pub fn dot(ty: GgmlType, row: &[u8], x: &[f32]) -> Result<f32, QuantError> {
+    let f = lookup(ty)?;
+    check_len(ty, x.len(), row.len())?;
+    Ok(((f.fast_dot)())(row, x))
+}
+
+/// As [`dot`], but with the plain scalar reference kernel. Same errors.
+pub fn dot_scalar(ty: GgmlType, row: &[u8], x: &[f32]) -> Result<f32, QuantError> {
+    let f = lookup(ty)?;
+    check_len(ty, x.len(), row.len())?;
+    Ok((f.dot_scalar)(row, x))
+}
+
+/// Copies `N` bytes starting at `off` (panics if out of range; callers pass whole blocks).
+#[inline(always)]
+fn bytes_at<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(&b[off..off + N]);
+    a
+}
+
+/// Reads the little-endian f16 at `b[off..off + 2]`.
+#[inline(always)]
+fn half_at(b: &[u8], off: usize) -> half::f16 {
+    half::f16::from_bits(u16::from_le_bytes(bytes_at(b, off)))
 }

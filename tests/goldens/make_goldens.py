@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Writes llama.cpp reference outputs for the parity tests (tests/parity.rs).
+
+Not run in CI: it needs `pip install llama-cpp-python` (builds llama.cpp from source).
+For each prompt it records llama.cpp's prompt token ids, up to 64 greedy tokens (stopping at an end-of-generation
+token), the
+top-1/top-2 logit gap at every greedy step, and the full logit vector (as float16) at
+the first 8 decode positions (the last prompt position and the next 7 greedy steps).
+
+Usage: python3 tests/goldens/make_goldens.py [MODEL.gguf]
+Output: tests/goldens/smollm2.json and tests/goldens/smollm2_logits.f16
+"""
+import json
+import pathlib
+import sys
+
+import numpy as np
+import llama_cpp
+
+HERE = pathlib.Path(__file__).resolve().parent
+MODEL = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else
+                     HERE.parent.parent / "models/cache/SmolLM2-135M-Instruct.Q4_1.gguf")
+N_GREEDY = 64
+N_LOGIT_POS = 8
+GAP_EXACT = 0.5
+SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+
+def chatml(turns):
+    """SmolLM2's template: ChatML, with its default system prompt when none is given."""
+    out = ""
+    if turns[0][0] != "system":
+        out += f"<|im_start|>system\n{SYSTEM}<|im_end|>\n"
+    for role, content in turns:
+        out += f"<|im_start|>{role}\n{content}<|im_end|>\n"
+    return out + "<|im_start|>assistant\n"
+
+
+PROMPTS = [
+    {"name": "chat_2plus2", "kind": "chat", "messages": [["user", "What is 2+2?"]]},
+    {"name": "chat_france", "kind": "chat", "messages": [["user", "What is the capital of France?"]]},
+    {"name": "chat_colors", "kind": "chat", "messages": [["user", "List three primary colors."]]},
+    {"name": "chat_haiku", "kind": "chat", "messages": [["user", "Write a haiku about the sea."]]},
+    {"name": "chat_multiturn", "kind": "chat", "messages": [
+        ["system", "You are a terse assistant."],
+        ["user", "Name a fruit."], ["assistant", "Apple."],
+        ["user", "Name another one."]]},
+    {"name": "raw_fox", "kind": "raw", "text": "The quick brown fox"},
+    {"name": "raw_fib", "kind": "raw", "text": "def fibonacci(n):"},
+    {"name": "raw_story", "kind": "raw", "text": "Once upon a time, there was a little"},
+]
+
+
+def main():
+    llm = llama_cpp.Llama(model_path=str(MODEL), n_ctx=1024, n_batch=512, logits_all=True,
+                          n_threads=2, seed=0, verbose=False)
+    n_vocab = llm.n_vocab()
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    out = {"model": MODEL.name, "llama_cpp_python": llama_cpp.__version__, "n_vocab": n_vocab,
+           "gap_exact": GAP_EXACT, "n_logit_positions": N_LOGIT_POS, "prompts": []}
+    logits_blob = []
+    for p in PROMPTS:
+        text = chatml(p["messages"]) if p["kind"] == "chat" else p["text"]
+        ids = llm.tokenize(text.encode(), add_bos=True, special=True)
+        llm.reset()
+        llm.eval(ids)
+        greedy, gaps = [], []
+        for step in range(N_GREEDY):
+            logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+            if step < N_LOGIT_POS:
+                logits_blob.append(logits.astype(np.float16))
+            top2 = np.argsort(logits)[-2:]
+            tok = int(top2[1])
+            greedy.append(tok)
+            gaps.append(float(logits[top2[1]] - logits[top2[0]]))
+            if llama_cpp.llama_vocab_is_eog(vocab, tok):
+                break
+            llm.eval([tok])
+        exact_prefix = next((i for i, g in enumerate(gaps) if g < GAP_EXACT), len(gaps))
+        entry = dict(p, prompt=text, prompt_ids=ids, greedy=greedy, gaps=gaps,
+                     min_gap=min(gaps), exact_prefix=exact_prefix, n_logits=min(len(gaps), N_LOGIT_POS),
+                     qualifies=exact_prefix == len(gaps),
+                     text=llm.detokenize(greedy).decode("utf-8", "replace"))
+        out["prompts"].append(entry)
+        print(f"{p['name']:16} prompt={len(ids):3} min_gap={min(gaps):.3f} "
+              f"exact_prefix={exact_prefix:2} {entry['text'][:60]!r}")
+    (HERE / "smollm2.json").write_text(json.dumps(out, indent=1))
+    np.concatenate(logits_blob).tofile(HERE / "smollm2_logits.f16")
+
+
+if __name__ == "__main__":
+    main()
