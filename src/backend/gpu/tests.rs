@@ -60,7 +60,7 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f64) {
     assert!(e <= tol, "{what}: normalised error {e:.3e} > {tol:.0e}");
 }
 
-// ---- reference: random GGUF blocks and a local dequantizer (tests only) ----
+// ---- reference data: random GGUF blocks ----
 
 fn random_weight(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -85,33 +85,12 @@ fn random_weight(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u
     out
 }
 
+/// The reference dequantization: `crate::quant`, the single source of truth for layouts.
 fn dequant(ty: GgmlType, bytes: &[u8], cols: usize) -> Vec<f32> {
-    let h = |b: &[u8], i: usize| f16::from_le_bytes([b[i], b[i + 1]]).to_f32();
-    let mut out = Vec::new();
-    match ty {
-        GgmlType::F32 => out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
-        GgmlType::F16 => out.extend(bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())),
-        GgmlType::Q4_0 | GgmlType::Q4_1 => {
-            for b in bytes.chunks_exact(ty.type_size()) {
-                let d = h(b, 0);
-                let (m, qs) = if ty == GgmlType::Q4_1 { (h(b, 2), &b[4..20]) } else { (-8.0 * d, &b[2..18]) };
-                let mut blk = [0f32; 32];
-                for j in 0..16 {
-                    blk[j] = f32::from(qs[j] & 15) * d + m;
-                    blk[j + 16] = f32::from(qs[j] >> 4) * d + m;
-                }
-                out.extend(blk);
-            }
-        }
-        GgmlType::Q8_0 => {
-            for b in bytes.chunks_exact(34) {
-                let d = h(b, 0);
-                out.extend(b[2..34].iter().map(|&q| f32::from(q as i8) * d));
-            }
-        }
-        _ => unreachable!(),
-    }
-    assert_eq!(out.len() % cols, 0);
+    let elems = bytes.len() / ty.type_size() * ty.block_size();
+    assert_eq!(elems % cols, 0);
+    let mut out = vec![0f32; elems];
+    crate::quant::dequantize(ty, bytes, &mut out).expect("reference dequantization");
     out
 }
 
