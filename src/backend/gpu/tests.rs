@@ -429,3 +429,17 @@ fn bad_input_is_an_error_not_a_panic() {
     b.add_assign(&y, &x, 10).unwrap();
     assert_eq!(b.read(&y, 0, 10).unwrap(), vec![1.0; 10]);
 }
+
+#[test]
+fn lost_device_is_an_error_not_a_panic() {
+    let ctx = GpuContext::new_blocking().expect("adapter");
+    let mut b = GpuBackend::new(ctx.clone()).unwrap();
+    let x = tensor(&mut b, &[1.0, 2.0, 3.0]);
+    let y = b.alloc(3).unwrap();
+    ctx.device.destroy();
+    let r1 = b.add_assign(&y, &x, 3);
+    let r2 = b.read(&y, 0, 3);
+    let r3 = b.alloc(5);
+    assert!(matches!(r2, Err(BackendError::DeviceLost(_))), "read after destroy: {r1:?} {r2:?}");
+    assert!(r3.is_err() || b.flush().is_err(), "alloc after destroy: {r3:?}");
+}
