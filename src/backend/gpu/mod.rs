@@ -403,7 +403,8 @@ impl GpuBackend {
         let (_, result) = &self.argmax_result;
         let result = result.clone();
         let bytes = self.read_bytes(&result, 0, 4).await?;
-        let idx = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let word: [u8; 4] = bytes.get(..4).and_then(|b| b.try_into().ok()).ok_or_else(|| shape("argmax", "short readback"))?;
+        let idx = u32::from_le_bytes(word);
         // All-NaN input leaves no winner; report the first element like a scalar loop would.
         Ok(if (idx as usize) < len { idx } else { 0 })
     }
