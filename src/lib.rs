@@ -10,5 +10,9 @@ pub mod engine;
 pub mod gguf;
 pub mod model;
 pub mod quant;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod registry;
 pub mod template;
 pub mod tokenizer;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;

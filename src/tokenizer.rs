@@ -15,7 +15,13 @@
 //! produced only from complete UTF-8 sequences ([`StreamDecoder`] for streaming).
 
 mod bpe;
+mod load;
 mod spm;
+mod stream;
+
+pub use stream::{StreamDecoder, TokenDecoder};
+
+use load::{read_id, read_scores, read_strings, read_tokens, read_types};
 
 use std::collections::HashMap;
 
@@ -53,36 +59,74 @@ mod token_type {
     pub const UNKNOWN: u8 = 2;
     pub const CONTROL: u8 = 3;
     pub const USER_DEFINED: u8 = 4;
-    pub const UNUSED: u8 = 5;
     pub const BYTE: u8 = 6;
 }
 
 /// Token texts llama.cpp treats as end-of-generation (`llama_vocab::impl::load`, the
 /// `special_eog_ids` list); such tokens are also forced to be control tokens.
 const EOG_TEXTS: &[&str] = &[
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    "<｜end▁of▁sentence｜>", "[e~[",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<｜end▁of▁sentence｜>",
+    "[e~[",
 ];
 
 /// Token texts llama.cpp takes as the end-of-turn token when `tokenizer.ggml.eot_token_id` is absent.
 const EOT_TEXTS: &[&str] = &[
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-    "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "<｜end▁of▁sentence｜>",
+    "<end_of_utterance>",
 ];
 
 /// Fill-in-the-middle tokens llama.cpp also counts as end-of-generation (pad, repo, file separator).
 const FIM_EOG_TEXTS: &[&str] = &[
-    "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", "<|fim_repo|>", "<|repo_name|>",
-    "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>",
+    "<|fim_pad|>",
+    "<fim-pad>",
+    "<fim_pad>",
+    "<PAD>",
+    "[PAD]",
+    "<|fim_repo|>",
+    "<|repo_name|>",
+    "<fim-repo>",
+    "<REPO>",
+    "<reponame>",
+    "<|file_sep|>",
 ];
 
 enum Kind {
     /// Byte-level BPE through the `tokenizers` crate.
     Bpe(Box<tokenizers::Tokenizer>),
     /// SentencePiece BPE: text → id lookup and scores for the merge order.
-    Spm { token_to_id: HashMap<String, u32>, scores: Vec<f32> },
+    Spm {
+        token_to_id: HashMap<String, u32>,
+        scores: Vec<f32>,
+    },
 }
 
 /// A special token as the partitioner sees it.
@@ -110,10 +154,13 @@ pub struct Tokenizer {
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokenizer")
-            .field("type", &match self.kind {
-                Kind::Bpe(_) => "gpt2",
-                Kind::Spm { .. } => "llama",
-            })
+            .field(
+                "type",
+                &match self.kind {
+                    Kind::Bpe(_) => "gpt2",
+                    Kind::Spm { .. } => "llama",
+                },
+            )
             .field("vocab_size", &self.tokens.len())
             .field("bos", &self.bos)
             .field("eos", &self.eos)
@@ -137,7 +184,9 @@ impl Tokenizer {
     pub fn from_metadata(md: &Metadata) -> Result<Tokenizer, TokenizerError> {
         let model = md
             .get_str("tokenizer.ggml.model")
-            .ok_or(TokenizerError::MissingKey { key: "tokenizer.ggml.model" })?;
+            .ok_or(TokenizerError::MissingKey {
+                key: "tokenizer.ggml.model",
+            })?;
         let tokens = read_tokens(md)?;
         let n = tokens.len();
         let mut types = read_types(md, n)?;
@@ -145,10 +194,15 @@ impl Tokenizer {
         let (kind, mut add_bos, mut add_space_prefix) = match model {
             "gpt2" => {
                 let pre_name = md.get_str("tokenizer.ggml.pre").unwrap_or("default");
-                let pre = bpe::pre_type(pre_name)
-                    .ok_or_else(|| TokenizerError::UnsupportedPre { pre: pre_name.to_string() })?;
-                let merges = read_strings(md, "tokenizer.ggml.merges")?
-                    .ok_or(TokenizerError::MissingKey { key: "tokenizer.ggml.merges" })?;
+                let pre =
+                    bpe::pre_type(pre_name).ok_or_else(|| TokenizerError::UnsupportedPre {
+                        pre: pre_name.to_string(),
+                    })?;
+                let merges = read_strings(md, "tokenizer.ggml.merges")?.ok_or(
+                    TokenizerError::MissingKey {
+                        key: "tokenizer.ggml.merges",
+                    },
+                )?;
                 let tok = bpe::build(&tokens, &merges, &pre)?;
                 (Kind::Bpe(Box::new(tok)), pre.add_bos, false)
             }
@@ -158,9 +212,20 @@ impl Tokenizer {
                 for (id, t) in tokens.iter().enumerate() {
                     token_to_id.insert(t.clone(), id as u32);
                 }
-                (Kind::Spm { token_to_id, scores }, true, true)
+                (
+                    Kind::Spm {
+                        token_to_id,
+                        scores,
+                    },
+                    true,
+                    true,
+                )
             }
-            other => return Err(TokenizerError::Unsupported { model: other.to_string() }),
+            other => {
+                return Err(TokenizerError::Unsupported {
+                    model: other.to_string(),
+                })
+            }
         };
         let mut add_eos = false;
         if let Some(v) = md.get_bool("tokenizer.ggml.add_bos_token") {
@@ -203,17 +268,38 @@ impl Tokenizer {
         let phi3 = name.contains("phi-3") || name.contains("phi3");
         let mut specials: Vec<Special> = (0..n)
             .filter(|&i| {
-                matches!(types[i], token_type::CONTROL | token_type::USER_DEFINED | token_type::UNKNOWN)
+                matches!(
+                    types[i],
+                    token_type::CONTROL | token_type::USER_DEFINED | token_type::UNKNOWN
+                )
             })
             .map(|i| {
                 let t = tokens[i].as_str();
                 let rstrip = phi3 && !matches!(t, "<unk>" | "<s>" | "<|endoftext|>");
-                Special { id: i as u32, rstrip }
+                Special {
+                    id: i as u32,
+                    rstrip,
+                }
             })
             .collect();
-        specials.sort_by(|a, b| tokens[b.id as usize].len().cmp(&tokens[a.id as usize].len()));
+        specials.sort_by(|a, b| {
+            tokens[b.id as usize]
+                .len()
+                .cmp(&tokens[a.id as usize].len())
+        });
 
-        Ok(Tokenizer { kind, tokens, types, specials, bos, eos, eog, add_bos, add_eos, add_space_prefix })
+        Ok(Tokenizer {
+            kind,
+            tokens,
+            types,
+            specials,
+            bos,
+            eos,
+            eog,
+            add_bos,
+            add_eos,
+            add_space_prefix,
+        })
     }
 
     /// Encodes text into token ids.
@@ -224,11 +310,19 @@ impl Tokenizer {
     /// as `<|im_start|>` as that token; without it such text is encoded as plain characters.
     /// Fails only if the model asks for a BOS/EOS it does not define, or on an internal
     /// `tokenizers` error.
-    pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>, TokenizerError> {
+    pub fn encode(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+    ) -> Result<Vec<u32>, TokenizerError> {
         let fragments = self.partition(text, parse_special);
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_special && self.add_bos {
-            out.push(self.bos.ok_or_else(|| missing("tokenizer.ggml.bos_token_id"))?);
+            out.push(
+                self.bos
+                    .ok_or_else(|| missing("tokenizer.ggml.bos_token_id"))?,
+            );
         }
         match &self.kind {
             Kind::Bpe(tok) => {
@@ -236,7 +330,9 @@ impl Tokenizer {
                     match f {
                         Fragment::Token(id) => out.push(id),
                         Fragment::Text(s) => {
-                            let enc = tok.encode_fast(s, false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
+                            let enc = tok
+                                .encode_fast(s, false)
+                                .map_err(|e| TokenizerError::Encode(e.to_string()))?;
                             out.extend_from_slice(enc.get_ids());
                         }
                     }
@@ -268,7 +364,10 @@ impl Tokenizer {
             }
         }
         if add_special && self.add_eos {
-            out.push(self.eos.ok_or_else(|| missing("tokenizer.ggml.eos_token_id"))?);
+            out.push(
+                self.eos
+                    .ok_or_else(|| missing("tokenizer.ggml.eos_token_id"))?,
+            );
         }
         Ok(out)
     }
@@ -349,11 +448,19 @@ impl Tokenizer {
         self.types.get(id as usize) == Some(&token_type::CONTROL)
     }
 
-    fn append_token_bytes(&self, id: u32, render_control: bool, out: &mut Vec<u8>) -> Result<(), TokenizerError> {
+    fn append_token_bytes(
+        &self,
+        id: u32,
+        render_control: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TokenizerError> {
         let text = self
             .tokens
             .get(id as usize)
-            .ok_or(TokenizerError::InvalidToken { id, vocab_size: self.tokens.len() })?;
+            .ok_or(TokenizerError::InvalidToken {
+                id,
+                vocab_size: self.tokens.len(),
+            })?;
         match self.types[id as usize] {
             token_type::CONTROL | token_type::UNKNOWN => {
                 if render_control {
@@ -370,7 +477,7 @@ impl Tokenizer {
                     out.push(b);
                 }
             }
-            // unused and undefined tokens decode to nothing, as in llama.cpp
+            // unused (5) and undefined tokens decode to nothing, as in llama.cpp
             _ => {}
         }
         Ok(())
@@ -391,7 +498,11 @@ impl Tokenizer {
                 continue;
             }
             let needle = self.tokens[sp.id as usize].as_str();
-            if needle.is_empty() || !frags.iter().any(|f| matches!(f, Fragment::Text(t) if t.contains(needle))) {
+            if needle.is_empty()
+                || !frags
+                    .iter()
+                    .any(|f| matches!(f, Fragment::Text(t) if t.contains(needle)))
+            {
                 continue;
             }
             let mut next = Vec::with_capacity(frags.len() + 2);
@@ -407,7 +518,9 @@ impl Tokenizer {
                     next.push(Fragment::Token(sp.id));
                     rest = &rest[pos + needle.len()..];
                     if sp.rstrip {
-                        rest = rest.trim_start_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r'));
+                        rest = rest.trim_start_matches(|c: char| {
+                            matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+                        });
                     }
                 }
                 if !rest.is_empty() {
@@ -435,170 +548,27 @@ impl spm::SpmVocab for Tokenizer {
     }
     fn byte_token(&self, byte: u8) -> Option<u32> {
         // llama.cpp: the `<0xNN>` token, else the one-byte text token (ASCII only here).
-        self.token_id(&format!("<0x{byte:02X}>"))
-            .or_else(|| if byte.is_ascii() { self.token_id(&(byte as char).to_string()) } else { None })
+        self.token_id(&format!("<0x{byte:02X}>")).or_else(|| {
+            if byte.is_ascii() {
+                self.token_id(&(byte as char).to_string())
+            } else {
+                None
+            }
+        })
     }
 }
 
 fn missing(key: &'static str) -> TokenizerError {
-    TokenizerError::BadMetadata { key, reason: "add_special asks for this token but the model does not define it".into() }
+    TokenizerError::BadMetadata {
+        key,
+        reason: "add_special asks for this token but the model does not define it".into(),
+    }
 }
 
 /// `<0xNN>` → the byte NN.
 fn parse_byte_token(text: &str) -> Option<u8> {
     let hex = text.strip_prefix("<0x")?.strip_suffix('>')?;
     u8::from_str_radix(hex, 16).ok()
-}
-
-fn read_strings(md: &Metadata, key: &'static str) -> Result<Option<Vec<String>>, TokenizerError> {
-    let Some(arr) = md.get_array(key) else {
-        return match md.get(key) {
-            None => Ok(None),
-            Some(_) => Err(TokenizerError::BadMetadata { key, reason: "not an array".into() }),
-        };
-    };
-    arr.iter()
-        .map(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| TokenizerError::BadMetadata { key, reason: "array element is not a string".into() })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
-fn read_tokens(md: &Metadata) -> Result<Vec<String>, TokenizerError> {
-    const KEY: &str = "tokenizer.ggml.tokens";
-    let mut tokens = read_strings(md, KEY)?.ok_or(TokenizerError::MissingKey { key: KEY })?;
-    if tokens.is_empty() || u32::try_from(tokens.len()).is_err() {
-        return Err(TokenizerError::BadMetadata { key: KEY, reason: format!("{} tokens", tokens.len()) });
-    }
-    // llama.cpp renames empty entries so that no token has empty text
-    for (i, t) in tokens.iter_mut().enumerate() {
-        if t.is_empty() {
-            *t = format!("[EMPTY_{i}]");
-        }
-    }
-    Ok(tokens)
-}
-
-fn read_types(md: &Metadata, n: usize) -> Result<Vec<u8>, TokenizerError> {
-    const KEY: &str = "tokenizer.ggml.token_type";
-    let Some(arr) = md.get_array(KEY) else {
-        return Ok(vec![token_type::NORMAL; n]);
-    };
-    if arr.len() < n {
-        return Err(TokenizerError::BadMetadata { key: KEY, reason: format!("{} entries for {n} tokens", arr.len()) });
-    }
-    Ok(arr[..n]
-        .iter()
-        .map(|v| match v.as_i64() {
-            Some(t @ 1..=6) => t as u8,
-            _ => 0, // undefined: decodes to nothing, as in llama.cpp
-        })
-        .collect())
-}
-
-fn read_scores(md: &Metadata, n: usize) -> Result<Vec<f32>, TokenizerError> {
-    const KEY: &str = "tokenizer.ggml.scores";
-    let Some(arr) = md.get_array(KEY) else {
-        return Ok(vec![0.0; n]);
-    };
-    if arr.len() < n {
-        return Err(TokenizerError::BadMetadata { key: KEY, reason: format!("{} entries for {n} tokens", arr.len()) });
-    }
-    arr[..n]
-        .iter()
-        .map(|v| v.as_f64().map(|f| f as f32).ok_or_else(|| TokenizerError::BadMetadata { key: KEY, reason: "not a number".into() }))
-        .collect()
-}
-
-/// A token id key: absent → `None`; present but not an integer inside the vocabulary → error.
-fn read_id(md: &Metadata, key: &'static str, n: usize) -> Result<Option<u32>, TokenizerError> {
-    match md.get(key) {
-        None => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(id) if (id as usize) < n => Ok(Some(id as u32)),
-            _ => Err(TokenizerError::BadMetadata { key, reason: format!("{} is not a token id below {n}", v.summary()) }),
-        },
-    }
-}
-
-/// Incremental decoder for streaming generated tokens: each [`StreamDecoder::push`] returns
-/// the text that became complete, never half of a multi-byte character (a character split
-/// across tokens, as byte-fallback and byte-level vocabularies do for emoji and CJK, is held
-/// back until its last byte arrives). The concatenation of all `push` results and
-/// [`StreamDecoder::flush`] equals [`Tokenizer::decode_with`] on the same ids.
-pub struct StreamDecoder<'t> {
-    tokenizer: &'t Tokenizer,
-    pending: Vec<u8>,
-    strip_space: bool,
-    skip_control: bool,
-}
-
-impl<'t> StreamDecoder<'t> {
-    /// A decoder that renders control tokens as their text (like [`Tokenizer::decode`]).
-    pub fn new(tokenizer: &'t Tokenizer) -> StreamDecoder<'t> {
-        StreamDecoder { tokenizer, pending: Vec::new(), strip_space: tokenizer.add_space_prefix, skip_control: false }
-    }
-
-    /// A decoder that drops control tokens (like `decode_with(ids, true)`).
-    pub fn skipping_control(tokenizer: &'t Tokenizer) -> StreamDecoder<'t> {
-        StreamDecoder { skip_control: true, ..StreamDecoder::new(tokenizer) }
-    }
-
-    /// Adds one token; returns the newly completed text (possibly empty). Fails with
-    /// [`TokenizerError::InvalidToken`] for an id outside the vocabulary (the decoder is unchanged).
-    pub fn push(&mut self, id: u32) -> Result<String, TokenizerError> {
-        let start = self.pending.len();
-        self.tokenizer.append_token_bytes(id, !self.skip_control, &mut self.pending)?;
-        if self.strip_space && self.pending.len() > start {
-            if self.pending[start] == b' ' {
-                self.pending.remove(start);
-            }
-            self.strip_space = false;
-        }
-        Ok(self.take_complete())
-    }
-
-    /// Returns whatever is left (an incomplete character becomes U+FFFD) and resets.
-    pub fn flush(&mut self) -> String {
-        let out = String::from_utf8_lossy(&self.pending).into_owned();
-        self.pending.clear();
-        out
-    }
-
-    fn take_complete(&mut self) -> String {
-        let mut out = String::new();
-        let mut consumed = 0;
-        loop {
-            let rest = &self.pending[consumed..];
-            match std::str::from_utf8(rest) {
-                Ok(s) => {
-                    out.push_str(s);
-                    consumed = self.pending.len();
-                    break;
-                }
-                Err(e) => {
-                    let valid = e.valid_up_to();
-                    // the prefix was just validated, so this cannot fail
-                    out.push_str(std::str::from_utf8(&rest[..valid]).unwrap_or_default());
-                    consumed += valid;
-                    match e.error_len() {
-                        // an invalid sequence: replace it, as from_utf8_lossy does
-                        Some(len) => {
-                            out.push(char::REPLACEMENT_CHARACTER);
-                            consumed += len;
-                        }
-                        // an incomplete character at the end: wait for more bytes
-                        None => break,
-                    }
-                }
-            }
-        }
-        self.pending.drain(..consumed);
-        out
-    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,10 @@
 //! `Reader` with random chunking; the two must agree, and neither may panic.
 //!
 //! The test harness reads (and only it): `HEARTH_FUZZ_SECS` (default 30), `HEARTH_FUZZ_SEED`
-//! (default: from the clock; printed) and `HEARTH_FUZZ_REPLAY` (a saved crash file to re-run).
-//! A panicking input is saved as `target/fuzz-crash-<seed>-<case>.bin`.
+//! (default: from the clock; printed), and `HEARTH_FUZZ_REPLAY` with `HEARTH_FUZZ_CASE_SEED`
+//! (a saved input and the chunking seed printed with it, to re-run one case).
+//! A failing input (a panic or a broken invariant) is saved as
+//! `target/fuzz-crash-<seed>-<case>.bin` (the first ten of a run).
 
 use hearth::gguf::writer::sample_metadata;
 use hearth::gguf::{
@@ -103,6 +105,19 @@ fn small_seeds() -> Vec<Vec<u8>> {
         );
     }
     seeds.push(w.to_bytes());
+    // Arrays nested to the depth limit and one past it.
+    for depth in [
+        hearth::gguf::MAX_ARRAY_DEPTH,
+        hearth::gguf::MAX_ARRAY_DEPTH + 1,
+    ] {
+        let mut v = Value::Array(ValueType::String, vec![Value::String("deep".into())]);
+        for _ in 1..depth {
+            v = Value::Array(ValueType::Array, vec![v.clone(), v]);
+        }
+        let mut w = Writer::new();
+        w.kv("deep", v);
+        seeds.push(w.to_bytes());
+    }
     let mut w = Writer::new();
     w.kv(
         "only.nested",

@@ -9,34 +9,10 @@
 //!
 //! Missing inputs make these tests fail, never skip.
 
-use std::fs::File;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+mod common;
 
-use hearth::gguf::{parse_header, Error as GgufError, Metadata};
+use common::{read_metadata, root, smollm2_path};
 use hearth::tokenizer::{StreamDecoder, Tokenizer};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Reads only as much of a GGUF file as its header needs.
-fn read_metadata(path: &Path) -> Metadata {
-    let mut file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut bytes = Vec::new();
-    let mut want: u64 = 4 << 20;
-    loop {
-        let have = bytes.len() as u64;
-        (&mut file).take(want.saturating_sub(have)).read_to_end(&mut bytes).unwrap();
-        match parse_header(&bytes) {
-            Ok(h) => return h.metadata,
-            Err(GgufError::Truncated { needed }) if needed > bytes.len() as u64 && bytes.len() as u64 == want => {
-                want = needed.max(want * 2);
-            }
-            Err(e) => panic!("{}: {e}", path.display()),
-        }
-    }
-}
 
 #[derive(serde::Deserialize)]
 struct Golden {
@@ -54,12 +30,7 @@ struct Case {
 
 #[test]
 fn smollm2_matches_llama_cpp() {
-    let model = root().join("models/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        model.exists(),
-        "{} is missing: run `make models` to fetch the test model",
-        model.display()
-    );
+    let model = smollm2_path();
     let tok = Tokenizer::from_metadata(&read_metadata(&model)).expect("SmolLM2 tokenizer");
     let golden: Golden =
         serde_json::from_str(include_str!("goldens/tokenizer_smollm2.json")).expect("golden JSON");
@@ -69,12 +40,18 @@ fn smollm2_matches_llama_cpp() {
     for c in &golden.cases {
         let ids = tok.encode(&c.text, c.add_bos, c.special).unwrap();
         if ids != c.ids {
-            failures.push(format!("encode({:?}, add_bos={}, special={}): got {ids:?}, llama.cpp {:?}", c.text, c.add_bos, c.special, c.ids));
+            failures.push(format!(
+                "encode({:?}, add_bos={}, special={}): got {ids:?}, llama.cpp {:?}",
+                c.text, c.add_bos, c.special, c.ids
+            ));
             continue;
         }
         let decoded = tok.decode(&ids).unwrap();
         if decoded != c.decoded {
-            failures.push(format!("decode({ids:?}): got {decoded:?}, llama.cpp {:?}", c.decoded));
+            failures.push(format!(
+                "decode({ids:?}): got {decoded:?}, llama.cpp {:?}",
+                c.decoded
+            ));
         }
         // byte-level BPE is lossless: plain text always comes back unchanged
         if !c.special && decoded != c.text {
@@ -90,7 +67,13 @@ fn smollm2_matches_llama_cpp() {
             failures.push(format!("stream decode of {:?} gave {streamed:?}", c.text));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), golden.cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        golden.cases.len(),
+        failures.join("\n")
+    );
 
     // SmolLM2 ends turns with <|im_end|> and documents with <|endoftext|>
     let im_end = tok.encode("<|im_end|>", false, true).unwrap();
@@ -108,7 +91,8 @@ fn vocab_tests(name: &str) -> (Tokenizer, Vec<(String, Vec<u32>)>) {
         "{} is missing: run `sh models/fetch_test_vocabs.sh` to fetch llama.cpp's vocabulary test files",
         gguf.display()
     );
-    let tok = Tokenizer::from_metadata(&read_metadata(&gguf)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let tok =
+        Tokenizer::from_metadata(&read_metadata(&gguf)).unwrap_or_else(|e| panic!("{name}: {e}"));
     let inp = std::fs::read_to_string(dir.join(format!("ggml-vocab-{name}.gguf.inp"))).unwrap();
     let out = std::fs::read_to_string(dir.join(format!("ggml-vocab-{name}.gguf.out"))).unwrap();
     // same parsing as test-tokenizer-0.cpp: inputs separated by the marker, one output line each
@@ -117,11 +101,20 @@ fn vocab_tests(name: &str) -> (Tokenizer, Vec<(String, Vec<u32>)>) {
         inputs.pop(); // the C++ reader stops at the end of the file
     }
     let outputs: Vec<&str> = out.lines().collect();
-    assert_eq!(inputs.len(), outputs.len(), "{name}: .inp and .out disagree");
+    assert_eq!(
+        inputs.len(),
+        outputs.len(),
+        "{name}: .inp and .out disagree"
+    );
     let cases = inputs
         .iter()
         .zip(&outputs)
-        .map(|(i, o)| (i.to_string(), o.split_whitespace().map(|t| t.parse().unwrap()).collect()))
+        .map(|(i, o)| {
+            (
+                i.to_string(),
+                o.split_whitespace().map(|t| t.parse().unwrap()).collect(),
+            )
+        })
         .collect();
     (tok, cases)
 }
@@ -135,10 +128,19 @@ fn check_vocab(name: &str, lossless: bool) {
         if &got != want {
             failures.push(format!("{text:?}: got {got:?}, llama.cpp {want:?}"));
         } else if lossless && tok.decode(&got).unwrap() != *text {
-            failures.push(format!("{text:?}: decodes to {:?}", tok.decode(&got).unwrap()));
+            failures.push(format!(
+                "{text:?}: decodes to {:?}",
+                tok.decode(&got).unwrap()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{name}: {} of {} differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{name}: {} of {} differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -149,6 +149,15 @@ pub trait Backend {
     fn softcap(&mut self, x: &Self::Tensor, len: usize, cap: f32) -> Result<(), BackendError>;
     /// Index of the largest of `len` elements from `offset` (first one on ties).
     fn argmax(&mut self, x: &Self::Tensor, offset: usize, len: usize) -> Result<u32, BackendError>;
+    /// [`Backend::read`] for callers that cannot block (the browser's GPU maps buffers
+    /// asynchronously). The default is the synchronous read, already complete.
+    fn read_async(&mut self, t: &Self::Tensor, offset: usize, len: usize) -> impl std::future::Future<Output = Result<Vec<f32>, BackendError>> {
+        std::future::ready(self.read(t, offset, len))
+    }
+    /// [`Backend::argmax`] for callers that cannot block.
+    fn argmax_async(&mut self, x: &Self::Tensor, offset: usize, len: usize) -> impl std::future::Future<Output = Result<u32, BackendError>> {
+        std::future::ready(self.argmax(x, offset, len))
+    }
     /// Submits recorded work without reading anything back (no-op on the CPU).
     fn flush(&mut self) -> Result<(), BackendError> {
         Ok(())

@@ -1,1 +1,347 @@
-fn main() {}
+//! `hearth`: the native command line over the same engine the browser runs.
+//!
+//! hearth run --model FILE_OR_ID --prompt TEXT [--chat] [-n N] [--temp T] [--seed S]
+//! hearth chat --model FILE_OR_ID            (interactive, multi-turn)
+//! hearth inspect FILE_OR_ID                 (metadata and tensor table)
+//! hearth bench --model FILE_OR_ID [--reps 5]
+
+use clap::{Parser, Subcommand, ValueEnum};
+use hearth::backend::cpu::CpuBackend;
+use hearth::backend::Backend;
+use hearth::engine::{self, GenerateParams, SamplerParams, Session};
+use hearth::model::ModelOptions;
+use hearth::registry::Registry;
+use hearth::template::ChatMessage;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "hearth", version, about = "Private small language models: GGUF on CPU or GPU")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendKind {
+    Cpu,
+    Gpu,
+}
+
+#[derive(clap::Args, Clone)]
+struct ModelArgs {
+    /// A .gguf file or a registry id (models/registry.toml).
+    #[arg(long, short)]
+    model: Option<String>,
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendKind,
+    /// Context length to allocate.
+    #[arg(long, default_value_t = 2048)]
+    ctx: usize,
+}
+
+#[derive(clap::Args, Clone)]
+struct SampleArgs {
+    /// Maximum tokens to generate.
+    #[arg(short = 'n', long = "max-tokens", default_value_t = 256)]
+    max_tokens: usize,
+    /// Temperature (0 = greedy).
+    #[arg(long = "temp", default_value_t = 0.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0.05)]
+    min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop before this string (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate from a prompt, streaming text to stdout and speeds to stderr.
+    Run {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, short)]
+        prompt: String,
+        /// Wrap the prompt as a user message in the model's chat template.
+        #[arg(long)]
+        chat: bool,
+        /// Optional system prompt (with --chat).
+        #[arg(long)]
+        system: Option<String>,
+        #[command(flatten)]
+        sample: SampleArgs,
+    },
+    /// Interactive multi-turn chat in the terminal.
+    Chat {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        system: Option<String>,
+        #[command(flatten)]
+        sample: SampleArgs,
+    },
+    /// Print metadata and the tensor table of a GGUF file.
+    Inspect {
+        /// A .gguf file or a registry id.
+        model: String,
+    },
+    /// Prompt-processing and decode speed (median of --reps runs).
+    Bench {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        #[arg(long, default_value_t = 128)]
+        pp: usize,
+        #[arg(long, default_value_t = 128)]
+        tg: usize,
+    },
+}
+
+fn root() -> PathBuf {
+    // The repository root: where models/registry.toml lives (cwd first, then the crate dir).
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    if cwd.join("models/registry.toml").is_file() {
+        cwd
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+}
+
+fn resolve(arg: Option<&str>) -> Result<PathBuf, String> {
+    let root = root();
+    let reg = Registry::load(&root)?;
+    let id = arg.map(str::to_string).unwrap_or_else(|| reg.default.clone());
+    reg.resolve(&root, &id)
+}
+
+fn params(s: &SampleArgs) -> GenerateParams {
+    GenerateParams {
+        max_tokens: s.max_tokens,
+        stop: s.stop.clone(),
+        sampler: SamplerParams {
+            temperature: s.temperature,
+            top_k: s.top_k,
+            top_p: s.top_p,
+            min_p: s.min_p,
+            repeat_penalty: s.repeat_penalty,
+            repeat_last_n: 64,
+            seed: s.seed,
+        },
+    }
+}
+
+fn load<B: Backend + 'static>(path: &Path, backend: B, ctx: usize) -> Result<Session<B>, String> {
+    let t = Instant::now();
+    let s = engine::load_file(path, backend, ModelOptions { n_ctx: ctx, ..Default::default() }, |_| {})
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("loaded {} on {} in {:.2} s", path.display(), s.backend().describe(), t.elapsed().as_secs_f64());
+    Ok(s)
+}
+
+fn stream_to_stdout() -> impl FnMut(&str) -> bool {
+    |d: &str| {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(d.as_bytes());
+        let _ = out.flush();
+        true
+    }
+}
+
+fn report(c: &engine::Completion) {
+    let u = &c.usage;
+    eprintln!(
+        "\n[{} | prompt {} tok ({} cached) {:.1} tok/s | decode {} tok {:.1} tok/s]",
+        c.finish_reason.as_str(),
+        u.prompt_tokens,
+        u.cached_tokens,
+        u.prefill_tps(),
+        u.completion_tokens,
+        u.decode_tps()
+    );
+}
+
+fn cmd_run<B: Backend + 'static>(mut s: Session<B>, prompt: &str, chat: bool, system: Option<&str>, p: &GenerateParams) -> Result<(), String> {
+    let mut msgs = Vec::new();
+    if let Some(sys) = system {
+        msgs.push(ChatMessage { role: "system".into(), content: sys.into() });
+    }
+    msgs.push(ChatMessage { role: "user".into(), content: prompt.into() });
+    let c = if chat { s.chat(&msgs, p, &mut stream_to_stdout()) } else { s.complete(prompt, p, &mut stream_to_stdout()) }
+        .map_err(|e| e.to_string())?;
+    println!();
+    report(&c);
+    Ok(())
+}
+
+fn cmd_chat<B: Backend + 'static>(mut s: Session<B>, system: Option<&str>, p: &GenerateParams) -> Result<(), String> {
+    let mut msgs = Vec::new();
+    if let Some(sys) = system {
+        msgs.push(ChatMessage { role: "system".into(), content: sys.into() });
+    }
+    eprintln!("Chat with the model. Empty line or Ctrl-D to quit; /reset to start over.");
+    let stdin = std::io::stdin();
+    loop {
+        eprint!("> ");
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line).map_err(|e| e.to_string())? == 0 || line.trim().is_empty() {
+            return Ok(());
+        }
+        if line.trim() == "/reset" {
+            msgs.retain(|m| m.role == "system");
+            continue;
+        }
+        msgs.push(ChatMessage { role: "user".into(), content: line.trim_end().into() });
+        match s.chat(&msgs, p, &mut stream_to_stdout()) {
+            Ok(c) => {
+                println!();
+                report(&c);
+                msgs.push(ChatMessage { role: "assistant".into(), content: c.text });
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                msgs.pop();
+            }
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn cmd_bench<B: Backend + 'static>(mut s: Session<B>, reps: usize, pp: usize, tg: usize) -> Result<(), String> {
+    let n_vocab = s.config().n_vocab as u32;
+    // Deterministic pseudo-random prompt tokens (as llama-bench does).
+    let toks: Vec<u32> = (0..(pp + tg) as u64).map(|i| ((i * 2_654_435_761) % n_vocab as u64) as u32).collect();
+    let (mut pp_tps, mut tg_tps) = (Vec::new(), Vec::new());
+    for rep in 0..=reps {
+        s.reset();
+        let t = Instant::now();
+        let l = s.prefill(&toks[..pp]).map_err(|e| e.to_string())?;
+        s.backend_mut().argmax(&l, 0, n_vocab as usize).map_err(|e| e.to_string())?;
+        let pp_s = t.elapsed().as_secs_f64();
+        s.reset();
+        s.prefill(&toks[..1]).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        for k in 2..=tg + 1 {
+            let l = s.prefill(&toks[..k]).map_err(|e| e.to_string())?;
+            s.backend_mut().argmax(&l, 0, n_vocab as usize).map_err(|e| e.to_string())?;
+        }
+        let tg_s = t.elapsed().as_secs_f64();
+        if rep > 0 {
+            // rep 0 is the warm-up
+            pp_tps.push(pp as f64 / pp_s);
+            tg_tps.push(tg as f64 / tg_s);
+        }
+    }
+    println!("backend: {}", s.backend().describe());
+    println!("pp{pp}: {:.1} tok/s (median of {reps})", median(pp_tps));
+    println!("tg{tg}: {:.1} tok/s (median of {reps})", median(tg_tps));
+    Ok(())
+}
+
+fn inspect(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let len = f.metadata().map_err(|e| e.to_string())?.len();
+    let mut reader = hearth::gguf::Reader::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let header = loop {
+        let n = f.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err(format!("{}: {}", path.display(), hearth::gguf::Error::Truncated { needed: 0 }));
+        }
+        if let Some(h) = reader.feed(&buf[..n]).map_err(|e| e.to_string())?.into_iter().find_map(|e| match e {
+            hearth::gguf::Event::Header(h) => Some(h),
+            _ => None,
+        }) {
+            break h;
+        }
+    };
+    header.check_file_len(len).map_err(|e| e.to_string())?;
+    println!("{}: GGUF v{}, {} metadata keys, {} tensors, data at {}", path.display(), header.version, header.metadata.len(), header.tensors.len(), header.data_offset);
+    for (k, v) in header.metadata.iter() {
+        println!("  {k} = {}", v.summary());
+    }
+    println!("\n  {:<36} {:>6} {:>22} {:>12}", "tensor", "type", "dims", "bytes");
+    for t in &header.tensors {
+        println!("  {:<36} {:>6} {:>22} {:>12}", t.name, t.ty.name(), format!("{:?}", t.dims), t.n_bytes);
+    }
+    match hearth::model::Config::from_metadata(&header.metadata) {
+        Ok(c) => println!("\nsupported: {c:?}"),
+        Err(e) => println!("\nnot runnable: {e}"),
+    }
+    Ok(())
+}
+
+fn with_backend(m: &ModelArgs, f: &mut dyn FnMut(&Path, BackendChoice) -> Result<(), String>) -> Result<(), String> {
+    let path = resolve(m.model.as_deref())?;
+    match m.backend {
+        BackendKind::Cpu => f(&path, BackendChoice::Cpu),
+        BackendKind::Gpu => f(&path, BackendChoice::Gpu),
+    }
+}
+
+enum BackendChoice {
+    Cpu,
+    Gpu,
+}
+
+macro_rules! on_backend {
+    ($choice:expr, $path:expr, $ctx:expr, |$s:ident| $body:expr) => {
+        match $choice {
+            BackendChoice::Cpu => {
+                let $s = load($path, CpuBackend::new(), $ctx)?;
+                $body
+            }
+            BackendChoice::Gpu => gpu_session($path, $ctx).and_then(|$s| $body),
+        }
+    };
+}
+
+#[cfg(feature = "gpu")]
+fn gpu_session(path: &Path, ctx: usize) -> Result<Session<hearth::backend::gpu::GpuBackend>, String> {
+    let b = pollster::block_on(hearth::backend::gpu::GpuBackend::new()).map_err(|e| e.to_string())?;
+    load(path, b, ctx)
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_session(_: &Path, _: usize) -> Result<Session<CpuBackend>, String> {
+    Err("this build has no GPU backend (built without the `gpu` feature)".into())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Inspect { model } => resolve(Some(&model)).and_then(|p| inspect(&p)),
+        Cmd::Run { model, prompt, chat, system, sample } => with_backend(&model, &mut |path, b| {
+            on_backend!(b, path, model.ctx, |s| cmd_run(s, &prompt, chat, system.as_deref(), &params(&sample)))
+        }),
+        Cmd::Chat { model, system, sample } => with_backend(&model, &mut |path, b| {
+            on_backend!(b, path, model.ctx, |s| cmd_chat(s, system.as_deref(), &params(&sample)))
+        }),
+        Cmd::Bench { model, reps, pp, tg } => with_backend(&model, &mut |path, b| {
+            on_backend!(b, path, model.ctx, |s| cmd_bench(s, reps.max(1), pp, tg))
+        }),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

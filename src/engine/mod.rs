@@ -1,1 +1,380 @@
-//! (in progress)
+//! Sessions over a loaded model: prefill, decode, sampling, stop conditions, streaming.
+//!
+//! A [`Session`] keeps the tokens whose keys/values sit in the KV cache, so the next
+//! request of a multi-turn chat only prefills what is new. Requests report text deltas
+//! through a callback that can cancel by returning `false`.
+
+mod clock;
+mod load;
+pub mod sampler;
+mod stop;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use load::load_file;
+pub use load::{LoadProgress, Loader};
+pub use sampler::{Sampler, SamplerParams};
+
+use crate::backend::{Backend, BackendError};
+use crate::model::{Config, Forward, ModelError};
+use crate::template::{ChatMessage, ChatTemplate, TemplateError};
+use crate::tokenizer::{TokenDecoder, Tokenizer, TokenizerError};
+use stop::StopMatcher;
+use thiserror::Error;
+
+/// Errors from the engine. After any of them the session is still usable.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Gguf(#[from] crate::gguf::Error),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("the prompt has {prompt} tokens; the context holds {n_ctx}")]
+    ContextOverflow { prompt: usize, n_ctx: usize },
+    #[error("bad request: {0}")]
+    BadRequest(String),
+}
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateParams {
+    pub max_tokens: usize,
+    pub sampler: SamplerParams,
+    /// Generation stops before the first occurrence of any of these strings.
+    pub stop: Vec<String>,
+}
+
+impl Default for GenerateParams {
+    fn default() -> Self {
+        GenerateParams { max_tokens: 256, sampler: SamplerParams::default(), stop: Vec::new() }
+    }
+}
+
+/// Why generation ended (OpenAI's `finish_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// End-of-generation token or stop string.
+    Stop,
+    /// `max_tokens` reached, or the context is full.
+    Length,
+    /// The callback asked to stop.
+    Cancelled,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Token counts and timings of one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose KV came from the cache (not prefilled again).
+    pub cached_tokens: usize,
+    pub completion_tokens: usize,
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+}
+
+impl Usage {
+    /// Prefill speed over the tokens actually processed.
+    pub fn prefill_tps(&self) -> f64 {
+        per_second(self.prompt_tokens - self.cached_tokens, self.prefill_ms)
+    }
+    /// Decode speed (first token excluded: it comes out of prefill).
+    pub fn decode_tps(&self) -> f64 {
+        per_second(self.completion_tokens.saturating_sub(1), self.decode_ms)
+    }
+}
+
+fn per_second(n: usize, ms: f64) -> f64 {
+    if ms > 0.0 {
+        n as f64 * 1000.0 / ms
+    } else {
+        0.0
+    }
+}
+
+/// The result of a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub finish_reason: FinishReason,
+    pub usage: Usage,
+}
+
+/// A model with its tokenizer, template and KV cache.
+pub struct Session<B: Backend> {
+    backend: B,
+    model: Box<dyn Forward<B>>,
+    tokenizer: Tokenizer,
+    template: Result<ChatTemplate, TemplateError>,
+    /// Tokens whose keys/values are in the KV cache, in order.
+    cached: Vec<u32>,
+}
+
+impl<B: Backend> Session<B> {
+    /// Assembles a session (see [`Loader`] for building one from GGUF bytes).
+    pub fn new(backend: B, model: Box<dyn Forward<B>>, tokenizer: Tokenizer, template: Result<ChatTemplate, TemplateError>) -> Self {
+        Session { backend, model, tokenizer, template, cached: Vec::new() }
+    }
+
+    pub fn config(&self) -> &Config {
+        self.model.config()
+    }
+    pub fn n_ctx(&self) -> usize {
+        self.model.n_ctx()
+    }
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+    /// The chat template, or why chat is unavailable.
+    pub fn template(&self) -> Result<&ChatTemplate, &TemplateError> {
+        self.template.as_ref()
+    }
+
+    /// Forgets the KV cache (the next request prefills everything).
+    pub fn reset(&mut self) {
+        self.cached.clear();
+    }
+
+    /// Renders messages with the model's chat template and tokenizes the result.
+    pub fn chat_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, EngineError> {
+        if messages.is_empty() {
+            return Err(EngineError::BadRequest("messages is empty".into()));
+        }
+        let tpl = self.template.as_ref().map_err(|e| e.clone())?;
+        let text = tpl.render(messages, true)?;
+        // Templates that write the BOS token themselves must not get a second one.
+        let bos_in_text = self
+            .tokenizer
+            .bos()
+            .and_then(|b| self.tokenizer.token_piece(b))
+            .is_some_and(|p| !p.is_empty() && text.starts_with(p));
+        Ok(self.tokenizer.encode(&text, !bos_in_text, true)?)
+    }
+
+    /// Tokenizes raw text for completion (BOS per the model's metadata, special-token
+    /// text taken literally).
+    pub fn text_tokens(&self, text: &str) -> Result<Vec<u32>, EngineError> {
+        Ok(self.tokenizer.encode(text, true, false)?)
+    }
+
+    /// Chat completion; see [`Session::generate`].
+    pub fn chat(&mut self, messages: &[ChatMessage], p: &GenerateParams, on_delta: &mut dyn FnMut(&str) -> bool) -> Result<Completion, EngineError> {
+        let tokens = self.chat_tokens(messages)?;
+        self.generate(&tokens, p, on_delta)
+    }
+
+    /// Raw text completion; see [`Session::generate`].
+    pub fn complete(&mut self, prompt: &str, p: &GenerateParams, on_delta: &mut dyn FnMut(&str) -> bool) -> Result<Completion, EngineError> {
+        let tokens = self.text_tokens(prompt)?;
+        self.generate(&tokens, p, on_delta)
+    }
+
+    /// Runs the prompt through the model, reusing the KV cache for the prefix it shares
+    /// with the previous request, and returns the logits of its last token.
+    pub fn prefill(&mut self, prompt: &[u32]) -> Result<B::Tensor, EngineError> {
+        let n_ctx = self.model.n_ctx();
+        if prompt.is_empty() {
+            return Err(EngineError::BadRequest("the prompt is empty".into()));
+        }
+        if prompt.len() >= n_ctx {
+            return Err(EngineError::ContextOverflow { prompt: prompt.len(), n_ctx });
+        }
+        if let Some(&bad) = prompt.iter().find(|&&t| t as usize >= self.model.config().n_vocab) {
+            return Err(EngineError::BadRequest(format!("token id {bad} is outside the vocabulary")));
+        }
+        let mut shared = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        // At least one token must run to produce logits.
+        shared = shared.min(prompt.len() - 1);
+        self.cached.truncate(shared);
+        let logits = self.model.forward(&mut self.backend, &prompt[shared..], shared);
+        // On failure the cache may hold a partial batch: trust only the shared prefix.
+        let logits = logits?;
+        self.cached.extend_from_slice(&prompt[shared..]);
+        Ok(logits)
+    }
+
+    /// Generates from `prompt` tokens. `on_delta` receives each new piece of text (possibly
+    /// empty, once per token) and returns `false` to cancel. Stops at an end-of-generation
+    /// token, a stop string, `max_tokens`, or a full context. Natively this runs to the
+    /// end; in the browser use [`Session::start`] + [`Session::step`].
+    pub fn generate(&mut self, prompt: &[u32], p: &GenerateParams, on_delta: &mut dyn FnMut(&str) -> bool) -> Result<Completion, EngineError> {
+        let mut g = self.start(prompt, p)?;
+        while let Some(delta) = block_on_ready(self.step(&mut g))?? {
+            if !on_delta(&delta) {
+                g.cancel();
+            }
+        }
+        Ok(g.into_completion())
+    }
+
+    /// Prefills `prompt` (reusing the KV cache for the prefix shared with the previous
+    /// request) and returns a generation to drive with [`Session::step`].
+    pub fn start(&mut self, prompt: &[u32], p: &GenerateParams) -> Result<Generation<B>, EngineError> {
+        let t0 = clock::now_ms();
+        let shared_before = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count().min(prompt.len().saturating_sub(1));
+        let logits = self.prefill(prompt)?;
+        Ok(Generation {
+            max_tokens: p.max_tokens,
+            sampler: Sampler::new(p.sampler),
+            decoder: TokenDecoder::skipping_control(&self.tokenizer),
+            stop: StopMatcher::new(&p.stop),
+            history: prompt.to_vec(),
+            tokens: Vec::new(),
+            text: String::new(),
+            logits,
+            finish: None,
+            usage: Usage { prompt_tokens: prompt.len(), cached_tokens: shared_before, ..Default::default() },
+            t0,
+            t_first: None,
+        })
+    }
+
+    /// Produces the next token: returns its text (possibly empty while a multi-byte
+    /// character or a possible stop string is incomplete), or `None` once finished.
+    /// Awaits only the backend's readback of the logits (or of the argmax).
+    pub async fn step(&mut self, g: &mut Generation<B>) -> Result<Option<String>, EngineError> {
+        if g.finish.is_some() {
+            return Ok(None);
+        }
+        if g.tokens.len() >= g.max_tokens {
+            return Ok(Some(g.end(FinishReason::Length)?));
+        }
+        let n_vocab = self.model.config().n_vocab;
+        let tok = if g.sampler.is_greedy() {
+            self.backend.argmax_async(&g.logits, 0, n_vocab).await?
+        } else {
+            let l = self.backend.read_async(&g.logits, 0, n_vocab).await?;
+            g.sampler.sample(&l, &g.history)
+        };
+        if g.t_first.is_none() {
+            g.t_first = Some(clock::now_ms());
+        }
+        if self.tokenizer.eog_tokens().contains(&tok) {
+            return Ok(Some(g.end(FinishReason::Stop)?));
+        }
+        g.tokens.push(tok);
+        g.history.push(tok);
+        let piece = g.decoder.push(&self.tokenizer, tok)?;
+        let (emit, hit) = g.stop.push(&piece);
+        g.text.push_str(&emit);
+        if hit {
+            g.end(FinishReason::Stop)?;
+            return Ok(Some(emit));
+        }
+        if g.tokens.len() < g.max_tokens {
+            if self.cached.len() + 1 >= self.model.n_ctx() {
+                let rest = g.end(FinishReason::Length)?;
+                return Ok(Some(emit + &rest));
+            }
+            let pos = self.cached.len();
+            g.logits = self.model.forward(&mut self.backend, &[tok], pos)?;
+            self.cached.push(tok);
+        }
+        Ok(Some(emit))
+    }
+}
+
+/// One request in progress: sampler state, streamed text, stop matching, timings.
+pub struct Generation<B: Backend> {
+    max_tokens: usize,
+    sampler: Sampler,
+    decoder: TokenDecoder,
+    stop: StopMatcher,
+    history: Vec<u32>,
+    tokens: Vec<u32>,
+    text: String,
+    logits: B::Tensor,
+    finish: Option<FinishReason>,
+    usage: Usage,
+    t0: f64,
+    t_first: Option<f64>,
+}
+
+impl<B: Backend> Generation<B> {
+    /// Ends the generation with `FinishReason::Cancelled` (the next step returns `None`).
+    pub fn cancel(&mut self) {
+        if self.finish.is_none() {
+            self.finish = Some(FinishReason::Cancelled);
+            self.stamp();
+        }
+    }
+
+    /// Why it ended, once it has.
+    pub fn finish_reason(&self) -> Option<FinishReason> {
+        self.finish
+    }
+
+    /// Tokens generated so far.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Usage so far (final once finished).
+    pub fn usage(&self) -> Usage {
+        let mut u = self.usage;
+        u.completion_tokens = self.tokens.len();
+        u
+    }
+
+    fn stamp(&mut self) {
+        let now = clock::now_ms();
+        let first = self.t_first.unwrap_or(now);
+        self.usage.prefill_ms = first - self.t0;
+        self.usage.decode_ms = now - first;
+    }
+
+    /// Finishes; text held back as a possible stop-string prefix (or an unfinished UTF-8
+    /// sequence) is released unless a stop string matched.
+    fn end(&mut self, reason: FinishReason) -> Result<String, EngineError> {
+        self.finish = Some(reason);
+        self.stamp();
+        if self.stop.hit() {
+            return Ok(String::new());
+        }
+        let rest = self.stop.finish(&self.decoder.flush());
+        self.text.push_str(&rest);
+        Ok(rest)
+    }
+
+    /// The finished request (a still-running one reports `Cancelled`).
+    pub fn into_completion(mut self) -> Completion {
+        let finish_reason = self.finish.unwrap_or(FinishReason::Cancelled);
+        if self.finish.is_none() {
+            self.stamp();
+        }
+        let usage = self.usage();
+        Completion { text: self.text, tokens: self.tokens, finish_reason, usage }
+    }
+}
+
+/// Runs a future that is already complete (the CPU backend and native GPU backends never
+/// suspend); a future that would suspend is reported instead of blocking forever.
+fn block_on_ready<F: std::future::Future>(f: F) -> Result<F::Output, EngineError> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Ok(v),
+        std::task::Poll::Pending => Err(EngineError::BadRequest("this backend is asynchronous: drive it with start()/step()".into())),
+    }
+}

@@ -1,7 +1,7 @@
 //! The incremental reader: bytes in, header and whole tensors out.
 
 use super::parser::{HeaderParser, Status};
-use super::{Error, Header, TensorInfo, DEFAULT_MAX_HEADER_BYTES};
+use super::{Error, Header, DEFAULT_MAX_HEADER_BYTES};
 use std::sync::Arc;
 
 /// What [`Reader::feed`] produced.
@@ -266,7 +266,7 @@ pub enum ReadFileError<E> {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_file<E>(
     path: &std::path::Path,
-    mut on_tensor: impl FnMut(usize, &TensorInfo, &[u8]) -> Result<(), E>,
+    mut on_tensor: impl FnMut(usize, &super::TensorInfo, &[u8]) -> Result<(), E>,
 ) -> Result<Arc<Header>, ReadFileError<E>> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;

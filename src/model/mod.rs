@@ -1,1 +1,118 @@
-//! (in progress)
+//! Model families, each written once over the [`Backend`] trait.
+//!
+//! [`load`] picks the family from `general.architecture`, checks every tensor's shape
+//! against the configuration, and returns a [`Forward`] implementation that owns its
+//! weights, KV cache and activation buffers (all allocated here, before the first token).
+
+pub mod config;
+mod gemma;
+mod llama;
+
+use crate::backend::{Backend, BackendError, WeightDesc};
+pub use config::{Config, SUPPORTED_ARCHITECTURES};
+use std::collections::HashMap;
+use thiserror::Error;
+
+/// Errors from building or running a model.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum ModelError {
+    #[error("unsupported architecture {name:?}; supported: {}", supported.join(", "))]
+    UnsupportedArchitecture { name: String, supported: Vec<String> },
+    #[error("missing metadata key {0}")]
+    MissingMetadata(String),
+    #[error("bad metadata {key}: {detail}")]
+    BadMetadata { key: String, detail: String },
+    #[error("missing tensor {0}")]
+    MissingTensor(String),
+    #[error("tensor {name} has shape {got:?}, expected {expected:?}")]
+    TensorShape { name: String, expected: Vec<usize>, got: Vec<usize> },
+    #[error("context overflow: position {needed} exceeds the context of {n_ctx} tokens")]
+    ContextOverflow { needed: usize, n_ctx: usize },
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Options fixed when a model is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// Context length to allocate the KV cache for (capped at the training context).
+    pub n_ctx: usize,
+    /// Most tokens processed in one forward call (prefill is split into such batches).
+    pub n_batch: usize,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions { n_ctx: 2048, n_batch: 64 }
+    }
+}
+
+/// A loaded model: runs tokens through the network and returns the last token's logits.
+pub trait Forward<B: Backend> {
+    /// The hyper-parameters.
+    fn config(&self) -> &Config;
+    /// Allocated context length.
+    fn n_ctx(&self) -> usize;
+    /// Processes `tokens` at positions `pos0..pos0+len` (the KV cache must hold `0..pos0`)
+    /// and returns the logits tensor (`n_vocab` elements) of the last token.
+    /// Fails with [`ModelError::ContextOverflow`] beyond `n_ctx`.
+    fn forward(&mut self, b: &mut B, tokens: &[u32], pos0: usize) -> Result<B::Tensor, ModelError>;
+}
+
+/// Uploaded weights by GGUF name, with their shapes.
+pub struct Weights<B: Backend> {
+    map: HashMap<String, (WeightDesc, B::Weight)>,
+}
+
+impl<B: Backend> Default for Weights<B> {
+    fn default() -> Self {
+        Weights { map: HashMap::new() }
+    }
+}
+
+impl<B: Backend> Weights<B> {
+    /// Adds one uploaded weight.
+    pub fn insert(&mut self, desc: WeightDesc, w: B::Weight) {
+        self.map.insert(desc.name.clone(), (desc, w));
+    }
+    /// Number of weights held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    /// Takes a weight and checks its GGUF dims (innermost first).
+    fn take(&mut self, name: &str, dims: &[usize]) -> Result<B::Weight, ModelError> {
+        let (desc, w) = self.map.remove(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+        if desc.dims != dims {
+            return Err(ModelError::TensorShape { name: name.to_string(), expected: dims.to_vec(), got: desc.dims });
+        }
+        Ok(w)
+    }
+    fn take_opt(&mut self, name: &str, dims: &[usize]) -> Result<Option<B::Weight>, ModelError> {
+        if self.map.contains_key(name) {
+            self.take(name, dims).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// Builds the model for `cfg.arch` from uploaded weights.
+pub fn build<B: Backend + 'static>(
+    b: &mut B,
+    cfg: Config,
+    weights: Weights<B>,
+    opts: ModelOptions,
+) -> Result<Box<dyn Forward<B>>, ModelError> {
+    match cfg.arch.as_str() {
+        "llama" | "mistral" | "qwen2" | "smollm" => Ok(Box::new(llama::Llama::build(b, cfg, weights, opts)?)),
+        "gemma3" => Ok(Box::new(gemma::Gemma::build(b, cfg, weights, opts)?)),
+        other => Err(ModelError::UnsupportedArchitecture {
+            name: other.to_string(),
+            supported: SUPPORTED_ARCHITECTURES.iter().map(|s| s.to_string()).collect(),
+        }),
+    }
+}

@@ -90,7 +90,10 @@ pub(crate) fn tokenize(vocab: &impl SpmVocab, text: &str, out: &mut Vec<u32>) {
     while let Some(bigram) = queue.pop() {
         let (l, r) = (bigram.left, bigram.right);
         // Skip pairs that went stale because one side was merged since.
-        if symbols[l].len == 0 || symbols[r].len == 0 || symbols[l].len + symbols[r].len != bigram.len {
+        if symbols[l].len == 0
+            || symbols[r].len == 0
+            || symbols[l].len + symbols[r].len != bigram.len
+        {
             continue;
         }
         symbols[l].len += symbols[r].len;
@@ -125,9 +128,18 @@ fn try_add_bigram<'t>(
 ) {
     let start = symbols[left].start;
     let len = symbols[left].len + symbols[right].len;
-    let Some(piece) = text.get(start..start + len) else { return };
-    let Some(id) = vocab.token_id(piece) else { return };
-    queue.push(Bigram { left, right, score: vocab.score(id), len });
+    let Some(piece) = text.get(start..start + len) else {
+        return;
+    };
+    let Some(id) = vocab.token_id(piece) else {
+        return;
+    };
+    queue.push(Bigram {
+        left,
+        right,
+        score: vocab.score(id),
+        len,
+    });
     rev_merge.insert(piece, (left, right));
 }
 

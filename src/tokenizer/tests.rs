@@ -4,11 +4,17 @@ use super::*;
 use crate::gguf::{Value, ValueType};
 
 fn strs(items: &[&str]) -> Value {
-    Value::Array(ValueType::String, items.iter().map(|s| Value::String(s.to_string())).collect())
+    Value::Array(
+        ValueType::String,
+        items.iter().map(|s| Value::String(s.to_string())).collect(),
+    )
 }
 
 fn ints(items: &[i32]) -> Value {
-    Value::Array(ValueType::I32, items.iter().map(|&v| Value::I32(v)).collect())
+    Value::Array(
+        ValueType::I32,
+        items.iter().map(|&v| Value::I32(v)).collect(),
+    )
 }
 
 fn kv(k: &str, v: Value) -> (String, Value) {
@@ -18,14 +24,20 @@ fn kv(k: &str, v: Value) -> (String, Value) {
 /// A tiny SentencePiece vocabulary: control tokens, byte tokens for '\n' and the bytes of
 /// "é", and pieces whose scores decide the merge order.
 fn spm_metadata() -> Metadata {
-    let tokens = ["<unk>", "<s>", "</s>", "<0x0A>", "<0xC3>", "<0xA9>", "▁", "h", "e", "l", "o", "he", "ll", "hell", "▁hell", "▁hello", "lo"];
+    let tokens = [
+        "<unk>", "<s>", "</s>", "<0x0A>", "<0xC3>", "<0xA9>", "▁", "h", "e", "l", "o", "he", "ll",
+        "hell", "▁hell", "▁hello", "lo",
+    ];
     let types = [2, 3, 3, 6, 6, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1];
     let scores: Vec<Value> = (0..tokens.len()).map(|i| Value::F32(-(i as f32))).collect();
     Metadata::from_entries(vec![
         kv("tokenizer.ggml.model", Value::String("llama".into())),
         kv("tokenizer.ggml.tokens", strs(&tokens)),
         kv("tokenizer.ggml.token_type", ints(&types)),
-        kv("tokenizer.ggml.scores", Value::Array(ValueType::F32, scores)),
+        kv(
+            "tokenizer.ggml.scores",
+            Value::Array(ValueType::F32, scores),
+        ),
         kv("tokenizer.ggml.bos_token_id", Value::U32(1)),
         kv("tokenizer.ggml.eos_token_id", Value::U32(2)),
         kv("tokenizer.ggml.unknown_token_id", Value::U32(0)),
@@ -34,7 +46,22 @@ fn spm_metadata() -> Metadata {
 
 /// A tiny byte-level BPE vocabulary with ChatML control tokens.
 fn bpe_metadata() -> Metadata {
-    let tokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "h", "i", "Ġ", "Ġh", "Ġhi", "hi", "!", "1", "2", "Ã", "©"];
+    let tokens = [
+        "<|endoftext|>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "h",
+        "i",
+        "Ġ",
+        "Ġh",
+        "Ġhi",
+        "hi",
+        "!",
+        "1",
+        "2",
+        "Ã",
+        "©",
+    ];
     let types = [3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1];
     Metadata::from_entries(vec![
         kv("tokenizer.ggml.model", Value::String("gpt2".into())),
@@ -72,9 +99,15 @@ fn spm_byte_fallback() {
 #[test]
 fn special_tokens_need_parse_special() {
     let tok = Tokenizer::from_metadata(&bpe_metadata()).unwrap();
-    assert_eq!(tok.encode("<|im_start|>hi", false, true).unwrap(), vec![1, 8]);
+    assert_eq!(
+        tok.encode("<|im_start|>hi", false, true).unwrap(),
+        vec![1, 8]
+    );
     let plain = tok.encode("<|im_start|>hi", false, false).unwrap();
-    assert!(!plain.contains(&1), "control text must not become a control token: {plain:?}");
+    assert!(
+        !plain.contains(&1),
+        "control text must not become a control token: {plain:?}"
+    );
     assert_eq!(tok.encode(" hi!", false, false).unwrap(), vec![7, 9]);
     // digits are split one by one for smollm
     assert_eq!(tok.encode("12", false, false).unwrap(), vec![10, 11]);
@@ -98,7 +131,10 @@ fn eog_and_control() {
 #[test]
 fn decode_rejects_unknown_ids() {
     let tok = Tokenizer::from_metadata(&bpe_metadata()).unwrap();
-    assert!(matches!(tok.decode(&[3, 500]), Err(TokenizerError::InvalidToken { id: 500, .. })));
+    assert!(matches!(
+        tok.decode(&[3, 500]),
+        Err(TokenizerError::InvalidToken { id: 500, .. })
+    ));
 }
 
 #[test]
@@ -129,18 +165,42 @@ fn unsupported_and_malformed_metadata_are_errors() {
         kv("tokenizer.ggml.model", Value::String("bert".into())),
         kv("tokenizer.ggml.tokens", strs(&["a"])),
     ]);
-    assert!(matches!(Tokenizer::from_metadata(&md), Err(TokenizerError::Unsupported { .. })));
-    assert!(matches!(Tokenizer::from_metadata(&Metadata::default()), Err(TokenizerError::MissingKey { .. })));
+    assert!(matches!(
+        Tokenizer::from_metadata(&md),
+        Err(TokenizerError::Unsupported { .. })
+    ));
+    assert!(matches!(
+        Tokenizer::from_metadata(&Metadata::default()),
+        Err(TokenizerError::MissingKey { .. })
+    ));
 
-    let mut entries: Vec<(String, Value)> = bpe_metadata().iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let mut entries: Vec<(String, Value)> = bpe_metadata()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     entries.push(kv("tokenizer.ggml.pre", Value::String("martian".into())));
-    assert!(matches!(Tokenizer::from_metadata(&Metadata::from_entries(entries)), Err(TokenizerError::UnsupportedPre { .. })));
+    assert!(matches!(
+        Tokenizer::from_metadata(&Metadata::from_entries(entries)),
+        Err(TokenizerError::UnsupportedPre { .. })
+    ));
 
-    let mut entries: Vec<(String, Value)> = bpe_metadata().iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let mut entries: Vec<(String, Value)> = bpe_metadata()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     entries.push(kv("tokenizer.ggml.eos_token_id", Value::U32(14)));
-    assert!(matches!(Tokenizer::from_metadata(&Metadata::from_entries(entries)), Err(TokenizerError::BadMetadata { .. })));
+    assert!(matches!(
+        Tokenizer::from_metadata(&Metadata::from_entries(entries)),
+        Err(TokenizerError::BadMetadata { .. })
+    ));
 
-    let mut entries: Vec<(String, Value)> = spm_metadata().iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let mut entries: Vec<(String, Value)> = spm_metadata()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     entries.push(kv("tokenizer.ggml.token_type", ints(&[1, 1])));
-    assert!(matches!(Tokenizer::from_metadata(&Metadata::from_entries(entries)), Err(TokenizerError::BadMetadata { .. })));
+    assert!(matches!(
+        Tokenizer::from_metadata(&Metadata::from_entries(entries)),
+        Err(TokenizerError::BadMetadata { .. })
+    ));
 }

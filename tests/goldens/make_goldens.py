@@ -7,8 +7,8 @@ token), the
 top-1/top-2 logit gap at every greedy step, and the full logit vector (as float16) at
 the first 8 decode positions (the last prompt position and the next 7 greedy steps).
 
-Usage: python3 tests/goldens/make_goldens.py [MODEL.gguf]
-Output: tests/goldens/smollm2.json and tests/goldens/smollm2_logits.f16
+Usage: python3 tests/goldens/make_goldens.py [smollm2|gemma3]
+Output: tests/goldens/<set>.json and tests/goldens/<set>_logits.f16
 """
 import json
 import pathlib
@@ -18,10 +18,17 @@ import numpy as np
 import llama_cpp
 
 HERE = pathlib.Path(__file__).resolve().parent
-MODEL = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else
-                     HERE.parent.parent / "models/cache/SmolLM2-135M-Instruct.Q4_1.gguf")
-N_GREEDY = 64
-N_LOGIT_POS = 8
+CACHE = HERE.parent.parent / "models/cache"
+SETS = {
+    # name: (model file, greedy tokens, logit positions recorded per prompt)
+    "smollm2": ("SmolLM2-135M-Instruct.Q4_1.gguf", 64, 8),
+    # Gemma's vocabulary is 262144: record fewer positions to keep the file small.
+    "gemma3": ("gemma-3-270m-q4_k_m.gguf", 32, 2),
+}
+SET = sys.argv[1] if len(sys.argv) > 1 else "smollm2"
+MODEL = CACHE / SETS[SET][0]
+N_GREEDY = SETS[SET][1]
+N_LOGIT_POS = SETS[SET][2]
 GAP_EXACT = 0.5
 SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
@@ -36,7 +43,7 @@ def chatml(turns):
     return out + "<|im_start|>assistant\n"
 
 
-PROMPTS = [
+SMOLLM2_PROMPTS = [
     {"name": "chat_2plus2", "kind": "chat", "messages": [["user", "What is 2+2?"]]},
     {"name": "chat_france", "kind": "chat", "messages": [["user", "What is the capital of France?"]]},
     {"name": "chat_colors", "kind": "chat", "messages": [["user", "List three primary colors."]]},
@@ -50,9 +57,22 @@ PROMPTS = [
     {"name": "raw_story", "kind": "raw", "text": "Once upon a time, there was a little"},
 ]
 
+# Gemma 3 270M is a base model (no chat template): raw prompts, one longer than its
+# 512-token sliding window so the window is exercised.
+LONG = " ".join(f"Entry {i}: the {w} costs {i * 7 % 100} coins." for i, w in enumerate(
+    ["apple", "lamp", "chair", "river", "stone", "cloud", "bread", "violin"] * 12)) + " Summary: the apple costs"
+GEMMA3_PROMPTS = [
+    {"name": "raw_capital", "kind": "raw", "text": "The capital of France is"},
+    {"name": "raw_quicksort", "kind": "raw", "text": "def quicksort(arr):"},
+    {"name": "raw_water", "kind": "raw", "text": "Water boils at a temperature of"},
+    {"name": "raw_story", "kind": "raw", "text": "Once upon a time, in a small village,"},
+    {"name": "raw_long_window", "kind": "raw", "text": LONG},
+]
+PROMPTS = {"smollm2": SMOLLM2_PROMPTS, "gemma3": GEMMA3_PROMPTS}[SET]
+
 
 def main():
-    llm = llama_cpp.Llama(model_path=str(MODEL), n_ctx=1024, n_batch=512, logits_all=True,
+    llm = llama_cpp.Llama(model_path=str(MODEL), n_ctx=2048, n_batch=512, logits_all=True,
                           n_threads=2, seed=0, verbose=False)
     n_vocab = llm.n_vocab()
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
@@ -84,8 +104,8 @@ def main():
         out["prompts"].append(entry)
         print(f"{p['name']:16} prompt={len(ids):3} min_gap={min(gaps):.3f} "
               f"exact_prefix={exact_prefix:2} {entry['text'][:60]!r}")
-    (HERE / "smollm2.json").write_text(json.dumps(out, indent=1))
-    np.concatenate(logits_blob).tofile(HERE / "smollm2_logits.f16")
+    (HERE / f"{SET}.json").write_text(json.dumps(out, indent=1))
+    np.concatenate(logits_blob).tofile(HERE / f"{SET}_logits.f16")
 
 
 if __name__ == "__main__":

@@ -443,3 +443,69 @@ fn lost_device_is_an_error_not_a_panic() {
     assert!(matches!(r2, Err(BackendError::DeviceLost(_))), "read after destroy: {r1:?} {r2:?}");
     assert!(r3.is_err() || b.flush().is_err(), "alloc after destroy: {r3:?}");
 }
+
+// ---- GPU vs the CPU backend (the oracle), through the Backend trait ----
+
+/// Runs one forward-like sequence of every op on backend `B` and returns each op's output.
+fn op_sequence<B: Backend>(b: &mut B, seed: u64) -> Result<Vec<(String, Vec<f32>)>, BackendError> {
+    let mut rng = Rng(seed);
+    let mut outs = Vec::new();
+    let (n, cols, rows) = (5, 96, 67);
+    let xs = rng.vec(n * cols);
+    let x = b.alloc(n * cols)?;
+    b.write(&x, 0, &xs)?;
+    for ty in TYPES {
+        let bytes = random_weight(&mut rng, ty, rows, cols);
+        let w = b.upload(&desc(ty, rows, cols), &bytes)?;
+        for nt in [1, n] {
+            let out = b.alloc(nt * rows)?;
+            b.matmul(&w, &x, &out, nt)?;
+            outs.push((format!("matmul {ty:?} n={nt}"), b.read(&out, 0, nt * rows)?));
+        }
+        let e = b.alloc(3 * cols)?;
+        b.embed(&w, &[66, 0, 31], &e)?;
+        outs.push((format!("embed {ty:?}"), b.read(&e, 0, 3 * cols)?));
+    }
+    let g: Vec<u8> = rng.vec(cols).iter().flat_map(|v| v.to_le_bytes()).collect();
+    let gw = b.upload(&WeightDesc { name: "norm".into(), ty: GgmlType::F32, dims: vec![cols] }, &g)?;
+    let h = b.alloc(n * cols)?;
+    b.rms_norm(&x, &gw, &h, n, cols, 1e-6)?;
+    outs.push(("rms_norm".into(), b.read(&h, 0, n * cols)?));
+    b.add_bias(&h, &gw, n, cols)?;
+    outs.push(("add_bias".into(), b.read(&h, 0, n * cols)?));
+    for neox in [false, true] {
+        b.rope(&h, n, 3, 32, 7, RopeParams { theta: 10000.0, n_rot: 32, neox, freq_scale: 1.0 })?;
+        outs.push((format!("rope neox={neox}"), b.read(&h, 0, n * cols)?));
+    }
+    let (k, v, att) = (b.alloc(20 * 32)?, b.alloc(20 * 32)?, b.alloc(n * cols)?);
+    b.write(&k, 0, &rng.vec(20 * 32))?;
+    b.write(&v, 0, &rng.vec(20 * 32))?;
+    for (window, softcap) in [(None, None), (Some(4), Some(3.0))] {
+        let p = AttnParams { n_tokens: n, pos0: 12, n_head: 3, n_head_kv: 1, head_dim: 32, scale: 0.3, window, softcap };
+        b.attention(&h, &k, &v, &att, p)?;
+        outs.push((format!("attention {window:?} {softcap:?}"), b.read(&att, 0, n * cols)?));
+    }
+    for act in [Activation::Silu, Activation::Gelu] {
+        b.glu(&att, &x, n * cols, act)?;
+        outs.push((format!("glu {act:?}"), b.read(&att, 0, n * cols)?));
+    }
+    b.add_assign(&att, &x, n * cols)?;
+    b.scale(&att, n * cols, 0.7)?;
+    b.softcap(&att, n * cols, 2.0)?;
+    b.copy(&att, 3, &h, 5, 100)?;
+    outs.push(("add_assign+scale+softcap+copy".into(), b.read(&h, 0, n * cols)?));
+    outs.push(("argmax".into(), vec![b.argmax(&h, 7, 300)? as f32]));
+    Ok(outs)
+}
+
+#[test]
+fn gpu_matches_cpu_backend() {
+    let cpu = op_sequence(&mut crate::backend::cpu::CpuBackend::new(), 41).expect("cpu");
+    let gpu = op_sequence(&mut backend(), 41).expect("gpu");
+    assert_eq!(cpu.len(), gpu.len());
+    for ((name, c), (_, g)) in cpu.iter().zip(&gpu) {
+        // same tolerances as against the scalar reference; argmax must match exactly
+        let tol = if name.starts_with("rope") { 1e-4 } else if name == "argmax" { 0.0 } else { 1e-5 };
+        assert_close(&format!("gpu vs cpu: {name}"), g, c, tol);
+    }
+}

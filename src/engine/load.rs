@@ -1,0 +1,135 @@
+//! Building a [`Session`] from GGUF bytes as they stream in.
+//!
+//! The header arrives first: the architecture, configuration, tokenizer and template are
+//! checked then, so an unsupported model fails before its weights download. Each tensor
+//! is uploaded to the backend as soon as its bytes are complete; the loader holds at most
+//! one tensor plus one chunk, whatever the model size.
+
+use super::{EngineError, Session};
+use crate::backend::{Backend, WeightDesc};
+use crate::gguf::{self, Event, Header};
+use crate::model::{self, Config, ModelError, ModelOptions, Weights};
+use crate::template::{ChatTemplate, TemplateError};
+use crate::tokenizer::Tokenizer;
+use std::sync::Arc;
+
+/// How far a load has come, in bytes of the GGUF file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadProgress {
+    pub bytes_seen: u64,
+    /// Tensors uploaded so far, of `tensors_total` (0 until the header is parsed).
+    pub tensors_done: usize,
+    pub tensors_total: usize,
+}
+
+struct Ready {
+    header: Arc<Header>,
+    config: Config,
+    tokenizer: Tokenizer,
+    template: Result<ChatTemplate, TemplateError>,
+}
+
+/// Incremental model loader: `feed` chunks of the file, then `finish`.
+pub struct Loader<B: Backend> {
+    backend: B,
+    opts: ModelOptions,
+    reader: gguf::Reader,
+    ready: Option<Ready>,
+    weights: Weights<B>,
+    tensors_done: usize,
+}
+
+impl<B: Backend + 'static> Loader<B> {
+    pub fn new(backend: B, opts: ModelOptions) -> Self {
+        Loader { backend, opts, reader: gguf::Reader::new(), ready: None, weights: Weights::default(), tensors_done: 0 }
+    }
+
+    /// The parsed header, once complete.
+    pub fn header(&self) -> Option<&Arc<Header>> {
+        self.ready.as_ref().map(|r| &r.header)
+    }
+
+    /// Progress so far.
+    pub fn progress(&self) -> LoadProgress {
+        LoadProgress {
+            bytes_seen: self.reader.bytes_seen(),
+            tensors_done: self.tensors_done,
+            tensors_total: self.ready.as_ref().map_or(0, |r| r.header.tensors.len()),
+        }
+    }
+
+    /// Consumes the next chunk of the file. Errors are final for this load.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), EngineError> {
+        for event in self.reader.feed(chunk)? {
+            match event {
+                Event::Header(h) => self.on_header(h)?,
+                Event::Tensor { index, bytes } => self.on_tensor(index, &bytes)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn on_header(&mut self, header: Arc<Header>) -> Result<(), EngineError> {
+        let config = Config::from_metadata(&header.metadata)?;
+        let tokenizer = Tokenizer::from_metadata(&header.metadata)?;
+        let template = ChatTemplate::from_metadata(&header.metadata);
+        // A template that exists but does not parse is an error; a missing one only
+        // disables chat.
+        if let Err(e) = &template {
+            if !matches!(e, TemplateError::NoTemplate) {
+                return Err(e.clone().into());
+            }
+        }
+        self.ready = Some(Ready { header, config, tokenizer, template });
+        Ok(())
+    }
+
+    fn on_tensor(&mut self, index: usize, bytes: &[u8]) -> Result<(), EngineError> {
+        let ready = self.ready.as_ref().ok_or_else(|| EngineError::BadRequest("tensor before header".into()))?;
+        let info = ready.header.tensors.get(index).ok_or_else(|| EngineError::BadRequest(format!("tensor index {index}")))?;
+        let dims = info
+            .dims
+            .iter()
+            .map(|&d| usize::try_from(d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ModelError::BadMetadata { key: info.name.clone(), detail: "dimension too large".into() })?;
+        let desc = WeightDesc { name: info.name.clone(), ty: info.ty, dims };
+        let w = self.backend.upload(&desc, bytes)?;
+        self.weights.insert(desc, w);
+        self.tensors_done += 1;
+        Ok(())
+    }
+
+    /// Checks the file was complete and builds the session.
+    pub fn finish(self) -> Result<Session<B>, EngineError> {
+        let Loader { mut backend, opts, reader, ready, weights, .. } = self;
+        reader.finish()?;
+        let ready = ready.ok_or(gguf::Error::Truncated { needed: 0 })?;
+        let model = model::build(&mut backend, ready.config, weights, opts)?;
+        Ok(Session::new(backend, model, ready.tokenizer, ready.template))
+    }
+}
+
+/// Loads a GGUF file from disk in 4 MiB chunks.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_file<B: Backend + 'static>(
+    path: &std::path::Path,
+    backend: B,
+    opts: ModelOptions,
+    mut on_progress: impl FnMut(LoadProgress),
+) -> Result<Session<B>, EngineError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| EngineError::BadRequest(format!("cannot open {}: {e}", path.display())))?;
+    let mut loader = Loader::new(backend, opts);
+    let mut buf = vec![0u8; 4 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| EngineError::BadRequest(format!("reading {}: {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        loader.feed(&buf[..n])?;
+        on_progress(loader.progress());
+    }
+    loader.finish()
+}

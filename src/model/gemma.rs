@@ -1,0 +1,182 @@
+//! Gemma 3: GeGLU, RMSNorm before and after both sub-blocks, QK-norm, embeddings scaled by
+//! √d, sliding-window attention on most layers with global layers between (each with its
+//! own RoPE base), tied output. Follows llama.cpp's `llm_build_gemma3_iswa`.
+
+use super::{Config, Forward, ModelError, ModelOptions, Weights};
+use crate::backend::{Activation, AttnParams, Backend, BackendError, RopeParams};
+
+struct Layer<B: Backend> {
+    attn_norm: B::Weight,
+    wq: B::Weight,
+    wk: B::Weight,
+    wv: B::Weight,
+    wo: B::Weight,
+    q_norm: B::Weight,
+    k_norm: B::Weight,
+    post_attn_norm: B::Weight,
+    ffn_norm: B::Weight,
+    gate: B::Weight,
+    up: B::Weight,
+    down: B::Weight,
+    post_ffn_norm: B::Weight,
+    k_cache: B::Tensor,
+    v_cache: B::Tensor,
+    sliding: bool,
+}
+
+struct Scratch<B: Backend> {
+    x: B::Tensor,
+    h: B::Tensor,
+    q: B::Tensor,
+    qn: B::Tensor,
+    k: B::Tensor,
+    kn: B::Tensor,
+    v: B::Tensor,
+    o: B::Tensor,
+    on: B::Tensor,
+    gate: B::Tensor,
+    up: B::Tensor,
+    last: B::Tensor,
+    logits: B::Tensor,
+}
+
+pub struct Gemma<B: Backend> {
+    cfg: Config,
+    opts: ModelOptions,
+    tok_embd: B::Weight,
+    output_norm: B::Weight,
+    output: Option<B::Weight>,
+    layers: Vec<Layer<B>>,
+    s: Scratch<B>,
+}
+
+impl<B: Backend> Gemma<B> {
+    pub fn build(b: &mut B, cfg: Config, mut w: Weights<B>, opts: ModelOptions) -> Result<Self, ModelError> {
+        let opts = ModelOptions { n_ctx: opts.n_ctx.clamp(1, cfg.n_ctx_train.max(1)), n_batch: opts.n_batch.max(1) };
+        let (d, qd, kvd, ff, hd) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff, cfg.head_dim);
+        let tok_embd = w.take("token_embd.weight", &[d, cfg.n_vocab])?;
+        let output_norm = w.take("output_norm.weight", &[d])?;
+        let output = w.take_opt("output.weight", &[d, cfg.n_vocab])?;
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for il in 0..cfg.n_layer {
+            let n = |s: &str| format!("blk.{il}.{s}");
+            layers.push(Layer {
+                attn_norm: w.take(&n("attn_norm.weight"), &[d])?,
+                wq: w.take(&n("attn_q.weight"), &[d, qd])?,
+                wk: w.take(&n("attn_k.weight"), &[d, kvd])?,
+                wv: w.take(&n("attn_v.weight"), &[d, kvd])?,
+                wo: w.take(&n("attn_output.weight"), &[qd, d])?,
+                q_norm: w.take(&n("attn_q_norm.weight"), &[hd])?,
+                k_norm: w.take(&n("attn_k_norm.weight"), &[hd])?,
+                post_attn_norm: w.take(&n("post_attention_norm.weight"), &[d])?,
+                ffn_norm: w.take(&n("ffn_norm.weight"), &[d])?,
+                gate: w.take(&n("ffn_gate.weight"), &[d, ff])?,
+                up: w.take(&n("ffn_up.weight"), &[d, ff])?,
+                down: w.take(&n("ffn_down.weight"), &[ff, d])?,
+                post_ffn_norm: w.take(&n("post_ffw_norm.weight"), &[d])?,
+                k_cache: b.alloc(opts.n_ctx * kvd)?,
+                v_cache: b.alloc(opts.n_ctx * kvd)?,
+                sliding: cfg.swa_layers.get(il).copied().unwrap_or(false),
+            });
+        }
+        let nb = opts.n_batch;
+        let s = Scratch {
+            x: b.alloc(nb * d)?,
+            h: b.alloc(nb * d)?,
+            q: b.alloc(nb * qd)?,
+            qn: b.alloc(nb * qd)?,
+            k: b.alloc(nb * kvd)?,
+            kn: b.alloc(nb * kvd)?,
+            v: b.alloc(nb * kvd)?,
+            o: b.alloc(nb * d)?,
+            on: b.alloc(nb * d)?,
+            gate: b.alloc(nb * ff)?,
+            up: b.alloc(nb * ff)?,
+            last: b.alloc(d)?,
+            logits: b.alloc(cfg.n_vocab)?,
+        };
+        Ok(Gemma { cfg, opts, tok_embd, output_norm, output, layers, s })
+    }
+
+    fn layers(&mut self, b: &mut B, tokens: &[u32], pos0: usize) -> Result<(), ModelError> {
+        let c = &self.cfg;
+        let n = tokens.len();
+        let (d, kvd, ff, hd) = (c.n_embd, c.kv_dim(), c.n_ff, c.head_dim);
+        let s = &self.s;
+        let eps = c.rms_eps;
+        b.embed(&self.tok_embd, tokens, &s.x)?;
+        b.scale(&s.x, n * d, (d as f32).sqrt())?;
+        for l in &self.layers {
+            let (theta, freq_scale) = if l.sliding { (c.rope_theta_swa, 1.0) } else { (c.rope_theta, c.rope_freq_scale) };
+            let rope = RopeParams { theta, n_rot: c.n_rot, neox: c.rope_neox, freq_scale };
+            let attn = AttnParams {
+                n_tokens: n,
+                pos0,
+                n_head: c.n_head,
+                n_head_kv: c.n_head_kv,
+                head_dim: hd,
+                scale: 1.0 / (hd as f32).sqrt(),
+                window: if l.sliding { c.sliding_window } else { None },
+                softcap: c.attn_softcap,
+            };
+            b.rms_norm(&s.x, &l.attn_norm, &s.h, n, d, eps)?;
+            b.matmul(&l.wq, &s.h, &s.q, n)?;
+            b.matmul(&l.wk, &s.h, &s.k, n)?;
+            b.matmul(&l.wv, &s.h, &s.v, n)?;
+            b.rms_norm(&s.q, &l.q_norm, &s.qn, n * c.n_head, hd, eps)?;
+            b.rms_norm(&s.k, &l.k_norm, &s.kn, n * c.n_head_kv, hd, eps)?;
+            b.rope(&s.qn, n, c.n_head, hd, pos0, rope)?;
+            b.rope(&s.kn, n, c.n_head_kv, hd, pos0, rope)?;
+            b.copy(&s.kn, 0, &l.k_cache, pos0 * kvd, n * kvd)?;
+            b.copy(&s.v, 0, &l.v_cache, pos0 * kvd, n * kvd)?;
+            b.attention(&s.qn, &l.k_cache, &l.v_cache, &s.q, attn)?;
+            b.matmul(&l.wo, &s.q, &s.o, n)?;
+            b.rms_norm(&s.o, &l.post_attn_norm, &s.on, n, d, eps)?;
+            b.add_assign(&s.x, &s.on, n * d)?;
+            b.rms_norm(&s.x, &l.ffn_norm, &s.h, n, d, eps)?;
+            b.matmul(&l.gate, &s.h, &s.gate, n)?;
+            b.matmul(&l.up, &s.h, &s.up, n)?;
+            b.glu(&s.gate, &s.up, n * ff, Activation::Gelu)?;
+            b.matmul(&l.down, &s.gate, &s.o, n)?;
+            b.rms_norm(&s.o, &l.post_ffn_norm, &s.on, n, d, eps)?;
+            b.add_assign(&s.x, &s.on, n * d)?;
+        }
+        Ok(())
+    }
+}
+
+impl<B: Backend> Forward<B> for Gemma<B> {
+    fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn n_ctx(&self) -> usize {
+        self.opts.n_ctx
+    }
+
+    fn forward(&mut self, b: &mut B, tokens: &[u32], pos0: usize) -> Result<B::Tensor, ModelError> {
+        let end = pos0.saturating_add(tokens.len());
+        if end > self.opts.n_ctx {
+            return Err(ModelError::ContextOverflow { needed: end, n_ctx: self.opts.n_ctx });
+        }
+        if tokens.is_empty() {
+            return Err(BackendError::Shape { op: "forward", detail: "no tokens".into() }.into());
+        }
+        let d = self.cfg.n_embd;
+        let mut pos = pos0;
+        let mut n_last = 0;
+        for chunk in tokens.chunks(self.opts.n_batch) {
+            self.layers(b, chunk, pos)?;
+            pos += chunk.len();
+            n_last = chunk.len();
+        }
+        let s = &self.s;
+        b.copy(&s.x, (n_last - 1) * d, &s.h, 0, d)?;
+        b.rms_norm(&s.h, &self.output_norm, &s.last, 1, d, self.cfg.rms_eps)?;
+        b.matmul(self.output.as_ref().unwrap_or(&self.tok_embd), &s.last, &s.logits, 1)?;
+        if let Some(cap) = self.cfg.final_softcap {
+            b.softcap(&s.logits, self.cfg.n_vocab, cap)?;
+        }
+        Ok(s.logits.clone())
+    }
+}

@@ -1,0 +1,314 @@
+//! The wasm-bindgen surface, and nothing else: a thin, async wrapper over
+//! [`crate::engine`]. Errors cross as JS objects `{code, message}` (codes are the JS
+//! `HearthError` codes). No logic lives here that native code lacks.
+
+use crate::backend::cpu::CpuBackend;
+use crate::backend::Backend;
+use crate::engine::{EngineError, FinishReason, GenerateParams, Generation, Loader, SamplerParams, Session};
+use crate::model::{ModelError, ModelOptions};
+use crate::template::ChatMessage;
+use serde::Deserialize;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+/// Builds the `{code, message}` object JS receives.
+fn js_error(code: &str, message: &str) -> JsValue {
+    let o = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&o, &"code".into(), &code.into());
+    let _ = js_sys::Reflect::set(&o, &"message".into(), &message.into());
+    o.into()
+}
+
+/// The stable JS error code of an engine error.
+pub fn error_code(e: &EngineError) -> &'static str {
+    use crate::backend::BackendError as BE;
+    match e {
+        EngineError::Gguf(_) | EngineError::Tokenizer(_) => "UNSUPPORTED_MODEL",
+        EngineError::Template(_) => "UNSUPPORTED_MODEL",
+        EngineError::Model(ModelError::ContextOverflow { .. }) | EngineError::ContextOverflow { .. } => "CONTEXT_OVERFLOW",
+        EngineError::Model(ModelError::Backend(BE::DeviceLost(_))) | EngineError::Backend(BE::DeviceLost(_)) => "DEVICE_LOST",
+        EngineError::Model(ModelError::Backend(BE::OutOfMemory { .. })) | EngineError::Backend(BE::OutOfMemory { .. }) => "QUOTA",
+        EngineError::Model(_) => "UNSUPPORTED_MODEL",
+        EngineError::Backend(BE::UnsupportedType { .. }) | EngineError::Backend(BE::Quant(_)) => "UNSUPPORTED_MODEL",
+        EngineError::Backend(_) => "INTERNAL",
+        EngineError::BadRequest(_) => "BAD_REQUEST",
+    }
+}
+
+fn to_js(e: EngineError) -> JsValue {
+    js_error(error_code(&e), &e.to_string())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Sampling {
+    max_tokens: Option<usize>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    top_k: Option<usize>,
+    min_p: Option<f32>,
+    repeat_penalty: Option<f32>,
+    seed: Option<u64>,
+    #[serde(default)]
+    stop: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatRequest {
+    messages: Vec<ChatMessage>,
+    #[serde(flatten)]
+    sampling: Sampling,
+}
+
+#[derive(Deserialize)]
+struct CompletionRequest {
+    prompt: String,
+    #[serde(flatten)]
+    sampling: Sampling,
+}
+
+impl Sampling {
+    fn params(&self) -> Result<GenerateParams, EngineError> {
+        let d = SamplerParams::default();
+        let temperature = self.temperature.unwrap_or(0.7);
+        if !(0.0..=5.0).contains(&temperature) {
+            return Err(EngineError::BadRequest(format!("temperature {temperature} is outside 0..5")));
+        }
+        let top_p = self.top_p.unwrap_or(d.top_p);
+        if !(0.0..=1.0).contains(&top_p) || top_p == 0.0 {
+            return Err(EngineError::BadRequest(format!("top_p {top_p} is outside (0, 1]")));
+        }
+        Ok(GenerateParams {
+            max_tokens: self.max_tokens.unwrap_or(256),
+            stop: self.stop.clone(),
+            sampler: SamplerParams {
+                temperature,
+                top_p,
+                top_k: self.top_k.unwrap_or(d.top_k),
+                min_p: self.min_p.unwrap_or(d.min_p),
+                repeat_penalty: self.repeat_penalty.unwrap_or(1.0),
+                repeat_last_n: d.repeat_last_n,
+                seed: self.seed.unwrap_or_else(|| (js_sys::Math::random() * 9.0e15) as u64),
+            },
+        })
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(json: &str) -> Result<T, EngineError> {
+    serde_json::from_str(json).map_err(|e| EngineError::BadRequest(format!("request: {e}")))
+}
+
+/// One engine, generic over the backend, behind the type-erased [`WasmEngine`].
+enum State<B: Backend + 'static> {
+    Loading(Loader<B>),
+    Ready { session: Session<B>, generation: Option<Generation<B>> },
+    Failed,
+}
+
+trait Engine {
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), EngineError>;
+    fn header_done(&self) -> bool;
+    fn finish_load(&mut self) -> Result<String, EngineError>;
+    fn start(&mut self, prompt: Prompt) -> Result<usize, EngineError>;
+    fn step(&mut self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, EngineError>> + '_>>;
+    fn cancel(&mut self);
+    fn count_tokens(&self, text: &str) -> Result<usize, EngineError>;
+    fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError>;
+    fn reset(&mut self);
+}
+
+enum Prompt {
+    Chat(Vec<ChatMessage>, GenerateParams),
+    Text(String, GenerateParams),
+}
+
+fn not_ready() -> EngineError {
+    EngineError::BadRequest("the model is not loaded".into())
+}
+
+impl<B: Backend + 'static> Engine for State<B> {
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), EngineError> {
+        match self {
+            State::Loading(l) => l.feed(chunk).inspect_err(|_| *self = State::Failed),
+            _ => Err(EngineError::BadRequest("feed after the load finished".into())),
+        }
+    }
+
+    fn header_done(&self) -> bool {
+        matches!(self, State::Loading(l) if l.header().is_some()) || matches!(self, State::Ready { .. })
+    }
+
+    fn finish_load(&mut self) -> Result<String, EngineError> {
+        let State::Loading(loader) = std::mem::replace(self, State::Failed) else {
+            return Err(EngineError::BadRequest("finish_load called twice".into()));
+        };
+        let session = loader.finish()?;
+        let c = session.config();
+        let info = serde_json::json!({
+            "arch": c.arch, "name": c.name, "n_ctx": session.n_ctx(), "n_vocab": c.n_vocab,
+            "has_chat_template": session.template().is_ok(), "backend": session.backend().describe(),
+        });
+        *self = State::Ready { session, generation: None };
+        Ok(info.to_string())
+    }
+
+    fn start(&mut self, prompt: Prompt) -> Result<usize, EngineError> {
+        let State::Ready { session, generation } = self else { return Err(not_ready()) };
+        let (tokens, params) = match prompt {
+            Prompt::Chat(m, p) => (session.chat_tokens(&m)?, p),
+            Prompt::Text(t, p) => (session.text_tokens(&t)?, p),
+        };
+        *generation = None;
+        *generation = Some(session.start(&tokens, &params)?);
+        Ok(tokens.len())
+    }
+
+    fn step(&mut self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, EngineError>> + '_>> {
+        Box::pin(async move {
+            let State::Ready { session, generation } = self else { return Err(not_ready()) };
+            let g = generation.as_mut().ok_or_else(|| EngineError::BadRequest("no generation in progress".into()))?;
+            let delta = session.step(g).await?;
+            let done = g.finish_reason().is_some();
+            let mut out = serde_json::json!({ "delta": delta.unwrap_or_default(), "done": done });
+            if done {
+                let u = g.usage();
+                out["finish_reason"] = g.finish_reason().unwrap_or(FinishReason::Stop).as_str().into();
+                out["usage"] = serde_json::json!({
+                    "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                    "cached_tokens": u.cached_tokens, "total_tokens": u.prompt_tokens + u.completion_tokens,
+                });
+                *generation = None;
+            }
+            Ok(out.to_string())
+        })
+    }
+
+    fn cancel(&mut self) {
+        if let State::Ready { generation: Some(g), .. } = self {
+            g.cancel();
+        }
+    }
+
+    fn count_tokens(&self, text: &str) -> Result<usize, EngineError> {
+        let State::Ready { session, .. } = self else { return Err(not_ready()) };
+        Ok(session.tokenizer().encode(text, false, false)?.len())
+    }
+
+    fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
+        let State::Ready { session, .. } = self else { return Err(not_ready()) };
+        let t = session.template().map_err(|e| EngineError::Template(e.clone()))?;
+        Ok(t.render(messages, true)?)
+    }
+
+    fn reset(&mut self) {
+        if let State::Ready { session, generation } = self {
+            *generation = None;
+            session.reset();
+        }
+    }
+}
+
+/// A model loaded into this page or worker.
+#[wasm_bindgen]
+pub struct WasmEngine {
+    inner: Rc<RefCell<Box<dyn Engine>>>,
+    cancel: Rc<Cell<bool>>,
+}
+
+#[wasm_bindgen]
+impl WasmEngine {
+    /// Creates an engine on `"webgpu"` or `"cpu"` with a KV cache of `n_ctx` tokens.
+    pub async fn create(backend: String, n_ctx: usize) -> Result<WasmEngine, JsValue> {
+        console_error_panic_hook::set_once();
+        let opts = ModelOptions { n_ctx: n_ctx.max(16), ..Default::default() };
+        let engine: Box<dyn Engine> = match backend.as_str() {
+            "cpu" => Box::new(State::Loading(Loader::new(CpuBackend::new(), opts))),
+            #[cfg(feature = "gpu")]
+            "webgpu" => {
+                let b = crate::backend::gpu::GpuBackend::new()
+                    .await
+                    .map_err(|e| js_error("DEVICE_LOST", &format!("WebGPU unavailable: {e}")))?;
+                Box::new(State::Loading(Loader::new(b, opts)))
+            }
+            other => return Err(js_error("BAD_REQUEST", &format!("unknown or unavailable backend {other:?}"))),
+        };
+        Ok(WasmEngine { inner: Rc::new(RefCell::new(engine)), cancel: Rc::new(Cell::new(false)) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut dyn Engine) -> Result<T, EngineError>) -> Result<T, JsValue> {
+        let mut e = self.inner.try_borrow_mut().map_err(|_| js_error("BAD_REQUEST", "the engine is busy with another call"))?;
+        f(e.as_mut().as_mut()).map_err(to_js)
+    }
+
+    /// Feeds the next bytes of the GGUF file.
+    pub fn feed(&self, chunk: &[u8]) -> Result<(), JsValue> {
+        self.with(|e| e.feed(chunk))
+    }
+
+    /// Whether the GGUF header (architecture, tokenizer, template) has been accepted.
+    pub fn header_done(&self) -> bool {
+        self.inner.try_borrow().map(|e| e.header_done()).unwrap_or(false)
+    }
+
+    /// Completes the load; returns model info as JSON.
+    pub fn finish_load(&self) -> Result<String, JsValue> {
+        self.with(|e| e.finish_load())
+    }
+
+    /// Starts a chat completion (`{messages, max_tokens, temperature, …}` as JSON).
+    pub fn start_chat(&self, request_json: &str) -> Result<usize, JsValue> {
+        self.cancel.set(false);
+        self.with(|e| {
+            let r: ChatRequest = parse(request_json)?;
+            let p = r.sampling.params()?;
+            e.start(Prompt::Chat(r.messages, p))
+        })
+    }
+
+    /// Starts a raw completion (`{prompt, …}` as JSON).
+    pub fn start_completion(&self, request_json: &str) -> Result<usize, JsValue> {
+        self.cancel.set(false);
+        self.with(|e| {
+            let r: CompletionRequest = parse(request_json)?;
+            let p = r.sampling.params()?;
+            e.start(Prompt::Text(r.prompt, p))
+        })
+    }
+
+    /// Generates one token; resolves to `{delta, done, finish_reason?, usage?}` as JSON.
+    pub async fn step(&self) -> Result<String, JsValue> {
+        let inner = self.inner.clone();
+        let mut e = inner.try_borrow_mut().map_err(|_| js_error("BAD_REQUEST", "the engine is busy with another call"))?;
+        if self.cancel.replace(false) {
+            e.cancel();
+        }
+        e.step().await.map_err(to_js)
+    }
+
+    /// Ends the current generation at the next step (`finish_reason: "cancelled"`).
+    pub fn cancel(&self) {
+        self.cancel.set(true);
+    }
+
+    /// Tokens in `text` (no special tokens added).
+    pub fn count_tokens(&self, text: &str) -> Result<usize, JsValue> {
+        self.with(|e| e.count_tokens(text))
+    }
+
+    /// The chat template applied to `messages_json` (with the generation prompt).
+    pub fn render_chat(&self, messages_json: &str) -> Result<String, JsValue> {
+        self.with(|e| {
+            let m: Vec<ChatMessage> = parse(messages_json)?;
+            e.render_chat(&m)
+        })
+    }
+
+    /// Forgets the KV cache.
+    pub fn reset(&self) -> Result<(), JsValue> {
+        self.with(|e| {
+            e.reset();
+            Ok(())
+        })
+    }
+}
