@@ -30,7 +30,7 @@ fn main() -> Result<(), BackendError> {
     let (rows, cols, iters) = (arg(1, 2048), arg(2, 2048), arg(3, 20));
     let ctx = GpuContext::new_blocking()?;
     println!("{} | features {:?}", ctx.describe(), ctx.features);
-    let mut b = GpuBackend::new(ctx)?;
+    let mut b = GpuBackend::from_context(ctx)?;
 
     // Copy bandwidth: 16 MiB f32 read + 16 MiB written per iteration.
     let len = 4 << 20;

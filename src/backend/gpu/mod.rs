@@ -181,8 +181,14 @@ fn matvec_tpr(ty: GgmlType, cols: usize) -> u32 {
 }
 
 impl GpuBackend {
-    /// A backend on `ctx` with default options.
-    pub fn new(ctx: GpuContext) -> Result<GpuBackend, BackendError> {
+    /// A backend on the default adapter (see [`GpuContext::new`] for the errors).
+    pub async fn new() -> Result<GpuBackend, BackendError> {
+        Self::from_context(GpuContext::new().await?)
+    }
+
+    /// A backend on `ctx` (an injected device: lavapipe in tests, the page's in a browser)
+    /// with default options.
+    pub fn from_context(ctx: GpuContext) -> Result<GpuBackend, BackendError> {
         Self::with_options(ctx, GpuOptions::default())
     }
 

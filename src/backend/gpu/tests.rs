@@ -20,7 +20,7 @@ fn context() -> GpuContext {
 }
 
 fn backend() -> GpuBackend {
-    GpuBackend::new(context()).expect("backend")
+    GpuBackend::from_context(context()).expect("backend")
 }
 
 /// xorshift64*: deterministic test data without a dependency.
@@ -433,7 +433,7 @@ fn bad_input_is_an_error_not_a_panic() {
 #[test]
 fn lost_device_is_an_error_not_a_panic() {
     let ctx = GpuContext::new_blocking().expect("adapter");
-    let mut b = GpuBackend::new(ctx.clone()).unwrap();
+    let mut b = GpuBackend::from_context(ctx.clone()).unwrap();
     let x = tensor(&mut b, &[1.0, 2.0, 3.0]);
     let y = b.alloc(3).unwrap();
     ctx.device.destroy();
