@@ -9,6 +9,8 @@
 //! a writable binding that aliases another).
 
 pub mod cpu;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 
 use crate::quant::{GgmlType, QuantError};
 use thiserror::Error;

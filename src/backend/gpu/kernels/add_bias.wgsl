@@ -1,0 +1,12 @@
+// x[r, c] += bias[c] over rows x dim elements; bias is an F32 weight vector.
+override WG: u32 = 256;
+struct Params { rows: u32, dim: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i < p.rows * p.dim) { x[i] += bias[i % p.dim]; }
+}

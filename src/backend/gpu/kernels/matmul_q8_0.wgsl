@@ -1,0 +1,188 @@
+// Everything that reads Q8_0 weights straight from their GGUF blocks (ggml `block_q8_0`,
+// no repacking): decode matvec, tiled prefill matmul, embedding.
+//
+//   Q8_0: { d: f16, qs: [i8; 32] }  34 bytes, x = d * q
+// Blocks are not 4-byte aligned (34 bytes), so the weight is bound as words and read with
+// byte arithmetic; the f16 scale is decoded with unpack2x16float (no shader-f16 needed).
+
+override WG: u32 = 64;         // matvec threads per workgroup (≤ 256, power of two)
+override TPR: u32 = 16;        // matvec threads per row (power of two, ≤ WG)
+
+struct Params {
+    rows: u32,        // rows in this weight chunk
+    cols: u32,        // elements per row (multiple of 32)
+    n: u32,           // tokens
+    row0: u32,        // first row of this chunk in the whole weight
+    out_stride: u32,  // matmul: elements per output row (all rows of the weight)
+    tok_off: u32,     // embed: index of the first token of this batch
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> tokens: array<u32>;
+
+const BLOCK_BYTES: u32 = 34u;
+fn row_bytes() -> u32 { return (p.cols / 32u) * BLOCK_BYTES; }
+
+// Four bytes starting at any even byte offset.
+fn load_u32(byte: u32) -> u32 {
+    let i = byte >> 2u;
+    let s = (byte & 3u) * 8u;
+    if (s == 0u) { return w[i]; }
+    return (w[i] >> s) | (w[i + 1u] << (32u - s));
+}
+
+fn load_f16(byte: u32) -> f32 {
+    return unpack2x16float(w[byte >> 2u] >> ((byte & 2u) * 8u)).x;
+}
+
+// Four signed bytes of a word, sign-extended.
+fn i8x4(word: u32) -> vec4<f32> {
+    let v = bitcast<vec4<i32>>(vec4<u32>(word << 24u, word << 16u, word << 8u, word));
+    return vec4<f32>(v >> vec4<u32>(24u));
+}
+
+// Eight dequantized elements: unit u is quarter (u % 4) of block (u / 4); `lo` holds the
+// columns given by unit_cols(u).x .. +4, `hi` those at unit_cols(u).y .. +4.
+struct Unit { lo: vec4<f32>, hi: vec4<f32> }
+
+fn dequant(row_byte: u32, u: u32) -> Unit {
+    let base = row_byte + (u >> 2u) * BLOCK_BYTES;
+    let d = load_f16(base);
+    let qs = base + 2u + 8u * (u & 3u);
+    return Unit(i8x4(load_u32(qs)) * d, i8x4(load_u32(qs + 4u)) * d);
+}
+
+fn unit_cols(u: u32) -> vec2<u32> {
+    let c = u * 8u;
+    return vec2<u32>(c, c + 4u);
+}
+
+// One whole block of the dot product with x (xi indexes x as vec4): d·Σq·x, so the scale
+// is decoded once per 32 elements and applied once. The block's 9 words are loaded once
+// each: a block starts at byte 0 or 2 of a word, and then either its scale or its qs are
+// word-aligned; the other half is funnel-shifted from two neighbouring words.
+fn block_dot(row_byte: u32, b: u32, xi: u32) -> f32 {
+    let base = row_byte + b * BLOCK_BYTES;
+    let a = base >> 2u;
+    let qs_aligned = (base & 2u) != 0u;
+    var prev = w[a];
+    let d = unpack2x16float(select(prev, prev >> 16u, qs_aligned)).x;
+    var s = 0.0;
+    for (var k = 0u; k < 8u; k++) {
+        let next = w[a + 1u + k];
+        let word = select((prev >> 16u) | (next << 16u), next, qs_aligned);
+        prev = next;
+        s += dot(i8x4(word), x[xi + k]);
+    }
+    return d * s;
+}
+
+// ---- decode: out[t, row0 + r] = Σ_c w[r, c] x[t, c]; TPR threads per row stride over its
+// blocks, token = z ----
+var<workgroup> partial: array<f32, 256>;
+
+@compute @workgroup_size(WG)
+fn matvec(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+          @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = (wid.x + wid.y * nwg.x) * (WG / TPR) + lid.x / TPR;
+    let lane = lid.x % TPR;
+    let t = wid.z;
+    var acc = 0.0;
+    if (r < p.rows) {
+        let rb = r * row_bytes();
+        let xb = t * (p.cols / 4u);
+        for (var b = lane; b < p.cols / 32u; b += TPR) {
+            acc += block_dot(rb, b, xb + b * 8u);
+        }
+    }
+    partial[lid.x] = acc;
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+        if (lane < s) { partial[lid.x] += partial[lid.x + s]; }
+        workgroupBarrier();
+    }
+    if (lane == 0u && r < p.rows) {
+        out[t * p.out_stride + p.row0 + r] = partial[lid.x];
+    }
+}
+
+// ---- prefill: 32 rows x 32 tokens per workgroup, one block (32 columns) per step ----
+const TILE: u32 = 32u;
+const PITCH: u32 = 33u;  // padded row pitch of the tiles in workgroup memory
+var<workgroup> w_tile: array<f32, 1056>;  // TILE * PITCH
+var<workgroup> x_tile: array<f32, 1056>;
+
+@compute @workgroup_size(64)
+fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let r0 = wid.x * TILE;
+    let t0 = wid.y * TILE;
+    let tr = lid.x / 8u;  // this thread computes rows tr + 8i and tokens tc + 8j
+    let tc = lid.x % 8u;
+    var acc: array<f32, 16>;
+    let rb = row_bytes();
+    let xrow = p.cols / 4u;
+    for (var kb = 0u; kb < p.cols / 32u; kb++) {
+        for (var k = 0u; k < 2u; k++) {  // 32 rows x 4 units
+            let idx = lid.x + k * 64u;
+            let rr = idx / 4u;
+            let u = kb * 4u + idx % 4u;
+            var v = Unit(vec4<f32>(0.0), vec4<f32>(0.0));
+            if (r0 + rr < p.rows) { v = dequant((r0 + rr) * rb, u); }
+            let c = unit_cols(u) - vec2<u32>(kb * 32u);
+            for (var e = 0u; e < 4u; e++) {
+                w_tile[rr * PITCH + c.x + e] = v.lo[e];
+                w_tile[rr * PITCH + c.y + e] = v.hi[e];
+            }
+        }
+        for (var k = 0u; k < 4u; k++) {  // 32 tokens x 8 vec4
+            let idx = lid.x + k * 64u;
+            let tt = idx / 8u;
+            let q = idx % 8u;
+            var v = vec4<f32>(0.0);
+            if (t0 + tt < p.n) { v = x[(t0 + tt) * xrow + kb * 8u + q]; }
+            for (var e = 0u; e < 4u; e++) { x_tile[tt * PITCH + q * 4u + e] = v[e]; }
+        }
+        workgroupBarrier();
+        for (var k = 0u; k < TILE; k++) {
+            var a: array<f32, 4>;
+            var b: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                a[i] = w_tile[(tr + 8u * i) * PITCH + k];
+                b[i] = x_tile[(tc + 8u * i) * PITCH + k];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] += a[i] * b[j]; }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+            let r = r0 + tr + 8u * i;
+            let t = t0 + tc + 8u * j;
+            if (r < p.rows && t < p.n) { out[t * p.out_stride + p.row0 + r] = acc[i * 4u + j]; }
+        }
+    }
+}
+
+// ---- embedding: out[tok_off + t, :] = dequant(w[tokens[t], :]) for tokens in this chunk ----
+@compute @workgroup_size(64)
+fn embed(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let t = wid.x;
+    if (t >= p.n) { return; }
+    let tok = tokens[t];
+    if (tok < p.row0 || tok >= p.row0 + p.rows) { return; }
+    let rb = (tok - p.row0) * row_bytes();
+    let ob = (p.tok_off + t) * p.cols;
+    for (var u = lid.x; u < p.cols / 8u; u += 64u) {
+        let v = dequant(rb, u);
+        let c = unit_cols(u);
+        for (var e = 0u; e < 4u; e++) {
+            out[ob + c.x + e] = v.lo[e];
+            out[ob + c.y + e] = v.hi[e];
+        }
+    }
+}

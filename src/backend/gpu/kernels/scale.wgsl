@@ -1,0 +1,11 @@
+// x *= s over len elements.
+override WG: u32 = 256;
+struct Params { len: u32, s: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i < p.len) { x[i] *= p.s; }
+}

@@ -1,0 +1,220 @@
+//! Kernel sources, bind-group layouts and the compute-pipeline cache.
+//!
+//! Each op has one WGSL file (the weight-reading ops share one file per block family) and a
+//! fixed binding signature. Pipelines are specialised with WGSL `override` constants and
+//! cached by a typed [`PipelineKey`].
+
+use super::context::{map_wgpu_error, scoped};
+use crate::backend::BackendError;
+use crate::quant::GgmlType;
+use std::collections::HashMap;
+
+/// A kernel entry point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    Matvec,
+    Matmul,
+    Embed,
+    RmsNorm,
+    Rope,
+    Attention,
+    AddAssign,
+    Glu,
+    Scale,
+    Softcap,
+    AddBias,
+    Copy,
+    ArgmaxPartials,
+    ArgmaxFinish,
+}
+
+/// What a pipeline is specialised for: the op, the weight block type (F32 for ops without a
+/// weight) and an op-specific variant (threads per row for matvec, GELU for glu).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    pub op: Op,
+    pub ty: GgmlType,
+    pub variant: u32,
+}
+
+/// How a binding is used by a kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// The per-call parameters: the uniform ring at a dynamic offset.
+    Params,
+    /// A read-only storage buffer.
+    Read,
+    /// A read-write storage buffer.
+    Write,
+    /// Read-only per-call data (token ids) in the ring, at a dynamic offset.
+    RingRead,
+}
+
+/// Bindings of each op, as (binding index, slot); binding 0 is always the parameters.
+pub fn signature(op: Op) -> &'static [(u32, Slot)] {
+    use Slot::*;
+    match op {
+        Op::Matvec | Op::Matmul => &[(0, Params), (1, Read), (2, Read), (3, Write)],
+        Op::Embed => &[(0, Params), (1, Read), (3, Write), (4, RingRead)],
+        Op::RmsNorm => &[(0, Params), (1, Read), (2, Read), (3, Write)],
+        Op::Rope | Op::Scale | Op::Softcap => &[(0, Params), (1, Write)],
+        Op::Attention => &[(0, Params), (1, Read), (2, Read), (3, Read), (4, Write)],
+        Op::AddAssign | Op::Glu | Op::AddBias => &[(0, Params), (1, Write), (2, Read)],
+        Op::Copy => &[(0, Params), (1, Read), (2, Write)],
+        Op::ArgmaxPartials | Op::ArgmaxFinish => &[(0, Params), (1, Read), (2, Write), (3, Write)],
+    }
+}
+
+/// Size of the parameter binding (every `Params` struct fits in 64 bytes).
+pub const PARAMS_BINDING: u64 = 64;
+/// Size of the ring binding for token ids: at most this many tokens per embed dispatch.
+pub const TOKENS_PER_DISPATCH: usize = 1024;
+
+struct Source {
+    file: &'static str,
+    code: &'static str,
+    entry: &'static str,
+}
+
+fn source(key: PipelineKey) -> Result<Source, BackendError> {
+    let family = |entry| -> Result<Source, BackendError> {
+        let (file, code) = match key.ty {
+            GgmlType::F32 | GgmlType::F16 => ("matmul_float", include_str!("kernels/matmul_float.wgsl")),
+            GgmlType::Q4_0 | GgmlType::Q4_1 => ("matmul_q4", include_str!("kernels/matmul_q4.wgsl")),
+            GgmlType::Q8_0 => ("matmul_q8_0", include_str!("kernels/matmul_q8_0.wgsl")),
+            ty => return Err(BackendError::UnsupportedType { op: "matmul", ty }),
+        };
+        Ok(Source { file, code, entry })
+    };
+    let single = |file, code| Ok(Source { file, code, entry: "main" });
+    match key.op {
+        Op::Matvec => family("matvec"),
+        Op::Matmul => family("matmul"),
+        Op::Embed => family("embed"),
+        Op::RmsNorm => single("rms_norm", include_str!("kernels/rms_norm.wgsl")),
+        Op::Rope => single("rope", include_str!("kernels/rope.wgsl")),
+        Op::Attention => single("attention", include_str!("kernels/attention.wgsl")),
+        Op::AddAssign => single("add_assign", include_str!("kernels/add_assign.wgsl")),
+        Op::Glu => single("glu", include_str!("kernels/glu.wgsl")),
+        Op::Scale => single("scale", include_str!("kernels/scale.wgsl")),
+        Op::Softcap => single("softcap", include_str!("kernels/softcap.wgsl")),
+        Op::AddBias => single("add_bias", include_str!("kernels/add_bias.wgsl")),
+        Op::Copy => single("copy", include_str!("kernels/copy.wgsl")),
+        Op::ArgmaxPartials => {
+            Ok(Source { file: "argmax", code: include_str!("kernels/argmax.wgsl"), entry: "partial_max" })
+        }
+        Op::ArgmaxFinish => Ok(Source { file: "argmax", code: include_str!("kernels/argmax.wgsl"), entry: "finish" }),
+    }
+}
+
+/// The `override` values of a pipeline (names must exist in the kernel file).
+fn constants(key: PipelineKey) -> Vec<(&'static str, f64)> {
+    let mut c = Vec::new();
+    match key.op {
+        Op::Matvec | Op::Matmul | Op::Embed => {
+            match key.ty {
+                GgmlType::F16 => c.push(("F16", 1.0)),
+                GgmlType::Q4_1 => c.push(("Q4_1", 1.0)),
+                _ => {}
+            }
+            if key.op == Op::Matvec {
+                c.push(("TPR", f64::from(key.variant)));
+            }
+        }
+        Op::Glu => c.push(("GELU", f64::from(key.variant))),
+        _ => {}
+    }
+    c
+}
+
+/// Shader modules, layouts and pipelines, created on first use and kept for the device's life.
+#[derive(Default)]
+pub struct PipelineCache {
+    modules: HashMap<&'static str, wgpu::ShaderModule>,
+    layouts: HashMap<Op, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    pipelines: HashMap<PipelineKey, wgpu::ComputePipeline>,
+}
+
+impl PipelineCache {
+    /// Whether the pipeline for `key` exists already.
+    pub fn contains(&self, key: PipelineKey) -> bool {
+        self.pipelines.contains_key(&key)
+    }
+
+    /// The bind-group layout of `op`.
+    pub fn layout(&mut self, device: &wgpu::Device, op: Op) -> &wgpu::BindGroupLayout {
+        &self
+            .layouts
+            .entry(op)
+            .or_insert_with(|| {
+                let entries: Vec<_> = signature(op)
+                    .iter()
+                    .map(|&(binding, slot)| wgpu::BindGroupLayoutEntry {
+                        binding,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: match slot {
+                            Slot::Params => wgpu::BindingType::Buffer {
+                                ty: wgpu::BufferBindingType::Uniform,
+                                has_dynamic_offset: true,
+                                min_binding_size: None,
+                            },
+                            Slot::Read | Slot::Write | Slot::RingRead => wgpu::BindingType::Buffer {
+                                ty: wgpu::BufferBindingType::Storage { read_only: slot != Slot::Write },
+                                has_dynamic_offset: slot == Slot::RingRead,
+                                min_binding_size: None,
+                            },
+                        },
+                        count: None,
+                    })
+                    .collect();
+                let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some("hearth"),
+                    entries: &entries,
+                });
+                let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some("hearth"),
+                    bind_group_layouts: &[Some(&bgl)],
+                    immediate_size: 0,
+                });
+                (bgl, pl)
+            })
+            .0
+    }
+
+    /// The pipeline for `key`, compiled on first use.
+    ///
+    /// Errors: [`BackendError::UnsupportedType`] for a block type without a kernel,
+    /// [`BackendError::DeviceLost`] when the device rejects the shader (a bug).
+    pub fn pipeline(&mut self, device: &wgpu::Device, key: PipelineKey) -> Result<&wgpu::ComputePipeline, BackendError> {
+        if !self.pipelines.contains_key(&key) {
+            let src = source(key)?;
+            self.layout(device, key.op);
+            let modules = &mut self.modules;
+            let layout = self.layouts.get(&key.op).map(|l| &l.1);
+            let consts = constants(key);
+            let (pipeline, err) = scoped(device, wgpu::ErrorFilter::Validation, || {
+                let module = modules.entry(src.file).or_insert_with(|| {
+                    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(src.file),
+                        source: wgpu::ShaderSource::Wgsl(src.code.into()),
+                    })
+                });
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(src.entry),
+                    layout,
+                    module,
+                    entry_point: Some(src.entry),
+                    compilation_options: wgpu::PipelineCompilationOptions { constants: &consts, ..Default::default() },
+                    cache: None,
+                })
+            });
+            if let Some(e) = err {
+                return Err(map_wgpu_error(&e, &format!("pipeline {key:?}"), 0));
+            }
+            self.pipelines.insert(key, pipeline);
+        }
+        self.pipelines
+            .get(&key)
+            .ok_or_else(|| BackendError::DeviceLost(format!("pipeline {key:?} missing from cache")))
+    }
+}

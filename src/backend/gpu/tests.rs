@@ -1,0 +1,511 @@
+//! Every GPU op against a plain scalar reference, on random data at sizes that are not
+//! multiples of any workgroup size. Runs on whatever adapter wgpu finds (Mesa lavapipe in
+//! CI); a machine without one FAILS these tests rather than skipping them.
+//!
+//! Error measure: normalised RMS error `sqrt(Σ(gpu - ref)² / Σ ref²)` (ggml's
+//! test-backend-ops NMSE, square-rooted), with a tolerance per op stated at each check.
+
+use super::*;
+use crate::backend::{Activation, AttnParams, Backend, RopeParams, WeightDesc};
+use half::f16;
+use std::sync::OnceLock;
+
+fn context() -> GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(|| match GpuContext::new_blocking() {
+        Ok(c) => c,
+        Err(e) => panic!("no GPU adapter for the GPU tests (install mesa-vulkan-drivers for lavapipe): {e}"),
+    })
+    .clone()
+}
+
+fn backend() -> GpuBackend {
+    GpuBackend::from_context(context()).expect("backend")
+}
+
+/// xorshift64*: deterministic test data without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform in [-1, 1).
+    fn f(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.f()).collect()
+    }
+    fn byte(&mut self) -> u8 {
+        (self.next() >> 56) as u8
+    }
+}
+
+fn nrmse(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let (mut num, mut den) = (0f64, 0f64);
+    for (&g, &w) in got.iter().zip(want) {
+        num += (f64::from(g) - f64::from(w)).powi(2);
+        den += f64::from(w).powi(2);
+    }
+    (num / den.max(1e-30)).sqrt()
+}
+
+#[track_caller]
+fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f64) {
+    let e = nrmse(got, want);
+    assert!(e <= tol, "{what}: normalised error {e:.3e} > {tol:.0e}");
+}
+
+// ---- reference data: random GGUF blocks ----
+
+fn random_weight(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let scale = |rng: &mut Rng| f16::from_f32(0.05 + 0.1 * rng.f().abs()).to_le_bytes();
+    for _ in 0..rows {
+        match ty {
+            GgmlType::F32 => (0..cols).for_each(|_| out.extend(rng.f().to_le_bytes())),
+            GgmlType::F16 => (0..cols).for_each(|_| out.extend(f16::from_f32(rng.f()).to_le_bytes())),
+            GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4_1 => {
+                for _ in 0..cols / 32 {
+                    out.extend(scale(rng));
+                    if ty == GgmlType::Q4_1 {
+                        out.extend(f16::from_f32(rng.f() * 0.5).to_le_bytes());
+                    }
+                    let n = if ty == GgmlType::Q8_0 { 32 } else { 16 };
+                    (0..n).for_each(|_| out.push(rng.byte()));
+                }
+            }
+            _ => unreachable!("no test data for {ty:?}"),
+        }
+    }
+    out
+}
+
+/// The reference dequantization: `crate::quant`, the single source of truth for layouts.
+fn dequant(ty: GgmlType, bytes: &[u8], cols: usize) -> Vec<f32> {
+    let elems = bytes.len() / ty.type_size() * ty.block_size();
+    assert_eq!(elems % cols, 0);
+    let mut out = vec![0f32; elems];
+    crate::quant::dequantize(ty, bytes, &mut out).expect("reference dequantization");
+    out
+}
+
+fn desc(ty: GgmlType, rows: usize, cols: usize) -> WeightDesc {
+    WeightDesc { name: "test".into(), ty, dims: vec![cols, rows] }
+}
+
+fn tensor(b: &mut GpuBackend, data: &[f32]) -> GpuTensor {
+    let t = b.alloc(data.len()).expect("alloc");
+    b.write(&t, 0, data).expect("write");
+    t
+}
+
+const TYPES: [GgmlType; 5] = [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0];
+
+fn check_matmul(b: &mut GpuBackend, rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize, n: usize) {
+    let bytes = random_weight(rng, ty, rows, cols);
+    let w = b.upload(&desc(ty, rows, cols), &bytes).expect("upload");
+    let wf = dequant(ty, &bytes, cols);
+    let xs = rng.vec(n * cols);
+    let x = tensor(b, &xs);
+    let out = b.alloc(n * rows).expect("alloc");
+    b.matmul(&w, &x, &out, n).expect("matmul");
+    let got = b.read(&out, 0, n * rows).expect("read");
+    let mut want = vec![0f32; n * rows];
+    for t in 0..n {
+        for r in 0..rows {
+            want[t * rows + r] = (0..cols).map(|c| f64::from(wf[r * cols + c]) * f64::from(xs[t * cols + c])).sum::<f64>() as f32;
+        }
+    }
+    // f32 accumulation in a different order than the f64 reference: ~1e-6 typical.
+    assert_close(&format!("matmul {ty:?} rows={rows} cols={cols} n={n} chunks={}", w.n_chunks()), &got, &want, 1e-5);
+}
+
+#[test]
+fn matmul_every_type_odd_shapes() {
+    let mut b = backend();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for ty in TYPES {
+        for (rows, cols) in [(1, 32), (7, 96), (67, 608), (33, 256)] {
+            for n in [1, 3, 9, 33] {
+                check_matmul(&mut b, &mut rng, ty, rows, cols, n);
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_and_embed_split_weights() {
+    let ctx = context();
+    let mut rng = Rng(7);
+    for ty in TYPES {
+        let cols = 96;
+        let row_bytes = ty.bytes_for(cols as u64).unwrap();
+        // at most 5 rows per buffer: 67 rows become 14 buffers
+        let mut b = GpuBackend::with_options(ctx.clone(), GpuOptions { max_weight_binding: Some(5 * row_bytes + 3) }).unwrap();
+        for n in [1, 12] {
+            check_matmul(&mut b, &mut rng, ty, 67, cols, n);
+        }
+        let bytes = random_weight(&mut rng, ty, 67, cols);
+        let w = b.upload(&desc(ty, 67, cols), &bytes).unwrap();
+        assert_eq!(w.n_chunks(), 14);
+        check_embed(&mut b, &w, &bytes, cols, &[66, 0, 5, 4, 33, 5]);
+    }
+}
+
+fn check_embed(b: &mut GpuBackend, w: &GpuWeight, bytes: &[u8], cols: usize, tokens: &[u32]) {
+    let wf = dequant(w.ty, bytes, cols);
+    let out = b.alloc(tokens.len() * cols).unwrap();
+    b.embed(w, tokens, &out).expect("embed");
+    let got = b.read(&out, 0, tokens.len() * cols).unwrap();
+    let want: Vec<f32> = tokens.iter().flat_map(|&t| wf[t as usize * cols..][..cols].to_vec()).collect();
+    // dequantization is exact in f32 (same products as the reference)
+    assert_close(&format!("embed {:?}", w.ty), &got, &want, 1e-6);
+}
+
+#[test]
+fn embed_every_type() {
+    let mut b = backend();
+    let mut rng = Rng(11);
+    for ty in TYPES {
+        let (rows, cols) = (37, 608);
+        let bytes = random_weight(&mut rng, ty, rows, cols);
+        let w = b.upload(&desc(ty, rows, cols), &bytes).unwrap();
+        check_embed(&mut b, &w, &bytes, cols, &[3, 36, 0, 3, 17]);
+        check_embed(&mut b, &w, &bytes, cols, &[5]);
+    }
+}
+
+fn f32_weight(b: &mut GpuBackend, data: &[f32]) -> GpuWeight {
+    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    b.upload(&WeightDesc { name: "v".into(), ty: GgmlType::F32, dims: vec![data.len()] }, &bytes).unwrap()
+}
+
+#[test]
+fn rms_norm_and_add_bias() {
+    let mut b = backend();
+    let mut rng = Rng(3);
+    for (rows, dim) in [(1, 576), (5, 67), (3, 1000)] {
+        let xs = rng.vec(rows * dim);
+        let ws = rng.vec(dim);
+        let (x, w, out) = (tensor(&mut b, &xs), f32_weight(&mut b, &ws), b.alloc(rows * dim).unwrap());
+        b.rms_norm(&x, &w, &out, rows, dim, 1e-5).unwrap();
+        let mut want = Vec::new();
+        for r in 0..rows {
+            let row = &xs[r * dim..][..dim];
+            let ms = row.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / dim as f64;
+            let inv = 1.0 / (ms + 1e-5).sqrt();
+            want.extend(row.iter().zip(&ws).map(|(v, g)| (f64::from(*v) * inv * f64::from(*g)) as f32));
+        }
+        assert_close("rms_norm", &b.read(&out, 0, rows * dim).unwrap(), &want, 1e-5);
+
+        b.add_bias(&x, &w, rows, dim).unwrap();
+        let want: Vec<f32> = xs.iter().enumerate().map(|(i, v)| v + ws[i % dim]).collect();
+        assert_close("add_bias", &b.read(&x, 0, rows * dim).unwrap(), &want, 1e-6);
+    }
+}
+
+fn rope_ref(x: &mut [f32], n_tokens: usize, n_heads: usize, hd: usize, pos0: usize, p: RopeParams) {
+    for t in 0..n_tokens {
+        for h in 0..n_heads {
+            let base = (t * n_heads + h) * hd;
+            for i in 0..p.n_rot / 2 {
+                let theta = ((pos0 + t) as f64) * f64::from(p.freq_scale) * f64::from(p.theta).powf(-2.0 * i as f64 / p.n_rot as f64);
+                let (a, bb) = if p.neox { (base + i, base + i + p.n_rot / 2) } else { (base + 2 * i, base + 2 * i + 1) };
+                let (x0, x1) = (f64::from(x[a]), f64::from(x[bb]));
+                x[a] = (x0 * theta.cos() - x1 * theta.sin()) as f32;
+                x[bb] = (x0 * theta.sin() + x1 * theta.cos()) as f32;
+            }
+        }
+    }
+}
+
+#[test]
+fn rope_normal_and_neox() {
+    let mut b = backend();
+    let mut rng = Rng(5);
+    for neox in [false, true] {
+        for (n_tokens, n_heads, hd, n_rot, pos0) in [(1, 9, 64, 64, 37), (7, 3, 64, 32, 0), (5, 2, 96, 96, 500)] {
+            let p = RopeParams { theta: 10000.0, n_rot, neox, freq_scale: 1.0 };
+            let xs = rng.vec(n_tokens * n_heads * hd);
+            let x = tensor(&mut b, &xs);
+            b.rope(&x, n_tokens, n_heads, hd, pos0, p).unwrap();
+            let mut want = xs.clone();
+            rope_ref(&mut want, n_tokens, n_heads, hd, pos0, p);
+            // GPU sin/cos/pow of angles up to ~500 rad: f32 argument error ~ 500·6e-8
+            assert_close(&format!("rope neox={neox} pos0={pos0}"), &b.read(&x, 0, xs.len()).unwrap(), &want, 1e-4);
+        }
+    }
+}
+
+fn attention_ref(q: &[f32], k: &[f32], v: &[f32], p: AttnParams) -> Vec<f32> {
+    let hd = p.head_dim;
+    let mut out = vec![0f32; p.n_tokens * p.n_head * hd];
+    for t in 0..p.n_tokens {
+        let pos = p.pos0 + t;
+        let lo = p.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+        for h in 0..p.n_head {
+            let kvh = h / (p.n_head / p.n_head_kv);
+            let qr = &q[(t * p.n_head + h) * hd..][..hd];
+            let scores: Vec<f64> = (lo..=pos)
+                .map(|j| {
+                    let kr = &k[(j * p.n_head_kv + kvh) * hd..][..hd];
+                    let s = qr.iter().zip(kr).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>() * f64::from(p.scale);
+                    p.softcap.map_or(s, |c| f64::from(c) * (s / f64::from(c)).tanh())
+                })
+                .collect();
+            let m = scores.iter().cloned().fold(f64::MIN, f64::max);
+            let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for d in 0..hd {
+                let acc: f64 = (lo..=pos).zip(&e).map(|(j, w)| w * f64::from(v[(j * p.n_head_kv + kvh) * hd + d])).sum();
+                out[(t * p.n_head + h) * hd + d] = (acc / z) as f32;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn attention_decode_prefill_gqa_window_softcap() {
+    let mut b = backend();
+    let mut rng = Rng(17);
+    let cases = [
+        // (n_tokens, pos0, n_head, n_head_kv, head_dim, window, softcap)
+        (1, 0, 9, 3, 64, None, None),
+        (1, 130, 9, 3, 64, None, None),
+        (13, 5, 6, 2, 64, None, None),
+        (9, 70, 4, 4, 96, Some(17), None),
+        (3, 40, 8, 1, 256, None, Some(5.0)),
+        (1, 200, 2, 1, 32, Some(100), Some(20.0)),
+    ];
+    for (n_tokens, pos0, n_head, n_head_kv, head_dim, window, softcap) in cases {
+        let n_ctx = pos0 + n_tokens + 3;
+        let p = AttnParams { n_tokens, pos0, n_head, n_head_kv, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), window, softcap };
+        let qs: Vec<f32> = rng.vec(n_tokens * n_head * head_dim).iter().map(|v| v * 3.0).collect();
+        let ks = rng.vec(n_ctx * n_head_kv * head_dim);
+        let vs = rng.vec(n_ctx * n_head_kv * head_dim);
+        let (q, k, v) = (tensor(&mut b, &qs), tensor(&mut b, &ks), tensor(&mut b, &vs));
+        let out = b.alloc(qs.len()).unwrap();
+        b.attention(&q, &k, &v, &out, p).unwrap();
+        let want = attention_ref(&qs, &ks, &vs, p);
+        assert_close(&format!("attention {p:?}"), &b.read(&out, 0, qs.len()).unwrap(), &want, 1e-5);
+    }
+}
+
+#[test]
+fn elementwise_ops() {
+    let mut b = backend();
+    let mut rng = Rng(23);
+    for len in [1, 255, 257, 5000] {
+        let xs: Vec<f32> = rng.vec(len).iter().map(|v| v * 8.0).collect();
+        let ys = rng.vec(len);
+
+        let (x, y) = (tensor(&mut b, &xs), tensor(&mut b, &ys));
+        b.add_assign(&x, &y, len).unwrap();
+        let want: Vec<f32> = xs.iter().zip(&ys).map(|(a, c)| a + c).collect();
+        assert_close("add_assign", &b.read(&x, 0, len).unwrap(), &want, 1e-7);
+
+        for act in [Activation::Silu, Activation::Gelu] {
+            let g = tensor(&mut b, &xs);
+            b.glu(&g, &y, len, act).unwrap();
+            let want: Vec<f32> = xs
+                .iter()
+                .zip(&ys)
+                .map(|(&g, &u)| {
+                    let g = f64::from(g);
+                    let a = match act {
+                        Activation::Silu => g / (1.0 + (-g).exp()),
+                        Activation::Gelu => 0.5 * g * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (g + 0.044715 * g * g * g)).tanh()),
+                    };
+                    (a * f64::from(u)) as f32
+                })
+                .collect();
+            // GPU exp/tanh are approximations (~1e-6 relative on lavapipe, looser in browsers)
+            assert_close(&format!("glu {act:?}"), &b.read(&g, 0, len).unwrap(), &want, 1e-5);
+        }
+
+        let s = tensor(&mut b, &xs);
+        b.scale(&s, len, -0.37).unwrap();
+        let want: Vec<f32> = xs.iter().map(|v| v * -0.37).collect();
+        assert_close("scale", &b.read(&s, 0, len).unwrap(), &want, 1e-7);
+
+        let c = tensor(&mut b, &xs);
+        b.softcap(&c, len, 3.0).unwrap();
+        let want: Vec<f32> = xs.iter().map(|v| (3.0 * (f64::from(*v) / 3.0).tanh()) as f32).collect();
+        assert_close("softcap", &b.read(&c, 0, len).unwrap(), &want, 1e-5);
+
+        let dst = tensor(&mut b, &ys);
+        let n = len / 2 + 1;
+        b.copy(&x, len - n, &dst, 0, n).unwrap();
+        let mut want = ys.clone();
+        let xs2 = b.read(&x, 0, len).unwrap();
+        want[..n].copy_from_slice(&xs2[len - n..]);
+        assert_eq!(b.read(&dst, 0, len).unwrap(), want, "copy");
+    }
+}
+
+#[test]
+fn argmax_two_stage() {
+    let mut b = backend();
+    let mut rng = Rng(29);
+    for len in [1, 3, 256, 257, 49_152, 70_001] {
+        let mut xs = rng.vec(len + 10);
+        let x = tensor(&mut b, &xs);
+        let want = (0..len).fold(0, |best, i| if xs[5 + i] > xs[5 + best] { i } else { best });
+        assert_eq!(b.argmax(&x, 5, len).unwrap() as usize, want, "argmax len={len}");
+        // a tie: the first index wins
+        if len > 3 {
+            xs[5 + len - 1] = 2.0;
+            xs[5 + len / 2] = 2.0;
+            b.write(&x, 0, &xs).unwrap();
+            assert_eq!(b.argmax(&x, 5, len).unwrap() as usize, len / 2, "argmax tie len={len}");
+        }
+    }
+}
+
+/// A decode step's worth of ops: after the first step no buffer, bind group or pipeline is
+/// created, and each step is one submission.
+#[test]
+fn decode_steady_state_one_submit_per_token() {
+    let mut b = backend();
+    let mut rng = Rng(31);
+    let (dim, vocab) = (96, 300);
+    let wb = random_weight(&mut rng, GgmlType::Q4_1, dim, dim);
+    let w = b.upload(&desc(GgmlType::Q4_1, dim, dim), &wb).unwrap();
+    let eb = random_weight(&mut rng, GgmlType::Q8_0, vocab, dim);
+    let emb = b.upload(&desc(GgmlType::Q8_0, vocab, dim), &eb).unwrap();
+    let norm = f32_weight(&mut b, &rng.vec(dim));
+    let (x, h, k, v, att) = (b.alloc(dim).unwrap(), b.alloc(dim).unwrap(), b.alloc(8 * dim).unwrap(), b.alloc(8 * dim).unwrap(), b.alloc(dim).unwrap());
+    let logits = b.alloc(vocab).unwrap();
+    let mut token = 1u32;
+    let step = |b: &mut GpuBackend, pos: usize, token: u32| -> u32 {
+        b.embed(&emb, &[token], &x).unwrap();
+        b.rms_norm(&x, &norm, &h, 1, dim, 1e-5).unwrap();
+        b.matmul(&w, &h, &att, 1).unwrap();
+        b.rope(&att, 1, 3, 32, pos, RopeParams { theta: 1e4, n_rot: 32, neox: false, freq_scale: 1.0 }).unwrap();
+        b.copy(&att, 0, &k, pos * dim, dim).unwrap();
+        b.copy(&h, 0, &v, pos * dim, dim).unwrap();
+        let p = AttnParams { n_tokens: 1, pos0: pos, n_head: 3, n_head_kv: 3, head_dim: 32, scale: 0.2, window: None, softcap: None };
+        b.attention(&att, &k, &v, &h, p).unwrap();
+        b.add_assign(&x, &h, dim).unwrap();
+        b.matmul(&emb, &x, &logits, 1).unwrap();
+        b.argmax(&logits, 0, vocab).unwrap()
+    };
+    token = step(&mut b, 0, token);
+    let after_first = b.stats();
+    for pos in 1..6 {
+        let before = b.stats();
+        token = step(&mut b, pos, token);
+        let now = b.stats();
+        assert_eq!(now.submits, before.submits + 1, "one submit per token");
+        assert_eq!((now.buffers, now.bind_groups, now.pipelines), (after_first.buffers, after_first.bind_groups, after_first.pipelines));
+    }
+    assert!((token as usize) < vocab);
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let mut b = backend();
+    let x = b.alloc(10).unwrap();
+    let y = b.alloc(10).unwrap();
+    assert!(matches!(b.add_assign(&x, &y, 11), Err(BackendError::Shape { .. })));
+    assert!(matches!(b.add_assign(&x, &x, 5), Err(BackendError::Shape { .. })));
+    assert!(matches!(b.read(&x, 5, 6), Err(BackendError::Shape { .. })));
+    assert!(matches!(b.argmax(&x, 0, 0), Err(BackendError::Shape { .. })));
+    let q6k = WeightDesc { name: "w".into(), ty: GgmlType::Q6_K, dims: vec![256, 2] };
+    assert!(matches!(b.upload(&q6k, &[0; 420]), Err(BackendError::UnsupportedType { .. })));
+    let q4 = desc(GgmlType::Q4_0, 2, 64);
+    assert!(matches!(b.upload(&q4, &[0; 71]), Err(BackendError::Quant(_))));
+    let w = b.upload(&q4, &[0; 72]).unwrap();
+    assert!(matches!(b.embed(&w, &[2], &x), Err(BackendError::Shape { .. })));
+    assert!(matches!(b.matmul(&w, &x, &y, 1), Err(BackendError::Shape { .. })));
+    // and the backend still works
+    b.write(&x, 0, &[1.0; 10]).unwrap();
+    b.add_assign(&y, &x, 10).unwrap();
+    assert_eq!(b.read(&y, 0, 10).unwrap(), vec![1.0; 10]);
+}
+
+#[test]
+fn lost_device_is_an_error_not_a_panic() {
+    let ctx = GpuContext::new_blocking().expect("adapter");
+    let mut b = GpuBackend::from_context(ctx.clone()).unwrap();
+    let x = tensor(&mut b, &[1.0, 2.0, 3.0]);
+    let y = b.alloc(3).unwrap();
+    ctx.device.destroy();
+    let r1 = b.add_assign(&y, &x, 3);
+    let r2 = b.read(&y, 0, 3);
+    let r3 = b.alloc(5);
+    assert!(matches!(r2, Err(BackendError::DeviceLost(_))), "read after destroy: {r1:?} {r2:?}");
+    assert!(r3.is_err() || b.flush().is_err(), "alloc after destroy: {r3:?}");
+}
+
+// ---- GPU vs the CPU backend (the oracle), through the Backend trait ----
+
+/// Runs one forward-like sequence of every op on backend `B` and returns each op's output.
+fn op_sequence<B: Backend>(b: &mut B, seed: u64) -> Result<Vec<(String, Vec<f32>)>, BackendError> {
+    let mut rng = Rng(seed);
+    let mut outs = Vec::new();
+    let (n, cols, rows) = (5, 96, 67);
+    let xs = rng.vec(n * cols);
+    let x = b.alloc(n * cols)?;
+    b.write(&x, 0, &xs)?;
+    for ty in TYPES {
+        let bytes = random_weight(&mut rng, ty, rows, cols);
+        let w = b.upload(&desc(ty, rows, cols), &bytes)?;
+        for nt in [1, n] {
+            let out = b.alloc(nt * rows)?;
+            b.matmul(&w, &x, &out, nt)?;
+            outs.push((format!("matmul {ty:?} n={nt}"), b.read(&out, 0, nt * rows)?));
+        }
+        let e = b.alloc(3 * cols)?;
+        b.embed(&w, &[66, 0, 31], &e)?;
+        outs.push((format!("embed {ty:?}"), b.read(&e, 0, 3 * cols)?));
+    }
+    let g: Vec<u8> = rng.vec(cols).iter().flat_map(|v| v.to_le_bytes()).collect();
+    let gw = b.upload(&WeightDesc { name: "norm".into(), ty: GgmlType::F32, dims: vec![cols] }, &g)?;
+    let h = b.alloc(n * cols)?;
+    b.rms_norm(&x, &gw, &h, n, cols, 1e-6)?;
+    outs.push(("rms_norm".into(), b.read(&h, 0, n * cols)?));
+    b.add_bias(&h, &gw, n, cols)?;
+    outs.push(("add_bias".into(), b.read(&h, 0, n * cols)?));
+    for neox in [false, true] {
+        b.rope(&h, n, 3, 32, 7, RopeParams { theta: 10000.0, n_rot: 32, neox, freq_scale: 1.0 })?;
+        outs.push((format!("rope neox={neox}"), b.read(&h, 0, n * cols)?));
+    }
+    let (k, v, att) = (b.alloc(20 * 32)?, b.alloc(20 * 32)?, b.alloc(n * cols)?);
+    b.write(&k, 0, &rng.vec(20 * 32))?;
+    b.write(&v, 0, &rng.vec(20 * 32))?;
+    for (window, softcap) in [(None, None), (Some(4), Some(3.0))] {
+        let p = AttnParams { n_tokens: n, pos0: 12, n_head: 3, n_head_kv: 1, head_dim: 32, scale: 0.3, window, softcap };
+        b.attention(&h, &k, &v, &att, p)?;
+        outs.push((format!("attention {window:?} {softcap:?}"), b.read(&att, 0, n * cols)?));
+    }
+    for act in [Activation::Silu, Activation::Gelu] {
+        b.glu(&att, &x, n * cols, act)?;
+        outs.push((format!("glu {act:?}"), b.read(&att, 0, n * cols)?));
+    }
+    b.add_assign(&att, &x, n * cols)?;
+    b.scale(&att, n * cols, 0.7)?;
+    b.softcap(&att, n * cols, 2.0)?;
+    b.copy(&att, 3, &h, 5, 100)?;
+    outs.push(("add_assign+scale+softcap+copy".into(), b.read(&h, 0, n * cols)?));
+    outs.push(("argmax".into(), vec![b.argmax(&h, 7, 300)? as f32]));
+    Ok(outs)
+}
+
+#[test]
+fn gpu_matches_cpu_backend() {
+    let cpu = op_sequence(&mut crate::backend::cpu::CpuBackend::new(), 41).expect("cpu");
+    let gpu = op_sequence(&mut backend(), 41).expect("gpu");
+    assert_eq!(cpu.len(), gpu.len());
+    for ((name, c), (_, g)) in cpu.iter().zip(&gpu) {
+        // same tolerances as against the scalar reference; argmax must match exactly
+        let tol = if name.starts_with("rope") { 1e-4 } else if name == "argmax" { 0.0 } else { 1e-5 };
+        assert_close(&format!("gpu vs cpu: {name}"), g, c, tol);
+    }
+}
