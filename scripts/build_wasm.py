@@ -36,14 +36,19 @@ def main():
     run(cmd, env)
     profile_dir = "release" if b["profile"] == "release" else b["profile"]
     wasm = ROOT / "target/wasm" / b["target"] / profile_dir / "hearth.wasm"
+    # wasm-opt runs on cargo's output, before wasm-bindgen: Debian's binaryen (108)
+    # rewrites the externref table that wasm-bindgen emits and the module then fails to
+    # instantiate ("WebAssembly.Table.set(): Argument 1 is invalid for table").
+    if opt.get("enabled"):
+        if not shutil.which("wasm-opt"):
+            sys.exit("wasm-opt not found: run `make setup` (Debian package binaryen)")
+        optimized = wasm.with_name("hearth.opt.wasm")
+        run(["wasm-opt", *opt["flags"], str(wasm), "-o", str(optimized)])
+        wasm = optimized
     out = ROOT / bg["out-dir"]
     out.mkdir(parents=True, exist_ok=True)
     run(["wasm-bindgen", "--target", bg["target"], "--out-dir", str(out), "--out-name", bg["out-name"], str(wasm)])
     final = out / f"{bg['out-name']}_bg.wasm"
-    if opt.get("enabled") and shutil.which("wasm-opt"):
-        run(["wasm-opt", *opt["flags"], str(final), "-o", str(final)])
-    elif opt.get("enabled"):
-        sys.exit("wasm-opt not found: run `make setup` (Debian package binaryen)")
     raw = final.stat().st_size
     gz = len(gzip.compress(final.read_bytes(), 9))
     print(f"{final.relative_to(ROOT)}: {raw / 1e6:.2f} MB raw, {gz / 1e6:.2f} MB gzip")

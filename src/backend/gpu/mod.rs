@@ -395,7 +395,7 @@ impl GpuBackend {
     }
 
     /// [`Backend::read`] without blocking (the browser path).
-    pub async fn read_async(&mut self, t: &GpuTensor, offset: usize, len: usize) -> Result<Vec<f32>, BackendError> {
+    pub async fn read_nonblocking(&mut self, t: &GpuTensor, offset: usize, len: usize) -> Result<Vec<f32>, BackendError> {
         let end = offset.checked_add(len).ok_or_else(|| shape("read", "range overflows"))?;
         check_len("read", "tensor", t, end)?;
         let buf = t.buf.clone();
@@ -404,7 +404,7 @@ impl GpuBackend {
     }
 
     /// [`Backend::argmax`] without blocking (the browser path).
-    pub async fn argmax_async(&mut self, x: &GpuTensor, offset: usize, len: usize) -> Result<u32, BackendError> {
+    pub async fn argmax_nonblocking(&mut self, x: &GpuTensor, offset: usize, len: usize) -> Result<u32, BackendError> {
         self.record_argmax(x, offset, len)?;
         let (_, result) = &self.argmax_result;
         let result = result.clone();
@@ -550,7 +550,7 @@ impl Backend for GpuBackend {
     fn read(&mut self, t: &GpuTensor, offset: usize, len: usize) -> Result<Vec<f32>, BackendError> {
         #[cfg(not(target_arch = "wasm32"))]
         {
-            pollster::block_on(self.read_async(t, offset, len))
+            pollster::block_on(self.read_nonblocking(t, offset, len))
         }
         #[cfg(target_arch = "wasm32")]
         {
@@ -749,10 +749,18 @@ impl Backend for GpuBackend {
         self.elementwise(Op::Softcap, 0, &[Bind::from(x)], &[to_u32("softcap", "len", len)?, cap.to_bits()], len)
     }
 
+    fn read_async(&mut self, t: &GpuTensor, offset: usize, len: usize) -> impl std::future::Future<Output = Result<Vec<f32>, BackendError>> {
+        self.read_nonblocking(t, offset, len)
+    }
+
+    fn argmax_async(&mut self, x: &GpuTensor, offset: usize, len: usize) -> impl std::future::Future<Output = Result<u32, BackendError>> {
+        self.argmax_nonblocking(x, offset, len)
+    }
+
     fn argmax(&mut self, x: &GpuTensor, offset: usize, len: usize) -> Result<u32, BackendError> {
         #[cfg(not(target_arch = "wasm32"))]
         {
-            pollster::block_on(self.argmax_async(x, offset, len))
+            pollster::block_on(self.argmax_nonblocking(x, offset, len))
         }
         #[cfg(target_arch = "wasm32")]
         {
