@@ -20,8 +20,9 @@ extension: www
 	cp www/demo/render.js www/extension/hearth/
 
 ## test-browser: headless Chromium (Debian's, via playwright-core) against www/server.mjs.
-## Store/server/SHA-256 tests need only `make www`; the engine tests need `make wasm` and `make models`.
-test-browser: www wasm models extension
+## Store/server/SHA-256 tests need only `make www`; the engine tests need `make wasm` and `make models`;
+## the demo test also Gemma 3 (`make models-test`), the extension test `make extension`.
+test-browser: www wasm models-test extension
 	node --test --test-concurrency=1 tests/browser/
 
 ## serve-www: the static server on 127.0.0.1:8080 (www/ at /, models/cache/ at /models/).
