@@ -91,13 +91,12 @@ test("offline: reload opens the app from the service worker, loads the model fro
   assert.ok(requests.some((r) => r.url().endsWith("/pkg/hearth_bg.wasm")), "the wasm came from the service worker's cache");
   assert.deepEqual(network, [], "requests not answered by the service worker");
   assert.deepEqual(failed, []);
-  // What reached the server: nothing from the page, its Worker or the service worker. The one
+  // What reached the server: nothing from the page, its Worker or the service worker. The only
   // request Chromium may still send is its own update check of the service worker script on
   // navigation (made by the browser process, which Playwright's offline emulation does not
   // cover; on a really offline machine it fails and the cached worker stays in charge).
   const reached = srv.stats.log.filter((l) => !(l.path === "/demo/sw.js" && l.method === "GET"));
   assert.deepEqual(reached, [], "requests that reached the server while offline");
-  assert.ok(srv.stats.log.length <= 1, JSON.stringify(srv.stats.log));
   assert.deepEqual(errors, []);
   await context.setOffline(false);
   await page.close();

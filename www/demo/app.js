@@ -435,8 +435,9 @@ async function start() {
   await refreshModels();
   const probe = await probeWebGpu();
   $("backend-status").textContent = probe.ok ? "WebGPU: an adapter is available; Auto tries it first." : `${probe.reason}; Auto runs on the CPU (WebAssembly).`;
-  if ("serviceWorker" in navigator) {
-    // The app shell (HTML, JS, wasm) works offline; the weights are in the model store.
+  if ("serviceWorker" in navigator && !navigator.serviceWorker.controller) {
+    // The app shell (HTML, JS, wasm) works offline; the weights are in the model store. Once a
+    // worker controls the page, the browser's own update check on navigation keeps it fresh.
     navigator.serviceWorker.register("sw.js").catch((e) => {
       $("backend-status").textContent += ` (Offline app shell unavailable: ${e.message})`;
     });
