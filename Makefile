@@ -8,7 +8,7 @@ export CARGO_TERM_COLOR ?= never
 .PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build fuzz-long wasm demo bench bench-kernels clean
 
 help:
-	@echo "make demo   build everything, fetch the default model, chat with it"
+	@echo "make demo   build everything, fetch the default model, serve the browser demo on 127.0.0.1"
 	@echo "make test   install what the tests need, run every test"
 	@echo "make models | models-all | wasm | bench | bench-kernels | fuzz-long | setup"
 
@@ -48,11 +48,12 @@ fuzz-long:
 wasm: setup
 	python3 scripts/build_wasm.py
 
-## demo: until the browser runtime lands, the demo is the CLI chat on the default model.
-demo: setup models
-	$(CARGO) build --release --bin hearth
-	@echo "Hearth demo: terminal chat with the default model (the browser demo is issue #6)."
-	./target/release/hearth chat
+## demo: builds the wasm engine and the package, fetches the default model, then serves the demo
+## (www/demo/), the examples and the model on 127.0.0.1 (the same static server the tests use).
+DEMO_PORT ?= 8080
+demo: wasm www models extension
+	@echo "Hearth demo: http://127.0.0.1:$(DEMO_PORT)/demo/   (intranet example: http://127.0.0.1:$(DEMO_PORT)/examples/intranet.html; extension: load www/extension/ unpacked)"
+	node www/server.mjs --port $(DEMO_PORT)
 
 bench: setup models
 	$(CARGO) build --release --bin hearth

@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // Hearth's static server: the one the browser tests and `make demo` use. No dependencies.
 //
-//   node www/server.mjs [--port N] [--host 127.0.0.1] [--isolate] [--throttle BYTES_PER_SEC] [--test-hooks]
+//   node www/server.mjs [--port N] [--host 127.0.0.1] [--isolate] [--csp POLICY] [--throttle BYTES_PER_SEC] [--test-hooks]
 //
 // Serves the repository's `www/` at `/` and `models/cache/` at `/models/`, with correct MIME
 // types, HEAD, HTTP Range (206 + Content-Range, 416 for unsatisfiable ranges), ETag and
 // Last-Modified (If-None-Match / If-Modified-Since → 304, If-Range honoured).
 // `--isolate` adds COOP/COEP so pages are cross-origin isolated (wasm threads).
+// `--csp POLICY` sends `Content-Security-Policy: POLICY` with every response (strict-CSP tests).
+// Model files (`/models/`) carry CORS headers (`Access-Control-Allow-Origin: *`, preflight for
+// `Range`/`If-Range`), so a browser extension can download the weights without host permissions.
 // `--throttle` caps each response body at that many bytes per second.
 // `--test-hooks` enables fault injection and counters, and only then:
 //   any file URL + `?fail_after=BYTES`  → the connection is destroyed after BYTES body bytes;
@@ -44,6 +47,11 @@ export const MIME = {
   ".ts": "text/plain; charset=utf-8",
 };
 
+/** CORS for model files: public weights, readable (with their validators) from any origin. */
+const MODEL_CORS = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Expose-Headers": "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified",
+};
 /** Parses a single `bytes=` range against `size`; returns {start, end} (inclusive), null when
  *  absent or not a single byte range (serve the whole file), or "unsatisfiable". */
 export function parseRange(header, size) {
@@ -67,7 +75,7 @@ export function parseRange(header, size) {
 }
 
 /** Starts the server; resolves to {server, url, stats, close()}. */
-export function startServer({ port = 0, host = "127.0.0.1", isolate = false, throttle = 0, testHooks = false, roots } = {}) {
+export function startServer({ port = 0, host = "127.0.0.1", isolate = false, csp = "", throttle = 0, testHooks = false, roots } = {}) {
   const mounts = roots ?? [
     ["/models/", path.join(REPO, "models", "cache")],
     ["/", HERE],
@@ -99,6 +107,7 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, thr
       h["Cross-Origin-Embedder-Policy"] = "require-corp";
       h["Cross-Origin-Resource-Policy"] = "same-origin";
     }
+    if (csp) h["Content-Security-Policy"] = csp;
     return h;
   }
 
@@ -125,6 +134,11 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, thr
       if (url.pathname === "/__test__/blank.html") return send(res, 200, "<!doctype html><title>hearth test</title>", MIME[".html"]);
       return send(res, 404, "no such test hook");
     }
+    const cors = url.pathname.startsWith("/models/") ? MODEL_CORS : {};
+    if (req.method === "OPTIONS" && url.pathname.startsWith("/models/")) {
+      res.writeHead(204, { ...commonHeaders(), ...cors, "Access-Control-Allow-Methods": "GET, HEAD", "Access-Control-Allow-Headers": "Range, If-Range", "Access-Control-Max-Age": "600" });
+      return res.end();
+    }
     if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, "method not allowed", undefined, { Allow: "GET, HEAD" });
 
     let file = resolveFile(url.pathname);
@@ -142,7 +156,7 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, thr
     const etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
     const lastModified = st.mtime.toUTCString();
     const type = MIME[path.extname(file).toLowerCase()] ?? "application/octet-stream";
-    const headers = { ...commonHeaders(), "Content-Type": type, ETag: etag, "Last-Modified": lastModified };
+    const headers = { ...commonHeaders(), ...cors, "Content-Type": type, ETag: etag, "Last-Modified": lastModified };
 
     const inm = req.headers["if-none-match"];
     const ims = req.headers["if-modified-since"];
@@ -227,16 +241,17 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, thr
 }
 
 function parseArgs(argv) {
-  const o = { port: 8080, host: "127.0.0.1", isolate: false, throttle: 0, testHooks: false };
+  const o = { port: 8080, host: "127.0.0.1", isolate: false, csp: "", throttle: 0, testHooks: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--port") o.port = Number(argv[++i]);
     else if (a === "--host") o.host = argv[++i];
     else if (a === "--isolate") o.isolate = true;
+    else if (a === "--csp") o.csp = argv[++i];
     else if (a === "--throttle") o.throttle = Number(argv[++i]);
     else if (a === "--test-hooks") o.testHooks = true;
     else if (a === "--help" || a === "-h") {
-      console.log("usage: node www/server.mjs [--port N] [--host H] [--isolate] [--throttle BYTES_PER_SEC] [--test-hooks]");
+      console.log("usage: node www/server.mjs [--port N] [--host H] [--isolate] [--csp POLICY] [--throttle BYTES_PER_SEC] [--test-hooks]");
       process.exit(0);
     } else {
       console.error(`unknown argument: ${a}`);

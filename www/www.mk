@@ -1,6 +1,6 @@
 # Browser runtime targets (TypeScript package, static server, browser tests).
 # Included from the top-level Makefile: `include www/www.mk`.
-.PHONY: www test-browser serve-www bench-store
+.PHONY: www extension test-browser serve-www bench-store
 
 ## www: the TypeScript package (www/dist: ES modules + .d.ts); npm ci when the lock file changed.
 www/node_modules/.package-lock.json: www/package.json www/package-lock.json
@@ -8,9 +8,21 @@ www/node_modules/.package-lock.json: www/package.json www/package-lock.json
 www: www/node_modules/.package-lock.json
 	cd www && npm run build
 
+## extension: copies the package, the wasm engine and the Markdown renderer into
+## www/extension/hearth/ (an MV3 extension page may load only the extension's own files).
+## Then load www/extension/ unpacked (chrome://extensions → Developer mode → Load unpacked).
+extension: www
+	@test -f www/pkg/hearth_bg.wasm || { echo "www/pkg is missing: run make wasm"; exit 1; }
+	rm -rf www/extension/hearth
+	mkdir -p www/extension/hearth/dist www/extension/hearth/pkg
+	cp www/dist/*.js www/extension/hearth/dist/
+	cp www/pkg/hearth.js www/pkg/hearth_bg.wasm www/extension/hearth/pkg/
+	cp www/demo/render.js www/extension/hearth/
+
 ## test-browser: headless Chromium (Debian's, via playwright-core) against www/server.mjs.
-## Store/server/SHA-256 tests need only `make www`; the engine tests need `make wasm` and `make models`.
-test-browser: www wasm models
+## Store/server/SHA-256 tests need only `make www`; the engine tests need `make wasm` and `make models`;
+## the demo test also Gemma 3 (`make models-test`), the extension test `make extension`.
+test-browser: www wasm models-test extension
 	node --test --test-concurrency=1 tests/browser/
 
 ## serve-www: the static server on 127.0.0.1:8080 (www/ at /, models/cache/ at /models/).
