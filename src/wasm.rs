@@ -312,3 +312,20 @@ impl WasmEngine {
         })
     }
 }
+
+/// Runs every WebGPU kernel against the CPU backend on random inputs at odd sizes (the
+/// checks `cargo test` runs natively, `backend::selfcheck`); resolves to JSON
+/// `[{name, error, tolerance, ok}]`. Rejects with `DEVICE_LOST` when there is no WebGPU.
+#[cfg(feature = "gpu")]
+#[wasm_bindgen]
+pub async fn gpu_selfcheck(seed: u32) -> Result<String, JsValue> {
+    console_error_panic_hook::set_once();
+    let mut gpu = crate::backend::gpu::GpuBackend::new()
+        .await
+        .map_err(|e| js_error("DEVICE_LOST", &format!("WebGPU unavailable: {e}")))?;
+    let mut cpu = CpuBackend::new();
+    let checks = crate::backend::selfcheck::compare(&mut gpu, &mut cpu, u64::from(seed))
+        .await
+        .map_err(|e| js_error("INTERNAL", &e.to_string()))?;
+    serde_json::to_string(&checks).map_err(|e| js_error("INTERNAL", &e.to_string()))
+}

@@ -17,7 +17,7 @@ fn gpu_backend_matches_cpu_backend_on_smollm2() {
     };
     let mut g = common::load(gpu);
     let mut c = common::load(CpuBackend::new());
-    let (goldens, _) = common::goldens();
+    let (goldens, _) = common::goldens("smollm2");
     for p in goldens.prompts.iter().take(3) {
         let ids = common::prompt_tokens(&c, p);
         c.reset();

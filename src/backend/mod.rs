@@ -9,6 +9,7 @@
 //! a writable binding that aliases another).
 
 pub mod cpu;
+pub mod selfcheck;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 
@@ -95,6 +96,15 @@ pub struct AttnParams {
     pub softcap: Option<f32>,
 }
 
+/// Work counters of a GPU backend (see [`Backend::counters`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Command submissions to the queue.
+    pub submits: u64,
+    /// Compute dispatches recorded.
+    pub dispatches: u64,
+}
+
 /// Gated activation for the feed-forward block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -157,6 +167,10 @@ pub trait Backend {
     /// [`Backend::argmax`] for callers that cannot block.
     fn argmax_async(&mut self, x: &Self::Tensor, offset: usize, len: usize) -> impl std::future::Future<Output = Result<u32, BackendError>> {
         std::future::ready(self.argmax(x, offset, len))
+    }
+    /// Submissions and dispatches so far, for backends that batch work (`None` on the CPU).
+    fn counters(&self) -> Option<Counters> {
+        None
     }
     /// Submits recorded work without reading anything back (no-op on the CPU).
     fn flush(&mut self) -> Result<(), BackendError> {

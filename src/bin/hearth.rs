@@ -235,12 +235,20 @@ fn cmd_bench<B: Backend + 'static>(mut s: Session<B>, reps: usize, pp: usize, tg
         let pp_s = t.elapsed().as_secs_f64();
         s.reset();
         s.prefill(&toks[..1]).map_err(|e| e.to_string())?;
+        let before = s.backend().counters();
         let t = Instant::now();
         for k in 2..=tg + 1 {
             let l = s.prefill(&toks[..k]).map_err(|e| e.to_string())?;
             s.backend_mut().argmax(&l, 0, n_vocab as usize).map_err(|e| e.to_string())?;
         }
         let tg_s = t.elapsed().as_secs_f64();
+        if let (Some(a), Some(b), true) = (before, s.backend().counters(), rep == reps) {
+            println!(
+                "per decoded token: {:.1} dispatches, {:.2} submits",
+                (b.dispatches - a.dispatches) as f64 / tg as f64,
+                (b.submits - a.submits) as f64 / tg as f64
+            );
+        }
         if rep > 0 {
             // rep 0 is the warm-up
             pp_tps.push(pp as f64 / pp_s);

@@ -91,6 +91,7 @@ pub struct GpuOptions {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GpuStats {
     pub submits: u64,
+    pub dispatches: u64,
     pub buffers: u64,
     pub bind_groups: u64,
     pub pipelines: u64,
@@ -320,6 +321,7 @@ impl GpuBackend {
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, bg, &offsets);
         pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        self.stats.dispatches += 1;
         Ok(())
     }
 
@@ -747,6 +749,10 @@ impl Backend for GpuBackend {
         }
         check_len("softcap", "x", x, len)?;
         self.elementwise(Op::Softcap, 0, &[Bind::from(x)], &[to_u32("softcap", "len", len)?, cap.to_bits()], len)
+    }
+
+    fn counters(&self) -> Option<crate::backend::Counters> {
+        Some(crate::backend::Counters { submits: self.stats.submits, dispatches: self.stats.dispatches })
     }
 
     fn read_async(&mut self, t: &GpuTensor, offset: usize, len: usize) -> impl std::future::Future<Output = Result<Vec<f32>, BackendError>> {

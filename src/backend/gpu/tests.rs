@@ -7,7 +7,6 @@
 
 use super::*;
 use crate::backend::{Activation, AttnParams, Backend, RopeParams, WeightDesc};
-use half::f16;
 use std::sync::OnceLock;
 
 fn context() -> GpuContext {
@@ -23,36 +22,7 @@ fn backend() -> GpuBackend {
     GpuBackend::from_context(context()).expect("backend")
 }
 
-/// xorshift64*: deterministic test data without a dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// Uniform in [-1, 1).
-    fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.f()).collect()
-    }
-    fn byte(&mut self) -> u8 {
-        (self.next() >> 56) as u8
-    }
-}
-
-fn nrmse(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let (mut num, mut den) = (0f64, 0f64);
-    for (&g, &w) in got.iter().zip(want) {
-        num += (f64::from(g) - f64::from(w)).powi(2);
-        den += f64::from(w).powi(2);
-    }
-    (num / den.max(1e-30)).sqrt()
-}
+use crate::backend::selfcheck::{self, nrmse, Rng, TYPES};
 
 #[track_caller]
 fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f64) {
@@ -63,26 +33,7 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f64) {
 // ---- reference data: random GGUF blocks ----
 
 fn random_weight(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let scale = |rng: &mut Rng| f16::from_f32(0.05 + 0.1 * rng.f().abs()).to_le_bytes();
-    for _ in 0..rows {
-        match ty {
-            GgmlType::F32 => (0..cols).for_each(|_| out.extend(rng.f().to_le_bytes())),
-            GgmlType::F16 => (0..cols).for_each(|_| out.extend(f16::from_f32(rng.f()).to_le_bytes())),
-            GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4_1 => {
-                for _ in 0..cols / 32 {
-                    out.extend(scale(rng));
-                    if ty == GgmlType::Q4_1 {
-                        out.extend(f16::from_f32(rng.f() * 0.5).to_le_bytes());
-                    }
-                    let n = if ty == GgmlType::Q8_0 { 32 } else { 16 };
-                    (0..n).for_each(|_| out.push(rng.byte()));
-                }
-            }
-            _ => unreachable!("no test data for {ty:?}"),
-        }
-    }
-    out
+    selfcheck::random_weight(rng, ty, rows, cols).unwrap_or_else(|| panic!("no test data for {ty:?}"))
 }
 
 /// The reference dequantization: `crate::quant`, the single source of truth for layouts.
@@ -104,7 +55,6 @@ fn tensor(b: &mut GpuBackend, data: &[f32]) -> GpuTensor {
     t
 }
 
-const TYPES: [GgmlType; 5] = [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0];
 
 fn check_matmul(b: &mut GpuBackend, rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize, n: usize) {
     let bytes = random_weight(rng, ty, rows, cols);
@@ -446,66 +396,14 @@ fn lost_device_is_an_error_not_a_panic() {
 
 // ---- GPU vs the CPU backend (the oracle), through the Backend trait ----
 
-/// Runs one forward-like sequence of every op on backend `B` and returns each op's output.
-fn op_sequence<B: Backend>(b: &mut B, seed: u64) -> Result<Vec<(String, Vec<f32>)>, BackendError> {
-    let mut rng = Rng(seed);
-    let mut outs = Vec::new();
-    let (n, cols, rows) = (5, 96, 67);
-    let xs = rng.vec(n * cols);
-    let x = b.alloc(n * cols)?;
-    b.write(&x, 0, &xs)?;
-    for ty in TYPES {
-        let bytes = random_weight(&mut rng, ty, rows, cols);
-        let w = b.upload(&desc(ty, rows, cols), &bytes)?;
-        for nt in [1, n] {
-            let out = b.alloc(nt * rows)?;
-            b.matmul(&w, &x, &out, nt)?;
-            outs.push((format!("matmul {ty:?} n={nt}"), b.read(&out, 0, nt * rows)?));
-        }
-        let e = b.alloc(3 * cols)?;
-        b.embed(&w, &[66, 0, 31], &e)?;
-        outs.push((format!("embed {ty:?}"), b.read(&e, 0, 3 * cols)?));
-    }
-    let g: Vec<u8> = rng.vec(cols).iter().flat_map(|v| v.to_le_bytes()).collect();
-    let gw = b.upload(&WeightDesc { name: "norm".into(), ty: GgmlType::F32, dims: vec![cols] }, &g)?;
-    let h = b.alloc(n * cols)?;
-    b.rms_norm(&x, &gw, &h, n, cols, 1e-6)?;
-    outs.push(("rms_norm".into(), b.read(&h, 0, n * cols)?));
-    b.add_bias(&h, &gw, n, cols)?;
-    outs.push(("add_bias".into(), b.read(&h, 0, n * cols)?));
-    for neox in [false, true] {
-        b.rope(&h, n, 3, 32, 7, RopeParams { theta: 10000.0, n_rot: 32, neox, freq_scale: 1.0 })?;
-        outs.push((format!("rope neox={neox}"), b.read(&h, 0, n * cols)?));
-    }
-    let (k, v, att) = (b.alloc(20 * 32)?, b.alloc(20 * 32)?, b.alloc(n * cols)?);
-    b.write(&k, 0, &rng.vec(20 * 32))?;
-    b.write(&v, 0, &rng.vec(20 * 32))?;
-    for (window, softcap) in [(None, None), (Some(4), Some(3.0))] {
-        let p = AttnParams { n_tokens: n, pos0: 12, n_head: 3, n_head_kv: 1, head_dim: 32, scale: 0.3, window, softcap };
-        b.attention(&h, &k, &v, &att, p)?;
-        outs.push((format!("attention {window:?} {softcap:?}"), b.read(&att, 0, n * cols)?));
-    }
-    for act in [Activation::Silu, Activation::Gelu] {
-        b.glu(&att, &x, n * cols, act)?;
-        outs.push((format!("glu {act:?}"), b.read(&att, 0, n * cols)?));
-    }
-    b.add_assign(&att, &x, n * cols)?;
-    b.scale(&att, n * cols, 0.7)?;
-    b.softcap(&att, n * cols, 2.0)?;
-    b.copy(&att, 3, &h, 5, 100)?;
-    outs.push(("add_assign+scale+softcap+copy".into(), b.read(&h, 0, n * cols)?));
-    outs.push(("argmax".into(), vec![b.argmax(&h, 7, 300)? as f32]));
-    Ok(outs)
-}
-
 #[test]
 fn gpu_matches_cpu_backend() {
-    let cpu = op_sequence(&mut crate::backend::cpu::CpuBackend::new(), 41).expect("cpu");
-    let gpu = op_sequence(&mut backend(), 41).expect("gpu");
-    assert_eq!(cpu.len(), gpu.len());
-    for ((name, c), (_, g)) in cpu.iter().zip(&gpu) {
-        // same tolerances as against the scalar reference; argmax must match exactly
-        let tol = if name.starts_with("rope") { 1e-4 } else if name == "argmax" { 0.0 } else { 1e-5 };
-        assert_close(&format!("gpu vs cpu: {name}"), g, c, tol);
+    // The same checks run in Chromium on WebGPU (tests/browser/gpu_kernels.test.mjs).
+    for seed in [41, 7] {
+        let checks = pollster::block_on(selfcheck::compare(&mut backend(), &mut crate::backend::cpu::CpuBackend::new(), seed)).expect("selfcheck");
+        assert!(checks.len() >= 20, "{checks:?}");
+        for c in &checks {
+            assert!(c.ok, "gpu vs cpu: {}: normalised error {:.3e} > {:.0e}", c.name, c.error, c.tolerance);
+        }
     }
 }

@@ -1,0 +1,162 @@
+//! Every op of one backend against another (the CPU oracle) on the same random inputs,
+//! through the [`Backend`] trait. Shared by the native GPU tests (lavapipe) and the
+//! browser (`gpu_selfcheck` in `wasm.rs`, run by `tests/browser/gpu_kernels.test.mjs` on
+//! WebGPU/SwiftShader), so the same kernel checks run in both places.
+//!
+//! Sizes are deliberately not multiples of any workgroup size (67 rows, 96 columns, 5
+//! tokens). Error measure: normalised RMS error `sqrt(Σ(got - want)² / Σ want²)` (ggml's
+//! test-backend-ops NMSE, square-rooted).
+
+use super::{Activation, AttnParams, Backend, BackendError, RopeParams, WeightDesc};
+use crate::quant::GgmlType;
+use half::f16;
+
+/// Block types the GPU kernels cover and the checks exercise.
+pub const TYPES: [GgmlType; 5] = [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0];
+
+/// xorshift64*: deterministic test data without a dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform in [-1, 1).
+    pub fn f(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    pub fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.f()).collect()
+    }
+    pub fn byte(&mut self) -> u8 {
+        (self.next() >> 56) as u8
+    }
+}
+
+/// Random GGUF rows of `ty` with small finite scales; `None` for types without test data.
+pub fn random_weight(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let scale = |rng: &mut Rng| f16::from_f32(0.05 + 0.1 * rng.f().abs()).to_le_bytes();
+    for _ in 0..rows {
+        match ty {
+            GgmlType::F32 => (0..cols).for_each(|_| out.extend(rng.f().to_le_bytes())),
+            GgmlType::F16 => (0..cols).for_each(|_| out.extend(f16::from_f32(rng.f()).to_le_bytes())),
+            GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4_1 => {
+                for _ in 0..cols / 32 {
+                    out.extend(scale(rng));
+                    if ty == GgmlType::Q4_1 {
+                        out.extend(f16::from_f32(rng.f() * 0.5).to_le_bytes());
+                    }
+                    let n = if ty == GgmlType::Q8_0 { 32 } else { 16 };
+                    (0..n).for_each(|_| out.push(rng.byte()));
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Normalised RMS error of `got` against `want` (infinite when the lengths differ).
+pub fn nrmse(got: &[f32], want: &[f32]) -> f64 {
+    if got.len() != want.len() {
+        return f64::INFINITY;
+    }
+    let (mut num, mut den) = (0f64, 0f64);
+    for (&g, &w) in got.iter().zip(want) {
+        num += (f64::from(g) - f64::from(w)).powi(2);
+        den += f64::from(w).powi(2);
+    }
+    (num / den.max(1e-30)).sqrt()
+}
+
+/// The tolerance for an op's output (argmax must match exactly).
+pub fn tolerance(name: &str) -> f64 {
+    if name.starts_with("rope") {
+        1e-4
+    } else if name == "argmax" {
+        0.0
+    } else {
+        1e-5
+    }
+}
+
+/// One op's outcome.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OpCheck {
+    pub name: String,
+    pub error: f64,
+    pub tolerance: f64,
+    pub ok: bool,
+}
+
+/// Runs one forward-like sequence of every op on `b` and returns each op's output.
+/// Reads go through [`Backend::read_async`], so this runs where reads cannot block.
+pub async fn op_sequence<B: Backend>(b: &mut B, seed: u64) -> Result<Vec<(String, Vec<f32>)>, BackendError> {
+    let mut rng = Rng(seed);
+    let mut outs = Vec::new();
+    let (n, cols, rows) = (5, 96, 67);
+    let xs = rng.vec(n * cols);
+    let x = b.alloc(n * cols)?;
+    b.write(&x, 0, &xs)?;
+    for ty in TYPES {
+        let bytes = random_weight(&mut rng, ty, rows, cols).ok_or(BackendError::UnsupportedType { op: "selfcheck", ty })?;
+        let w = b.upload(&WeightDesc { name: "test".into(), ty, dims: vec![cols, rows] }, &bytes)?;
+        for nt in [1, n] {
+            let out = b.alloc(nt * rows)?;
+            b.matmul(&w, &x, &out, nt)?;
+            outs.push((format!("matmul {ty:?} n={nt}"), b.read_async(&out, 0, nt * rows).await?));
+        }
+        let e = b.alloc(3 * cols)?;
+        b.embed(&w, &[66, 0, 31], &e)?;
+        outs.push((format!("embed {ty:?}"), b.read_async(&e, 0, 3 * cols).await?));
+    }
+    let g: Vec<u8> = rng.vec(cols).iter().flat_map(|v| v.to_le_bytes()).collect();
+    let gw = b.upload(&WeightDesc { name: "norm".into(), ty: GgmlType::F32, dims: vec![cols] }, &g)?;
+    let h = b.alloc(n * cols)?;
+    b.rms_norm(&x, &gw, &h, n, cols, 1e-6)?;
+    outs.push(("rms_norm".into(), b.read_async(&h, 0, n * cols).await?));
+    b.add_bias(&h, &gw, n, cols)?;
+    outs.push(("add_bias".into(), b.read_async(&h, 0, n * cols).await?));
+    for neox in [false, true] {
+        b.rope(&h, n, 3, 32, 7, RopeParams { theta: 10000.0, n_rot: 32, neox, freq_scale: 1.0 })?;
+        outs.push((format!("rope neox={neox}"), b.read_async(&h, 0, n * cols).await?));
+    }
+    let (k, v, att) = (b.alloc(20 * 32)?, b.alloc(20 * 32)?, b.alloc(n * cols)?);
+    b.write(&k, 0, &rng.vec(20 * 32))?;
+    b.write(&v, 0, &rng.vec(20 * 32))?;
+    for (window, softcap) in [(None, None), (Some(4), Some(3.0))] {
+        let p = AttnParams { n_tokens: n, pos0: 12, n_head: 3, n_head_kv: 1, head_dim: 32, scale: 0.3, window, softcap };
+        b.attention(&h, &k, &v, &att, p)?;
+        outs.push((format!("attention {window:?} {softcap:?}"), b.read_async(&att, 0, n * cols).await?));
+    }
+    for act in [Activation::Silu, Activation::Gelu] {
+        b.glu(&att, &x, n * cols, act)?;
+        outs.push((format!("glu {act:?}"), b.read_async(&att, 0, n * cols).await?));
+    }
+    b.add_assign(&att, &x, n * cols)?;
+    b.scale(&att, n * cols, 0.7)?;
+    b.softcap(&att, n * cols, 2.0)?;
+    b.copy(&att, 3, &h, 5, 100)?;
+    outs.push(("add_assign+scale+softcap+copy".into(), b.read_async(&h, 0, n * cols).await?));
+    outs.push(("argmax".into(), vec![b.argmax_async(&h, 7, 300).await? as f32]));
+    Ok(outs)
+}
+
+/// Runs [`op_sequence`] on `b` and on the `oracle` and compares every output.
+pub async fn compare<B: Backend, O: Backend>(b: &mut B, oracle: &mut O, seed: u64) -> Result<Vec<OpCheck>, BackendError> {
+    let want = op_sequence(oracle, seed).await?;
+    let got = op_sequence(b, seed).await?;
+    Ok(want
+        .iter()
+        .zip(&got)
+        .map(|((name, w), (_, g))| {
+            let error = nrmse(g, w);
+            let tolerance = tolerance(name);
+            OpCheck { name: name.clone(), error, tolerance, ok: error <= tolerance }
+        })
+        .collect())
+}
