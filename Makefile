@@ -23,9 +23,9 @@ models:
 models-all:
 	python3 models/fetch.py --all
 
-## models-test: what the test suite runs on (the default model and Gemma 3 270M).
+## models-test: what the test suite runs on (the default model, Gemma 3 270M, Qwen2.5-Coder 0.5B).
 models-test:
-	python3 models/fetch.py smollm2-135m-instruct-q4_1 gemma3-270m-q4_k_m
+	python3 models/fetch.py smollm2-135m-instruct-q4_1 gemma3-270m-q4_k_m qwen2.5-coder-0.5b-instruct-q4_k_m
 
 ## test-data: llama.cpp's tokenizer test vocabularies (from its PyPI sdist, verified).
 test-data:

@@ -42,3 +42,37 @@ fn cpu_backend_matches_llama_cpp_on_gemma3() {
     );
     assert!(rep.fraction_at_least(0.995) >= 0.9, "{:?}", rep.cosines);
 }
+
+/// Qwen2.5-Coder 0.5B Instruct (qwen2: Q/K/V biases, NeoX RoPE, untied Q8_0 output; Q5_0/Q8_0
+/// with Q4_K/Q6_K layers): five chat prompts through the model's ChatML template (Qwen's
+/// default system prompt when none is given) and three raw ones, one of 195 tokens.
+/// Goldens: `make_goldens.py qwen25`.
+#[test]
+fn cpu_backend_matches_llama_cpp_on_qwen25() {
+    let mut s = common::load_file("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", CpuBackend::new(), 512);
+    let rep = common::check_parity(&mut s, "qwen25", 0.98);
+    eprintln!(
+        "qwen25: positions {} | cosine min {:.5} median {:.5} | ≥0.995 at {:.0}% | max |Δ| {:.3} | greedy exact over {} gated tokens, {} of {} equal in all",
+        rep.positions, rep.min_cosine, rep.median_cosine(), rep.fraction_at_least(0.995) * 100.0,
+        rep.max_abs_diff, rep.greedy_checked, rep.greedy_matching_total, rep.greedy_total
+    );
+    assert!(rep.positions >= 16, "too few positions compared: {}", rep.positions);
+    assert!(rep.fraction_at_least(0.995) >= 0.9, "{:?}", rep.cosines);
+    assert!(rep.median_cosine() >= 0.999, "{:?}", rep.cosines);
+}
+
+/// Qwen2.5-Coder 1.5B Instruct (Q4_K/Q6_K): the same prompts, one logit position each. Not in
+/// `make test` (a 1.1 GB model): `python3 models/fetch.py qwen2.5-coder-1.5b-instruct-q4_k_m`,
+/// then `cargo test --test parity_cpu -- --ignored qwen25_1_5b`.
+#[test]
+#[ignore]
+fn cpu_backend_matches_llama_cpp_on_qwen25_1_5b() {
+    let mut s = common::load_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", CpuBackend::new(), 512);
+    let rep = common::check_parity(&mut s, "qwen25_1_5b", 0.98);
+    eprintln!(
+        "qwen25_1_5b: positions {} | cosine min {:.5} median {:.5} | ≥0.995 at {:.0}% | max |Δ| {:.3} | greedy exact over {} gated tokens, {} of {} equal in all",
+        rep.positions, rep.min_cosine, rep.median_cosine(), rep.fraction_at_least(0.995) * 100.0,
+        rep.max_abs_diff, rep.greedy_checked, rep.greedy_matching_total, rep.greedy_total
+    );
+    assert!(rep.fraction_at_least(0.995) >= 0.9, "{:?}", rep.cosines);
+}

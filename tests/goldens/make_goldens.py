@@ -7,7 +7,7 @@ token), the
 top-1/top-2 logit gap at every greedy step, and the full logit vector (as float16) at
 the first 8 decode positions (the last prompt position and the next 7 greedy steps).
 
-Usage: python3 tests/goldens/make_goldens.py [smollm2|gemma3]
+Usage: python3 tests/goldens/make_goldens.py [smollm2|gemma3|qwen25|qwen25_1_5b]
 Output: tests/goldens/<set>.json and tests/goldens/<set>_logits.f16
 """
 import json
@@ -24,6 +24,9 @@ SETS = {
     "smollm2": ("SmolLM2-135M-Instruct.Q4_1.gguf", 64, 8),
     # Gemma's vocabulary is 262144: record fewer positions to keep the file small.
     "gemma3": ("gemma-3-270m-q4_k_m.gguf", 32, 2),
+    # Qwen2.5's vocabulary is 151936: likewise. The 1.5B is checked by hand (an ignored test).
+    "qwen25": ("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", 32, 2),
+    "qwen25_1_5b": ("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", 32, 1),
 }
 SET = sys.argv[1] if len(sys.argv) > 1 else "smollm2"
 MODEL = CACHE / SETS[SET][0]
@@ -68,7 +71,37 @@ GEMMA3_PROMPTS = [
     {"name": "raw_story", "kind": "raw", "text": "Once upon a time, in a small village,"},
     {"name": "raw_long_window", "kind": "raw", "text": LONG},
 ]
-PROMPTS = {"smollm2": SMOLLM2_PROMPTS, "gemma3": GEMMA3_PROMPTS}[SET]
+# Qwen2.5-Coder Instruct: chat prompts rendered with the model's own template (see
+# `hf_template`), which adds Qwen's default system prompt when none is given; raw prompts
+# too, one of ~200 tokens so prefill spans several of Hearth's 64-token batches.
+CODE = "\n".join(f"def f{i}(x):\n    return x * {i} + {i * i % 17}\n" for i in range(12)) + "\ndef main():\n    print("
+QWEN25_PROMPTS = [
+    {"name": "chat_reverse", "kind": "chat", "messages": [["user", "Write a Python function that reverses a string."]]},
+    {"name": "chat_2plus2", "kind": "chat", "messages": [["user", "What is 2+2?"]]},
+    {"name": "chat_sql", "kind": "chat", "messages": [["user", "Write a SQL query that counts the rows of the table users."]]},
+    {"name": "chat_system", "kind": "chat", "messages": [
+        ["system", "You are a terse assistant. Answer in one line."], ["user", "Name a sorting algorithm."]]},
+    {"name": "chat_multiturn", "kind": "chat", "messages": [
+        ["user", "Name a fruit."], ["assistant", "Apple."], ["user", "Name another one."]]},
+    {"name": "raw_quicksort", "kind": "raw", "text": "def quicksort(arr):"},
+    {"name": "raw_capital", "kind": "raw", "text": "The capital of France is"},
+    {"name": "raw_code_long", "kind": "raw", "text": CODE},
+]
+PROMPTS = {"smollm2": SMOLLM2_PROMPTS, "gemma3": GEMMA3_PROMPTS,
+           "qwen25": QWEN25_PROMPTS, "qwen25_1_5b": QWEN25_PROMPTS}[SET]
+QWEN_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+
+
+def hf_template(llm):
+    """The GGUF's `tokenizer.chat_template`, rendered as Hugging Face transformers renders it
+    (sandboxed Jinja2, trim_blocks, lstrip_blocks), independently of Hearth's minijinja."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    tmpl = env.from_string(llm.metadata["tokenizer.chat_template"])
+
+    def render(turns):
+        return tmpl.render(messages=[{"role": r, "content": c} for r, c in turns], add_generation_prompt=True)
+    return render
 
 
 def main():
@@ -79,8 +112,11 @@ def main():
     out = {"model": MODEL.name, "llama_cpp_python": llama_cpp.__version__, "n_vocab": n_vocab,
            "gap_exact": GAP_EXACT, "n_logit_positions": N_LOGIT_POS, "prompts": []}
     logits_blob = []
+    render = hf_template(llm) if SET.startswith("qwen25") else chatml
     for p in PROMPTS:
-        text = chatml(p["messages"]) if p["kind"] == "chat" else p["text"]
+        text = render(p["messages"]) if p["kind"] == "chat" else p["text"]
+        if SET.startswith("qwen25") and p["kind"] == "chat":
+            assert (QWEN_SYSTEM in text) == (p["messages"][0][0] != "system"), text
         ids = llm.tokenize(text.encode(), add_bos=True, special=True)
         llm.reset()
         llm.eval(ids)

@@ -52,6 +52,28 @@ export const REGISTRY: readonly RegistryModel[] = [
     quant: "Q4_K_M",
     chat: false,
   },
+  {
+    id: "qwen2.5-coder-0.5b-instruct-q4_k_m",
+    name: "Qwen2.5-Coder 0.5B Instruct",
+    file: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    bytes: 491400064,
+    sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    licence: "Apache-2.0",
+    architecture: "qwen2",
+    quant: "Q4_K_M",
+    chat: true,
+  },
+  {
+    id: "qwen2.5-coder-1.5b-instruct-q4_k_m",
+    name: "Qwen2.5-Coder 1.5B Instruct",
+    file: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    bytes: 1117320768,
+    sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    licence: "Apache-2.0",
+    architecture: "qwen2",
+    quant: "Q4_K_M",
+    chat: true,
+  },
 ];
 
 /** The registry entry with this id, or undefined. */
