@@ -93,9 +93,9 @@ def llama_native(path, threads, reps, pp, tg, cap):
     return {**json.loads(out.strip().splitlines()[-1]), "wall_s": wall}
 
 
-def browser(model, file, reps, tg, cap):
+def browser(model, file, reps, tg, cap, configs):
     out, wall = sh(["node", "tests/browser/bench_peers.mjs", "--model", model, "--file", file,
-                    "--reps", str(reps), "--tg", str(tg), "--timeout", str(cap // 3)], cap)
+                    "--reps", str(reps), "--tg", str(tg), "--timeout", str(cap // 3), *configs], cap)
     return {"wall_s": wall, "rows": json.loads(out.strip().splitlines()[-1])}
 
 
@@ -149,7 +149,7 @@ def ratios(res):
     for m in res["models"]:
         for t, n in m.get("native", {}).items():
             h, l = n.get("hearth", {}), n.get("llama.cpp", {})
-            for k in (f"pp{pp}", f"tg{tg}"):
+            for k in (f"pp{n['pp_n']}", f"tg{n['tg_n']}"):
                 out.append((f"{m['id'].split('-')[0]} native {k} {t}T", ratio(h.get(k), l.get(k)), True))
         rows = {r["config"]: r for r in m.get("browser", {}).get("rows", []) if "error" not in r}
         w = rows.get("wllama-cpu")
@@ -190,17 +190,18 @@ def markdown(res):
          f"{res['loadavg_before']} / {res['loadavg_after']}; {res['date']}; reps {res['flags']['reps']} "
          f"(median after one warm-up). Memory bandwidth (1-thread copy): {res['membw']['median_Bps'] / 1e9:.2f} GB/s.", ""]
     L += ["### Native CPU: Hearth vs llama.cpp (tok/s, medians)", "",
-          f"| model | threads | Hearth pp{pp} | llama.cpp pp{pp} | ratio | Hearth tg{tg} | llama.cpp tg{tg} | ratio | Hearth decode, % of bandwidth limit |",
-          "|---|---|---|---|---|---|---|---|---|"]
+          "| model | threads | reps | test | Hearth pp | llama.cpp pp | ratio | test | Hearth tg | llama.cpp tg | ratio | Hearth decode, % of bandwidth limit |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in res["models"]:
         for t, n in m.get("native", {}).items():
             h, l = n.get("hearth", {}), n.get("llama.cpp", {})
+            pp, tg = n["pp_n"], n["tg_n"]
             frac = None
             if isinstance(h.get(f"tg{tg}"), float) and m.get("shape"):
                 frac = h[f"tg{tg}"] * m["bytes_per_token"] / res["membw"]["median_Bps"]
             err = "; ".join(f"{k}: {v['error'][:80]}" for k, v in n.items() if isinstance(v, dict) and "error" in v)
-            L.append(f"| {m['id']} | {t} | {fmt(h.get(f'pp{pp}'))} | {fmt(l.get(f'pp{pp}'))} | {fmt(ratio(h.get(f'pp{pp}'), l.get(f'pp{pp}')), 2)}× "
-                     f"| {fmt(h.get(f'tg{tg}'))} | {fmt(l.get(f'tg{tg}'))} | {fmt(ratio(h.get(f'tg{tg}'), l.get(f'tg{tg}')), 2)}× "
+            L.append(f"| {m['id']} | {t} | {n['reps']} | pp{pp} | {fmt(h.get(f'pp{pp}'))} | {fmt(l.get(f'pp{pp}'))} | {fmt(ratio(h.get(f'pp{pp}'), l.get(f'pp{pp}')), 2)}× "
+                     f"| tg{tg} | {fmt(h.get(f'tg{tg}'))} | {fmt(l.get(f'tg{tg}'))} | {fmt(ratio(h.get(f'tg{tg}'), l.get(f'tg{tg}')), 2)}× "
                      f"| {fmt(100 * frac if frac else None)} %{' ' + err if err else ''} |")
     L += ["", "### Browser (headless Chromium, 1 thread): Hearth vs wllama (medians)", "",
           "| model | config | backend | cold load ms | warm load ms | TTFT ms | prefill tok/s | decode tok/s | decode ratio | warm-load ratio |",
@@ -239,6 +240,8 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--browser-reps", type=int, default=None, help="default: --reps")
     ap.add_argument("--threads", default="1,2", help="native thread counts, comma-separated")
+    ap.add_argument("--mt-reps", type=int, default=2, help="reps for thread counts > 1")
+    ap.add_argument("--mt-tg", type=int, default=32, help="decode tokens for thread counts > 1")
     ap.add_argument("--pp", type=int, default=128)
     ap.add_argument("--tg", type=int, default=128)
     ap.add_argument("--models", default=None, help="registry ids (default: every supported one)")
@@ -246,6 +249,8 @@ def main():
     ap.add_argument("--cap", type=int, default=600, help="seconds per part before it is abandoned")
     ap.add_argument("--skip-native", action="store_true")
     ap.add_argument("--skip-browser", action="store_true")
+    ap.add_argument("--browser-configs", default="hearth-cpu,wllama-cpu",
+                    help="bench_peers.mjs configurations (hearth-webgpu on SwiftShader is very slow)")
     ap.add_argument("--render", help="re-render the Markdown and SVG of an existing JSON, run nothing")
     a = ap.parse_args()
     if a.render:
@@ -256,9 +261,10 @@ def main():
     res = {"date": now.strftime("%Y-%m-%d %H:%M UTC"), "host": host, "cpu": cpu_model(), "nproc": os.cpu_count(),
            "loadavg_before": loadavg(), "versions": versions(a.hearth),
            "flags": {"reps": a.reps, "browser_reps": a.browser_reps or a.reps, "threads": a.threads, "pp": a.pp,
-                     "tg": a.tg, "cap_s": a.cap, "hearth_bench": "hearth bench --model ID --reps R --pp P --tg T (RAYON_NUM_THREADS=t)",
+                     "tg": a.tg, "mt_reps": a.mt_reps, "mt_tg": a.mt_tg, "cap_s": a.cap, "hearth_bench": "hearth bench --model ID --reps R --pp P --tg T (RAYON_NUM_THREADS=t)",
                      "llama_cpp": "bench/llama_cpp_speed.py (n_threads = n_threads_batch = t, n_batch 512)",
-                     "browser": "tests/browser/bench_peers.mjs (wllama n_threads 1, n_gpu_layers 0)"},
+                     "browser": "tests/browser/bench_peers.mjs (wllama n_threads 1, n_gpu_layers 0)",
+                     "browser_configs": a.browser_configs},
            "models": [], "skipped": []}
     print("memory bandwidth…", file=sys.stderr)
     res["membw"] = mem_bandwidth()
@@ -283,13 +289,18 @@ def main():
         if not a.skip_native:
             for t in [int(x) for x in a.threads.split(",")]:
                 print(f"{m['id']}: native, {t} thread(s)…", file=sys.stderr)
+                # More threads than idle cores: llama.cpp's spinning barrier collapses on a loaded
+                # machine (minutes per run), so multi-thread runs use --mt-reps and --mt-tg.
+                reps, tg = (a.reps, a.tg) if t == 1 else (min(a.reps, a.mt_reps), a.mt_tg)
                 e["native"][str(t)] = {
-                    "hearth": attempt(hearth_native, a.hearth, m["id"], t, a.reps, a.pp, a.tg, a.cap),
-                    "llama.cpp": attempt(llama_native, path, t, a.reps, a.pp, a.tg, a.cap),
+                    "reps": reps, "pp_n": a.pp, "tg_n": tg,
+                    "hearth": attempt(hearth_native, a.hearth, m["id"], t, reps, a.pp, tg, a.cap),
+                    "llama.cpp": attempt(llama_native, path, t, reps, a.pp, tg, a.cap),
                     "loadavg": loadavg()}
         if not a.skip_browser:
             print(f"{m['id']}: browser…", file=sys.stderr)
-            e["browser"] = attempt(browser, m["id"], m["file"], a.browser_reps or a.reps, a.tg, 3 * a.cap)
+            e["browser"] = attempt(browser, m["id"], m["file"], a.browser_reps or a.reps, a.tg, 3 * a.cap,
+                                   a.browser_configs.split(","))
         res["models"].append(e)
     res["loadavg_after"] = loadavg()
     out = REPO / "bench/results" / f"{now.strftime('%Y-%m-%d')}-{host}.json"
