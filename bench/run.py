@@ -164,8 +164,8 @@ def svg(res):
     rs = [(l, r) for l, r, _ in ratios(res) if r is not None]
     W, row, left, right = 820, 24, 330, 60
     H = 60 + row * len(rs) + 30
-    xmax = max([2.0] + [r for _, r in rs]) * 1.05
-    x = lambda v: left + (W - left - right) * v / xmax
+    xmax = min(max([2.0] + [r for _, r in rs]) * 1.05, 3.2)  # larger ratios are clipped (labelled)
+    x = lambda v: left + (W - left - right) * min(v, xmax) / xmax
     p = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
          f'<rect width="{W}" height="{H}" fill="white"/>',
          f'<text x="{W / 2}" y="20" text-anchor="middle" font-size="14">Hearth / peer (higher is better; 1 = parity) — {res["host"]}, {res["date"]}</text>']
@@ -174,7 +174,7 @@ def svg(res):
         col = "#2a7" if r >= 1 else ("#e90" if r >= 0.8 else "#d33")
         p.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end">{label}</text>')
         p.append(f'<rect x="{left}" y="{y + 3}" width="{x(r) - left:.1f}" height="{row - 6}" fill="{col}"/>')
-        p.append(f'<text x="{x(r) + 4:.1f}" y="{y + 15}">{r:.2f}×</text>')
+        p.append(f'<text x="{x(r) + 4:.1f}" y="{y + 15}">{r:.2f}×{" ▶" if r > xmax else ""}</text>')
     yb = 40 + row * len(rs)
     for v, dash in ((1.0, ""), (0.8, ' stroke-dasharray="4 3"'), (1.5, ' stroke-dasharray="4 3"')):
         p.append(f'<line x1="{x(v):.1f}" y1="34" x2="{x(v):.1f}" y2="{yb}" stroke="#333"{dash}/>')
