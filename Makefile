@@ -55,12 +55,18 @@ demo: wasm www models extension
 	@echo "Hearth demo: http://127.0.0.1:$(DEMO_PORT)/demo/   (intranet example: http://127.0.0.1:$(DEMO_PORT)/examples/intranet.html; extension: load www/extension/ unpacked)"
 	node www/server.mjs --port $(DEMO_PORT)
 
-bench: setup models
+## bench: Hearth vs llama.cpp (native) and vs wllama (browser), side by side in one run, every
+## supported registry model in models/cache/; writes bench/results/<date>-<host>.{json,md,svg}.
+## BENCH_ARGS e.g. "--reps 3 --threads 1" or "--skip-browser". Not part of `make test`.
+BENCH_ARGS ?=
+bench: setup models-test www wasm
 	$(CARGO) build --release --bin hearth
-	./target/release/hearth bench --reps 5
+	python3 -c "import llama_cpp" 2>/dev/null || pip install llama-cpp-python==0.3.36
+	python3 bench/run.py $(BENCH_ARGS)
 
+## bench-kernels: GPU kernel microbenchmarks (lavapipe here: slow, minutes).
 bench-kernels: setup
-	$(CARGO) run --release --example bench_kernels
+	timeout 600 $(CARGO) run --release --example bench_kernels
 
 clean:
 	$(CARGO) clean
