@@ -32,9 +32,11 @@ test("HearthError.from maps wasm objects, DOMExceptions and anything else to sta
   assert.deepEqual(JSON.parse(JSON.stringify(q)), { code: "QUOTA", message: "full", details: { needed: 5, available: 1 } });
 });
 
-test("probeWebGpu finds the SwiftShader adapter in this Chromium", async () => {
+test("probeWebGpu finds the SwiftShader adapter in this Chromium and knows it is software", async () => {
   const r = await page.evaluate(async () => (await import("/dist/index.js")).probeWebGpu());
-  assert.deepEqual(r, { ok: true, reason: "WebGPU adapter available" });
+  assert.equal(r.ok, true);
+  assert.equal(r.software, true, r.reason);
+  assert.match(r.reason, /software renderer \(swiftshader\)/i);
 });
 
 test("Engine.load rejects bad options with BAD_REQUEST and a missing wasm package with a clear INTERNAL error", async () => {

@@ -434,7 +434,7 @@ async function start() {
   wire();
   await refreshModels();
   const probe = await probeWebGpu();
-  $("backend-status").textContent = probe.ok ? "WebGPU: an adapter is available; Auto tries it first." : `${probe.reason}; Auto runs on the CPU (WebAssembly).`;
+  $("backend-status").textContent = probe.ok && !probe.software ? "WebGPU: an adapter is available; Auto tries it first." : `${probe.reason}; Auto runs on the CPU (WebAssembly).`;
   if ("serviceWorker" in navigator && !navigator.serviceWorker.controller) {
     // The app shell (HTML, JS, wasm) works offline; the weights are in the model store. Once a
     // worker controls the page, the browser's own update check on navigation keeps it fresh.
