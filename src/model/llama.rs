@@ -3,7 +3,7 @@
 //! Pre-norm decoder blocks: `x += Wo·attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))`, then
 //! `x += Wdown·(silu(Wgate·n(x)) ⊙ Wup·n(x))`; tied or separate output projection.
 
-use super::{Config, Forward, ModelError, ModelOptions, Weights};
+use super::{forward_batches, Config, Forward, Head, ModelError, ModelOptions, Weights};
 use crate::backend::{Activation, AttnParams, Backend, RopeParams};
 
 struct Layer<B: Backend> {
@@ -94,7 +94,7 @@ impl<B: Backend> Llama<B> {
     }
 
     /// One batch of at most `n_batch` tokens through every layer (leaves the result in `s.x`).
-    fn layers(&mut self, b: &mut B, tokens: &[u32], pos0: usize) -> Result<(), ModelError> {
+    fn layers(&self, b: &mut B, tokens: &[u32], pos0: usize) -> Result<(), ModelError> {
         let c = &self.cfg;
         let n = tokens.len();
         let (d, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);
@@ -149,28 +149,17 @@ impl<B: Backend> Forward<B> for Llama<B> {
     }
 
     fn forward(&mut self, b: &mut B, tokens: &[u32], pos0: usize) -> Result<B::Tensor, ModelError> {
-        let end = pos0.saturating_add(tokens.len());
-        if end > self.opts.n_ctx {
-            return Err(ModelError::ContextOverflow { needed: end, n_ctx: self.opts.n_ctx });
-        }
-        if tokens.is_empty() {
-            return Err(crate::backend::BackendError::Shape { op: "forward", detail: "no tokens".into() }.into());
-        }
-        let d = self.cfg.n_embd;
-        let mut pos = pos0;
-        let mut n_last = 0;
-        for chunk in tokens.chunks(self.opts.n_batch) {
-            self.layers(b, chunk, pos)?;
-            pos += chunk.len();
-            n_last = chunk.len();
-        }
         let s = &self.s;
-        b.copy(&s.x, (n_last - 1) * d, &s.h, 0, d)?;
-        b.rms_norm(&s.h, &self.output_norm, &s.last, 1, d, self.cfg.rms_eps)?;
-        b.matmul(self.output.as_ref().unwrap_or(&self.tok_embd), &s.last, &s.logits, 1)?;
-        if let Some(cap) = self.cfg.final_softcap {
-            b.softcap(&s.logits, self.cfg.n_vocab, cap)?;
-        }
-        Ok(s.logits.clone())
+        let head = Head {
+            cfg: &self.cfg,
+            opts: self.opts,
+            x: &s.x,
+            h: &s.h,
+            last: &s.last,
+            logits: &s.logits,
+            norm: &self.output_norm,
+            output: self.output.as_ref().unwrap_or(&self.tok_embd),
+        };
+        forward_batches(b, head, tokens, pos0, |b, chunk, pos| self.layers(b, chunk, pos))
     }
 }

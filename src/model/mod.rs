@@ -59,6 +59,56 @@ pub trait Forward<B: Backend> {
     fn forward(&mut self, b: &mut B, tokens: &[u32], pos0: usize) -> Result<B::Tensor, ModelError>;
 }
 
+/// The buffers and weights every family's forward pass ends with.
+pub(crate) struct Head<'a, B: Backend> {
+    pub cfg: &'a Config,
+    pub opts: ModelOptions,
+    /// Hidden states `[n_batch, n_embd]` after the last block.
+    pub x: &'a B::Tensor,
+    /// Scratch of at least `n_embd` elements.
+    pub h: &'a B::Tensor,
+    pub last: &'a B::Tensor,
+    pub logits: &'a B::Tensor,
+    pub norm: &'a B::Weight,
+    /// The output projection (the embedding when tied).
+    pub output: &'a B::Weight,
+}
+
+/// Runs `tokens` through `layers` in batches of `n_batch` starting at `pos0`, then the final
+/// norm, output projection and optional soft-cap on the last token: the part of
+/// [`Forward::forward`] that is the same for every family.
+pub(crate) fn forward_batches<B: Backend>(
+    b: &mut B,
+    head: Head<'_, B>,
+    tokens: &[u32],
+    pos0: usize,
+    layers: impl Fn(&mut B, &[u32], usize) -> Result<(), ModelError>,
+) -> Result<B::Tensor, ModelError> {
+    let n_ctx = head.opts.n_ctx;
+    let end = pos0.saturating_add(tokens.len());
+    if end > n_ctx {
+        return Err(ModelError::ContextOverflow { needed: end, n_ctx });
+    }
+    if tokens.is_empty() {
+        return Err(BackendError::Shape { op: "forward", detail: "no tokens".into() }.into());
+    }
+    let d = head.cfg.n_embd;
+    let mut pos = pos0;
+    let mut n_last = 0;
+    for chunk in tokens.chunks(head.opts.n_batch.max(1)) {
+        layers(b, chunk, pos)?;
+        pos += chunk.len();
+        n_last = chunk.len();
+    }
+    b.copy(head.x, (n_last - 1) * d, head.h, 0, d)?;
+    b.rms_norm(head.h, head.norm, head.last, 1, d, head.cfg.rms_eps)?;
+    b.matmul(head.output, head.last, head.logits, 1)?;
+    if let Some(cap) = head.cfg.final_softcap {
+        b.softcap(head.logits, head.cfg.n_vocab, cap)?;
+    }
+    Ok(head.logits.clone())
+}
+
 /// Uploaded weights by GGUF name, with their shapes.
 pub struct Weights<B: Backend> {
     map: HashMap<String, (WeightDesc, B::Weight)>,
