@@ -193,6 +193,11 @@ impl<B: Backend> Session<B> {
     /// Runs the prompt through the model, reusing the KV cache for the prefix it shares
     /// with the previous request, and returns the logits of its last token.
     pub fn prefill(&mut self, prompt: &[u32]) -> Result<B::Tensor, EngineError> {
+        self.prefill_reusing(prompt).map(|(logits, _)| logits)
+    }
+
+    /// [`Session::prefill`], also returning how many prompt tokens came from the KV cache.
+    fn prefill_reusing(&mut self, prompt: &[u32]) -> Result<(B::Tensor, usize), EngineError> {
         let n_ctx = self.model.n_ctx();
         if prompt.is_empty() {
             return Err(EngineError::BadRequest("the prompt is empty".into()));
@@ -211,7 +216,7 @@ impl<B: Backend> Session<B> {
         // On failure the cache may hold a partial batch: trust only the shared prefix.
         let logits = logits?;
         self.cached.extend_from_slice(&prompt[shared..]);
-        Ok(logits)
+        Ok((logits, shared))
     }
 
     /// Generates from `prompt` tokens. `on_delta` receives each new piece of text (possibly
@@ -232,8 +237,7 @@ impl<B: Backend> Session<B> {
     /// request) and returns a generation to drive with [`Session::step`].
     pub fn start(&mut self, prompt: &[u32], p: &GenerateParams) -> Result<Generation<B>, EngineError> {
         let t0 = clock::now_ms();
-        let shared_before = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count().min(prompt.len().saturating_sub(1));
-        let logits = self.prefill(prompt)?;
+        let (logits, shared_before) = self.prefill_reusing(prompt)?;
         Ok(Generation {
             max_tokens: p.max_tokens,
             sampler: Sampler::new(p.sampler),
