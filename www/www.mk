@@ -1,6 +1,6 @@
 # Browser runtime targets (TypeScript package, static server, browser tests).
 # Included from the top-level Makefile: `include www/www.mk`.
-.PHONY: www extension test-browser serve-www bench-store
+.PHONY: www extension test-browser serve-www bench-store native-bin
 
 ## www: the TypeScript package (www/dist: ES modules + .d.ts); npm ci when the lock file changed.
 www/node_modules/.package-lock.json: www/package.json www/package-lock.json
@@ -22,7 +22,7 @@ extension: www
 ## test-browser: headless Chromium (Debian's, via playwright-core) against www/server.mjs.
 ## Store/server/SHA-256 tests need only `make www`; the engine tests need `make wasm` and `make models`;
 ## the demo test also Gemma 3 (`make models-test`), the extension test `make extension`.
-test-browser: www wasm models-test extension
+test-browser: www wasm models-test extension native-bin
 	node --test --test-concurrency=1 tests/browser/
 
 ## serve-www: the static server on 127.0.0.1:8080 (www/ at /, models/cache/ at /models/).
@@ -32,3 +32,8 @@ serve-www: www
 ## bench-store: Cache API vs OPFS write/read throughput in Chromium (docs/store-decision.md).
 bench-store: www
 	node tests/browser/bench_store.mjs
+
+## native-bin: the native CLI the browser tests compare against (the test profile: what
+## `cargo test` already built, so this is a no-op after `make test-rust`).
+native-bin:
+	$(CARGO) build --profile test --bin hearth

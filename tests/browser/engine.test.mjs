@@ -10,7 +10,7 @@ import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { tensorTable } from "./gguf.mjs";
 import {
-  REPO, MODEL_PATH, requireDist, requireFile, launchBrowser, startTestServer, openPage, mountsWithFixtures, resetServerStats,
+  REPO, MODEL_PATH, requireDist, requireFile, launchBrowser, startTestServer, openPage, mountsWithFixtures, resetServerStats, nativeBin,
 } from "./harness.mjs";
 
 requireDist();
@@ -25,8 +25,7 @@ const ASK = [{ role: "user", content: "What is 2+2?" }];
 
 /** The native CLI's greedy output for the same chat (the oracle the browser must match). */
 function nativeChat(prompt, n) {
-  const bin = path.join(REPO, "target/release/hearth");
-  requireFile(bin, "cargo build --release --bin hearth (make test-rust builds it)");
+  const bin = nativeBin();
   const out = execFileSync(bin, ["run", "--chat", "--prompt", prompt, "-n", String(n)], { cwd: REPO, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
   return out.replace(/\n$/, "");
 }

@@ -120,3 +120,20 @@ export function makeFixture(dir, name, size, seed = 1) {
 export function sha256File(p) {
   return createHash("sha256").update(fs.readFileSync(p)).digest("hex");
 }
+
+/**
+ * The native CLI (the greedy-output oracle): $HEARTH_BIN, else the newer of the release build
+ * and the test-profile build (`make native-bin`, also built by `cargo test`), under
+ * $CARGO_TARGET_DIR or target/.
+ */
+export function nativeBin() {
+  if (process.env.HEARTH_BIN) {
+    requireFile(process.env.HEARTH_BIN, "unset HEARTH_BIN or point it at a built hearth");
+    return process.env.HEARTH_BIN;
+  }
+  const dir = process.env.CARGO_TARGET_DIR ? path.resolve(REPO, process.env.CARGO_TARGET_DIR) : path.join(REPO, "target");
+  const found = ["release", "debug"].map((p) => path.join(dir, p, "hearth")).filter((f) => fs.existsSync(f));
+  if (!found.length) throw new Error(`the native hearth binary is missing under ${dir}: run make native-bin`);
+  // The newer of the two: a stale release build must not stand in for the current code.
+  return found.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+}
