@@ -17,6 +17,9 @@
 //   GET /__test__/stats                  → JSON {requests, bytes: {path: bodyBytesSent}, log: [...]};
 //   POST /__test__/reset                 → zeroes the counters;
 //   GET /__test__/blank.html             → an empty page on this origin.
+// With `testHooks`, the returned object's `stalls` (a Map from URL path to a byte count) makes
+// every response for that path stop sending after that many body bytes while keeping the
+// connection open: a download that hangs mid-way, so a test can interrupt it deterministically.
 // Prints `Hearth server: http://HOST:PORT/` (one line) once listening.
 
 import http from "node:http";
@@ -81,6 +84,7 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, csp
     ["/", HERE],
   ];
   const stats = { requests: 0, bytes: {}, log: [] };
+  const stalls = new Map();
 
   function resolveFile(urlPath) {
     let decoded;
@@ -186,6 +190,7 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, csp
     if (req.method === "HEAD" || length === 0) return res.end();
 
     const failAfter = testHooks && url.searchParams.has("fail_after") ? Number(url.searchParams.get("fail_after")) : Infinity;
+    const stallAfter = testHooks && stalls.has(url.pathname) ? Math.max(0, stalls.get(url.pathname) - start) : Infinity;
     const delayMs = testHooks && url.searchParams.has("delay_ms") ? Number(url.searchParams.get("delay_ms")) : 0;
     const key = url.pathname;
     stats.bytes[key] ??= 0;
@@ -198,10 +203,15 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, csp
       stream.on("data", (chunk) => {
         if (res.destroyed) return stream.destroy();
         let piece = chunk;
-        if (sent + piece.length > failAfter) piece = piece.subarray(0, Math.max(0, failAfter - sent));
+        const cut = Math.min(failAfter, stallAfter);
+        if (sent + piece.length > cut) piece = piece.subarray(0, Math.max(0, cut - sent));
         sent += piece.length;
         stats.bytes[key] += piece.length;
         const ok = res.write(piece);
+        if (sent >= stallAfter) {
+          stream.destroy(); // hang: no more bytes, the connection stays open until the client goes
+          return;
+        }
         if (sent >= failAfter) {
           stream.destroy();
           // Close the connection (FIN after the bytes written so far) short of Content-Length:
@@ -235,7 +245,7 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, csp
     server.listen(port, host, () => {
       const addr = server.address();
       const url = `http://${host}:${addr.port}/`;
-      resolve({ server, url, stats, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) });
+      resolve({ server, url, stats, stalls, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) });
     });
   });
 }

@@ -472,6 +472,10 @@ test("quota: a short storage estimate gives QUOTA with the numbers before any by
 test("resume: a page reloaded at ~50% of the model's download transfers < 0.6x the file on the next load", async () => {
   await inPage(page, (H, id) => H.models.delete(id), ID);
   resetServerStats(srv);
+  // The first download hangs at 60% (the connection stays open): the reload below interrupts
+  // it, and a Worker that outlives the reload for a moment cannot finish it behind our back.
+  const modelPath = `/models/${path.basename(MODEL_PATH)}`;
+  srv.stalls.set(modelPath, Math.floor(MODEL_BYTES * 0.6));
   await page.evaluate((id) => {
     globalThis.__half = new Promise((resolve) => {
       import("/dist/index.js").then((H) => H.Engine.load(id, { backend: "cpu", onProgress: (p) => { if (p.phase === "download" && p.loaded >= p.total / 2) resolve(p.loaded); } }).catch(() => {}));
@@ -479,6 +483,7 @@ test("resume: a page reloaded at ~50% of the model's download transfers < 0.6x t
   }, ID);
   const half = await page.evaluate(() => globalThis.__half);
   await page.reload();
+  srv.stalls.delete(modelPath);
   resetServerStats(srv);
   const r = await inPage(page, async (H, { id }) => {
     const partial = (await H.models.list())[0];
@@ -487,7 +492,7 @@ test("resume: a page reloaded at ~50% of the model's download transfers < 0.6x t
     return { partial, text: c.choices[0].message.content };
   }, { id: ID });
   assert.equal(r.error, undefined, JSON.stringify(r.error));
-  const sent = srv.stats.bytes[`/models/${path.basename(MODEL_PATH)}`];
+  const sent = srv.stats.bytes[modelPath];
   console.log(`# model resume: reloaded at ${half} bytes, ${r.partial.storedBytes} stored, then ${sent} transferred (${(sent / MODEL_BYTES).toFixed(2)}x)`);
   assert.equal(r.partial.complete, false);
   assert.equal(sent, MODEL_BYTES - r.partial.storedBytes);
