@@ -46,6 +46,10 @@ const BROWSER_SERVICES_TO_LOOPBACK = [
   "--gcm-checkin-url=http://127.0.0.1:9/checkin",
   "--gcm-mcs-endpoint=http://127.0.0.1:9/mcs",
   "--gcm-registration-url=http://127.0.0.1:9/register",
+  // Chromium's own extension-update ping (Omaha, update.googleapis.com), which it sends for
+  // any installed extension after a delay — seen once the test ran slowly on a loaded machine.
+  "--apps-gallery-update-url=http://127.0.0.1:9/update",
+  "--component-updater=url-source=http://127.0.0.1:9/cu",
 ];
 
 let dir, srv, proxy, context, profile;
