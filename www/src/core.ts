@@ -67,10 +67,7 @@ export function loadWasmModule(moduleUrl: string, poolSize = 0): Promise<LoadedW
       try {
         exports = await mod.default({ module_or_path: wasmUrl });
         // The pool must start before anything touches rayon, or rayon settles on one thread.
-        if (poolSize > 0) {
-          if (!mod.initThreadPool) throw new Error(`${moduleUrl} is not the threaded build (no initThreadPool)`);
-          await mod.initThreadPool(poolSize);
-        }
+        if (poolSize > 0) await startThreadPool(mod, moduleUrl, poolSize);
       } catch (e) {
         throw new HearthError("INTERNAL", `could not start the Hearth wasm module ${moduleUrl}: ${e instanceof Error ? e.message : String(e)}`);
       }
@@ -80,6 +77,36 @@ export function loadWasmModule(moduleUrl: string, poolSize = 0): Promise<LoadedW
     modules.set(moduleUrl, p);
   }
   return p;
+}
+
+/** How long the thread pool may take to start before the load gives up on it. */
+const POOL_START_MS = 60_000;
+
+/**
+ * Starts the threaded build's pool. wasm-bindgen-rayon spawns its Workers from a `blob:` URL and
+ * waits for each to report ready, so a Worker that never starts (a Content-Security-Policy
+ * without `worker-src blob:`) would leave it waiting forever: a CSP violation or a timeout ends
+ * the wait with an error instead.
+ */
+async function startThreadPool(mod: HearthWasmModule, moduleUrl: string, poolSize: number): Promise<void> {
+  if (!mod.initThreadPool) throw new Error(`${moduleUrl} is not the threaded build (no initThreadPool)`);
+  const scope = globalThis as unknown as EventTarget;
+  let onViolation: ((e: Event) => void) | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const blocked = new Promise<never>((_, reject) => {
+    onViolation = (e) => {
+      const v = e as Event & { violatedDirective?: string; blockedURI?: string };
+      reject(new Error(`the Content-Security-Policy blocks the pool's Workers (${v.violatedDirective ?? "?"}: ${v.blockedURI ?? "?"})`));
+    };
+    scope.addEventListener?.("securitypolicyviolation", onViolation);
+    timer = setTimeout(() => reject(new Error(`the thread pool did not start within ${POOL_START_MS / 1000} s`)), POOL_START_MS);
+  });
+  try {
+    await Promise.race([mod.initThreadPool(poolSize), blocked]);
+  } finally {
+    if (onViolation) scope.removeEventListener?.("securitypolicyviolation", onViolation);
+    clearTimeout(timer);
+  }
 }
 
 /** Loads the build `choice` names; in `auto` mode a threaded build that fails to start falls back to the baseline. */
