@@ -44,7 +44,8 @@ def build_one(cfg, build):
     cmd = ["cargo"]
     if b.get("toolchain"):
         cmd.append(f"+{b['toolchain']}")
-    cmd += ["build", "--lib", "--target", b["target"], "--profile", b["profile"]]
+    # `cargo rustc` when the final crate has linker arguments: they reach its link only.
+    cmd += ["rustc" if b.get("link-args") else "build", "--lib", "--target", b["target"], "--profile", b["profile"]]
     if b.get("build-std"):
         cmd.append("-Zbuild-std=" + ",".join(b["build-std"]))
     if b.get("no-default-features"):
@@ -54,6 +55,8 @@ def build_one(cfg, build):
     # A target dir per build: different RUSTFLAGS or toolchains would otherwise rebuild each other.
     target_dir = ROOT / ("target/wasm" if build == "baseline" else f"target/wasm-{build}")
     cmd += ["--target-dir", str(target_dir)]
+    if b.get("link-args"):
+        cmd += ["--", *(a for arg in b["link-args"] for a in ("-C", f"link-arg={arg}"))]
     run(cmd, env)
     profile_dir = "release" if b["profile"] == "release" else b["profile"]
     wasm = target_dir / b["target"] / profile_dir / "hearth.wasm"
