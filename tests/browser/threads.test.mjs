@@ -17,16 +17,21 @@ const ID = "smollm2-135m-instruct-q4_1";
 const ASK = [{ role: "user", content: "What is 2+2?" }];
 const STORY = [{ role: "user", content: "Write a short story about a lighthouse keeper." }];
 
-let isolatedSrv, plainSrv, browser;
+// The intranet example's strict CSP: no `blob:` Workers, so the thread pool cannot start.
+const STRICT_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'";
+
+let isolatedSrv, plainSrv, strictSrv, browser;
 before(async () => {
   isolatedSrv = await startTestServer({ isolate: true });
   plainSrv = await startTestServer();
+  strictSrv = await startTestServer({ isolate: true, csp: STRICT_CSP });
   browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();
   await isolatedSrv?.close();
   await plainSrv?.close();
+  await strictSrv?.close();
 });
 
 /**
@@ -107,4 +112,13 @@ test("not isolated: falls back to the single-thread build and says so; forcing t
   const forced = await loadAndChat(plainSrv, { threads: 4 }, { chat: false });
   assert.equal(forced.error?.code, "BAD_REQUEST");
   assert.match(forced.error.message, /not cross-origin isolated/);
+});
+
+test("isolated but a CSP without blob: Workers: the pool cannot start, the load falls back to one thread and says why", async () => {
+  const r = await loadAndChat(strictSrv, {}, { chat: false });
+  assert.equal(r.error, undefined, JSON.stringify(r.error));
+  assert.equal(r.isolated, true);
+  assert.equal(r.model.wasmBuild, "baseline");
+  assert.equal(r.model.threads, 1);
+  assert.match(r.model.threadsReason, /threaded build did not start .*Content-Security-Policy/);
 });
