@@ -32,6 +32,7 @@ export interface EngineLoadOptions {
    * run (the CPU backend, in a Worker, on a cross-origin isolated page, in a browser with wasm
    * threads and relaxed SIMD), else the single-thread build. `false`: always single-thread.
    * A number: that many threads, or `BAD_REQUEST` where the threaded build cannot run.
+   * Applies to the CPU backend; the WebGPU backend always runs the single-thread build.
    * `engine.model.wasmBuild`, `.threads` and `.threadsReason` say what was chosen and why.
    */
   threads?: number | false;

@@ -51,17 +51,14 @@ export interface BuildChoice {
 }
 
 /**
- * Picks the build for `backend`. `threads`: `"auto"` (the threaded build with one thread per
- * logical core where it can run, else the baseline), `false` (baseline), or a pool size (the
- * threaded build, `BAD_REQUEST` where it cannot run).
+ * Picks the build for `backend` (WebGPU: always the baseline). On the CPU, `threads`: `"auto"`
+ * (the threaded build with one thread per logical core where it can run, else the baseline),
+ * `false` (baseline), or a pool size (the threaded build, `BAD_REQUEST` where it cannot run).
  */
 export function chooseBuild(backend: Backend, threads: number | false | "auto", urls: { baseline: string; threads: string }): BuildChoice {
   const baseline = (reason: string): BuildChoice => ({ build: "baseline", moduleUrl: urls.baseline, poolSize: 0, reason });
   if (threads === false) return baseline("single thread requested (threads: false)");
-  if (backend !== "cpu") {
-    if (threads !== "auto") throw new HearthError("BAD_REQUEST", `threads: ${threads} needs the CPU backend (backend: "cpu"); WebGPU runs on one thread`);
-    return baseline("WebGPU backend: CPU threads do not apply");
-  }
+  if (backend !== "cpu") return baseline("WebGPU backend: CPU threads do not apply");
   const support = threadsSupport();
   if (!support.ok) {
     if (threads !== "auto") throw new HearthError("BAD_REQUEST", `threads: ${threads} is not possible here: ${support.reason}`);
