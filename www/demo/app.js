@@ -137,13 +137,16 @@ async function deleteModel() {
     setReady(false);
     await e.unload();
   }
+  let status;
   try {
     await models.delete(id);
-    setStatus(`${entry.name} was deleted from this browser's storage.`);
+    status = `${entry.name} was deleted from this browser's storage.`;
   } catch (e) {
-    setStatus(`Could not delete ${entry.name}: ${e.message}`);
+    status = `Could not delete ${entry.name}: ${e.message}`;
   }
+  // The model facts first, then the status: whoever waits for the status sees both updated.
   await refreshModels();
+  setStatus(status);
 }
 
 /** Enables chat and summarize for the loaded model, or explains why they are off. */
