@@ -37,9 +37,10 @@ test: setup models-test test-data test-rust test-wasm-build
 test-rust:
 	$(CARGO) test --all-targets -- --test-threads 2
 
-## The crate (tokenizers with unstable_wasm, no onig; the WebGPU backend) builds for wasm32.
+## The crate (tokenizers with unstable_wasm, no onig; the WebGPU backend) builds for wasm32, twice:
+## the baseline (www/pkg) and the threaded build (www/pkg-mt; nightly, atomics, relaxed SIMD).
 test-wasm-build: wasm
-	@echo "wasm32 build: ok (www/pkg)"
+	@echo "wasm32 builds: ok (www/pkg, www/pkg-mt)"
 
 ## fuzz-long: the GGUF mutation fuzzer for 10 minutes (make test runs it for 30 s).
 fuzz-long:
@@ -50,10 +51,12 @@ wasm: setup
 
 ## demo: builds the wasm engine and the package, fetches the default model, then serves the demo
 ## (www/demo/), the examples and the model on 127.0.0.1 (the same static server the tests use).
+## DEMO_ARGS=--isolate serves it cross-origin isolated (COOP/COEP): the CPU backend then runs threaded.
 DEMO_PORT ?= 8080
+DEMO_ARGS ?=
 demo: wasm www models extension
 	@echo "Hearth demo: http://127.0.0.1:$(DEMO_PORT)/demo/   (intranet example: http://127.0.0.1:$(DEMO_PORT)/examples/intranet.html; extension: load www/extension/ unpacked)"
-	node www/server.mjs --port $(DEMO_PORT)
+	node www/server.mjs --port $(DEMO_PORT) $(DEMO_ARGS)
 
 ## bench: Hearth vs llama.cpp (native) and vs wllama (browser), side by side in one run, every
 ## supported registry model in models/cache/; writes bench/results/<date>-<host>.{json,md,svg}.

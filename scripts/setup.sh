@@ -26,6 +26,16 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+# The threaded wasm build's pinned nightly (wasm-pack.toml [build.threads] toolchain), with
+# rust-src for -Zbuild-std and the wasm32 target.
+NIGHTLY="$(python3 -c 'import tomllib; print(tomllib.load(open("wasm-pack.toml", "rb"))["build"]["threads"]["toolchain"])')"
+if ! rustup run "$NIGHTLY" rustc --version >/dev/null 2>&1 \
+  || ! rustup component list --toolchain "$NIGHTLY" --installed | grep -q '^rust-src' \
+  || ! rustup target list --toolchain "$NIGHTLY" --installed | grep -qx wasm32-unknown-unknown; then
+  echo "setup: rustup toolchain install $NIGHTLY (rust-src, wasm32-unknown-unknown)"
+  rustup toolchain install "$NIGHTLY" --profile minimal -c rust-src --target wasm32-unknown-unknown
+fi
+
 if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]]; then
   echo "setup: cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION"
   cargo install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"

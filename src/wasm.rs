@@ -209,6 +209,20 @@ impl<B: Backend + 'static> Engine for State<B> {
     }
 }
 
+/// Starts the CPU backend's thread pool (the threaded build only): `initThreadPool(n)` in JS
+/// spawns `n` Web Workers sharing this module's memory and resolves once they are ready. Call it
+/// once, before the first engine is created and from a Worker (the calling thread blocks while
+/// the pool works, which a page's main thread may not do); a second call rejects.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// Threads the CPU backend computes on: the pool's size in the threaded build once
+/// `initThreadPool` resolved, 1 in the baseline build.
+#[wasm_bindgen]
+pub fn cpu_threads() -> usize {
+    crate::backend::cpu::threads()
+}
+
 /// A model loaded into this page or worker.
 #[wasm_bindgen]
 pub struct WasmEngine {

@@ -1,7 +1,9 @@
 //! WebAssembly SIMD128 fused dot products (compiled in with `-C target-feature=+simd128`).
 //!
-//! Same structure as `simd_x86.rs` with 4-lane f32 vectors and no FMA (base SIMD128 has
-//! none): nibbles are widened u8 → u16 → u32 → f32 and multiplied into f32 accumulators.
+//! Same structure as `simd_x86.rs` with 4-lane f32 vectors: nibbles are widened
+//! u8 → u16 → u32 → f32 and multiplied into f32 accumulators. Base SIMD128 has no FMA; the
+//! threaded build adds `+relaxed-simd` and [`madd`] becomes `f32x4.relaxed_madd` (one fused or
+//! unfused multiply-add, the engine's choice: on x86 with FMA, V8 emits `vfmadd`).
 //! Rows are walked with `chunks_exact`; every load is inside its chunk.
 
 use super::{DotFn, GgmlType};
@@ -21,6 +23,20 @@ pub(super) fn select(ty: GgmlType) -> Option<DotFn> {
 #[inline(always)]
 fn hsum(v: v128) -> f32 {
     f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v)
+}
+
+/// `a·b + c` per lane: one relaxed multiply-add where the build has relaxed SIMD.
+#[cfg(target_feature = "relaxed-simd")]
+#[inline(always)]
+fn madd(a: v128, b: v128, c: v128) -> v128 {
+    f32x4_relaxed_madd(a, b, c)
+}
+
+/// `a·b + c` per lane (SIMD128 has no fused multiply-add).
+#[cfg(not(target_feature = "relaxed-simd"))]
+#[inline(always)]
+fn madd(a: v128, b: v128, c: v128) -> v128 {
+    f32x4_add(f32x4_mul(a, b), c)
 }
 
 #[inline(always)]
@@ -73,8 +89,8 @@ fn i8_to_f32(v: v128) -> [v128; 4] {
 /// `Σ q·x` (4 lanes) of 16 values against `xs[off..off + 16]`.
 #[inline(always)]
 fn qx16(q: [v128; 4], xs: &[f32], off: usize) -> v128 {
-    let a = f32x4_add(f32x4_mul(q[0], xload(xs, off)), f32x4_mul(q[1], xload(xs, off + 4)));
-    let b = f32x4_add(f32x4_mul(q[2], xload(xs, off + 8)), f32x4_mul(q[3], xload(xs, off + 12)));
+    let a = madd(q[1], xload(xs, off + 4), f32x4_mul(q[0], xload(xs, off)));
+    let b = madd(q[3], xload(xs, off + 12), f32x4_mul(q[2], xload(xs, off + 8)));
     f32x4_add(a, b)
 }
 
@@ -101,7 +117,7 @@ fn dot_f32(row: &[u8], x: &[f32]) -> f32 {
     let mut acc = f32x4_splat(0.0);
     let mut chunks = 0;
     for (w, xs) in row.chunks_exact(16).zip(x.chunks_exact(4)) {
-        acc = f32x4_add(acc, f32x4_mul(load16(w, 0), xload(xs, 0)));
+        acc = madd(load16(w, 0), xload(xs, 0), acc);
         chunks += 1;
     }
     let mut s = hsum(acc);
@@ -115,8 +131,8 @@ fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
     // Σ d·(q − 8)·x = d·(Σ q·x − 8·Σ x)
     let mut acc = f32x4_splat(0.0);
     for (b, xs) in row.chunks_exact(18).zip(x.chunks_exact(32)) {
-        let qx = f32x4_sub(nibble_dot(b, 2, xs), f32x4_mul(f32x4_splat(8.0), sx32(xs)));
-        acc = f32x4_add(acc, f32x4_mul(f32x4_splat(f16_at(b, 0)), qx));
+        let qx = madd(f32x4_splat(-8.0), sx32(xs), nibble_dot(b, 2, xs));
+        acc = madd(f32x4_splat(f16_at(b, 0)), qx, acc);
     }
     hsum(acc)
 }
@@ -126,7 +142,8 @@ fn dot_q4_1(row: &[u8], x: &[f32]) -> f32 {
     for (b, xs) in row.chunks_exact(20).zip(x.chunks_exact(32)) {
         let d = f32x4_splat(f16_at(b, 0));
         let m = f32x4_splat(f16_at(b, 2));
-        acc = f32x4_add(acc, f32x4_add(f32x4_mul(d, nibble_dot(b, 4, xs)), f32x4_mul(m, sx32(xs))));
+        // Same association as before relaxed SIMD, so the baseline build's sums are unchanged.
+        acc = f32x4_add(acc, madd(d, nibble_dot(b, 4, xs), f32x4_mul(m, sx32(xs))));
     }
     hsum(acc)
 }
@@ -135,7 +152,7 @@ fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
     let mut acc = f32x4_splat(0.0);
     for (b, xs) in row.chunks_exact(34).zip(x.chunks_exact(32)) {
         let qx = f32x4_add(qx16(i8_to_f32(load16(b, 2)), xs, 0), qx16(i8_to_f32(load16(b, 18)), xs, 16));
-        acc = f32x4_add(acc, f32x4_mul(f32x4_splat(f16_at(b, 0)), qx));
+        acc = madd(f32x4_splat(f16_at(b, 0)), qx, acc);
     }
     hsum(acc)
 }

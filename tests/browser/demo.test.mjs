@@ -244,7 +244,7 @@ test("a base model without a chat template: chat and summarize say so, and it co
   assert.match(await page.textContent("#chat-notice"), /base model without a chat template, so it cannot chat/);
   assert.equal(await page.isVisible("#chat-notice"), true);
   assert.equal(await page.isDisabled("#summarize-button"), true);
-  assert.match(await page.textContent("#backend-status"), /^Backend: CPU \(WebAssembly\)\. CPU requested\.$/);
+  assert.match(await page.textContent("#backend-status"), /^Backend: CPU \(WebAssembly\)\. CPU requested\. 1 thread \(single thread: the page is not cross-origin isolated \(no COOP\/COEP headers\)\)\.$/);
   await page.fill("#max-tokens", "8");
   await send("The capital of France is");
   assert.ok((await lastAnswer()).length > 0);

@@ -6,7 +6,9 @@ import path from "node:path";
 import { REPO, requireFile } from "./harness.mjs";
 
 const GENERATED = path.join(REPO, "www/pkg/hearth.d.ts");
+const GENERATED_MT = path.join(REPO, "www/pkg-mt/hearth.d.ts");
 requireFile(GENERATED, "make wasm");
+requireFile(GENERATED_MT, "make wasm");
 
 /** Method name → parameter list (types normalised) of `class WasmEngine` / `interface WasmEngine`. */
 function methods(src, kind) {
@@ -31,4 +33,16 @@ test("wasm-api.ts lists exactly the generated WasmEngine methods, with the same 
   for (const k of ["__destroy_into_raw", "__wbg_ptr"]) delete generated[k];
   assert.deepEqual(Object.keys(generated).sort(), Object.keys(want).sort());
   for (const [k, v] of Object.entries(want)) assert.equal(generated[k], v, `parameters of ${k}`);
+});
+
+test("the threaded build has the same WasmEngine, plus initThreadPool; both export cpu_threads", () => {
+  const base = fs.readFileSync(GENERATED, "utf8");
+  const mt = fs.readFileSync(GENERATED_MT, "utf8");
+  assert.deepEqual(methods(mt, "class"), methods(base, "class"));
+  assert.match(mt, /export function initThreadPool\(num_threads: number\): Promise<any>;/);
+  assert.doesNotMatch(base, /export function initThreadPool/);
+  for (const src of [base, mt]) assert.match(src, /export function cpu_threads\(\): number;/);
+  const ours = fs.readFileSync(path.join(REPO, "www/src/wasm-api.ts"), "utf8");
+  assert.match(ours, /cpu_threads\(\): number;/);
+  assert.match(ours, /initThreadPool\?: \(num_threads: number\) => Promise<void>;/);
 });

@@ -54,9 +54,12 @@ function setStatus(text) {
   $("status").textContent = text;
 }
 
-function describeBackend(backend, reason) {
+function describeBackend(backend, reason, model) {
   const name = backend === "webgpu" ? "WebGPU (GPU)" : "CPU (WebAssembly)";
-  return `Backend: ${name}. ${reason}.`.replace(/\.\.$/, ".");
+  const text = `Backend: ${name}. ${reason}.`.replace(/\.\.$/, ".");
+  if (backend !== "cpu" || !model) return text;
+  const build = model.wasmBuild === "threads" ? `${model.threads} threads` : "1 thread";
+  return `${text} ${build} (${model.threadsReason}).`;
 }
 
 async function loadModel() {
@@ -87,14 +90,14 @@ async function loadModel() {
       workerUrl: new URL("engine-worker.js", import.meta.url),
       onProgress: (p) => showProgress(p, speed),
       onBackendChange: (c) => {
-        $("backend-status").textContent = describeBackend(c.to, c.reason);
+        $("backend-status").textContent = describeBackend(c.to, c.reason, state.engine?.model);
       },
     });
     state.engine = engine;
     state.entry = entry;
     const m = engine.model;
     setStatus(`${entry.name} is ready: loaded ${m.fromStore ? "from this browser's storage (no download)" : "and stored for offline use"} in ${(m.loadMs / 1000).toFixed(1)} s; context ${m.n_ctx} tokens.`);
-    $("backend-status").textContent = describeBackend(m.backend, m.backendReason);
+    $("backend-status").textContent = describeBackend(m.backend, m.backendReason, m);
     newChat();
     setReady(true);
   } catch (e) {
@@ -134,13 +137,16 @@ async function deleteModel() {
     setReady(false);
     await e.unload();
   }
+  let status;
   try {
     await models.delete(id);
-    setStatus(`${entry.name} was deleted from this browser's storage.`);
+    status = `${entry.name} was deleted from this browser's storage.`;
   } catch (e) {
-    setStatus(`Could not delete ${entry.name}: ${e.message}`);
+    status = `Could not delete ${entry.name}: ${e.message}`;
   }
+  // The model facts first, then the status: whoever waits for the status sees both updated.
   await refreshModels();
+  setStatus(status);
 }
 
 /** Enables chat and summarize for the loaded model, or explains why they are off. */

@@ -18,6 +18,7 @@ import type {
   Usage,
 } from "./types.js";
 import type { HearthWasmModule, WasmEngine, WasmExports, WasmModelInfo, WasmStep } from "./wasm-api.js";
+import { chooseBuild, type BuildChoice } from "./wasm-build.js";
 
 /** What the public API needs from an engine, in-thread or in a Worker. */
 export interface Driver {
@@ -42,11 +43,16 @@ const FEED_PIECE = 1 << 20;
 interface LoadedWasm {
   mod: HearthWasmModule;
   exports: WasmExports;
+  /** Threads the CPU backend computes on (the pool size in the threaded build, else 1). */
+  threads: number;
 }
 
 const modules = new Map<string, Promise<LoadedWasm>>();
-/** Imports and initialises the wasm-bindgen module once per realm and URL. */
-export function loadWasmModule(moduleUrl: string): Promise<LoadedWasm> {
+/**
+ * Imports and initialises the wasm-bindgen module once per realm and URL; with `poolSize` > 0
+ * (the threaded build) also starts its thread pool, once: a later call keeps the first pool.
+ */
+export function loadWasmModule(moduleUrl: string, poolSize = 0): Promise<LoadedWasm> {
   let p = modules.get(moduleUrl);
   if (!p) {
     p = (async () => {
@@ -57,13 +63,68 @@ export function loadWasmModule(moduleUrl: string): Promise<LoadedWasm> {
         throw new HearthError("INTERNAL", `could not load the Hearth wasm module from ${moduleUrl} (run make wasm): ${e instanceof Error ? e.message : String(e)}`);
       }
       const wasmUrl = new URL("hearth_bg.wasm", moduleUrl);
-      const exports = await mod.default({ module_or_path: wasmUrl });
-      return { mod, exports };
+      let exports: WasmExports;
+      try {
+        exports = await mod.default({ module_or_path: wasmUrl });
+        // The pool must start before anything touches rayon, or rayon settles on one thread.
+        if (poolSize > 0) await startThreadPool(mod, moduleUrl, poolSize);
+      } catch (e) {
+        throw new HearthError("INTERNAL", `could not start the Hearth wasm module ${moduleUrl}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      return { mod, exports, threads: mod.cpu_threads() };
     })();
     p.catch(() => modules.delete(moduleUrl));
     modules.set(moduleUrl, p);
   }
   return p;
+}
+
+/** How long the thread pool may take to start before the load gives up on it. */
+const POOL_START_MS = 60_000;
+
+/**
+ * Starts the threaded build's pool. wasm-bindgen-rayon spawns its Workers from a `blob:` URL and
+ * waits for each to report ready, so a Worker that never starts (a Content-Security-Policy
+ * without `worker-src blob:`) would leave it waiting forever: a CSP violation or a timeout ends
+ * the wait with an error instead.
+ */
+async function startThreadPool(mod: HearthWasmModule, moduleUrl: string, poolSize: number): Promise<void> {
+  if (!mod.initThreadPool) throw new Error(`${moduleUrl} is not the threaded build (no initThreadPool)`);
+  const scope = globalThis as unknown as EventTarget;
+  let onViolation: ((e: Event) => void) | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const blocked = new Promise<never>((_, reject) => {
+    onViolation = (e) => {
+      const v = e as Event & { violatedDirective?: string; blockedURI?: string };
+      reject(new Error(`the Content-Security-Policy blocks the pool's Workers (${v.violatedDirective ?? "?"}: ${v.blockedURI ?? "?"})`));
+    };
+    scope.addEventListener?.("securitypolicyviolation", onViolation);
+    timer = setTimeout(() => reject(new Error(`the thread pool did not start within ${POOL_START_MS / 1000} s`)), POOL_START_MS);
+  });
+  try {
+    await Promise.race([mod.initThreadPool(poolSize), blocked]);
+  } finally {
+    if (onViolation) scope.removeEventListener?.("securitypolicyviolation", onViolation);
+    clearTimeout(timer);
+  }
+}
+
+/** Loads the build `choice` names; in `auto` mode a threaded build that fails to start falls back to the baseline. */
+async function loadBuild(choice: BuildChoice, config: LoadConfig): Promise<LoadedWasm & { choice: BuildChoice }> {
+  try {
+    return { ...(await loadWasmModule(choice.moduleUrl, choice.poolSize)), choice };
+  } catch (e) {
+    if (choice.build !== "threads" || config.threads !== "auto") throw e;
+    const fallback: BuildChoice = {
+      ...chooseBuild("cpu", false, urlsOf(config)),
+      reason: `single thread: the threaded build did not start (${HearthError.from(e).message})`,
+    };
+    return { ...(await loadWasmModule(fallback.moduleUrl)), choice: fallback };
+  }
+}
+
+function urlsOf(config: LoadConfig): { baseline: string; threads: string } {
+  return { baseline: config.wasmModuleUrl, threads: config.wasmThreadsModuleUrl };
 }
 
 /** A macrotask break, so Worker messages (abort) are seen between tokens. */
@@ -174,8 +235,6 @@ export class EngineCore implements Driver {
     if (config.sha256 !== undefined) resolveOpts.sha256 = config.sha256;
     if (config.modelBaseUrl !== undefined) resolveOpts.modelBaseUrl = config.modelBaseUrl;
     const source = resolveModel(modelIdOrUrl, resolveOpts);
-    const { mod, exports } = await loadWasmModule(config.wasmModuleUrl);
-
     let backend: Backend;
     let reason: string;
     if (config.backend === "cpu") {
@@ -196,18 +255,21 @@ export class EngineCore implements Driver {
         reason = probe.reason;
       }
     }
+    let wasm = await loadBuild(chooseBuild(backend, config.threads, urlsOf(config)), config);
     let engine: WasmEngine;
     try {
-      engine = await mod.WasmEngine.create(backend, config.contextSize);
+      engine = await wasm.mod.WasmEngine.create(backend, config.contextSize);
     } catch (e) {
       const err = HearthError.from(e);
       if (backend !== "webgpu" || config.backend === "webgpu") throw err;
       backend = "cpu";
       reason = `WebGPU unavailable: ${err.message}`;
-      engine = await mod.WasmEngine.create("cpu", config.contextSize).catch((e2: unknown) => {
+      wasm = await loadBuild(chooseBuild(backend, config.threads, urlsOf(config)), config);
+      engine = await wasm.mod.WasmEngine.create("cpu", config.contextSize).catch((e2: unknown) => {
         throw HearthError.from(e2);
       });
     }
+    const { mod, exports } = wasm;
     const wasStored = await store.has(source.id);
     let info: WasmModelInfo;
     try {
@@ -226,6 +288,9 @@ export class EngineCore implements Driver {
       has_chat_template: info.has_chat_template,
       backend,
       backendReason: reason,
+      wasmBuild: wasm.choice.build,
+      threads: backend === "cpu" ? wasm.threads : 1,
+      threadsReason: wasm.choice.reason,
       bytes: (await store.get(source.id))?.bytes ?? source.bytes ?? 0,
       fromStore: wasStored,
       loadMs: performance.now() - t0,
@@ -333,7 +398,8 @@ export class EngineCore implements Driver {
     await feedFromStore(engine, this.store, this.source, { evict: false, hooks: {} });
     this.engine = engine;
     const why = `GPU device lost: ${reason}`;
-    this.info = { ...this.info, backend: "cpu", backendReason: why };
+    // The CPU engine lives in the module already loaded (the baseline build): one thread.
+    this.info = { ...this.info, backend: "cpu", backendReason: why, threads: this.mod.cpu_threads(), threadsReason: "single thread: moved to the CPU after a GPU loss" };
     this.hooks.onBackendChange?.({ from, to: "cpu", reason: why });
   }
 

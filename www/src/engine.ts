@@ -8,6 +8,7 @@ import { DEFAULT_MODEL_ID } from "./registry.js";
 import type { LoadProgress } from "./store.js";
 import { HearthSummarizer, type SummarizerOptions } from "./summarizer.js";
 import type { Backend, BackendChange, BackendPreference, ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
+import { checkThreadsOption } from "./wasm-build.js";
 import { WorkerDriver } from "./worker-client.js";
 
 /** Options of {@link Engine.load}. */
@@ -26,8 +27,19 @@ export interface EngineLoadOptions {
   worker?: boolean;
   /** Context window in tokens (default 2048). */
   contextSize?: number;
+  /**
+   * CPU threads. Default: the threaded wasm build with one thread per logical core where it can
+   * run (the CPU backend, in a Worker, on a cross-origin isolated page, in a browser with wasm
+   * threads and relaxed SIMD), else the single-thread build. `false`: always single-thread.
+   * A number: that many threads, or `BAD_REQUEST` where the threaded build cannot run.
+   * Applies to the CPU backend; the WebGPU backend always runs the single-thread build.
+   * `engine.model.wasmBuild`, `.threads` and `.threadsReason` say what was chosen and why.
+   */
+  threads?: number | false;
   /** URL of the wasm-bindgen module (default: `../pkg/hearth.js` next to this package's `dist/`). */
   wasmUrl?: string | URL;
+  /** URL of the threaded wasm-bindgen module (default: `../pkg-mt/hearth.js` next to `dist/`). */
+  wasmThreadsUrl?: string | URL;
   /** URL of the engine worker script (default: `worker.js` next to this file). */
   workerUrl?: string | URL;
   /** Where registry model files are served (default `/models/` on the page's origin). */
@@ -67,7 +79,9 @@ export class Engine extends EventTarget {
       backend: opts.backend ?? "auto",
       contextSize: opts.contextSize ?? 2048,
       evict: opts.evict ?? false,
+      threads: checkThreadsOption(opts.threads),
       wasmModuleUrl: new URL(opts.wasmUrl ?? new URL("../pkg/hearth.js", import.meta.url), globalThis.location?.href).href,
+      wasmThreadsModuleUrl: new URL(opts.wasmThreadsUrl ?? new URL("../pkg-mt/hearth.js", import.meta.url), globalThis.location?.href).href,
     };
     if (!["auto", "webgpu", "cpu"].includes(config.backend)) throw new HearthError("BAD_REQUEST", `backend must be auto, webgpu or cpu`);
     if (opts.sha256 !== undefined) {

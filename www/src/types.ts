@@ -69,6 +69,12 @@ export interface ModelInfo {
   backend: Backend;
   /** Why this backend (e.g. "WebGPU unavailable: no adapter"). */
   backendReason: string;
+  /** The wasm build the engine runs on: `threads` (a Worker pool, relaxed SIMD) or `baseline`. */
+  wasmBuild: "baseline" | "threads";
+  /** Threads the engine computes on (1 on WebGPU and in the baseline build). */
+  threads: number;
+  /** Why this build and thread count (e.g. "single thread: the page is not cross-origin isolated…"). */
+  threadsReason: string;
   /** File size in bytes. */
   bytes: number;
   /** Whether the load read the weights from the store (no network). */
@@ -94,8 +100,12 @@ export interface LoadConfig {
   contextSize: number;
   sha256?: string;
   evict: boolean;
-  /** URL of `pkg/hearth.js` (absolute). */
+  /** `auto`: the threaded build where it can run; `false`: single thread; a number: that many threads. */
+  threads: number | false | "auto";
+  /** URL of `pkg/hearth.js`, the baseline build (absolute). */
   wasmModuleUrl: string;
+  /** URL of `pkg-mt/hearth.js`, the threaded build (absolute). */
+  wasmThreadsModuleUrl: string;
   /** Base URL of registry model files. */
   modelBaseUrl?: string;
 }

@@ -64,4 +64,8 @@ export interface WasmExports {
 export interface HearthWasmModule {
   default: (input?: { module_or_path: string | URL }) => Promise<WasmExports>;
   WasmEngine: WasmEngineClass;
+  /** Threads the CPU backend computes on (call after `initThreadPool` in the threaded build). */
+  cpu_threads(): number;
+  /** The threaded build only (`www/pkg-mt/`): starts a pool of `num_threads` Web Workers, once. */
+  initThreadPool?: (num_threads: number) => Promise<void>;
 }

@@ -2,9 +2,12 @@
 //!
 //! Plain Rust with f32 accumulation. Matrix products run directly on the quantized
 //! blocks through [`crate::quant::dot_fn`] (never a dequantized copy of the model);
-//! rows are spread over threads with `rayon` natively and run on one thread in wasm.
+//! rows are spread over threads with `rayon` natively and in the threaded wasm build (feature
+//! `threads`), and run on one thread in the baseline wasm build.
 
 mod ops;
+
+pub use ops::threads;
 
 use super::{Activation, AttnParams, Backend, BackendError, RopeParams, WeightDesc};
 use crate::quant::{self, GgmlType};

@@ -6,28 +6,30 @@ use crate::quant::{self, GgmlType};
 /// Rows handed to one task: enough work to amortise scheduling, small enough to balance.
 const ROWS_PER_TASK: usize = 16;
 
-#[cfg(not(target_arch = "wasm32"))]
+/// Threads the matvec rows are spread over: rayon's pool natively and in the threaded wasm
+/// build (feature `threads`, pool started from JS by `initThreadPool`), 1 in the baseline wasm build.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
 pub fn threads() -> usize {
     rayon::current_num_threads()
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
 pub fn threads() -> usize {
     1
 }
 
 /// Runs `f(first_row, out_chunk)` over `out` split into chunks of `chunk` elements, in
-/// parallel natively and in order in wasm.
+/// parallel natively and in the threaded wasm build, in order in the baseline wasm build.
 fn for_chunks<F>(out: &mut [f32], chunk: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync + Send,
 {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
     {
         use rayon::prelude::*;
         out.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
     out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
 }
 
