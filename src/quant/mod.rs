@@ -113,7 +113,7 @@ mod tests;
 pub use float::{BF16Format, F16Format, F32Format};
 pub use kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K};
 pub use legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0};
-pub use q8::{DotQ8Fn, Q8Acts, Q8Slice, Q8_BLOCK};
+pub use q8::{DotQ8Fn, DotQ8x4Fn, Q8Acts, Q8Slice, Q8_BLOCK};
 
 /// A fused dot product of one quantized row with f32 activations: `Σ w[i]·x[i]` with the
 /// row's blocks decoded in registers, never materialised, and f32 accumulation.
@@ -288,6 +288,13 @@ pub fn dot_scalar(ty: GgmlType, row: &[u8], x: &[f32]) -> Result<f32, QuantError
 /// this machine, or `None` when the format has none (F32, F16, BF16, Q2_K: use [`dot_fn`]).
 pub fn dot_q8_fn(ty: GgmlType) -> Option<DotQ8Fn> {
     q8::fastest(ty)
+}
+
+/// The four-token integer kernel for `ty` on this machine (prefill), or `None` when there is
+/// none (then call the [`dot_q8_fn`] kernel once per token). Its reference is four calls of
+/// [`dot_q8_scalar_fn`].
+pub fn dot_q8x4_fn(ty: GgmlType) -> Option<DotQ8x4Fn> {
+    q8::fastest_x4(ty)
 }
 
 /// The scalar reference integer dot product for `ty` (the oracle of [`dot_q8_fn`]), or

@@ -126,6 +126,22 @@ fn quantize_block(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
 /// it stops at the end of the shorter operand and never reads out of bounds.
 pub type DotQ8Fn = fn(row: &[u8], x: Q8Slice<'_>) -> f32;
 
+/// Four activation vectors (four tokens) dotted with one row at once, each weight block
+/// unpacked once: the prefill tile. Equal to four [`DotQ8Fn`] calls up to f32 rounding; same
+/// length contract.
+pub type DotQ8x4Fn = fn(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4];
+
+/// The four-token kernel for `ty` on this machine, if there is one (AVX2 natively; elsewhere
+/// callers make four single calls).
+pub(super) fn fastest_x4(ty: GgmlType) -> Option<DotQ8x4Fn> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(f) = super::simd_x86_q8::select_x4(ty) {
+        return Some(f);
+    }
+    let _ = ty;
+    None
+}
+
 /// The scalar reference integer dot for `ty`, if the format has one.
 pub(super) fn scalar(ty: GgmlType) -> Option<DotQ8Fn> {
     Some(match ty {
@@ -143,8 +159,13 @@ pub(super) fn scalar(ty: GgmlType) -> Option<DotQ8Fn> {
 }
 
 /// The fastest integer dot for `ty` on this machine (AVX2 natively when detected, SIMD128
-/// in a `+simd128` wasm build, else the scalar reference), if the format has one.
+/// in a `+simd128` wasm build, else the scalar reference), if the format has one. Q3_K has
+/// no SIMD kernel and its scalar integer dot measured slower than the f32 path, so it keeps
+/// the f32 path (`None`).
 pub(super) fn fastest(ty: GgmlType) -> Option<DotQ8Fn> {
+    if ty == GgmlType::Q3_K {
+        return None;
+    }
     #[cfg(target_arch = "x86_64")]
     if let Some(f) = super::simd_x86_q8::select(ty) {
         return Some(f);

@@ -8,7 +8,7 @@
 //! activation block sums `s_x`, so the weights stay unsigned (ggml's `mul_sum_us8_pairs`).
 //! Every load is inside a `chunks_exact` chunk, so no read leaves its slice.
 
-use super::q8::{DotQ8Fn, Q8Slice, Q8_BLOCK};
+use super::q8::{DotQ8Fn, DotQ8x4Fn, Q8Slice, Q8_BLOCK};
 use super::GgmlType;
 use std::arch::x86_64::*;
 
@@ -36,6 +36,32 @@ pub(super) fn select(ty: GgmlType) -> Option<DotQ8Fn> {
         GgmlType::Q4_K => wrap!(dot_q4_k),
         GgmlType::Q5_K => wrap!(dot_q5_k),
         GgmlType::Q6_K => wrap!(dot_q6_k),
+        _ => None,
+    }
+}
+
+/// The AVX2 four-token kernel for `ty` (prefill), under the same conditions as [`select`].
+pub(super) fn select_x4(ty: GgmlType) -> Option<DotQ8x4Fn> {
+    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")) {
+        return None;
+    }
+    // SAFETY: as in `select`.
+    macro_rules! wrap {
+        ($k:ident) => {{
+            fn safe(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+                unsafe { $k(row, x) }
+            }
+            Some(safe as DotQ8x4Fn)
+        }};
+    }
+    match ty {
+        GgmlType::Q4_0 => wrap!(dot4_q4_0),
+        GgmlType::Q4_1 => wrap!(dot4_q4_1),
+        GgmlType::Q5_0 => wrap!(dot4_q5_0),
+        GgmlType::Q5_1 => wrap!(dot4_q5_1),
+        GgmlType::Q8_0 => wrap!(dot4_q8_0),
+        GgmlType::Q4_K => wrap!(dot4_q4_k),
+        GgmlType::Q5_K => wrap!(dot4_q5_k),
         _ => None,
     }
 }
@@ -229,4 +255,117 @@ unsafe fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
         }
     }
     hsum(acc)
+}
+
+/// Blocks every one of the four activation vectors covers (they may differ when misused).
+#[inline(always)]
+fn blocks4(x: &[Q8Slice<'_>; 4]) -> usize {
+    x.iter().map(|x| x.d.len().min(x.s.len()).min(x.qs.len() / Q8_BLOCK)).min().unwrap_or(0)
+}
+
+/// As [`legacy`], for four activation vectors at once: each weight block is unpacked once
+/// and multiplied with the four tokens' blocks (the prefill tile). `SIGNED` weights (Q8_0)
+/// take the sign trick of [`dot_q8_0`] and no `s_x` term.
+#[inline(always)]
+unsafe fn legacy_x4<const SIGNED: bool>(
+    row: &[u8],
+    x: [Q8Slice<'_>; 4],
+    bytes: usize,
+    quants: impl Fn(&[u8]) -> __m256i,
+    coef: impl Fn(&[u8], f32) -> f32,
+) -> [f32; 4] {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut extra = [0.0f32; 4];
+    let nb = blocks4(&x);
+    for (i, b) in row.chunks_exact(bytes).take(nb).enumerate() {
+        let dw = f16_at(b, 0);
+        let q = quants(b);
+        let u = if SIGNED { _mm256_sign_epi8(q, q) } else { q };
+        let c = coef(b, dw);
+        for k in 0..4 {
+            let mut xv = load32(x[k].qs, Q8_BLOCK * i);
+            if SIGNED {
+                xv = _mm256_sign_epi8(xv, q);
+            }
+            let p = _mm256_cvtepi32_ps(dot_us(u, xv));
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[k].d[i]), p, acc[k]);
+            extra[k] += c * x[k].s[i];
+        }
+    }
+    std::array::from_fn(|k| hsum(acc[k]) + extra[k])
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot4_q4_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, 18, |b| nibbles32(b, 2), |_, d| -8.0 * d)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot4_q4_1(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, 20, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot4_q5_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, 22, |b| _mm256_or_si256(nibbles32(b, 6), bit4_from_bits32(b, 2)), |_, d| -16.0 * d)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot4_q5_1(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, 24, |b| _mm256_or_si256(nibbles32(b, 8), bit4_from_bits32(b, 4)), |b, _| f16_at(b, 2))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot4_q8_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<true>(row, x, 34, |b| load32(b, 2), |_, _| 0.0)
+}
+
+/// As [`dot_k4`], for four activation vectors at once.
+#[inline(always)]
+unsafe fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    let (bytes, qs_off) = if Q5 { (176, 48) } else { (144, 16) };
+    let m4 = _mm256_set1_epi8(0x0F);
+    let one = _mm256_set1_epi8(1);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut mins = [0.0f32; 4];
+    let nsb = blocks4(&x) / 8;
+    for (sb, b) in row.chunks_exact(bytes).take(nsb).enumerate() {
+        let d = f16_at(b, 0);
+        let dmin = f16_at(b, 2);
+        let scales: [u8; 12] = b[4..16].try_into().unwrap_or([0; 12]);
+        let qh = if Q5 { load32(b, 16) } else { _mm256_setzero_si256() };
+        for i in 0..4 {
+            let (s0, m0) = super::kquants::scale_min_k4(2 * i, &scales);
+            let (s1, m1) = super::kquants::scale_min_k4(2 * i + 1, &scales);
+            let v = load32(b, qs_off + 32 * i);
+            let mut lo = _mm256_and_si256(v, m4);
+            let mut hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            if Q5 {
+                let h0 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32)), one);
+                let h1 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32 + 1)), one);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
+            }
+            let (c0, c1) = (8 * sb + 2 * i, 8 * sb + 2 * i + 1);
+            let (f0, f1) = (d * s0 as f32, d * s1 as f32);
+            for k in 0..4 {
+                let p0 = _mm256_cvtepi32_ps(dot_us(lo, load32(x[k].qs, Q8_BLOCK * c0)));
+                let p1 = _mm256_cvtepi32_ps(dot_us(hi, load32(x[k].qs, Q8_BLOCK * c1)));
+                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(f0 * x[k].d[c0]), p0, acc[k]);
+                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(f1 * x[k].d[c1]), p1, acc[k]);
+                mins[k] += dmin * (m0 as f32 * x[k].s[c0] + m1 as f32 * x[k].s[c1]);
+            }
+        }
+    }
+    std::array::from_fn(|k| hsum(acc[k]) - mins[k])
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot4_q4_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    dot_k4_x4::<false>(row, x)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot4_q5_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    dot_k4_x4::<true>(row, x)
 }

@@ -58,13 +58,14 @@ pub fn matmul(
     scratch: &mut MatmulScratch,
 ) -> Result<(), BackendError> {
     match quant::dot_q8_fn(ty) {
-        Some(dot) if q8 => matmul_q8(dot, w, row_bytes, rows, cols, x, out, n, scratch),
+        Some(dot) if q8 => matmul_q8(ty, dot, w, row_bytes, rows, cols, x, out, n, scratch),
         _ => matmul_f32(ty, w, row_bytes, rows, cols, x, out, n, scratch),
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn matmul_q8(
+    ty: GgmlType,
     dot: quant::DotQ8Fn,
     w: &[u8],
     row_bytes: usize,
@@ -98,12 +99,22 @@ fn matmul_q8(
     let tmp = &mut scratch.transposed;
     tmp.clear();
     tmp.resize(rows * n, 0.0);
+    let dot4 = quant::dot_q8x4_fn(ty);
     for_chunks(tmp, ROWS_PER_TASK * n, |task, chunk| {
         let r0 = task * ROWS_PER_TASK;
         for (i, out_row) in chunk.chunks_exact_mut(n).enumerate() {
             let r = r0 + i;
             let row = &w[r * row_bytes..(r + 1) * row_bytes];
-            for (o, &xq) in out_row.iter_mut().zip(&tokens) {
+            let mut t = 0;
+            // Four tokens per pass where a tile kernel exists: each weight block is unpacked
+            // once for four tokens.
+            if let Some(dot4) = dot4 {
+                for (o, x) in out_row.chunks_exact_mut(4).zip(tokens.chunks_exact(4)) {
+                    o.copy_from_slice(&dot4(row, [x[0], x[1], x[2], x[3]]));
+                    t += 4;
+                }
+            }
+            for (o, &xq) in out_row[t..].iter_mut().zip(&tokens[t..]) {
                 *o = dot(row, xq);
             }
         }
