@@ -136,10 +136,10 @@ pub fn scale_min_k4(j: usize, q: &[u8; K_SCALE_SIZE]) -> (u8, u8) {
 
 /// A super-block in a uniform form: integer quants in element order and, per sub-block of
 /// `SUB` elements, `w = scale·q − min`.
-struct Unpacked<const NSUB: usize> {
-    q: [i8; QK_K],
-    scale: [f32; NSUB],
-    min: [f32; NSUB],
+pub(super) struct Unpacked<const NSUB: usize> {
+    pub(super) q: [i8; QK_K],
+    pub(super) scale: [f32; NSUB],
+    pub(super) min: [f32; NSUB],
 }
 
 impl<const NSUB: usize> Unpacked<NSUB> {
@@ -167,7 +167,7 @@ impl<const NSUB: usize> Unpacked<NSUB> {
     }
 }
 
-fn unpack_q2k(b: &[u8]) -> Unpacked<16> {
+pub(super) fn unpack_q2k(b: &[u8]) -> Unpacked<16> {
     let blk = BlockQ2K::from_bytes(b);
     let (d, dmin) = (blk.d.to_f32(), blk.dmin.to_f32());
     // Element e = 128n + 32j + 16h + l holds bits 2j..2j+2 of qs[32n + 16h + l].
@@ -180,7 +180,7 @@ fn unpack_q2k(b: &[u8]) -> Unpacked<16> {
     Unpacked { q, scale, min }
 }
 
-fn unpack_q3k(b: &[u8]) -> Unpacked<16> {
+pub(super) fn unpack_q3k(b: &[u8]) -> Unpacked<16> {
     let blk = BlockQ3K::from_bytes(b);
     let d = blk.d.to_f32();
     // As Q2_K, minus 4 where the `hmask` bit (4n + j) of byte 16h + l is clear.
@@ -200,7 +200,7 @@ fn k4_scales(d: f16, dmin: f16, scales: &[u8; K_SCALE_SIZE]) -> ([f32; 8], [f32;
     (sm.map(|(s, _)| d * s as f32), sm.map(|(_, m)| dmin * m as f32))
 }
 
-fn unpack_q4k(b: &[u8]) -> Unpacked<8> {
+pub(super) fn unpack_q4k(b: &[u8]) -> Unpacked<8> {
     let blk = BlockQ4K::from_bytes(b);
     // Element e = 64i + 32h + l is nibble h of qs[32i + l].
     let q = std::array::from_fn(|e| ((blk.qs[32 * (e / 64) + e % 32] >> (4 * ((e / 32) % 2))) & 0x0F) as i8);
@@ -208,7 +208,7 @@ fn unpack_q4k(b: &[u8]) -> Unpacked<8> {
     Unpacked { q, scale, min }
 }
 
-fn unpack_q5k(b: &[u8]) -> Unpacked<8> {
+pub(super) fn unpack_q5k(b: &[u8]) -> Unpacked<8> {
     let blk = BlockQ5K::from_bytes(b);
     // As Q4_K, plus 16 where bit (e / 32) of qh[e % 32] is set.
     let q = std::array::from_fn(|e| {
@@ -220,7 +220,7 @@ fn unpack_q5k(b: &[u8]) -> Unpacked<8> {
     Unpacked { q, scale, min }
 }
 
-fn unpack_q6k(b: &[u8]) -> Unpacked<16> {
+pub(super) fn unpack_q6k(b: &[u8]) -> Unpacked<16> {
     let blk = BlockQ6K::from_bytes(b);
     let d = blk.d.to_f32();
     // Element e = 128n + 32k + l: nibble (k / 2) of ql[64n + 32(k % 2) + l], high bits

@@ -93,7 +93,7 @@ impl BlockQ8_0 {
 
 /// The 32 unsigned 4-bit values of a nibble-packed block, in element order.
 #[inline(always)]
-fn nibbles(qs: &[u8; 16]) -> [u8; QK] {
+pub(super) fn nibbles(qs: &[u8; 16]) -> [u8; QK] {
     let mut q = [0u8; QK];
     for j in 0..16 {
         q[j] = qs[j] & 0x0F;
@@ -104,7 +104,7 @@ fn nibbles(qs: &[u8; 16]) -> [u8; QK] {
 
 /// The 32 unsigned 5-bit values of a Q5 block (ggml `dequantize_row_q5_0`).
 #[inline(always)]
-fn fives(qh: [u8; 4], qs: &[u8; 16]) -> [u8; QK] {
+pub(super) fn fives(qh: [u8; 4], qs: &[u8; 16]) -> [u8; QK] {
     let qh = u32::from_le_bytes(qh);
     let mut q = nibbles(qs);
     for (j, v) in q.iter_mut().enumerate() {

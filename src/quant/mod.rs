@@ -98,16 +98,22 @@ impl GgmlType {
 mod float;
 mod kquants;
 mod legacy;
+mod q8;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
+#[cfg(target_arch = "x86_64")]
+mod simd_x86_q8;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd_wasm;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd_wasm_q8;
 #[cfg(test)]
 mod tests;
 
 pub use float::{BF16Format, F16Format, F32Format};
 pub use kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K};
 pub use legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0};
+pub use q8::{DotQ8Fn, DotQ8x4Fn, Q8Acts, Q8Slice, Q8_BLOCK};
 
 /// A fused dot product of one quantized row with f32 activations: `Σ w[i]·x[i]` with the
 /// row's blocks decoded in registers, never materialised, and f32 accumulation.
@@ -276,6 +282,35 @@ pub fn dot_scalar(ty: GgmlType, row: &[u8], x: &[f32]) -> Result<f32, QuantError
     let f = lookup(ty)?;
     check_len(ty, x.len(), row.len())?;
     Ok((f.dot_scalar)(row, x))
+}
+
+/// The fastest integer dot product of a `ty` row with 8-bit activations ([`Q8Acts`]) on
+/// this machine, or `None` when the format has none (F32, F16, BF16, Q2_K: use [`dot_fn`]).
+pub fn dot_q8_fn(ty: GgmlType) -> Option<DotQ8Fn> {
+    q8::fastest(ty)
+}
+
+/// The four-token integer kernel for `ty` on this machine (prefill), or `None` when there is
+/// none (then call the [`dot_q8_fn`] kernel once per token). Its reference is four calls of
+/// [`dot_q8_scalar_fn`].
+pub fn dot_q8x4_fn(ty: GgmlType) -> Option<DotQ8x4Fn> {
+    q8::fastest_x4(ty)
+}
+
+/// The scalar reference integer dot product for `ty` (the oracle of [`dot_q8_fn`]), or
+/// `None` as [`dot_q8_fn`].
+pub fn dot_q8_scalar_fn(ty: GgmlType) -> Option<DotQ8Fn> {
+    q8::scalar(ty)
+}
+
+/// `Σ w[i]·x[i]` for one `ty` row and 8-bit activations, with the fastest integer kernel.
+///
+/// Errors: [`QuantError::Unsupported`] when `ty` has no integer kernel,
+/// [`QuantError::NotBlockAligned`] or [`QuantError::BadLength`] as [`dot`].
+pub fn dot_q8(ty: GgmlType, row: &[u8], x: Q8Slice<'_>) -> Result<f32, QuantError> {
+    let f = dot_q8_fn(ty).ok_or(QuantError::Unsupported(ty))?;
+    check_len(ty, x.len(), row.len())?;
+    Ok(f(row, x))
 }
 
 /// Copies `N` bytes starting at `off` (panics if out of range; callers pass whole blocks).

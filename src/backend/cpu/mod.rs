@@ -1,9 +1,11 @@
 //! The CPU backend: the reference every other backend is checked against.
 //!
 //! Plain Rust with f32 accumulation. Matrix products run directly on the quantized
-//! blocks through [`crate::quant::dot_fn`] (never a dequantized copy of the model);
-//! rows are spread over threads with `rayon` natively and in the threaded wasm build (feature
-//! `threads`), and run on one thread in the baseline wasm build.
+//! blocks (never a dequantized copy of the model): by default the activations are quantized
+//! to 8-bit blocks once per product and each row is an integer dot product
+//! ([`crate::quant::dot_q8_fn`]), else rows are dotted with f32 activations
+//! ([`crate::quant::dot_fn`]); rows are spread over threads with `rayon` natively and in the
+//! threaded wasm build (feature `threads`), and run on one thread in the baseline wasm build.
 
 mod ops;
 
@@ -43,16 +45,32 @@ impl CpuWeight {
 }
 
 /// The CPU backend. `threads` is informational (rayon's global pool decides natively).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CpuBackend {
     /// Norm/bias vectors are dequantized once and cached by weight address.
     small_cache: std::collections::HashMap<usize, Rc<Vec<f32>>>,
+    /// Whether matrix products quantize activations to 8 bits (integer dot products).
+    q8_activations: bool,
+    scratch: ops::MatmulScratch,
+}
+
+impl Default for CpuBackend {
+    fn default() -> CpuBackend {
+        CpuBackend { small_cache: Default::default(), q8_activations: true, scratch: Default::default() }
+    }
 }
 
 impl CpuBackend {
-    /// Creates the backend.
+    /// Creates the backend: matrix products quantize the activations to 8-bit blocks and use
+    /// integer dot products where the weight format has one (as llama.cpp does).
     pub fn new() -> CpuBackend {
         CpuBackend::default()
+    }
+
+    /// Creates a backend whose matrix products dot the weights with f32 activations (slower;
+    /// no activation rounding), for comparisons with the 8-bit path.
+    pub fn with_f32_activations() -> CpuBackend {
+        CpuBackend { q8_activations: false, ..CpuBackend::default() }
     }
 
     fn vector(&mut self, w: &CpuWeight, len: usize, op: &'static str) -> Result<Rc<Vec<f32>>, BackendError> {
@@ -166,7 +184,8 @@ impl Backend for CpuBackend {
         let mut out = out.0.borrow_mut();
         check_len("matmul", "x", x.len(), n * cols)?;
         check_len("matmul", "out", out.len(), n * rows)?;
-        ops::matmul(w.desc.ty, &w.bytes, w.row_bytes, rows, cols, &x[..n * cols], &mut out[..n * rows], n)
+        let (q8, scratch) = (self.q8_activations, &mut self.scratch);
+        ops::matmul(w.desc.ty, &w.bytes, w.row_bytes, rows, cols, &x[..n * cols], &mut out[..n * rows], n, q8, scratch)
     }
 
     fn rms_norm(&mut self, x: &CpuTensor, w: &CpuWeight, out: &CpuTensor, rows: usize, dim: usize, eps: f32) -> Result<(), BackendError> {

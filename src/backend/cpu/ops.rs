@@ -33,7 +33,19 @@ where
     out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
 }
 
+/// Buffers a matrix product reuses from call to call, so decode allocates nothing: the
+/// activations quantized to 8 bits and the transposed prefill output.
+#[derive(Debug, Default)]
+pub struct MatmulScratch {
+    acts: quant::Q8Acts,
+    transposed: Vec<f32>,
+}
+
 /// `out[t, r] = row_r(w) · x[t]` over quantized rows.
+///
+/// With `q8` set and an integer kernel for `ty` ([`quant::dot_q8_fn`]), `x` is quantized
+/// once to 8-bit blocks and every row is an integer dot product (as llama.cpp does);
+/// otherwise rows are dotted with the f32 activations.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     ty: GgmlType,
@@ -44,6 +56,86 @@ pub fn matmul(
     x: &[f32],
     out: &mut [f32],
     n: usize,
+    q8: bool,
+    scratch: &mut MatmulScratch,
+) -> Result<(), BackendError> {
+    match quant::dot_q8_fn(ty) {
+        Some(dot) if q8 => matmul_q8(ty, dot, w, row_bytes, rows, cols, x, out, n, scratch),
+        _ => matmul_f32(ty, w, row_bytes, rows, cols, x, out, n, scratch),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn matmul_q8(
+    ty: GgmlType,
+    dot: quant::DotQ8Fn,
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    out: &mut [f32],
+    n: usize,
+    scratch: &mut MatmulScratch,
+) -> Result<(), BackendError> {
+    scratch.acts.quantize(x)?;
+    let acts = &scratch.acts;
+    if n == 1 {
+        let xq = acts.as_slice();
+        for_chunks(out, ROWS_PER_TASK, |task, chunk| {
+            let r0 = task * ROWS_PER_TASK;
+            for (i, o) in chunk.iter_mut().enumerate() {
+                let r = r0 + i;
+                *o = dot(&w[r * row_bytes..(r + 1) * row_bytes], xq);
+            }
+        });
+        return Ok(());
+    }
+    // Prefill: each task takes ROWS_PER_TASK rows and dots each with every token while the
+    // row is in L1; the quantized tokens (n·cols bytes) stay in L2. Results are computed
+    // transposed (`[rows, n]`) so each task owns a contiguous output chunk.
+    let tokens = (0..n)
+        .map(|t| acts.slice(t * cols, cols))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| BackendError::Shape { op: "matmul", detail: format!("{cols} columns are not whole 8-bit blocks") })?;
+    let tmp = &mut scratch.transposed;
+    tmp.clear();
+    tmp.resize(rows * n, 0.0);
+    let dot4 = quant::dot_q8x4_fn(ty);
+    for_chunks(tmp, ROWS_PER_TASK * n, |task, chunk| {
+        let r0 = task * ROWS_PER_TASK;
+        for (i, out_row) in chunk.chunks_exact_mut(n).enumerate() {
+            let r = r0 + i;
+            let row = &w[r * row_bytes..(r + 1) * row_bytes];
+            let mut t = 0;
+            // Four tokens per pass where a tile kernel exists: each weight block is unpacked
+            // once for four tokens.
+            if let Some(dot4) = dot4 {
+                for (o, x) in out_row.chunks_exact_mut(4).zip(tokens.chunks_exact(4)) {
+                    o.copy_from_slice(&dot4(row, [x[0], x[1], x[2], x[3]]));
+                    t += 4;
+                }
+            }
+            for (o, &xq) in out_row[t..].iter_mut().zip(&tokens[t..]) {
+                *o = dot(row, xq);
+            }
+        }
+    });
+    transpose(tmp, out, rows, n);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn matmul_f32(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    out: &mut [f32],
+    n: usize,
+    scratch: &mut MatmulScratch,
 ) -> Result<(), BackendError> {
     let dot = quant::dot_fn(ty)?;
     if n == 1 {
@@ -58,9 +150,11 @@ pub fn matmul(
     }
     // Prefill: dequantize each row once, then dot it with every token. Results are
     // computed transposed (`[rows, n]`) so each task owns a contiguous output chunk.
-    let mut tmp = vec![0.0f32; rows * n];
+    let tmp = &mut scratch.transposed;
+    tmp.clear();
+    tmp.resize(rows * n, 0.0);
     let err = std::sync::Mutex::new(None);
-    for_chunks(&mut tmp, ROWS_PER_TASK * n, |task, chunk| {
+    for_chunks(tmp, ROWS_PER_TASK * n, |task, chunk| {
         let r0 = task * ROWS_PER_TASK;
         let mut row = vec![0.0f32; cols];
         for (i, out_row) in chunk.chunks_exact_mut(n).enumerate() {
@@ -77,12 +171,17 @@ pub fn matmul(
     if let Some(e) = err.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e.into());
     }
-    for r in 0..rows {
-        for t in 0..n {
-            out[t * rows + r] = tmp[r * n + t];
+    transpose(tmp, out, rows, n);
+    Ok(())
+}
+
+/// `out[t·rows + r] = tmp[r·n + t]`.
+fn transpose(tmp: &[f32], out: &mut [f32], rows: usize, n: usize) {
+    for (r, row) in tmp.chunks_exact(n).enumerate().take(rows) {
+        for (t, &v) in row.iter().enumerate() {
+            out[t * rows + r] = v;
         }
     }
-    Ok(())
 }
 
 /// f32 dot product with 8 independent accumulators (lets the compiler vectorise).

@@ -1,0 +1,210 @@
+//! WebAssembly SIMD128 integer dot products of quantized rows with 8-bit activations
+//! (compiled in with `-C target-feature=+simd128`); each mirrors its scalar reference in
+//! `q8.rs`.
+//!
+//! Base SIMD128 has no u8×i8 multiply-add, so bytes are widened to i16 and multiplied with
+//! `i32x4_dot_i16x8` (pairs summed into i32, exact), then one float multiply-add per 32
+//! elements with the block's combined scale. Every load is inside a `chunks_exact` chunk.
+
+use super::q8::{DotQ8Fn, Q8Slice, Q8_BLOCK};
+use super::GgmlType;
+use core::arch::wasm32::*;
+
+/// The SIMD128 kernel for `ty`, if one exists.
+pub(super) fn select(ty: GgmlType) -> Option<DotQ8Fn> {
+    Some(match ty {
+        GgmlType::Q4_0 => dot_q4_0 as DotQ8Fn,
+        GgmlType::Q4_1 => dot_q4_1,
+        GgmlType::Q5_0 => dot_q5_0,
+        GgmlType::Q5_1 => dot_q5_1,
+        GgmlType::Q8_0 => dot_q8_0,
+        GgmlType::Q4_K => dot_q4_k,
+        GgmlType::Q5_K => dot_q5_k,
+        GgmlType::Q6_K => dot_q6_k,
+        _ => return None,
+    })
+}
+
+#[inline(always)]
+fn hsum(v: v128) -> f32 {
+    f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v)
+}
+
+#[inline(always)]
+fn f16_at(b: &[u8], off: usize) -> f32 {
+    half::f16::from_bits(u16::from_le_bytes([b[off], b[off + 1]])).to_f32()
+}
+
+/// 16 bytes at `s[off..off + 16]` (checked: panics rather than read out of bounds).
+#[inline(always)]
+fn load16<T: Copy>(s: &[T], off: usize) -> v128 {
+    let s = &s[off..off + 16 / size_of::<T>()];
+    // SAFETY: `s` has 16 readable bytes; wasm loads need no alignment.
+    unsafe { v128_load(s.as_ptr() as *const v128) }
+}
+
+/// `Σ w·x` of 16 weight bytes (unsigned when `SIGNED` is false) by 16 signed activation
+/// bytes, as 4 × i32 partial sums.
+#[inline(always)]
+fn dot16<const SIGNED: bool>(w: v128, x: v128) -> v128 {
+    let (wl, wh) = if SIGNED {
+        (i16x8_extend_low_i8x16(w), i16x8_extend_high_i8x16(w))
+    } else {
+        (u16x8_extend_low_u8x16(w), u16x8_extend_high_u8x16(w))
+    };
+    i32x4_add(
+        i32x4_dot_i16x8(wl, i16x8_extend_low_i8x16(x)),
+        i32x4_dot_i16x8(wh, i16x8_extend_high_i8x16(x)),
+    )
+}
+
+/// `acc + f·Σ` of an i32x4 partial sum.
+#[inline(always)]
+fn fma(acc: v128, f: f32, p: v128) -> v128 {
+    f32x4_add(acc, f32x4_mul(f32x4_splat(f), f32x4_convert_i32x4(p)))
+}
+
+/// 0x10 in byte j (of 32, as two vectors) where bit j of the little-endian `u32` at
+/// `b[off..off + 4]` is set.
+#[inline(always)]
+fn bit4_from_bits32(b: &[u8], off: usize) -> [v128; 2] {
+    let v = u32x4_splat(u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]]));
+    let sel = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+    let bytes_lo = i8x16_swizzle(v, u8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+    let bytes_hi = i8x16_swizzle(v, u8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    let bit = |x: v128| v128_and(i8x16_eq(v128_and(x, sel), sel), u8x16_splat(0x10));
+    [bit(bytes_lo), bit(bytes_hi)]
+}
+
+/// Shared legacy loop: `Σ d_w·d_x·Σ q·q_x + c_w·s_x`, unsigned weight bytes from `quants`.
+#[inline(always)]
+fn legacy(row: &[u8], x: Q8Slice<'_>, bytes: usize, quants: impl Fn(&[u8]) -> [v128; 2], coef: impl Fn(&[u8], f32) -> f32) -> f32 {
+    let mut acc = f32x4_splat(0.0);
+    let mut extra = 0.0f32;
+    let it = row.chunks_exact(bytes).zip(x.qs.chunks_exact(Q8_BLOCK));
+    for ((b, qx), (&dx, &sx)) in it.zip(x.d.iter().zip(x.s)) {
+        let dw = f16_at(b, 0);
+        let [q0, q1] = quants(b);
+        let p = i32x4_add(dot16::<false>(q0, load16(qx, 0)), dot16::<false>(q1, load16(qx, 16)));
+        acc = fma(acc, dw * dx, p);
+        extra += coef(b, dw) * sx;
+    }
+    hsum(acc) + extra
+}
+
+/// The 32 nibbles at `b[off..off + 16]`: low nibbles (elements 0..16), high (16..32).
+#[inline(always)]
+fn nibbles32(b: &[u8], off: usize) -> [v128; 2] {
+    let v = load16(b, off);
+    [v128_and(v, u8x16_splat(0x0F)), u8x16_shr(v, 4)]
+}
+
+#[inline(always)]
+fn fives32(b: &[u8], qh_off: usize, qs_off: usize) -> [v128; 2] {
+    let [lo, hi] = nibbles32(b, qs_off);
+    let [h0, h1] = bit4_from_bits32(b, qh_off);
+    [v128_or(lo, h0), v128_or(hi, h1)]
+}
+
+fn dot_q4_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    legacy(row, x, 18, |b| nibbles32(b, 2), |_, d| -8.0 * d)
+}
+
+fn dot_q4_1(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    legacy(row, x, 20, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
+}
+
+fn dot_q5_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    legacy(row, x, 22, |b| fives32(b, 2, 6), |_, d| -16.0 * d)
+}
+
+fn dot_q5_1(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    legacy(row, x, 24, |b| fives32(b, 4, 8), |b, _| f16_at(b, 2))
+}
+
+fn dot_q8_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    let mut acc = f32x4_splat(0.0);
+    for ((b, qx), &dx) in row.chunks_exact(34).zip(x.qs.chunks_exact(Q8_BLOCK)).zip(x.d) {
+        let p = i32x4_add(dot16::<true>(load16(b, 2), load16(qx, 0)), dot16::<true>(load16(b, 18), load16(qx, 16)));
+        acc = fma(acc, f16_at(b, 0) * dx, p);
+    }
+    hsum(acc)
+}
+
+/// Shared Q4_K/Q5_K loop: `qs` at byte 48 (Q5_K, with `qh` at 16) or 16 (Q4_K).
+#[inline(always)]
+fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    let (bytes, qs_off) = if Q5 { (176, 48) } else { (144, 16) };
+    let m4 = u8x16_splat(0x0F);
+    let one = u8x16_splat(1);
+    let mut acc = f32x4_splat(0.0);
+    let mut mins = 0.0f32;
+    let it = row.chunks_exact(bytes).zip(x.qs.chunks_exact(256));
+    for ((b, qx), (dx, sx)) in it.zip(x.d.chunks_exact(8).zip(x.s.chunks_exact(8))) {
+        let d = f16_at(b, 0);
+        let dmin = f16_at(b, 2);
+        let scales: [u8; 12] = b[4..16].try_into().unwrap_or([0; 12]);
+        let mut m = 0.0f32;
+        for i in 0..4 {
+            let (s0, m0) = super::kquants::scale_min_k4(2 * i, &scales);
+            let (s1, m1) = super::kquants::scale_min_k4(2 * i + 1, &scales);
+            let (mut p0, mut p1) = (i32x4_splat(0), i32x4_splat(0));
+            for h in 0..2 {
+                let v = load16(b, qs_off + 32 * i + 16 * h);
+                let mut lo = v128_and(v, m4);
+                let mut hi = u8x16_shr(v, 4);
+                if Q5 {
+                    // bit 2i (2i + 1) of qh[l] is bit 4 of element 64i + l (64i + 32 + l).
+                    let qh = load16(b, 16 + 16 * h);
+                    lo = v128_or(lo, u8x16_shl(v128_and(u8x16_shr(qh, 2 * i as u32), one), 4));
+                    hi = v128_or(hi, u8x16_shl(v128_and(u8x16_shr(qh, 2 * i as u32 + 1), one), 4));
+                }
+                p0 = i32x4_add(p0, dot16::<false>(lo, load16(qx, 64 * i + 16 * h)));
+                p1 = i32x4_add(p1, dot16::<false>(hi, load16(qx, 64 * i + 32 + 16 * h)));
+            }
+            acc = fma(acc, d * s0 as f32 * dx[2 * i], p0);
+            acc = fma(acc, d * s1 as f32 * dx[2 * i + 1], p1);
+            m += m0 as f32 * sx[2 * i] + m1 as f32 * sx[2 * i + 1];
+        }
+        mins += dmin * m;
+    }
+    hsum(acc) - mins
+}
+
+fn dot_q4_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    dot_k4::<false>(row, x)
+}
+
+fn dot_q5_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    dot_k4::<true>(row, x)
+}
+
+fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    let m4 = u8x16_splat(0x0F);
+    let m3 = u8x16_splat(0x03);
+    let k32 = i8x16_splat(32);
+    let mut acc = f32x4_splat(0.0);
+    let it = row.chunks_exact(210).zip(x.qs.chunks_exact(256));
+    for ((b, qx), dx) in it.zip(x.d.chunks_exact(8)) {
+        let d = f16_at(b, 208);
+        for n in 0..2 {
+            for k in 0..4 {
+                // Element 128n + 32k + l: nibble k / 2 of ql[64n + 32(k % 2) + l], bits
+                // 2k..2k + 2 of qh[32n + l] (kquants.rs `unpack_q6k`); 16 elements at a time,
+                // each with its own scale.
+                let c = 4 * n + k;
+                let mut p = i32x4_splat(0);
+                for h in 0..2 {
+                    let ql = load16(b, 64 * n + 32 * (k % 2) + 16 * h);
+                    let low = if k < 2 { v128_and(ql, m4) } else { u8x16_shr(ql, 4) };
+                    let high = v128_and(u8x16_shr(load16(b, 128 + 32 * n + 16 * h), 2 * k as u32), m3);
+                    let q = i8x16_sub(v128_or(low, u8x16_shl(high, 4)), k32);
+                    let sc = b[192 + 2 * c + h] as i8 as i32;
+                    p = i32x4_add(p, i32x4_mul(dot16::<true>(q, load16(qx, 32 * c + 16 * h)), i32x4_splat(sc)));
+                }
+                acc = fma(acc, d * dx[c], p);
+            }
+        }
+    }
+    hsum(acc)
+}
