@@ -18,6 +18,12 @@ pub struct TensorBytes {
 }
 
 impl TensorBytes {
+    /// Bytes already split into pieces (of any sizes) by the caller.
+    pub fn from_pieces(pieces: Vec<Vec<u8>>) -> TensorBytes {
+        let len = pieces.iter().map(Vec::len).sum();
+        TensorBytes { pieces, len }
+    }
+
     /// Total length in bytes.
     pub fn len(&self) -> usize {
         self.len

@@ -25,6 +25,7 @@ pub use pipelines::{Op, PipelineKey};
 pub use weights::GpuWeight;
 
 use crate::backend::{Activation, AttnParams, Backend, BackendError, RopeParams, WeightDesc};
+use crate::gguf::TensorBytes;
 use crate::quant::GgmlType;
 use encode::{create_buffer, Bind, BindKey};
 use pipelines::PipelineCache;
@@ -202,7 +203,12 @@ impl Backend for GpuBackend {
     }
 
     fn upload(&mut self, desc: &WeightDesc, bytes: &[u8]) -> Result<GpuWeight, BackendError> {
-        self.upload_weight(desc, bytes)
+        self.upload_weight(desc, weights::Src::Whole(bytes))
+    }
+
+    /// Each piece goes straight into its GPU buffer: the host never holds a contiguous copy.
+    fn upload_pieces(&mut self, desc: &WeightDesc, bytes: &TensorBytes) -> Result<GpuWeight, BackendError> {
+        self.upload_weight(desc, weights::Src::Pieces(bytes))
     }
 
     fn alloc(&mut self, len: usize) -> Result<GpuTensor, BackendError> {

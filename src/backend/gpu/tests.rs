@@ -110,13 +110,13 @@ fn matmul_and_embed_split_weights() {
 }
 
 fn check_embed(b: &mut GpuBackend, w: &GpuWeight, bytes: &[u8], cols: usize, tokens: &[u32]) {
-    let wf = dequant(w.ty, bytes, cols);
+    let wf = dequant(w.ty(), bytes, cols);
     let out = b.alloc(tokens.len() * cols).unwrap();
     b.embed(w, tokens, &out).expect("embed");
     let got = b.read(&out, 0, tokens.len() * cols).unwrap();
     let want: Vec<f32> = tokens.iter().flat_map(|&t| wf[t as usize * cols..][..cols].to_vec()).collect();
     // dequantization is exact in f32 (same products as the reference)
-    assert_close(&format!("embed {:?}", w.ty), &got, &want, 1e-6);
+    assert_close(&format!("embed {:?}", w.ty()), &got, &want, 1e-6);
 }
 
 #[test]
@@ -411,5 +411,31 @@ fn gpu_matches_cpu_backend() {
         for c in &checks {
             assert!(c.ok, "gpu vs cpu: {}: normalised error {:.3e} > {:.0e}", c.name, c.error, c.tolerance);
         }
+    }
+}
+
+/// Pieces of any size, with boundaries that fall inside words and inside the buffers a
+/// weight is split over, upload to the same bytes as one contiguous slice (exact embedding).
+#[test]
+fn upload_from_pieces_equals_whole_upload() {
+    let ctx = context();
+    let mut rng = Rng(23);
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q6_K] {
+        let cols = if ty.block_size() == 256 { 256 } else { 96 };
+        let row_bytes = ty.bytes_for(cols as u64).unwrap();
+        let mut b = GpuBackend::with_options(ctx.clone(), GpuOptions { max_weight_binding: Some(5 * row_bytes + 3) }).unwrap();
+        let bytes = random_weight(&mut rng, ty, 23, cols);
+        let mut pieces = Vec::new();
+        let (mut at, mut len) = (0, 1);
+        while at < bytes.len() {
+            let n = len.min(bytes.len() - at);
+            pieces.push(bytes[at..at + n].to_vec());
+            at += n;
+            len = len * 3 + 2; // 1, 5, 17, 53, ...: every offset mod 4
+        }
+        let tb = crate::gguf::TensorBytes::from_pieces(pieces);
+        let w = b.upload_pieces(&desc(ty, 23, cols), &tb).unwrap();
+        assert_eq!(w.n_chunks(), 5);
+        check_embed(&mut b, &w, &bytes, cols, &[22, 0, 5, 4, 9, 13, 17]);
     }
 }

@@ -4,6 +4,7 @@
 use super::pipelines::{self, TOKENS_PER_DISPATCH};
 use super::{check_len, distinct, grid, shape, to_u32, Bind, GpuBackend, GpuTensor, Op, PipelineKey};
 use crate::backend::{BackendError, WeightDesc};
+use crate::gguf::TensorBytes;
 use crate::quant::{GgmlType, QuantError};
 
 /// A weight in its GGUF block format, split by rows into buffers no larger than the
@@ -52,7 +53,7 @@ pub(super) fn supported(ty: GgmlType) -> bool {
 }
 
 impl GpuBackend {
-    pub(super) fn upload_weight(&mut self, desc: &WeightDesc, bytes: &[u8]) -> Result<GpuWeight, BackendError> {
+    pub(super) fn upload_weight(&mut self, desc: &WeightDesc, bytes: Src<'_>) -> Result<GpuWeight, BackendError> {
         let ty = desc.ty;
         if !supported(ty) {
             return Err(BackendError::UnsupportedType { op: "upload", ty });
@@ -78,19 +79,9 @@ impl GpuBackend {
             let n = rows_per_chunk.min(rows - row0).max(1);
             let start = (row0 as u64 * row_bytes) as usize;
             let end = (start as u64 + n as u64 * row_bytes).min(bytes.len() as u64) as usize;
-            let data = &bytes[start..end];
-            let size = (data.len() as u64).div_ceil(4).max(1) * 4;
+            let size = ((end - start) as u64).div_ceil(4).max(1) * 4;
             let buf = self.new_buffer(&desc.name, size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST)?;
-            // Whole words directly, the tail padded with zeros to the 4-byte copy alignment.
-            let body = data.len() / 4 * 4;
-            if body > 0 {
-                self.ctx.queue.write_buffer(&buf, 0, &data[..body]);
-            }
-            if body < data.len() {
-                let mut tail = [0u8; 4];
-                tail[..data.len() - body].copy_from_slice(&data[body..]);
-                self.ctx.queue.write_buffer(&buf, body as u64, &tail);
-            }
+            write_words(&self.ctx.queue, &buf, bytes.slices(start, end));
             let id = self.fresh_id();
             chunks.push(WeightChunk { id, row0, rows: n, buf });
             row0 += n;
@@ -176,5 +167,61 @@ impl GpuBackend {
             [c] => Ok(c),
             _ => Err(shape(op, "vector weight split over several buffers")),
         }
+    }
+}
+
+/// A tensor's bytes: whole, or as the pieces the streaming loader assembled.
+pub(super) enum Src<'a> {
+    Whole(&'a [u8]),
+    Pieces(&'a TensorBytes),
+}
+
+impl Src<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Src::Whole(b) => b.len(),
+            Src::Pieces(t) => t.len(),
+        }
+    }
+
+    /// Bytes `start..end` as consecutive slices.
+    fn slices(&self, start: usize, end: usize) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        match self {
+            Src::Whole(b) => Box::new(b.get(start..end.min(b.len())).into_iter()),
+            Src::Pieces(t) => Box::new(t.slices(start, end)),
+        }
+    }
+}
+
+/// Writes the concatenation of `slices` into `buf` from offset 0 with `write_buffer`, whose
+/// offsets and sizes must be multiples of 4: whole words straight from each slice, the bytes
+/// that straddle a slice boundary through a 4-byte carry, the end padded with zeros.
+fn write_words<'a>(queue: &wgpu::Queue, buf: &wgpu::Buffer, slices: impl Iterator<Item = &'a [u8]>) {
+    let mut at = 0u64;
+    let mut carry = [0u8; 4];
+    let mut held = 0usize;
+    for mut s in slices {
+        if held > 0 {
+            let k = (4 - held).min(s.len());
+            carry[held..held + k].copy_from_slice(&s[..k]);
+            held += k;
+            s = &s[k..];
+            if held < 4 {
+                continue;
+            }
+            queue.write_buffer(buf, at, &carry);
+            at += 4;
+        }
+        let body = s.len() / 4 * 4;
+        if body > 0 {
+            queue.write_buffer(buf, at, &s[..body]);
+            at += body as u64;
+        }
+        held = s.len() - body;
+        carry[..held].copy_from_slice(&s[body..]);
+    }
+    if held > 0 {
+        carry[held..].fill(0);
+        queue.write_buffer(buf, at, &carry);
     }
 }
