@@ -110,13 +110,13 @@ fn matmul_and_embed_split_weights() {
 }
 
 fn check_embed(b: &mut GpuBackend, w: &GpuWeight, bytes: &[u8], cols: usize, tokens: &[u32]) {
-    let wf = dequant(w.ty, bytes, cols);
+    let wf = dequant(w.ty(), bytes, cols);
     let out = b.alloc(tokens.len() * cols).unwrap();
     b.embed(w, tokens, &out).expect("embed");
     let got = b.read(&out, 0, tokens.len() * cols).unwrap();
     let want: Vec<f32> = tokens.iter().flat_map(|&t| wf[t as usize * cols..][..cols].to_vec()).collect();
     // dequantization is exact in f32 (same products as the reference)
-    assert_close(&format!("embed {:?}", w.ty), &got, &want, 1e-6);
+    assert_close(&format!("embed {:?}", w.ty()), &got, &want, 1e-6);
 }
 
 #[test]
