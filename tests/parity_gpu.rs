@@ -6,7 +6,7 @@
 //! (Q5_0, Q8_0, Q4_K, Q6_K; its 262144 × 640 Q8_0 embedding is 178 MB, more than lavapipe's
 //! 128 MiB storage binding, so it is split over two buffers; sliding window 512, exercised
 //! by a 1234-token prompt in an ignored test); Qwen2.5-Coder 0.5B (Q5_0, Q8_0, Q4_K, Q6_K;
-//! Q/K/V biases, NeoX RoPE, a ChatML prompt).
+//! Q/K/V biases, NeoX RoPE).
 
 mod common;
 
@@ -91,5 +91,9 @@ fn gpu_backend_matches_cpu_backend_on_qwen25() {
     const FILE: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
     let mut g = common::load_file(FILE, gpu(), 512);
     let mut c = common::load_file(FILE, CpuBackend::new(), 512);
-    compare(&mut g, &mut c, "qwen25", &["chat_reverse", "raw_quicksort"], 8);
+    // Short raw prompts: the 39-token ChatML prompt chat_reverse also matched (cosine
+    // 1.000000, 8 equal tokens) but took 691 s on the shared 2-core machine (tiled prefill on
+    // lavapipe, next to Gemma's long prompt); the tiled kernels are checked per type in
+    // src/backend/gpu/tests.rs.
+    compare(&mut g, &mut c, "qwen25", &["raw_quicksort", "raw_capital"], 8);
 }
