@@ -409,6 +409,7 @@ fn gpu_matches_cpu_backend() {
         let checks = pollster::block_on(selfcheck::compare(&mut backend(), &mut crate::backend::cpu::CpuBackend::new(), seed)).expect("selfcheck");
         assert!(checks.len() >= 20, "{checks:?}");
         for c in &checks {
+            eprintln!("seed {seed}: {}: normalised error {:.2e} (tolerance {:.0e})", c.name, c.error, c.tolerance);
             assert!(c.ok, "gpu vs cpu: {}: normalised error {:.3e} > {:.0e}", c.name, c.error, c.tolerance);
         }
     }
