@@ -326,7 +326,7 @@ fn check(m: &[u8], case_seed: u64) -> String {
                 );
                 let r = h.tensor_range(&h.tensors[*index]).unwrap();
                 assert!(
-                    bytes.as_slice() == &m[r.start as usize..r.end as usize],
+                    *bytes == m[r.start as usize..r.end as usize],
                     "wrong tensor bytes"
                 );
             }

@@ -128,7 +128,7 @@ fn real_model_streams_in_chunks() {
         last_offset = t.offset;
         let range = h.tensor_range(t).unwrap();
         assert!(
-            data.as_slice() == &bytes[range.start as usize..range.end as usize],
+            *data == bytes[range.start as usize..range.end as usize],
             "{}",
             t.name
         );

@@ -3,16 +3,28 @@
 //! browser (`gpu_selfcheck` in `wasm.rs`, run by `tests/browser/gpu_kernels.test.mjs` on
 //! WebGPU/SwiftShader), so the same kernel checks run in both places.
 //!
-//! Sizes are deliberately not multiples of any workgroup size (67 rows, 96 columns, 5
-//! tokens). Error measure: normalised RMS error `sqrt(Σ(got - want)² / Σ want²)` (ggml's
+//! Sizes are deliberately not multiples of any workgroup size (67 rows, 96 columns — 256
+//! for the k-quants, whose rows are whole super-blocks —, 1, 5 (matvec) and 9 (tiled
+//! matmul) tokens). Error measure: normalised RMS error `sqrt(Σ(got - want)² / Σ want²)` (ggml's
 //! test-backend-ops NMSE, square-rooted).
 
 use super::{Activation, AttnParams, Backend, BackendError, RopeParams, WeightDesc};
 use crate::quant::GgmlType;
 use half::f16;
 
-/// Block types the GPU kernels cover and the checks exercise.
-pub const TYPES: [GgmlType; 5] = [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0];
+/// Block types the GPU kernels cover and the checks exercise: every format with a
+/// `dequant_*.wgsl` kernel.
+pub const TYPES: [GgmlType; 9] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q8_0,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
 
 /// xorshift64*: deterministic test data without a dependency.
 pub struct Rng(pub u64);
@@ -34,24 +46,54 @@ impl Rng {
     pub fn byte(&mut self) -> u8 {
         (self.next() >> 56) as u8
     }
+    fn bytes(&mut self, out: &mut Vec<u8>, n: usize) {
+        (0..n).for_each(|_| out.push(self.byte()));
+    }
 }
 
-/// Random GGUF rows of `ty` with small finite scales; `None` for types without test data.
+/// Random GGUF rows of `ty` with small finite scales (every other field random bytes, so
+/// every bit of the packed quants, scales and mins is exercised); `None` for types without
+/// test data, or when `cols` is not a whole number of blocks.
 pub fn random_weight(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Option<Vec<u8>> {
+    if cols % ty.block_size() != 0 {
+        return None;
+    }
     let mut out = Vec::new();
     let scale = |rng: &mut Rng| f16::from_f32(0.05 + 0.1 * rng.f().abs()).to_le_bytes();
+    // k-quants: d·sc·q reaches 63·31 (Q5_K) or 128·32 (Q6_K) times d; keep values near 1.
+    let kscale = |rng: &mut Rng| f16::from_f32((0.05 + 0.1 * rng.f().abs()) / 64.0).to_le_bytes();
+    let blocks = cols / ty.block_size();
     for _ in 0..rows {
         match ty {
             GgmlType::F32 => (0..cols).for_each(|_| out.extend(rng.f().to_le_bytes())),
             GgmlType::F16 => (0..cols).for_each(|_| out.extend(f16::from_f32(rng.f()).to_le_bytes())),
-            GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4_1 => {
-                for _ in 0..cols / 32 {
+            GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4_1 | GgmlType::Q5_0 => {
+                for _ in 0..blocks {
                     out.extend(scale(rng));
                     if ty == GgmlType::Q4_1 {
                         out.extend(f16::from_f32(rng.f() * 0.5).to_le_bytes());
                     }
-                    let n = if ty == GgmlType::Q8_0 { 32 } else { 16 };
-                    (0..n).for_each(|_| out.push(rng.byte()));
+                    // Q5_0: 4 bytes of qh before the 16 of qs
+                    let n = match ty {
+                        GgmlType::Q8_0 => 32,
+                        GgmlType::Q5_0 => 20,
+                        _ => 16,
+                    };
+                    rng.bytes(&mut out, n);
+                }
+            }
+            GgmlType::Q4_K | GgmlType::Q5_K => {
+                for _ in 0..blocks {
+                    out.extend(kscale(rng)); // d
+                    out.extend(kscale(rng)); // dmin
+                    // scales[12], (Q5_K: qh[32]), qs[128]
+                    rng.bytes(&mut out, if ty == GgmlType::Q5_K { 12 + 32 + 128 } else { 12 + 128 });
+                }
+            }
+            GgmlType::Q6_K => {
+                for _ in 0..blocks {
+                    rng.bytes(&mut out, 128 + 64 + 16); // ql, qh, scales
+                    out.extend(kscale(rng)); // d
                 }
             }
             _ => return None,
@@ -101,15 +143,22 @@ pub async fn op_sequence<B: Backend>(b: &mut B, seed: u64) -> Result<Vec<(String
     let mut rng = Rng(seed);
     let mut outs = Vec::new();
     let (n, cols, rows) = (5, 96, 67);
-    let xs = rng.vec(n * cols);
-    let x = b.alloc(n * cols)?;
+    // 9 tokens: enough for the tiled prefill matmul (MATMUL_MIN_TOKENS = 8 on the GPU).
+    let n_tiled = 9;
+    let xs = rng.vec(n_tiled * cols);
+    let x = b.alloc(n_tiled * cols)?;
     b.write(&x, 0, &xs)?;
+    // k-quant rows are whole 256-element super-blocks: they get their own activations.
+    let kcols = 256;
+    let xk = b.alloc(n_tiled * kcols)?;
+    b.write(&xk, 0, &rng.vec(n_tiled * kcols))?;
     for ty in TYPES {
+        let (cols, x) = if ty.block_size() == kcols { (kcols, &xk) } else { (cols, &x) };
         let bytes = random_weight(&mut rng, ty, rows, cols).ok_or(BackendError::UnsupportedType { op: "selfcheck", ty })?;
         let w = b.upload(&WeightDesc { name: "test".into(), ty, dims: vec![cols, rows] }, &bytes)?;
-        for nt in [1, n] {
+        for nt in [1, n, n_tiled] {
             let out = b.alloc(nt * rows)?;
-            b.matmul(&w, &x, &out, nt)?;
+            b.matmul(&w, x, &out, nt)?;
             outs.push((format!("matmul {ty:?} n={nt}"), b.read_async(&out, 0, nt * rows).await?));
         }
         let e = b.alloc(3 * cols)?;

@@ -2,12 +2,13 @@
 //!
 //! The header arrives first: the architecture, configuration, tokenizer and template are
 //! checked then, so an unsupported model fails before its weights download. Each tensor
-//! is uploaded to the backend as soon as its bytes are complete; the loader holds at most
-//! one tensor plus one chunk, whatever the model size.
+//! is uploaded to the backend as soon as its bytes are complete, as the pieces they arrived
+//! in (never copied into one growing buffer); the loader holds at most one tensor plus one
+//! chunk, whatever the model size.
 
 use super::{EngineError, Session};
 use crate::backend::{Backend, WeightDesc};
-use crate::gguf::{self, Event, Header};
+use crate::gguf::{self, Event, Header, TensorBytes};
 use crate::model::{self, Config, ModelError, ModelOptions, Weights};
 use crate::template::{ChatTemplate, TemplateError};
 use crate::tokenizer::Tokenizer;
@@ -84,7 +85,7 @@ impl<B: Backend + 'static> Loader<B> {
         Ok(())
     }
 
-    fn on_tensor(&mut self, index: usize, bytes: &[u8]) -> Result<(), EngineError> {
+    fn on_tensor(&mut self, index: usize, bytes: &TensorBytes) -> Result<(), EngineError> {
         let ready = self.ready.as_ref().ok_or_else(|| EngineError::BadRequest("tensor before header".into()))?;
         let info = ready.header.tensors.get(index).ok_or_else(|| EngineError::BadRequest(format!("tensor index {index}")))?;
         let dims = info
@@ -94,7 +95,7 @@ impl<B: Backend + 'static> Loader<B> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| ModelError::BadMetadata { key: info.name.clone(), detail: "dimension too large".into() })?;
         let desc = WeightDesc { name: info.name.clone(), ty: info.ty, dims };
-        let w = self.backend.upload(&desc, bytes)?;
+        let w = self.backend.upload_pieces(&desc, bytes)?;
         self.weights.insert(desc, w);
         self.tensors_done += 1;
         Ok(())

@@ -25,6 +25,7 @@ mod error;
 mod header;
 mod parser;
 mod reader;
+mod tensor_bytes;
 mod value;
 pub mod writer;
 
@@ -37,6 +38,7 @@ pub use parser::{DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_ARRAY_DEPTH, MAX_DIMS};
 #[cfg(not(target_arch = "wasm32"))]
 pub use reader::{read_file, ReadFileError};
 pub use reader::{Event, Reader};
+pub use tensor_bytes::{TensorBytes, PIECE};
 pub use value::{Metadata, Value, ValueType};
 pub use writer::Writer;
 

@@ -1,6 +1,7 @@
 //! The incremental reader: bytes in, header and whole tensors out.
 
 use super::parser::{HeaderParser, Status};
+use super::tensor_bytes::TensorBytes;
 use super::{Error, Header, DEFAULT_MAX_HEADER_BYTES};
 use std::sync::Arc;
 
@@ -10,14 +11,15 @@ pub enum Event {
     /// The header is complete (emitted exactly once, before any tensor).
     Header(Arc<Header>),
     /// All bytes of tensor `index` (into `Header::tensors`), in file order of the data.
-    Tensor { index: usize, bytes: Vec<u8> },
+    Tensor { index: usize, bytes: TensorBytes },
 }
 
 /// Parses a GGUF file fed in chunks of any size (one byte works).
 ///
 /// Until the header is complete the reader keeps only the bytes of the item being parsed
 /// (a key/value or array element; see `parser`), then it keeps only the tensor being
-/// assembled: memory is about one tensor plus one chunk, whatever the file size. Tensors
+/// assembled, as pieces of at most [`PIECE`](super::PIECE) bytes (see [`TensorBytes`]):
+/// memory is about one tensor plus one chunk, whatever the file size. Tensors
 /// are emitted in the order their data is stored, which may differ from directory order;
 /// padding and trailing bytes are skipped. After an error every call returns that error.
 pub struct Reader {
@@ -47,7 +49,7 @@ struct TensorState {
     /// Position in `order` of the tensor being assembled.
     next: usize,
     /// Bytes of that tensor received so far.
-    current: Vec<u8>,
+    current: TensorBytes,
 }
 
 impl Default for Reader {
@@ -194,7 +196,7 @@ impl TensorState {
             header,
             order,
             next: 0,
-            current: Vec::new(),
+            current: TensorBytes::default(),
         }
     }
 
@@ -222,14 +224,7 @@ impl TensorState {
             }
             let want = t.n_bytes.saturating_sub(self.current.len() as u64);
             let take = want.min(data.len() as u64) as usize;
-            if self.current.capacity() - self.current.len() < take {
-                // Grow geometrically but never past the tensor's size, and never by more
-                // than the bytes at hand: a bogus n_bytes cannot force a huge allocation.
-                let extra = (take as u64).max(self.current.capacity() as u64).min(want);
-                self.current.reserve_exact(extra as usize);
-            }
-            self.current
-                .extend_from_slice(data.get(..take).unwrap_or(&[]));
+            self.current.push(data.get(..take).unwrap_or(&[]), want);
             data = data.get(take..).unwrap_or(&[]);
             pos += take as u64;
             if (self.current.len() as u64) < t.n_bytes {
@@ -285,7 +280,7 @@ pub fn read_file<E>(
                 Event::Header(h) => h.check_file_len(file_len)?,
                 Event::Tensor { index, bytes } => {
                     if let Some(t) = reader.header().and_then(|h| h.tensors.get(index)) {
-                        on_tensor(index, t, &bytes).map_err(ReadFileError::Callback)?;
+                        on_tensor(index, t, &bytes.to_vec()).map_err(ReadFileError::Callback)?;
                     }
                 }
             }

@@ -563,12 +563,12 @@ test("GPU device lost mid-session: the engine moves to the CPU from the stored b
   assert.equal(srv.stats.log.filter((l) => l.path.startsWith("/models/")).length, 0, "the CPU engine was fed from the store");
 });
 
-// Open (issue 5): measured 252 MiB of JS heap + wasm memory against a 107 MiB bound on
-// SmolLM2 — reported as a TODO (node:test prints it, the suite does not fail) until the
-// loader's peak is found and fixed; the assertion below is unchanged.
-test("memory: loading on WebGPU keeps JS heap + wasm memory under 1.5x the largest tensor + 64 MiB", { todo: "load peak is 252 MiB vs a 107 MiB bound: not fixed yet" }, async () => {
-  const largest = Math.max(...tensorTable(MODEL_PATH).map((t) => t.bytes));
-  const limit = 1.5 * largest + 64 * 1024 * 1024;
+/**
+ * Loads `id` from the network on WebGPU in-thread (so the page's heap is the engine's heap) while
+ * sampling the JS heap + ArrayBuffers; returns their peak above the blank page, the wasm memory
+ * (which never shrinks, so its final size is its peak) and what the callback returned.
+ */
+async function loadMemory(id, then) {
   const mpage = await browser.context.newPage();
   await mpage.goto(srv.url + "__test__/blank.html");
   const cdp = await browser.context.newCDPSession(mpage);
@@ -583,23 +583,42 @@ test("memory: loading on WebGPU keeps JS heap + wasm memory under 1.5x the large
       await new Promise((r) => setTimeout(r, 20));
     }
   })();
-  // In-thread (so the page's heap is the engine's heap); from the network, the path that buffers most.
-  const r = await inPage(mpage, async (H, { id }) => {
+  const r = await inPage(mpage, async (H, { id, then }) => {
     await H.models.delete(id);
     const e = await H.Engine.load(id, { backend: "webgpu", worker: false });
     const info = e.model;
-    const c = await e.chat.completions.create({ messages: [{ role: "user", content: "What is 2+2?" }], temperature: 0, max_tokens: 32 });
+    const out = then ? await new Function("return " + then)()(e) : null;
     await e.unload();
-    return { info, text: c.choices[0].message.content };
-  }, { id: ID });
+    await H.models.delete(id);
+    return { info, out };
+  }, { id, then: then?.toString() });
   sampling = false;
   await sampler;
   await mpage.close();
   assert.equal(r.error, undefined, JSON.stringify(r.error));
-  const total = peak + r.info.wasmMemoryBytes;
+  return { ...r, peak, total: peak + r.info.wasmMemoryBytes };
+}
+
+// Measured before the fix: 132 MiB of JS heap (a fresh 8 MiB buffer per stored chunk and the
+// fetch body's chunks, all garbage awaiting a GC) + 80 MiB of wasm memory (each tensor grown in
+// one Vec). Now: BYOB reads into one reused buffer, tensors as 1 MiB pieces written straight
+// into GPU buffers.
+test("memory: loading on WebGPU keeps JS heap + wasm memory under 1.5x the largest tensor + 64 MiB, also for a file larger than that bound", async () => {
   const mib = (n) => (n / 1048576).toFixed(1) + " MiB";
-  console.log(`# load memory (WebGPU): JS heap + buffers peak ${mib(peak)}, wasm memory ${mib(r.info.wasmMemoryBytes)}; limit ${mib(limit)} (largest tensor ${mib(largest)}; file ${mib(MODEL_BYTES)})`);
-  assert.equal(r.info.backend, "webgpu");
-  assert.equal(r.text, G2.text);
-  assert.ok(total < limit, `${mib(total)} >= ${mib(limit)}`);
+  const cases = [
+    { id: ID, file: MODEL_PATH, chat: async (e) => (await e.chat.completions.create({ messages: [{ role: "user", content: "What is 2+2?" }], temperature: 0, max_tokens: 32 })).choices[0].message.content },
+    // Qwen2.5-Coder 0.5B: 380 MiB of file against a ~271 MiB bound; load only (SwiftShader decodes it too slowly).
+    { id: "qwen2.5-coder-0.5b-instruct-q4_k_m", file: path.join(REPO, "models/cache/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf") },
+  ];
+  for (const c of cases) {
+    requireFile(c.file, "make models-test");
+    const largest = Math.max(...tensorTable(c.file).map((t) => t.bytes));
+    const size = fs.statSync(c.file).size;
+    const limit = 1.5 * largest + 64 * 1024 * 1024;
+    const r = await loadMemory(c.id, c.chat);
+    console.log(`# load memory (WebGPU, ${c.id}): JS heap + buffers peak ${mib(r.peak)}, wasm memory ${mib(r.info.wasmMemoryBytes)}; total ${mib(r.total)} of a ${mib(limit)} limit (largest tensor ${mib(largest)}; file ${mib(size)})`);
+    assert.equal(r.info.backend, "webgpu");
+    if (c.chat) assert.equal(r.out, G2.text);
+    assert.ok(r.total < limit, `${c.id}: ${mib(r.total)} >= ${mib(limit)}`);
+  }
 });

@@ -455,8 +455,10 @@ async function feedFromStore(
   const { signal, onProgress } = opts.hooks;
   let fed = 0;
   let total = source.bytes ?? 0;
-  const openOpts: { evict: boolean; signal?: AbortSignal; onProgress: (p: LoadProgress) => void } = {
+  // reuseBuffer: each chunk is copied into wasm before the next is read.
+  const openOpts: { evict: boolean; reuseBuffer: boolean; signal?: AbortSignal; onProgress: (p: LoadProgress) => void } = {
     evict: opts.evict,
+    reuseBuffer: true,
     onProgress: (p) => {
       total = p.total;
       onProgress?.(p);

@@ -59,6 +59,12 @@ export interface OpenOptions {
   evict?: boolean;
   /** Never touch the network: `NETWORK` error unless the model is stored complete. */
   offline?: boolean;
+  /**
+   * Download into one reused chunk buffer: each yielded chunk is valid only until the next
+   * iteration (the engine's loader copies it into wasm at once). Without it every 8 MiB chunk
+   * is a fresh buffer, and the garbage of a whole download can pile up before a GC runs.
+   */
+  reuseBuffer?: boolean;
 }
 
 /** Options of the {@link WeightStore} constructor. */
@@ -72,6 +78,17 @@ export interface StoreOptions {
 }
 
 const MANIFEST = "manifest.json";
+/** Bytes asked of the network per BYOB read. */
+const BYOB_READ = 256 * 1024;
+
+/** A BYOB reader on `body`, or null where the browser's fetch body is not a byte stream. */
+function byobReader(body: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | null {
+  try {
+    return body.getReader({ mode: "byob" });
+  } catch {
+    return null;
+  }
+}
 const PROGRESS_STEP = 1 << 20;
 
 function chunkName(i: number): string {
@@ -412,7 +429,11 @@ export class WeightStore {
       yield c;
     }
 
-    const reader = resp.body.getReader();
+    // With reuseBuffer, network bytes land in one reused scratch buffer through a BYOB reader
+    // (Chromium's fetch bodies are byte streams), so a download leaves no per-read garbage.
+    const byob = opts.reuseBuffer ? byobReader(resp.body) : null;
+    let scratch = new Uint8Array(byob ? BYOB_READ : 0);
+    const reader = byob ?? resp.body.getReader();
     const chunkSize = man.chunkSize;
     let buf = new Uint8Array(chunkSize);
     let fill = 0;
@@ -424,7 +445,7 @@ export class WeightStore {
       man.storedBytes += c.length;
       await this.writeManifest(d, man);
       hash.update(c);
-      buf = new Uint8Array(chunkSize);
+      if (!opts.reuseBuffer) buf = new Uint8Array(chunkSize);
       fill = 0;
       return c;
     };
@@ -432,7 +453,13 @@ export class WeightStore {
       for (;;) {
         let r: ReadableStreamReadResult<Uint8Array>;
         try {
-          r = await reader.read();
+          if (byob) {
+            r = await byob.read(scratch);
+            // The read transferred the scratch buffer: take it back from the result.
+            if (r.value) scratch = new Uint8Array(r.value.buffer as ArrayBuffer);
+          } else {
+            r = await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
+          }
         } catch (e) {
           // Keep what did arrive (a short chunk) so a resume does not fetch it again.
           if (fill > 0) await flush();

@@ -12,6 +12,7 @@ mod ops;
 pub use ops::threads;
 
 use super::{Activation, AttnParams, Backend, BackendError, RopeParams, WeightDesc};
+use crate::gguf::TensorBytes;
 use crate::quant::{self, GgmlType};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -117,28 +118,12 @@ impl Backend for CpuBackend {
     }
 
     fn upload(&mut self, desc: &WeightDesc, bytes: &[u8]) -> Result<CpuWeight, BackendError> {
-        let cols = desc.cols();
-        let rows = desc.rows();
-        let row_bytes = desc.ty.bytes_for(cols as u64).ok_or(quant::QuantError::NotBlockAligned {
-            ty: desc.ty,
-            elems: cols,
-            block: desc.ty.block_size(),
-        })? as usize;
-        let need = row_bytes.checked_mul(rows).ok_or_else(|| shape("upload", "size overflow".into()))?;
-        if bytes.len() != need {
-            return Err(quant::QuantError::BadLength { ty: desc.ty, elems: cols * rows, expected: need, got: bytes.len() }.into());
-        }
-        // Refuse formats we cannot compute with now, not at the first token.
-        if desc.dims.len() > 1 {
-            quant::dot_fn(desc.ty)?;
-        }
-        let mut owned = Vec::new();
-        owned.try_reserve_exact(bytes.len()).map_err(|_| BackendError::OutOfMemory {
-            what: desc.name.clone(),
-            bytes: bytes.len() as u64,
-        })?;
-        owned.extend_from_slice(bytes);
-        Ok(CpuWeight { desc: desc.clone(), bytes: owned, row_bytes })
+        store_weight(desc, bytes.len(), |owned| owned.extend_from_slice(bytes))
+    }
+
+    /// The pieces go straight into the weight's own buffer: one copy, no contiguous staging.
+    fn upload_pieces(&mut self, desc: &WeightDesc, bytes: &TensorBytes) -> Result<CpuWeight, BackendError> {
+        store_weight(desc, bytes.len(), |owned| bytes.pieces().for_each(|p| owned.extend_from_slice(p)))
     }
 
     fn alloc(&mut self, len: usize) -> Result<CpuTensor, BackendError> {
@@ -302,4 +287,29 @@ impl Backend for CpuBackend {
 /// Whether a block type can be used as a matrix on the CPU backend.
 pub fn supports(ty: GgmlType) -> bool {
     quant::dot_fn(ty).is_ok()
+}
+
+/// Checks `len` bytes fit `desc`, then copies them (`fill`) into an exactly-sized buffer.
+fn store_weight(desc: &WeightDesc, len: usize, fill: impl FnOnce(&mut Vec<u8>)) -> Result<CpuWeight, BackendError> {
+    let cols = desc.cols();
+    let rows = desc.rows();
+    let row_bytes = desc.ty.bytes_for(cols as u64).ok_or(quant::QuantError::NotBlockAligned {
+        ty: desc.ty,
+        elems: cols,
+        block: desc.ty.block_size(),
+    })? as usize;
+    let need = row_bytes.checked_mul(rows).ok_or_else(|| shape("upload", "size overflow".into()))?;
+    if len != need {
+        return Err(quant::QuantError::BadLength { ty: desc.ty, elems: cols.saturating_mul(rows), expected: need, got: len }.into());
+    }
+    // Refuse formats we cannot compute with now, not at the first token.
+    if desc.dims.len() > 1 {
+        quant::dot_fn(desc.ty)?;
+    }
+    let mut owned = Vec::new();
+    owned
+        .try_reserve_exact(len)
+        .map_err(|_| BackendError::OutOfMemory { what: desc.name.clone(), bytes: len as u64 })?;
+    fill(&mut owned);
+    Ok(CpuWeight { desc: desc.clone(), bytes: owned, row_bytes })
 }

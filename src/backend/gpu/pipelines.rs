@@ -1,6 +1,7 @@
 //! Kernel sources, bind-group layouts and the compute-pipeline cache.
 //!
-//! Each op has one WGSL file (the weight-reading ops share one file per block family) and a
+//! Each op has one WGSL file, except the weight-reading ops (matvec, matmul, embed): they
+//! share `weights.wgsl`, completed by one `dequant_*.wgsl` per block family. Each op has a
 //! fixed binding signature. Pipelines are specialised with WGSL `override` constants and
 //! cached by a typed [`PipelineKey`].
 
@@ -76,14 +77,35 @@ struct Source {
     entry: &'static str,
 }
 
+/// The kernel source of a weight-reading op for one block family: the shared body
+/// `kernels/weights.wgsl` followed by the family's `kernels/dequant_*.wgsl` (see the
+/// contract at the top of weights.wgsl). Concatenation is the whole "preprocessor".
+macro_rules! weight_kernel {
+    ($family:literal) => {
+        (
+            concat!("weights+dequant_", $family),
+            concat!(include_str!("kernels/weights.wgsl"), "\n", include_str!(concat!("kernels/dequant_", $family, ".wgsl"))),
+        )
+    };
+}
+
+/// The shader (name, WGSL) that reads weights of type `ty`, or `None` when no kernel reads
+/// that block format. Types sharing a file are told apart by `override` constants.
+pub fn weight_source(ty: GgmlType) -> Option<(&'static str, &'static str)> {
+    Some(match ty {
+        GgmlType::F32 | GgmlType::F16 => weight_kernel!("float"),
+        GgmlType::Q4_0 | GgmlType::Q4_1 => weight_kernel!("q4"),
+        GgmlType::Q5_0 => weight_kernel!("q5_0"),
+        GgmlType::Q8_0 => weight_kernel!("q8_0"),
+        GgmlType::Q4_K | GgmlType::Q5_K => weight_kernel!("q4_k"),
+        GgmlType::Q6_K => weight_kernel!("q6_k"),
+        _ => return None,
+    })
+}
+
 fn source(key: PipelineKey) -> Result<Source, BackendError> {
     let family = |entry| -> Result<Source, BackendError> {
-        let (file, code) = match key.ty {
-            GgmlType::F32 | GgmlType::F16 => ("matmul_float", include_str!("kernels/matmul_float.wgsl")),
-            GgmlType::Q4_0 | GgmlType::Q4_1 => ("matmul_q4", include_str!("kernels/matmul_q4.wgsl")),
-            GgmlType::Q8_0 => ("matmul_q8_0", include_str!("kernels/matmul_q8_0.wgsl")),
-            ty => return Err(BackendError::UnsupportedType { op: "matmul", ty }),
-        };
+        let (file, code) = weight_source(key.ty).ok_or(BackendError::UnsupportedType { op: "matmul", ty: key.ty })?;
         Ok(Source { file, code, entry })
     };
     let single = |file, code| Ok(Source { file, code, entry: "main" });
@@ -115,6 +137,7 @@ fn constants(key: PipelineKey) -> Vec<(&'static str, f64)> {
             match key.ty {
                 GgmlType::F16 => c.push(("F16", 1.0)),
                 GgmlType::Q4_1 => c.push(("Q4_1", 1.0)),
+                GgmlType::Q5_K => c.push(("Q5_K", 1.0)),
                 _ => {}
             }
             if key.op == Op::Matvec {

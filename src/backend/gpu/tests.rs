@@ -80,7 +80,9 @@ fn matmul_every_type_odd_shapes() {
     let mut b = backend();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for ty in TYPES {
-        for (rows, cols) in [(1, 32), (7, 96), (67, 608), (33, 256)] {
+        // k-quant rows are whole super-blocks of 256: several multiples of 256 for them
+        let shapes = if ty.block_size() == 256 { [(1, 256), (7, 768), (67, 1024), (33, 512)] } else { [(1, 32), (7, 96), (67, 608), (33, 256)] };
+        for (rows, cols) in shapes {
             for n in [1, 3, 9, 33] {
                 check_matmul(&mut b, &mut rng, ty, rows, cols, n);
             }
@@ -93,7 +95,7 @@ fn matmul_and_embed_split_weights() {
     let ctx = context();
     let mut rng = Rng(7);
     for ty in TYPES {
-        let cols = 96;
+        let cols = if ty.block_size() == 256 { 256 } else { 96 };
         let row_bytes = ty.bytes_for(cols as u64).unwrap();
         // at most 5 rows per buffer: 67 rows become 14 buffers
         let mut b = GpuBackend::with_options(ctx.clone(), GpuOptions { max_weight_binding: Some(5 * row_bytes + 3) }).unwrap();
@@ -108,13 +110,13 @@ fn matmul_and_embed_split_weights() {
 }
 
 fn check_embed(b: &mut GpuBackend, w: &GpuWeight, bytes: &[u8], cols: usize, tokens: &[u32]) {
-    let wf = dequant(w.ty, bytes, cols);
+    let wf = dequant(w.ty(), bytes, cols);
     let out = b.alloc(tokens.len() * cols).unwrap();
     b.embed(w, tokens, &out).expect("embed");
     let got = b.read(&out, 0, tokens.len() * cols).unwrap();
     let want: Vec<f32> = tokens.iter().flat_map(|&t| wf[t as usize * cols..][..cols].to_vec()).collect();
     // dequantization is exact in f32 (same products as the reference)
-    assert_close(&format!("embed {:?}", w.ty), &got, &want, 1e-6);
+    assert_close(&format!("embed {:?}", w.ty()), &got, &want, 1e-6);
 }
 
 #[test]
@@ -122,7 +124,7 @@ fn embed_every_type() {
     let mut b = backend();
     let mut rng = Rng(11);
     for ty in TYPES {
-        let (rows, cols) = (37, 608);
+        let (rows, cols) = (37, if ty.block_size() == 256 { 768 } else { 608 });
         let bytes = random_weight(&mut rng, ty, rows, cols);
         let w = b.upload(&desc(ty, rows, cols), &bytes).unwrap();
         check_embed(&mut b, &w, &bytes, cols, &[3, 36, 0, 3, 17]);
@@ -367,8 +369,12 @@ fn bad_input_is_an_error_not_a_panic() {
     assert!(matches!(b.add_assign(&x, &x, 5), Err(BackendError::Shape { .. })));
     assert!(matches!(b.read(&x, 5, 6), Err(BackendError::Shape { .. })));
     assert!(matches!(b.argmax(&x, 0, 0), Err(BackendError::Shape { .. })));
-    let q6k = WeightDesc { name: "w".into(), ty: GgmlType::Q6_K, dims: vec![256, 2] };
-    assert!(matches!(b.upload(&q6k, &[0; 420]), Err(BackendError::UnsupportedType { .. })));
+    // Q2_K has a CPU dequantizer but no GPU kernel
+    let q2k = WeightDesc { name: "w".into(), ty: GgmlType::Q2_K, dims: vec![256, 2] };
+    assert!(matches!(b.upload(&q2k, &[0; 168]), Err(BackendError::UnsupportedType { .. })));
+    // a k-quant row must be whole super-blocks
+    let q4k = desc(GgmlType::Q4_K, 2, 96);
+    assert!(matches!(b.upload(&q4k, &[0; 144]), Err(BackendError::Quant(_))));
     let q4 = desc(GgmlType::Q4_0, 2, 64);
     assert!(matches!(b.upload(&q4, &[0; 71]), Err(BackendError::Quant(_))));
     let w = b.upload(&q4, &[0; 72]).unwrap();
@@ -403,7 +409,34 @@ fn gpu_matches_cpu_backend() {
         let checks = pollster::block_on(selfcheck::compare(&mut backend(), &mut crate::backend::cpu::CpuBackend::new(), seed)).expect("selfcheck");
         assert!(checks.len() >= 20, "{checks:?}");
         for c in &checks {
+            eprintln!("seed {seed}: {}: normalised error {:.2e} (tolerance {:.0e})", c.name, c.error, c.tolerance);
             assert!(c.ok, "gpu vs cpu: {}: normalised error {:.3e} > {:.0e}", c.name, c.error, c.tolerance);
         }
+    }
+}
+
+/// Pieces of any size, with boundaries that fall inside words and inside the buffers a
+/// weight is split over, upload to the same bytes as one contiguous slice (exact embedding).
+#[test]
+fn upload_from_pieces_equals_whole_upload() {
+    let ctx = context();
+    let mut rng = Rng(23);
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q6_K] {
+        let cols = if ty.block_size() == 256 { 256 } else { 96 };
+        let row_bytes = ty.bytes_for(cols as u64).unwrap();
+        let mut b = GpuBackend::with_options(ctx.clone(), GpuOptions { max_weight_binding: Some(5 * row_bytes + 3) }).unwrap();
+        let bytes = random_weight(&mut rng, ty, 23, cols);
+        let mut pieces = Vec::new();
+        let (mut at, mut len) = (0, 1);
+        while at < bytes.len() {
+            let n = len.min(bytes.len() - at);
+            pieces.push(bytes[at..at + n].to_vec());
+            at += n;
+            len = len * 3 + 2; // 1, 5, 17, 53, ...: every offset mod 4
+        }
+        let tb = crate::gguf::TensorBytes::from_pieces(pieces);
+        let w = b.upload_pieces(&desc(ty, 23, cols), &tb).unwrap();
+        assert_eq!(w.n_chunks(), 5);
+        check_embed(&mut b, &w, &bytes, cols, &[22, 0, 5, 4, 9, 13, 17]);
     }
 }

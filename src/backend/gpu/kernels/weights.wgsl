@@ -1,16 +1,27 @@
-// Everything that reads Q8_0 weights straight from their GGUF blocks (ggml `block_q8_0`,
-// no repacking): decode matvec, tiled prefill matmul, embedding.
+// The weight-reading kernels shared by every block format: decode matvec, tiled prefill
+// matmul and embedding lookup. pipelines.rs compiles this file followed by one
+// `dequant_*.wgsl` file (the only step of "preprocessing": concatenation), which supplies,
+// for its block format:
 //
-//   Q8_0: { d: f16, qs: [i8; 32] }  34 bytes, x = d * q
-// Blocks are not 4-byte aligned (34 bytes), so the weight is bound as words and read with
-// byte arithmetic; the f16 scale is decoded with unpack2x16float (no shader-f16 needed).
+//   fn row_bytes() -> u32                  bytes of one weight row (p.cols elements)
+//   fn dequant(row_byte: u32, u: u32) -> Unit
+//                                          the 8 elements of unit u of the row at row_byte
+//   fn unit_cols(u: u32) -> vec2<u32>      their columns: lo at .x .. +4, hi at .y .. +4
+//   const ITEM_UNITS: u32                  units per matvec work item (4 units = one block
+//                                          of 32 columns for quantized formats)
+//   fn item_dot(row_byte: u32, i: u32, xi: u32) -> f32
+//                                          Σ w·x over work item i, x indexed as vec4 from xi
+//
+// Units 4k .. 4k + 3 must cover exactly columns 32k .. 32k + 31 (the matmul tile step).
+// Weights are bound as words; formats whose blocks are not 4-byte aligned read them with
+// load_u32 / load_f16 (f16 decoded with unpack2x16float, so no shader-f16 is needed).
 
 override WG: u32 = 64;         // matvec threads per workgroup (≤ 256, power of two)
 override TPR: u32 = 16;        // matvec threads per row (power of two, ≤ WG)
 
 struct Params {
     rows: u32,        // rows in this weight chunk
-    cols: u32,        // elements per row (multiple of 32)
+    cols: u32,        // elements per row
     n: u32,           // tokens
     row0: u32,        // first row of this chunk in the whole weight
     out_stride: u32,  // matmul: elements per output row (all rows of the weight)
@@ -23,10 +34,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read> tokens: array<u32>;
 
-const BLOCK_BYTES: u32 = 34u;
-fn row_bytes() -> u32 { return (p.cols / 32u) * BLOCK_BYTES; }
+// Eight dequantized elements (see unit_cols for their columns).
+struct Unit { lo: vec4<f32>, hi: vec4<f32> }
 
-// Four bytes starting at any even byte offset.
+// Four bytes starting at any byte offset.
 fn load_u32(byte: u32) -> u32 {
     let i = byte >> 2u;
     let s = (byte & 3u) * 8u;
@@ -34,8 +45,14 @@ fn load_u32(byte: u32) -> u32 {
     return (w[i] >> s) | (w[i + 1u] << (32u - s));
 }
 
+// The f16 at an even byte offset.
 fn load_f16(byte: u32) -> f32 {
     return unpack2x16float(w[byte >> 2u] >> ((byte & 2u) * 8u)).x;
+}
+
+// The byte at any offset.
+fn load_u8(byte: u32) -> u32 {
+    return (w[byte >> 2u] >> ((byte & 3u) * 8u)) & 0xffu;
 }
 
 // Four signed bytes of a word, sign-extended.
@@ -44,44 +61,20 @@ fn i8x4(word: u32) -> vec4<f32> {
     return vec4<f32>(v >> vec4<u32>(24u));
 }
 
-// Eight dequantized elements: unit u is quarter (u % 4) of block (u / 4); `lo` holds the
-// columns given by unit_cols(u).x .. +4, `hi` those at unit_cols(u).y .. +4.
-struct Unit { lo: vec4<f32>, hi: vec4<f32> }
-
-fn dequant(row_byte: u32, u: u32) -> Unit {
-    let base = row_byte + (u >> 2u) * BLOCK_BYTES;
-    let d = load_f16(base);
-    let qs = base + 2u + 8u * (u & 3u);
-    return Unit(i8x4(load_u32(qs)) * d, i8x4(load_u32(qs + 4u)) * d);
+// The four 4-bit fields of `word` starting at bit `shift` of each byte (shift 0 or 4).
+fn nibbles(word: u32, shift: u32) -> vec4<u32> {
+    return (vec4<u32>(word, word >> 8u, word >> 16u, word >> 24u) >> vec4<u32>(shift)) & vec4<u32>(0xfu);
 }
 
-fn unit_cols(u: u32) -> vec2<u32> {
-    let c = u * 8u;
-    return vec2<u32>(c, c + 4u);
-}
-
-// One whole block of the dot product with x (xi indexes x as vec4): d·Σq·x, so the scale
-// is decoded once per 32 elements and applied once. The block's 9 words are loaded once
-// each: a block starts at byte 0 or 2 of a word, and then either its scale or its qs are
-// word-aligned; the other half is funnel-shifted from two neighbouring words.
-fn block_dot(row_byte: u32, b: u32, xi: u32) -> f32 {
-    let base = row_byte + b * BLOCK_BYTES;
-    let a = base >> 2u;
-    let qs_aligned = (base & 2u) != 0u;
-    var prev = w[a];
-    let d = unpack2x16float(select(prev, prev >> 16u, qs_aligned)).x;
-    var s = 0.0;
-    for (var k = 0u; k < 8u; k++) {
-        let next = w[a + 1u + k];
-        let word = select((prev >> 16u) | (next << 16u), next, qs_aligned);
-        prev = next;
-        s += dot(i8x4(word), x[xi + k]);
-    }
-    return d * s;
+// Σ w·x over unit u: the generic work item, for formats without a fused block dot.
+fn unit_dot(row_byte: u32, u: u32, xi: u32) -> f32 {
+    let v = dequant(row_byte, u);
+    let c = unit_cols(u);
+    return dot(v.lo, x[xi + c.x / 4u]) + dot(v.hi, x[xi + c.y / 4u]);
 }
 
 // ---- decode: out[t, row0 + r] = Σ_c w[r, c] x[t, c]; TPR threads per row stride over its
-// blocks, token = z ----
+// work items, token = z ----
 var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(WG)
@@ -94,8 +87,8 @@ fn matvec(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     if (r < p.rows) {
         let rb = r * row_bytes();
         let xb = t * (p.cols / 4u);
-        for (var b = lane; b < p.cols / 32u; b += TPR) {
-            acc += block_dot(rb, b, xb + b * 8u);
+        for (var i = lane; i < p.cols / (8u * ITEM_UNITS); i += TPR) {
+            acc += item_dot(rb, i, xb);
         }
     }
     partial[lid.x] = acc;
@@ -109,7 +102,7 @@ fn matvec(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     }
 }
 
-// ---- prefill: 32 rows x 32 tokens per workgroup, one block (32 columns) per step ----
+// ---- prefill: 32 rows x 32 tokens per workgroup, 32 columns (4 units) per step ----
 const TILE: u32 = 32u;
 const PITCH: u32 = 33u;  // padded row pitch of the tiles in workgroup memory
 var<workgroup> w_tile: array<f32, 1056>;  // TILE * PITCH
