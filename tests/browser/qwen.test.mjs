@@ -4,10 +4,9 @@
 // `make models-test`.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import fs from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
-import { REPO, requireDist, requireFile, launchBrowser, startTestServer, openPage } from "./harness.mjs";
+import { REPO, requireDist, requireFile, launchBrowser, startTestServer, openPage, nativeBin } from "./harness.mjs";
 
 const ID = "qwen2.5-coder-0.5b-instruct-q4_k_m";
 const FILE = path.join(REPO, "models/cache", `${ID}.gguf`);
@@ -17,15 +16,6 @@ const N = 16;
 requireDist();
 requireFile(path.join(REPO, "www/pkg/hearth_bg.wasm"), "make wasm");
 requireFile(FILE, "make models-test");
-
-/** The native `hearth` binary: the release or debug build, in target/ or $CARGO_TARGET_DIR. */
-function nativeBin() {
-  const dirs = [process.env.CARGO_TARGET_DIR, path.join(REPO, "target")].filter(Boolean);
-  const candidates = dirs.flatMap((d) => ["release", "debug"].map((p) => path.resolve(REPO, d, p, "hearth")));
-  const found = candidates.find((p) => fs.existsSync(p));
-  if (!found) throw new Error(`no native hearth binary (looked for ${candidates.join(", ")}): run cargo build --release --bin hearth`);
-  return found;
-}
 
 /** The native CLI's greedy output for a one-message chat (the oracle the browser must match). */
 function nativeChat(prompt, n) {
