@@ -337,7 +337,7 @@ pub async fn gpu_selfcheck(seed: u32) -> Result<String, JsValue> {
     let mut gpu = crate::backend::gpu::GpuBackend::new()
         .await
         .map_err(|e| js_error("DEVICE_LOST", &format!("WebGPU unavailable: {e}")))?;
-    let mut cpu = CpuBackend::new();
+    let mut cpu = CpuBackend::with_f32_activations(); // the kernels take f32 activations
     let checks = crate::backend::selfcheck::compare(&mut gpu, &mut cpu, u64::from(seed))
         .await
         .map_err(|e| js_error("INTERNAL", &e.to_string()))?;

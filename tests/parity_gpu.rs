@@ -60,7 +60,7 @@ fn compare<G: Backend, C: Backend>(g: &mut Session<G>, c: &mut Session<C>, set: 
 #[test]
 fn gpu_backend_matches_cpu_backend_on_smollm2() {
     let mut g = common::load(gpu());
-    let mut c = common::load(CpuBackend::new());
+    let mut c = common::load(CpuBackend::with_f32_activations());
     let (goldens, _) = common::goldens("smollm2");
     let names: Vec<&str> = goldens.prompts.iter().take(3).map(|p| p.name.as_str()).collect();
     compare(&mut g, &mut c, "smollm2", &names, 8);
@@ -70,7 +70,7 @@ fn gpu_backend_matches_cpu_backend_on_smollm2() {
 fn gpu_backend_matches_cpu_backend_on_gemma3() {
     const FILE: &str = "gemma-3-270m-q4_k_m.gguf";
     let mut g = common::load_file(FILE, gpu(), 2048);
-    let mut c = common::load_file(FILE, CpuBackend::new(), 2048);
+    let mut c = common::load_file(FILE, CpuBackend::with_f32_activations(), 2048);
     compare(&mut g, &mut c, "gemma3", &["raw_capital", "raw_quicksort"], 8);
 }
 
@@ -82,7 +82,7 @@ fn gpu_backend_matches_cpu_backend_on_gemma3() {
 fn gpu_backend_matches_cpu_backend_on_gemma3_long_window() {
     const FILE: &str = "gemma-3-270m-q4_k_m.gguf";
     let mut g = common::load_file(FILE, gpu(), 2048);
-    let mut c = common::load_file(FILE, CpuBackend::new(), 2048);
+    let mut c = common::load_file(FILE, CpuBackend::with_f32_activations(), 2048);
     compare(&mut g, &mut c, "gemma3", &["raw_long_window"], 4);
 }
 
@@ -90,7 +90,7 @@ fn gpu_backend_matches_cpu_backend_on_gemma3_long_window() {
 fn gpu_backend_matches_cpu_backend_on_qwen25() {
     const FILE: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
     let mut g = common::load_file(FILE, gpu(), 512);
-    let mut c = common::load_file(FILE, CpuBackend::new(), 512);
+    let mut c = common::load_file(FILE, CpuBackend::with_f32_activations(), 512);
     // Short raw prompts: the 39-token ChatML prompt chat_reverse also matched (cosine
     // 1.000000, 8 equal tokens) but took 691 s on the shared 2-core machine (tiled prefill on
     // lavapipe, next to Gemma's long prompt); the tiled kernels are checked per type in

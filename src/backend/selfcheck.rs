@@ -200,7 +200,8 @@ pub async fn op_sequence<B: Backend>(b: &mut B, seed: u64) -> Result<Vec<(String
     Ok(outs)
 }
 
-/// Runs [`op_sequence`] on `b` and on the `oracle` and compares every output.
+/// Runs [`op_sequence`] on `b` and on the `oracle` and compares every output. The tolerances
+/// assume both take f32 activations (an oracle CPU backend: `CpuBackend::with_f32_activations`).
 pub async fn compare<B: Backend, O: Backend>(b: &mut B, oracle: &mut O, seed: u64) -> Result<Vec<OpCheck>, BackendError> {
     let want = op_sequence(oracle, seed).await?;
     let got = op_sequence(b, seed).await?;

@@ -406,7 +406,7 @@ fn lost_device_is_an_error_not_a_panic() {
 fn gpu_matches_cpu_backend() {
     // The same checks run in Chromium on WebGPU (tests/browser/gpu_kernels.test.mjs).
     for seed in [41, 7] {
-        let checks = pollster::block_on(selfcheck::compare(&mut backend(), &mut crate::backend::cpu::CpuBackend::new(), seed)).expect("selfcheck");
+        let checks = pollster::block_on(selfcheck::compare(&mut backend(), &mut crate::backend::cpu::CpuBackend::with_f32_activations(), seed)).expect("selfcheck");
         assert!(checks.len() >= 20, "{checks:?}");
         for c in &checks {
             eprintln!("seed {seed}: {}: normalised error {:.2e} (tolerance {:.0e})", c.name, c.error, c.tolerance);
