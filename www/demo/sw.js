@@ -5,7 +5,7 @@
 // Cache-first: a cached file is served without touching the network (offline means zero
 // requests). Change VERSION (or any byte of this file) to ship a new shell: the browser installs
 // the new worker, which re-downloads the list below and drops the old cache.
-const VERSION = "hearth-demo-v1";
+const VERSION = "hearth-demo-v2";
 
 /** Files of the shell, relative to this script. `tests/browser/pwa.test.mjs` checks that the
  *  `../dist/` entries match what `make www` builds. */
@@ -22,7 +22,7 @@ const SHELL = [
   "../pkg/hearth_bg.wasm",
   ...[
     "chat", "core", "engine", "errors", "index", "language-model", "polyfill", "prompts", "protocol",
-    "registry", "sha256", "store", "summarizer", "types", "wasm-api", "worker-client", "worker",
+    "registry", "sha256", "store", "summarizer", "types", "wasm-api", "wasm-build", "worker-client", "worker",
   ].map((m) => `../dist/${m}.js`),
 ];
 
