@@ -31,7 +31,7 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SUPPORTED_ARCHS = {"llama", "gemma3"}  # what src/model/ implements and `hearth bench` accepts
+SUPPORTED_ARCHS = {"llama", "gemma3", "qwen2"}  # what src/model/ implements (model::build dispatch) and `hearth bench` accepts
 
 
 def sh(cmd, timeout, env=None):
