@@ -44,16 +44,16 @@ pub(super) fn select(ty: GgmlType) -> Option<DotFn> {
 }
 
 #[inline(always)]
-unsafe fn hsum(v: __m256) -> f32 {
+pub(super) unsafe fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
     _mm_cvtss_f32(s)
 }
 
-/// f16 at `b[off..off + 2]` as f32 (caller guarantees the range).
+/// f16 at `b[off..off + 2]` as f32 (panics if out of range).
 #[inline(always)]
-unsafe fn f16_at(b: &[u8], off: usize) -> f32 {
+pub(super) unsafe fn f16_at(b: &[u8], off: usize) -> f32 {
     let bits = u16::from_le_bytes([b[off], b[off + 1]]);
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }

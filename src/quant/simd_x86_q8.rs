@@ -9,6 +9,7 @@
 //! Every load is inside a `chunks_exact` chunk, so no read leaves its slice.
 
 use super::q8::{DotQ8Fn, DotQ8x4Fn, Q8Slice, Q8_BLOCK};
+use super::simd_x86::{f16_at, hsum};
 use super::GgmlType;
 use std::arch::x86_64::*;
 
@@ -64,21 +65,6 @@ pub(super) fn select_x4(ty: GgmlType) -> Option<DotQ8x4Fn> {
         GgmlType::Q5_K => wrap!(dot4_q5_k),
         _ => None,
     }
-}
-
-#[inline(always)]
-unsafe fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
-}
-
-/// f16 at `b[off..off + 2]` as f32 (panics if out of range).
-#[inline(always)]
-unsafe fn f16_at(b: &[u8], off: usize) -> f32 {
-    let bits = u16::from_le_bytes([b[off], b[off + 1]]);
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }
 
 /// 32 bytes at `s[off..off + 32]` (checked: panics rather than read out of bounds).
