@@ -9,12 +9,14 @@
 use super::{DotFn, GgmlType};
 use std::arch::x86_64::*;
 
+/// Whether this CPU has what every kernel here and in `simd_x86_q8` is compiled for.
+pub(super) fn has_avx2_fma_f16c() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+}
+
 /// The AVX2 kernel for `ty`, if this CPU has AVX2, FMA and F16C and a kernel exists.
 pub(super) fn select(ty: GgmlType) -> Option<DotFn> {
-    if !(is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && is_x86_feature_detected!("f16c"))
-    {
+    if !has_avx2_fma_f16c() {
         return None;
     }
     // SAFETY (for every wrapper below): the features the kernels are compiled for were

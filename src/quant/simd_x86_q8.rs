@@ -9,13 +9,13 @@
 //! Every load is inside a `chunks_exact` chunk, so no read leaves its slice.
 
 use super::q8::{DotQ8Fn, DotQ8x4Fn, Q8Slice, Q8_BLOCK};
-use super::simd_x86::{f16_at, hsum};
+use super::simd_x86::{f16_at, has_avx2_fma_f16c, hsum};
 use super::GgmlType;
 use std::arch::x86_64::*;
 
 /// The AVX2 kernel for `ty`, if this CPU has AVX2, FMA and F16C and a kernel exists.
 pub(super) fn select(ty: GgmlType) -> Option<DotQ8Fn> {
-    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")) {
+    if !has_avx2_fma_f16c() {
         return None;
     }
     // SAFETY (for every wrapper below): the features the kernels are compiled for were
@@ -43,7 +43,7 @@ pub(super) fn select(ty: GgmlType) -> Option<DotQ8Fn> {
 
 /// The AVX2 four-token kernel for `ty` (prefill), under the same conditions as [`select`].
 pub(super) fn select_x4(ty: GgmlType) -> Option<DotQ8x4Fn> {
-    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")) {
+    if !has_avx2_fma_f16c() {
         return None;
     }
     // SAFETY: as in `select`.

@@ -82,13 +82,7 @@ fn matmul_q8(
     let acts = &scratch.acts;
     if n == 1 {
         let xq = acts.as_slice();
-        for_chunks(out, ROWS_PER_TASK, |task, chunk| {
-            let r0 = task * ROWS_PER_TASK;
-            for (i, o) in chunk.iter_mut().enumerate() {
-                let r = r0 + i;
-                *o = dot(&w[r * row_bytes..(r + 1) * row_bytes], xq);
-            }
-        });
+        per_row(out, w, row_bytes, |row| dot(row, xq));
         return Ok(());
     }
     // Prefill: each task takes ROWS_PER_TASK rows and dots each with every token while the
@@ -139,13 +133,7 @@ fn matmul_f32(
 ) -> Result<(), BackendError> {
     let dot = quant::dot_fn(ty)?;
     if n == 1 {
-        for_chunks(out, ROWS_PER_TASK, |task, chunk| {
-            let r0 = task * ROWS_PER_TASK;
-            for (i, o) in chunk.iter_mut().enumerate() {
-                let r = r0 + i;
-                *o = dot(&w[r * row_bytes..(r + 1) * row_bytes], x);
-            }
-        });
+        per_row(out, w, row_bytes, |row| dot(row, x));
         return Ok(());
     }
     // Prefill: dequantize each row once, then dot it with every token. Results are
@@ -173,6 +161,20 @@ fn matmul_f32(
     }
     transpose(tmp, out, rows, n);
     Ok(())
+}
+
+/// Decode: `out[r] = f(row r of w)`, rows spread over tasks of `ROWS_PER_TASK`.
+fn per_row<F>(out: &mut [f32], w: &[u8], row_bytes: usize, f: F)
+where
+    F: Fn(&[u8]) -> f32 + Sync + Send,
+{
+    for_chunks(out, ROWS_PER_TASK, |task, chunk| {
+        let r0 = task * ROWS_PER_TASK;
+        for (i, o) in chunk.iter_mut().enumerate() {
+            let r = r0 + i;
+            *o = f(&w[r * row_bytes..(r + 1) * row_bytes]);
+        }
+    });
 }
 
 /// `out[t·rows + r] = tmp[r·n + t]`.
