@@ -53,11 +53,20 @@ pub(super) unsafe fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
-/// f16 at `b[off..off + 2]` as f32 (panics if out of range).
+/// f16 at `b[off..off + 2]` as f32 (panics if out of range). Only for AVX callers.
+///
+/// The bits go into the vector register with `vmovd` from a general register, which
+/// writes the whole register. Left to itself LLVM loads the 16 bits with `vpinsrw` into
+/// some register it knows has zero upper lanes — in the dot kernels, the running scalar
+/// accumulator — a false dependency that chained every block's scale conversion to the
+/// previous block's sum (Q4_1 decode was bound by it). A 32-bit load does not help: LLVM
+/// narrows it back, since only the low 16 bits are converted.
 #[inline(always)]
 pub(super) unsafe fn f16_at(b: &[u8], off: usize) -> f32 {
-    let bits = u16::from_le_bytes([b[off], b[off + 1]]);
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+    let bits = u16::from_le_bytes([b[off], b[off + 1]]) as u32;
+    let v: __m128i;
+    std::arch::asm!("vmovd {v}, {b:e}", v = out(xmm_reg) v, b = in(reg) bits, options(pure, nomem, nostack, preserves_flags));
+    _mm_cvtss_f32(_mm_cvtph_ps(v))
 }
 
 /// Bytes `b[off..off + 8]` zero-extended to 8 × i32.

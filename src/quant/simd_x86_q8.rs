@@ -67,6 +67,25 @@ pub(super) fn select_x4(ty: GgmlType) -> Option<DotQ8x4Fn> {
     }
 }
 
+/// How far ahead of the block being dotted the weights are requested. Decode streams each
+/// matrix from memory once per token; the hardware prefetcher alone left the kernels
+/// waiting on loads (perf: most samples on the weight load). Measured on this machine
+/// (2026-11-30, decode tok/s, 1 thread): SmolLM2 Q4_1 ~47 → ~63 (2048–4096 alike), Gemma 3
+/// Q4_K_M ~23 → ~35 (4096 best of 1024/2048/4096), Qwen2.5 0.5B ~12 → ~16.
+const PREFETCH: usize = 4096;
+
+/// Asks for the cache lines `PREFETCH` bytes ahead of block `b` (a matrix is one
+/// contiguous stream, so that is a later row). A hint: never faults, even past the end.
+#[inline(always)]
+unsafe fn prefetch_ahead(b: &[u8]) {
+    let p = b.as_ptr().wrapping_add(PREFETCH);
+    let mut o = 0;
+    while o < b.len() {
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o) as *const i8);
+        o += 64;
+    }
+}
+
 /// 32 bytes at `s[off..off + 32]` (checked: panics rather than read out of bounds).
 #[inline(always)]
 unsafe fn load32<T: Copy>(s: &[T], off: usize) -> __m256i {
@@ -114,6 +133,7 @@ unsafe fn legacy(row: &[u8], x: Q8Slice<'_>, bytes: usize, quants: impl Fn(&[u8]
     let mut extra = 0.0f32;
     let it = row.chunks_exact(bytes).zip(x.qs.chunks_exact(Q8_BLOCK));
     for ((b, qx), (&dx, &sx)) in it.zip(x.d.iter().zip(x.s)) {
+        prefetch_ahead(b);
         let dw = f16_at(b, 0);
         let p = _mm256_cvtepi32_ps(dot_us(quants(b), load32(qx, 0)));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), p, acc);
@@ -147,6 +167,7 @@ unsafe fn dot_q5_1(row: &[u8], x: Q8Slice<'_>) -> f32 {
 unsafe fn dot_q8_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
     let mut acc = _mm256_setzero_ps();
     for ((b, qx), &dx) in row.chunks_exact(34).zip(x.qs.chunks_exact(Q8_BLOCK)).zip(x.d) {
+        prefetch_ahead(b);
         let w = load32(b, 2);
         // Signed × signed: |w| as unsigned, the sign moved onto x (ggml `mul_sum_i8_pairs`).
         let p = dot_us(_mm256_sign_epi8(w, w), _mm256_sign_epi8(load32(qx, 0), w));
@@ -165,6 +186,7 @@ unsafe fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
     let mut mins = 0.0f32;
     let it = row.chunks_exact(bytes).zip(x.qs.chunks_exact(256));
     for ((b, qx), (dx, sx)) in it.zip(x.d.chunks_exact(8).zip(x.s.chunks_exact(8))) {
+        prefetch_ahead(b);
         let d = f16_at(b, 0);
         let dmin = f16_at(b, 2);
         let scales: [u8; 12] = b[4..16].try_into().unwrap_or([0; 12]);
@@ -213,6 +235,7 @@ unsafe fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let it = row.chunks_exact(210).zip(x.qs.chunks_exact(256));
     for ((b, qx), dx) in it.zip(x.d.chunks_exact(8)) {
+        prefetch_ahead(b);
         let d = f16_at(b, 208);
         for n in 0..2 {
             // Element 128n + 32k + l: nibble k / 2 of ql[64n + 32(k % 2) + l], bits 2k..2k + 2
