@@ -327,6 +327,16 @@ impl WasmEngine {
     }
 }
 
+/// Checks the CPU integer kernels this wasm build selected (SIMD128) against their scalar
+/// references on random rows (`quant::check_q8_kernels`); returns JSON
+/// `[{ty, kernel, cols, error, tolerance, ok}]`.
+#[wasm_bindgen]
+pub fn cpu_kernel_check(seed: u32) -> Result<String, JsValue> {
+    console_error_panic_hook::set_once();
+    let checks = crate::quant::check_q8_kernels(u64::from(seed));
+    serde_json::to_string(&checks).map_err(|e| js_error("INTERNAL", &e.to_string()))
+}
+
 /// Runs every WebGPU kernel against the CPU backend on random inputs at odd sizes (the
 /// checks `cargo test` runs natively, `backend::selfcheck`); resolves to JSON
 /// `[{name, error, tolerance, ok}]`. Rejects with `DEVICE_LOST` when there is no WebGPU.

@@ -95,6 +95,7 @@ impl GgmlType {
     }
 }
 
+mod check;
 mod float;
 mod kquants;
 mod legacy;
@@ -110,6 +111,7 @@ mod simd_wasm_q8;
 #[cfg(test)]
 mod tests;
 
+pub use check::{check_q8_kernels, KernelCheck};
 pub use float::{BF16Format, F16Format, F32Format};
 pub use kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K};
 pub use legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0};

@@ -131,11 +131,22 @@ pub type DotQ8Fn = fn(row: &[u8], x: Q8Slice<'_>) -> f32;
 /// length contract.
 pub type DotQ8x4Fn = fn(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4];
 
-/// The four-token kernel for `ty` on this machine, if there is one (AVX2 natively; elsewhere
-/// callers make four single calls).
+/// Blocks every one of the four activation vectors covers (they may differ when misused).
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
+#[inline(always)]
+pub(super) fn blocks4(x: &[Q8Slice<'_>; 4]) -> usize {
+    x.iter().map(|x| x.d.len().min(x.s.len()).min(x.qs.len() / Q8_BLOCK)).min().unwrap_or(0)
+}
+
+/// The four-token kernel for `ty` on this machine, if there is one (AVX2 natively, SIMD128
+/// in a `+simd128` wasm build; elsewhere callers make four single calls).
 pub(super) fn fastest_x4(ty: GgmlType) -> Option<DotQ8x4Fn> {
     #[cfg(target_arch = "x86_64")]
     if let Some(f) = super::simd_x86_q8::select_x4(ty) {
+        return Some(f);
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if let Some(f) = super::simd_wasm_q8::select_x4(ty) {
         return Some(f);
     }
     let _ = ty;

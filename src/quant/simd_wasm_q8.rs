@@ -4,9 +4,13 @@
 //!
 //! Base SIMD128 has no u8×i8 multiply-add, so bytes are widened to i16 and multiplied with
 //! `i32x4_dot_i16x8` (pairs summed into i32, exact), then one float multiply-add per 32
-//! elements with the block's combined scale. Every load is inside a `chunks_exact` chunk.
+//! elements with the block's combined scale. In the threaded build (`+relaxed-simd`)
+//! unsigned weights (Q4/Q5 families, all < 64) go through `i32x4.relaxed_dot_i8x16_i7x16_add`
+//! instead — one instruction for 16 products where x86 lowers it to `pmaddubsw`; with the
+//! 7-bit operand non-negative and |pair sum| ≤ 2·127·63 its result is exact on every engine.
+//! Every load is inside a `chunks_exact` chunk.
 
-use super::q8::{DotQ8Fn, Q8Slice, Q8_BLOCK};
+use super::q8::{blocks4, DotQ8Fn, DotQ8x4Fn, Q8Slice, Q8_BLOCK};
 use super::GgmlType;
 use core::arch::wasm32::*;
 
@@ -21,6 +25,20 @@ pub(super) fn select(ty: GgmlType) -> Option<DotQ8Fn> {
         GgmlType::Q4_K => dot_q4_k,
         GgmlType::Q5_K => dot_q5_k,
         GgmlType::Q6_K => dot_q6_k,
+        _ => return None,
+    })
+}
+
+/// The SIMD128 four-token kernel for `ty` (prefill), if one exists.
+pub(super) fn select_x4(ty: GgmlType) -> Option<DotQ8x4Fn> {
+    Some(match ty {
+        GgmlType::Q4_0 => dot4_q4_0 as DotQ8x4Fn,
+        GgmlType::Q4_1 => dot4_q4_1,
+        GgmlType::Q5_0 => dot4_q5_0,
+        GgmlType::Q5_1 => dot4_q5_1,
+        GgmlType::Q8_0 => dot4_q8_0,
+        GgmlType::Q4_K => dot4_q4_k,
+        GgmlType::Q5_K => dot4_q5_k,
         _ => return None,
     })
 }
@@ -47,15 +65,47 @@ fn load16<T: Copy>(s: &[T], off: usize) -> v128 {
 /// bytes, as 4 × i32 partial sums.
 #[inline(always)]
 fn dot16<const SIGNED: bool>(w: v128, x: v128) -> v128 {
-    let (wl, wh) = if SIGNED {
-        (i16x8_extend_low_i8x16(w), i16x8_extend_high_i8x16(w))
+    dot16w(widen::<SIGNED>(w), x)
+}
+
+/// 16 weight bytes widened to two i16x8 (signed or unsigned bytes).
+#[inline(always)]
+fn widen<const SIGNED: bool>(w: v128) -> [v128; 2] {
+    if SIGNED {
+        [i16x8_extend_low_i8x16(w), i16x8_extend_high_i8x16(w)]
     } else {
-        (u16x8_extend_low_u8x16(w), u16x8_extend_high_u8x16(w))
-    };
-    i32x4_add(
-        i32x4_dot_i16x8(wl, i16x8_extend_low_i8x16(x)),
-        i32x4_dot_i16x8(wh, i16x8_extend_high_i8x16(x)),
-    )
+        [u16x8_extend_low_u8x16(w), u16x8_extend_high_u8x16(w)]
+    }
+}
+
+/// As [`dot16`], with the weights already widened (the four-token tile widens them once).
+#[inline(always)]
+fn dot16w(w: [v128; 2], x: v128) -> v128 {
+    i32x4_add(i32x4_dot_i16x8(w[0], i16x8_extend_low_i8x16(x)), i32x4_dot_i16x8(w[1], i16x8_extend_high_i8x16(x)))
+}
+
+/// Unsigned weight bytes (< 64) made ready for [`udot`]: widened to i16 in the baseline build,
+/// as they are with relaxed SIMD.
+#[cfg(not(target_feature = "relaxed-simd"))]
+type UPrep = [v128; 2];
+#[cfg(target_feature = "relaxed-simd")]
+type UPrep = v128;
+
+#[inline(always)]
+fn uprep(w: v128) -> UPrep {
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    return widen::<false>(w);
+    #[cfg(target_feature = "relaxed-simd")]
+    w
+}
+
+/// `acc + Σ w·x` (4 × i32) of 16 prepared unsigned weights (< 64) by 16 signed activations.
+#[inline(always)]
+fn udot(w: UPrep, x: v128, acc: v128) -> v128 {
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    return i32x4_add(acc, dot16w(w, x));
+    #[cfg(target_feature = "relaxed-simd")]
+    i32x4_relaxed_dot_i8x16_i7x16_add(x, w, acc)
 }
 
 /// `acc + f·Σ` of an i32x4 partial sum.
@@ -85,7 +135,7 @@ fn legacy(row: &[u8], x: Q8Slice<'_>, bytes: usize, quants: impl Fn(&[u8]) -> [v
     for ((b, qx), (&dx, &sx)) in it.zip(x.d.iter().zip(x.s)) {
         let dw = f16_at(b, 0);
         let [q0, q1] = quants(b);
-        let p = i32x4_add(dot16::<false>(q0, load16(qx, 0)), dot16::<false>(q1, load16(qx, 16)));
+        let p = udot(uprep(q1), load16(qx, 16), udot(uprep(q0), load16(qx, 0), i32x4_splat(0)));
         acc = fma(acc, dw * dx, p);
         extra += coef(b, dw) * sx;
     }
@@ -159,8 +209,8 @@ fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
                     lo = v128_or(lo, u8x16_shl(v128_and(u8x16_shr(qh, 2 * i as u32), one), 4));
                     hi = v128_or(hi, u8x16_shl(v128_and(u8x16_shr(qh, 2 * i as u32 + 1), one), 4));
                 }
-                p0 = i32x4_add(p0, dot16::<false>(lo, load16(qx, 64 * i + 16 * h)));
-                p1 = i32x4_add(p1, dot16::<false>(hi, load16(qx, 64 * i + 32 + 16 * h)));
+                p0 = udot(uprep(lo), load16(qx, 64 * i + 16 * h), p0);
+                p1 = udot(uprep(hi), load16(qx, 64 * i + 32 + 16 * h), p1);
             }
             acc = fma(acc, d * s0 as f32 * dx[2 * i], p0);
             acc = fma(acc, d * s1 as f32 * dx[2 * i + 1], p1);
@@ -207,4 +257,117 @@ fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
         }
     }
     hsum(acc)
+}
+
+/// As [`legacy`], for four activation vectors at once: each weight block is unpacked and
+/// widened once for four tokens (the prefill tile). Per token the operations and their order
+/// are those of the one-token kernel, so the results are equal bit for bit.
+#[inline(always)]
+fn legacy_x4<const SIGNED: bool>(
+    row: &[u8],
+    x: [Q8Slice<'_>; 4],
+    bytes: usize,
+    quants: impl Fn(&[u8]) -> [v128; 2],
+    coef: impl Fn(&[u8], f32) -> f32,
+) -> [f32; 4] {
+    let mut acc = [f32x4_splat(0.0); 4];
+    let mut extra = [0.0f32; 4];
+    let nb = blocks4(&x);
+    for (i, b) in row.chunks_exact(bytes).take(nb).enumerate() {
+        let dw = f16_at(b, 0);
+        let [q0, q1] = quants(b);
+        let c = coef(b, dw);
+        if SIGNED {
+            let (w0, w1) = (widen::<true>(q0), widen::<true>(q1));
+            for k in 0..4 {
+                let p = i32x4_add(dot16w(w0, load16(x[k].qs, Q8_BLOCK * i)), dot16w(w1, load16(x[k].qs, Q8_BLOCK * i + 16)));
+                acc[k] = fma(acc[k], dw * x[k].d[i], p);
+            }
+        } else {
+            let (w0, w1) = (uprep(q0), uprep(q1));
+            for k in 0..4 {
+                let p = udot(w1, load16(x[k].qs, Q8_BLOCK * i + 16), udot(w0, load16(x[k].qs, Q8_BLOCK * i), i32x4_splat(0)));
+                acc[k] = fma(acc[k], dw * x[k].d[i], p);
+                extra[k] += c * x[k].s[i];
+            }
+        }
+    }
+    std::array::from_fn(|k| hsum(acc[k]) + extra[k])
+}
+
+fn dot4_q4_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, 18, |b| nibbles32(b, 2), |_, d| -8.0 * d)
+}
+
+fn dot4_q4_1(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, 20, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
+}
+
+fn dot4_q5_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, 22, |b| fives32(b, 2, 6), |_, d| -16.0 * d)
+}
+
+fn dot4_q5_1(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, 24, |b| fives32(b, 4, 8), |b, _| f16_at(b, 2))
+}
+
+fn dot4_q8_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<true>(row, x, 34, |b| [load16(b, 2), load16(b, 18)], |_, _| 0.0)
+}
+
+/// As [`dot_k4`], for four activation vectors at once (same per-token order of operations).
+#[inline(always)]
+fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    let (bytes, qs_off) = if Q5 { (176, 48) } else { (144, 16) };
+    let m4 = u8x16_splat(0x0F);
+    let one = u8x16_splat(1);
+    let mut acc = [f32x4_splat(0.0); 4];
+    let mut mins = [0.0f32; 4];
+    let nsb = blocks4(&x) / 8;
+    for (sb, b) in row.chunks_exact(bytes).take(nsb).enumerate() {
+        let d = f16_at(b, 0);
+        let dmin = f16_at(b, 2);
+        let scales: [u8; 12] = b[4..16].try_into().unwrap_or([0; 12]);
+        let mut m = [0.0f32; 4];
+        for i in 0..4 {
+            let (s0, m0) = super::kquants::scale_min_k4(2 * i, &scales);
+            let (s1, m1) = super::kquants::scale_min_k4(2 * i + 1, &scales);
+            let mut w = [uprep(i16x8_splat(0)); 4]; // [lo h0, lo h1, hi h0, hi h1]
+            for h in 0..2 {
+                let v = load16(b, qs_off + 32 * i + 16 * h);
+                let mut lo = v128_and(v, m4);
+                let mut hi = u8x16_shr(v, 4);
+                if Q5 {
+                    let qh = load16(b, 16 + 16 * h);
+                    lo = v128_or(lo, u8x16_shl(v128_and(u8x16_shr(qh, 2 * i as u32), one), 4));
+                    hi = v128_or(hi, u8x16_shl(v128_and(u8x16_shr(qh, 2 * i as u32 + 1), one), 4));
+                }
+                w[h] = uprep(lo);
+                w[2 + h] = uprep(hi);
+            }
+            for k in 0..4 {
+                let (qx, dx, sx) = (&x[k].qs[256 * sb..], &x[k].d[8 * sb..], &x[k].s[8 * sb..]);
+                let (mut p0, mut p1) = (i32x4_splat(0), i32x4_splat(0));
+                for h in 0..2 {
+                    p0 = udot(w[h], load16(qx, 64 * i + 16 * h), p0);
+                    p1 = udot(w[2 + h], load16(qx, 64 * i + 32 + 16 * h), p1);
+                }
+                acc[k] = fma(acc[k], d * s0 as f32 * dx[2 * i], p0);
+                acc[k] = fma(acc[k], d * s1 as f32 * dx[2 * i + 1], p1);
+                m[k] += m0 as f32 * sx[2 * i] + m1 as f32 * sx[2 * i + 1];
+            }
+        }
+        for k in 0..4 {
+            mins[k] += dmin * m[k];
+        }
+    }
+    std::array::from_fn(|k| hsum(acc[k]) - mins[k])
+}
+
+fn dot4_q4_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    dot_k4_x4::<false>(row, x)
+}
+
+fn dot4_q5_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    dot_k4_x4::<true>(row, x)
 }

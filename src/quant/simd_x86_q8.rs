@@ -8,7 +8,7 @@
 //! activation block sums `s_x`, so the weights stay unsigned (ggml's `mul_sum_us8_pairs`).
 //! Every load is inside a `chunks_exact` chunk, so no read leaves its slice.
 
-use super::q8::{DotQ8Fn, DotQ8x4Fn, Q8Slice, Q8_BLOCK};
+use super::q8::{blocks4, DotQ8Fn, DotQ8x4Fn, Q8Slice, Q8_BLOCK};
 use super::simd_x86::{f16_at, has_avx2_fma_f16c, hsum};
 use super::GgmlType;
 use std::arch::x86_64::*;
@@ -264,12 +264,6 @@ unsafe fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
         }
     }
     hsum(acc)
-}
-
-/// Blocks every one of the four activation vectors covers (they may differ when misused).
-#[inline(always)]
-fn blocks4(x: &[Q8Slice<'_>; 4]) -> usize {
-    x.iter().map(|x| x.d.len().min(x.s.len()).min(x.qs.len() / Q8_BLOCK)).min().unwrap_or(0)
 }
 
 /// As [`legacy`], for four activation vectors at once: each weight block is unpacked once

@@ -1,0 +1,86 @@
+//! The integer kernels this build selected (AVX2, SIMD128 or scalar), checked at run time
+//! against their scalar references on random rows: the checks `cargo test` makes natively
+//! (`quant::tests`), runnable where the test build never runs — in the browser, whose
+//! SIMD128 kernels are exported as `cpu_kernel_check` (`wasm.rs`,
+//! `tests/browser/wasm_api.test.mjs`).
+//!
+//! Error measure: `|got − want| / Σ|w_i·x_i|` (the sum of the products' magnitudes, so a
+//! dot product that cancels to near zero is not judged by its tiny result). The integer
+//! sums are exact; only the f32 scale products and their order may differ.
+
+use super::q8::{fastest, fastest_x4, scalar};
+use super::{dequantize, GgmlType, Q8Acts};
+use crate::backend::selfcheck::{random_weight, Rng};
+
+/// Formats with an integer kernel that [`random_weight`] can generate.
+const TYPES: [GgmlType; 7] =
+    [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K];
+
+/// Allowed error (as in `quant::tests`).
+const TOLERANCE: f64 = 2e-6;
+
+/// One kernel on one row length.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KernelCheck {
+    /// The weight format, e.g. `Q4_K`.
+    pub ty: String,
+    /// `"dot"` (one token against the scalar reference) or `"dot4"` (the four-token tile
+    /// against four one-token calls).
+    pub kernel: &'static str,
+    /// Row length in elements.
+    pub cols: usize,
+    /// Largest error over the four tokens (see the module docs).
+    pub error: f64,
+    pub tolerance: f64,
+    pub ok: bool,
+}
+
+/// Checks every selected integer kernel on rows of 1, 3 and 7 blocks; four tokens each.
+pub fn check_q8_kernels(seed: u64) -> Vec<KernelCheck> {
+    let mut rng = Rng(seed | 1);
+    let mut out = Vec::new();
+    for ty in TYPES {
+        let (Some(fast), Some(reference)) = (fastest(ty), scalar(ty)) else { continue };
+        for blocks in [1, 3, 7] {
+            let cols = blocks * ty.block_size();
+            let Some(row) = random_weight(&mut rng, ty, 1, cols) else { continue };
+            let mut w = vec![0.0f32; cols];
+            if dequantize(ty, &row, &mut w).is_err() {
+                continue;
+            }
+            // Activations at several magnitudes, one block all zero.
+            let mut x: Vec<f32> = (0..4 * cols).map(|i| rng.f() * [0.01, 0.3, 1.0, 20.0][(i / 32) % 4]).collect();
+            x[..32].iter_mut().for_each(|v| *v = 0.0);
+            let mut acts = Q8Acts::new();
+            if acts.quantize(&x).is_err() {
+                continue;
+            }
+            let Some(xs) = (0..4).map(|k| acts.slice(k * cols, cols)).collect::<Option<Vec<_>>>() else { continue };
+            let mag = |k: usize| -> f64 {
+                let s = xs[k];
+                (0..cols).map(|i| (w[i] as f64 * s.d[i / 32] as f64 * s.qs[i] as f64).abs()).sum::<f64>().max(1e-30)
+            };
+            let one: Vec<f32> = xs.iter().map(|&s| fast(&row, s)).collect();
+            let err = (0..4).map(|k| (one[k] as f64 - reference(&row, xs[k]) as f64).abs() / mag(k)).fold(0.0, f64::max);
+            out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "dot", cols, error: err, tolerance: TOLERANCE, ok: err <= TOLERANCE });
+            if let Some(f4) = fastest_x4(ty) {
+                let four = f4(&row, [xs[0], xs[1], xs[2], xs[3]]);
+                let err = (0..4).map(|k| (four[k] as f64 - one[k] as f64).abs() / mag(k)).fold(0.0, f64::max);
+                out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "dot4", cols, error: err, tolerance: TOLERANCE, ok: err <= TOLERANCE });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_selected_kernel_passes_its_run_time_check() {
+        let checks = super::check_q8_kernels(7);
+        assert!(checks.len() >= 21, "{checks:?}");
+        for c in &checks {
+            assert!(c.ok, "{c:?}");
+        }
+    }
+}

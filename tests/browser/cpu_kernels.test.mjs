@@ -1,0 +1,37 @@
+// The CPU integer kernels of both wasm builds inside Chromium — SIMD128 (baseline) and
+// relaxed SIMD (threaded build, on a cross-origin isolated page) — each against its scalar
+// reference on random rows (src/quant/check.rs, the checks `cargo test` makes natively),
+// through the wasm export `cpu_kernel_check`. Native tests never run these kernels.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { REPO, launchBrowser, openPage, requireFile, startTestServer } from "./harness.mjs";
+
+requireFile(path.join(REPO, "www/pkg/hearth_bg.wasm"), "make wasm");
+requireFile(path.join(REPO, "www/pkg-mt/hearth_bg.wasm"), "make wasm");
+
+for (const [build, dir, isolate] of [["baseline", "pkg", false], ["threads", "pkg-mt", true]]) {
+  test(`${build} build: every integer kernel (one token and the four-token tile) matches its reference`, async () => {
+    const srv = await startTestServer({ isolate });
+    const browser = await launchBrowser();
+    try {
+      const page = await openPage(browser.context, srv);
+      const runs = await page.evaluate(async (dir) => {
+        const mod = await import(`/${dir}/hearth.js`);
+        await mod.default({ module_or_path: `/${dir}/hearth_bg.wasm` });
+        return [3, 11].map((seed) => JSON.parse(mod.cpu_kernel_check(seed)));
+      }, dir);
+      assert.equal(page.errors.length, 0, page.errors.join("\n"));
+      for (const checks of runs) {
+        const kinds = new Set(checks.map((c) => `${c.ty} ${c.kernel}`));
+        for (const k of ["Q4_0 dot", "Q4_1 dot4", "Q8_0 dot4", "Q4_K dot4", "Q5_K dot4", "Q6_K dot", "Q5_0 dot4"]) {
+          assert.ok(kinds.has(k), `${k} missing from ${[...kinds].join(", ")}`);
+        }
+        for (const c of checks) assert.ok(c.ok, `${c.ty} ${c.kernel} cols=${c.cols}: error ${c.error} > ${c.tolerance}`);
+      }
+    } finally {
+      await browser.close();
+      await srv.close();
+    }
+  });
+}
