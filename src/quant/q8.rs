@@ -28,6 +28,11 @@ pub struct Q8Acts {
     qs: Vec<i8>,
     d: Vec<f32>,
     s: Vec<f32>,
+    /// `qs` widened to i16, once per product, in the baseline wasm build: SIMD128 has no
+    /// byte multiply-add, and widening the activations for every row cost more than the
+    /// products (`simd_wasm_q8.rs`).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
+    qw: Vec<i16>,
 }
 
 /// A borrowed run of whole blocks of a [`Q8Acts`]: what the integer dot products read.
@@ -39,6 +44,9 @@ pub struct Q8Slice<'a> {
     pub(super) d: &'a [f32],
     /// Per block: `d·Σq`, the block's sum of (quantized) activations.
     pub(super) s: &'a [f32],
+    /// `qs` as i16 (baseline wasm build only).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
+    pub(super) qw: &'a [i16],
 }
 
 impl Q8Slice<'_> {
@@ -85,6 +93,11 @@ impl Q8Acts {
         for ((xs, qs), (d, s)) in it.zip(self.d.iter_mut().zip(self.s.iter_mut())) {
             (*d, *s) = quantize_block(xs, qs);
         }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
+        {
+            self.qw.clear();
+            self.qw.extend(self.qs.iter().map(|&q| q as i16));
+        }
         Ok(())
     }
 
@@ -95,12 +108,24 @@ impl Q8Acts {
             return None;
         }
         let (b0, nb) = (start / Q8_BLOCK, len / Q8_BLOCK);
-        Some(Q8Slice { qs: &self.qs[start..start + len], d: &self.d[b0..b0 + nb], s: &self.s[b0..b0 + nb] })
+        Some(Q8Slice {
+            qs: &self.qs[start..start + len],
+            d: &self.d[b0..b0 + nb],
+            s: &self.s[b0..b0 + nb],
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
+            qw: &self.qw[start..start + len],
+        })
     }
 
     /// The whole buffer as a [`Q8Slice`].
     pub fn as_slice(&self) -> Q8Slice<'_> {
-        Q8Slice { qs: &self.qs, d: &self.d, s: &self.s }
+        Q8Slice {
+            qs: &self.qs,
+            d: &self.d,
+            s: &self.s,
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
+            qw: &self.qw,
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! unsigned weights (Q4/Q5 families, all < 64) go through `i32x4.relaxed_dot_i8x16_i7x16_add`
 //! instead — one instruction for 16 products where x86 lowers it to `pmaddubsw`; with the
 //! 7-bit operand non-negative and |pair sum| ≤ 2·127·63 its result is exact on every engine.
-//! Every load is inside a `chunks_exact` chunk.
+//! Rows and activations are walked over the blocks both cover; every load is bounds-checked.
 
 use super::q8::{blocks4, DotQ8Fn, DotQ8x4Fn, Q8Slice, Q8_BLOCK};
 use super::GgmlType;
@@ -61,13 +61,6 @@ fn load16<T: Copy>(s: &[T], off: usize) -> v128 {
     unsafe { v128_load(s.as_ptr() as *const v128) }
 }
 
-/// `Σ w·x` of 16 weight bytes (unsigned when `SIGNED` is false) by 16 signed activation
-/// bytes, as 4 × i32 partial sums.
-#[inline(always)]
-fn dot16<const SIGNED: bool>(w: v128, x: v128) -> v128 {
-    dot16w(widen::<SIGNED>(w), x)
-}
-
 /// 16 weight bytes widened to two i16x8 (signed or unsigned bytes).
 #[inline(always)]
 fn widen<const SIGNED: bool>(w: v128) -> [v128; 2] {
@@ -78,10 +71,30 @@ fn widen<const SIGNED: bool>(w: v128) -> [v128; 2] {
     }
 }
 
-/// As [`dot16`], with the weights already widened (the four-token tile widens them once).
+/// 16 activations as the products read them: two i16x8 from the copy widened once per
+/// product ([`Q8Slice`]`::qw`) in the baseline build, 16 signed bytes with relaxed SIMD.
+#[cfg(not(target_feature = "relaxed-simd"))]
+type Acts16 = [v128; 2];
+#[cfg(target_feature = "relaxed-simd")]
+type Acts16 = v128;
+
+/// Activations `off..off + 16` of `x` (checked: panics rather than read out of bounds).
 #[inline(always)]
-fn dot16w(w: [v128; 2], x: v128) -> v128 {
-    i32x4_add(i32x4_dot_i16x8(w[0], i16x8_extend_low_i8x16(x)), i32x4_dot_i16x8(w[1], i16x8_extend_high_i8x16(x)))
+fn xload(x: &Q8Slice<'_>, off: usize) -> Acts16 {
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    return [load16(x.qw, off), load16(x.qw, off + 8)];
+    #[cfg(target_feature = "relaxed-simd")]
+    load16(x.qs, off)
+}
+
+/// `Σ w·x` (4 × i32) of 16 signed weights, already widened, by 16 activations.
+#[inline(always)]
+fn sdot(w: [v128; 2], x: Acts16) -> v128 {
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    let x = x;
+    #[cfg(target_feature = "relaxed-simd")]
+    let x = [i16x8_extend_low_i8x16(x), i16x8_extend_high_i8x16(x)];
+    i32x4_add(i32x4_dot_i16x8(w[0], x[0]), i32x4_dot_i16x8(w[1], x[1]))
 }
 
 /// Unsigned weight bytes (< 64) made ready for [`udot`]: widened to i16 in the baseline build,
@@ -99,11 +112,11 @@ fn uprep(w: v128) -> UPrep {
     w
 }
 
-/// `acc + Σ w·x` (4 × i32) of 16 prepared unsigned weights (< 64) by 16 signed activations.
+/// `acc + Σ w·x` (4 × i32) of 16 prepared unsigned weights (< 64) by 16 activations.
 #[inline(always)]
-fn udot(w: UPrep, x: v128, acc: v128) -> v128 {
+fn udot(w: UPrep, x: Acts16, acc: v128) -> v128 {
     #[cfg(not(target_feature = "relaxed-simd"))]
-    return i32x4_add(acc, dot16w(w, x));
+    return i32x4_add(acc, i32x4_add(i32x4_dot_i16x8(w[0], x[0]), i32x4_dot_i16x8(w[1], x[1])));
     #[cfg(target_feature = "relaxed-simd")]
     i32x4_relaxed_dot_i8x16_i7x16_add(x, w, acc)
 }
@@ -131,15 +144,22 @@ fn bit4_from_bits32(b: &[u8], off: usize) -> [v128; 2] {
 fn legacy(row: &[u8], x: Q8Slice<'_>, bytes: usize, quants: impl Fn(&[u8]) -> [v128; 2], coef: impl Fn(&[u8], f32) -> f32) -> f32 {
     let mut acc = f32x4_splat(0.0);
     let mut extra = 0.0f32;
-    let it = row.chunks_exact(bytes).zip(x.qs.chunks_exact(Q8_BLOCK));
-    for ((b, qx), (&dx, &sx)) in it.zip(x.d.iter().zip(x.s)) {
+    let nb = blocks(&x);
+    for (i, b) in row.chunks_exact(bytes).take(nb).enumerate() {
         let dw = f16_at(b, 0);
         let [q0, q1] = quants(b);
-        let p = udot(uprep(q1), load16(qx, 16), udot(uprep(q0), load16(qx, 0), i32x4_splat(0)));
-        acc = fma(acc, dw * dx, p);
-        extra += coef(b, dw) * sx;
+        let o = Q8_BLOCK * i;
+        let p = udot(uprep(q1), xload(&x, o + 16), udot(uprep(q0), xload(&x, o), i32x4_splat(0)));
+        acc = fma(acc, dw * x.d[i], p);
+        extra += coef(b, dw) * x.s[i];
     }
     hsum(acc) + extra
+}
+
+/// Whole activation blocks `x` covers (its parts agree unless misused).
+#[inline(always)]
+fn blocks(x: &Q8Slice<'_>) -> usize {
+    blocks4(&[*x; 4])
 }
 
 /// The 32 nibbles at `b[off..off + 16]`: low nibbles (elements 0..16), high (16..32).
@@ -174,9 +194,10 @@ fn dot_q5_1(row: &[u8], x: Q8Slice<'_>) -> f32 {
 
 fn dot_q8_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
     let mut acc = f32x4_splat(0.0);
-    for ((b, qx), &dx) in row.chunks_exact(34).zip(x.qs.chunks_exact(Q8_BLOCK)).zip(x.d) {
-        let p = i32x4_add(dot16::<true>(load16(b, 2), load16(qx, 0)), dot16::<true>(load16(b, 18), load16(qx, 16)));
-        acc = fma(acc, f16_at(b, 0) * dx, p);
+    for (i, b) in row.chunks_exact(34).take(blocks(&x)).enumerate() {
+        let o = Q8_BLOCK * i;
+        let p = i32x4_add(sdot(widen::<true>(load16(b, 2)), xload(&x, o)), sdot(widen::<true>(load16(b, 18)), xload(&x, o + 16)));
+        acc = fma(acc, f16_at(b, 0) * x.d[i], p);
     }
     hsum(acc)
 }
@@ -189,8 +210,9 @@ fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
     let one = u8x16_splat(1);
     let mut acc = f32x4_splat(0.0);
     let mut mins = 0.0f32;
-    let it = row.chunks_exact(bytes).zip(x.qs.chunks_exact(256));
-    for ((b, qx), (dx, sx)) in it.zip(x.d.chunks_exact(8).zip(x.s.chunks_exact(8))) {
+    for (sb, b) in row.chunks_exact(bytes).take(blocks(&x) / 8).enumerate() {
+        let (dx, sx) = (&x.d[8 * sb..], &x.s[8 * sb..]);
+        let o = 256 * sb;
         let d = f16_at(b, 0);
         let dmin = f16_at(b, 2);
         let scales: [u8; 12] = b[4..16].try_into().unwrap_or([0; 12]);
@@ -209,8 +231,8 @@ fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
                     lo = v128_or(lo, u8x16_shl(v128_and(u8x16_shr(qh, 2 * i as u32), one), 4));
                     hi = v128_or(hi, u8x16_shl(v128_and(u8x16_shr(qh, 2 * i as u32 + 1), one), 4));
                 }
-                p0 = udot(uprep(lo), load16(qx, 64 * i + 16 * h), p0);
-                p1 = udot(uprep(hi), load16(qx, 64 * i + 32 + 16 * h), p1);
+                p0 = udot(uprep(lo), xload(&x, o + 64 * i + 16 * h), p0);
+                p1 = udot(uprep(hi), xload(&x, o + 64 * i + 32 + 16 * h), p1);
             }
             acc = fma(acc, d * s0 as f32 * dx[2 * i], p0);
             acc = fma(acc, d * s1 as f32 * dx[2 * i + 1], p1);
@@ -234,8 +256,8 @@ fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
     let m3 = u8x16_splat(0x03);
     let k32 = i8x16_splat(32);
     let mut acc = f32x4_splat(0.0);
-    let it = row.chunks_exact(210).zip(x.qs.chunks_exact(256));
-    for ((b, qx), dx) in it.zip(x.d.chunks_exact(8)) {
+    for (sb, b) in row.chunks_exact(210).take(blocks(&x) / 8).enumerate() {
+        let (dx, o) = (&x.d[8 * sb..], 256 * sb);
         let d = f16_at(b, 208);
         for n in 0..2 {
             for k in 0..4 {
@@ -250,7 +272,7 @@ fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
                     let high = v128_and(u8x16_shr(load16(b, 128 + 32 * n + 16 * h), 2 * k as u32), m3);
                     let q = i8x16_sub(v128_or(low, u8x16_shl(high, 4)), k32);
                     let sc = b[192 + 2 * c + h] as i8 as i32;
-                    p = i32x4_add(p, i32x4_mul(dot16::<true>(q, load16(qx, 32 * c + 16 * h)), i32x4_splat(sc)));
+                    p = i32x4_add(p, i32x4_mul(sdot(widen::<true>(q), xload(&x, o + 32 * c + 16 * h)), i32x4_splat(sc)));
                 }
                 acc = fma(acc, d * dx[c], p);
             }
@@ -277,16 +299,17 @@ fn legacy_x4<const SIGNED: bool>(
         let dw = f16_at(b, 0);
         let [q0, q1] = quants(b);
         let c = coef(b, dw);
+        let o = Q8_BLOCK * i;
         if SIGNED {
             let (w0, w1) = (widen::<true>(q0), widen::<true>(q1));
             for k in 0..4 {
-                let p = i32x4_add(dot16w(w0, load16(x[k].qs, Q8_BLOCK * i)), dot16w(w1, load16(x[k].qs, Q8_BLOCK * i + 16)));
+                let p = i32x4_add(sdot(w0, xload(&x[k], o)), sdot(w1, xload(&x[k], o + 16)));
                 acc[k] = fma(acc[k], dw * x[k].d[i], p);
             }
         } else {
             let (w0, w1) = (uprep(q0), uprep(q1));
             for k in 0..4 {
-                let p = udot(w1, load16(x[k].qs, Q8_BLOCK * i + 16), udot(w0, load16(x[k].qs, Q8_BLOCK * i), i32x4_splat(0)));
+                let p = udot(w1, xload(&x[k], o + 16), udot(w0, xload(&x[k], o), i32x4_splat(0)));
                 acc[k] = fma(acc[k], dw * x[k].d[i], p);
                 extra[k] += c * x[k].s[i];
             }
@@ -346,11 +369,11 @@ fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
                 w[2 + h] = uprep(hi);
             }
             for k in 0..4 {
-                let (qx, dx, sx) = (&x[k].qs[256 * sb..], &x[k].d[8 * sb..], &x[k].s[8 * sb..]);
+                let (o, dx, sx) = (256 * sb, &x[k].d[8 * sb..], &x[k].s[8 * sb..]);
                 let (mut p0, mut p1) = (i32x4_splat(0), i32x4_splat(0));
                 for h in 0..2 {
-                    p0 = udot(w[h], load16(qx, 64 * i + 16 * h), p0);
-                    p1 = udot(w[2 + h], load16(qx, 64 * i + 32 + 16 * h), p1);
+                    p0 = udot(w[h], xload(&x[k], o + 64 * i + 16 * h), p0);
+                    p1 = udot(w[2 + h], xload(&x[k], o + 64 * i + 32 + 16 * h), p1);
                 }
                 acc[k] = fma(acc[k], d * s0 as f32 * dx[2 * i], p0);
                 acc[k] = fma(acc[k], d * s1 as f32 * dx[2 * i + 1], p1);
