@@ -3,18 +3,27 @@
 
 Per registry model the engine supports:
   native  — `hearth bench` (CPU) vs llama.cpp (llama-cpp-python), same thread count, same
-            pseudo-random tokens: pp<N> and tg<N> tok/s, medians after a warm-up.
-  browser — tests/browser/bench_peers.mjs: Hearth CPU-wasm (1 thread; the wasm has no threads yet)
-            and WebGPU (SwiftShader here) vs @wllama/wllama single-thread, headless Chromium.
+            pseudo-random tokens: pp<N> for each --pp size and tg<N> tok/s, medians after a warm-up;
+            for the registry default also `hearth bench --backend gpu` (lavapipe here), tiny.
+  browser — tests/browser/bench_peers.mjs, headless Chromium: Hearth CPU-wasm single-thread and
+            threaded (cross-origin isolated page) vs @wllama/wllama single- and multi-thread; short
+            prompt and a ~430-token prompt; peak memory of the browser. With --webgpu, for the
+            registry default also Hearth WebGPU (SwiftShader here), tiny.
 Plus a memory-bandwidth measurement (numpy copy of a 512 MiB buffer) for the "fraction of the
 physical limit" line: bytes read per decoded token (weights + KV) x tok/s / bandwidth.
 
-Writes bench/results/<date>-<host>.json (raw samples, versions, flags, CPU, load average),
-bench/results/<date>-<host>.md (tables with ours/theirs ratios) and .svg (bar chart of ratios).
-Each part has a time cap; a part that fails or times out is recorded as an error, not fatal.
+The registry default gets the full run; the larger models a lighter one (--light-*), so the whole
+run fits ~25 minutes on a 2-core machine. The reps and token counts used are recorded per part.
 
-usage: bench/run.py [--reps 5] [--threads 1,2] [--pp 128] [--tg 128] [--models ID,...]
-                    [--skip-native] [--skip-browser] [--render JSON]
+Writes bench/results/<date>-<host>.json (raw samples, versions, flags, CPU, load average),
+bench/results/<date>-<host>.md (tables with ours/theirs ratios) and .svg (bar chart of ratios);
+--out FILE.json writes elsewhere. Each part has a time cap; a part that fails or times out is
+recorded as an error, not fatal. Rendering: bench/report.py.
+
+usage: bench/run.py [--reps 5] [--threads 1,2] [--pp 128,512] [--tg 128] [--browser-reps 2] [--browser-tg 64]
+                    [--tg-long 64] [--light-reps 1] [--light-tg 32] [--models ID,...]
+                    [--skip-native] [--skip-browser] [--skip-gpu] [--webgpu] [--out FILE.json]
+                    [--render JSON]
 """
 import argparse
 import datetime
@@ -29,6 +38,8 @@ import sys
 import time
 import tomllib
 from pathlib import Path
+
+from report import markdown, svg
 
 REPO = Path(__file__).resolve().parent.parent
 SUPPORTED_ARCHS = {"llama", "gemma3", "qwen2"}  # what src/model/ implements (model::build dispatch) and `hearth bench` accepts
@@ -77,26 +88,58 @@ def model_shape(hearth, path):
     return {"weight_bytes": weights, **cfg}
 
 
-def hearth_native(hearth, model, threads, reps, pp, tg, cap):
-    out, wall = sh([hearth, "bench", "--model", model, "--reps", str(reps), "--pp", str(pp), "--tg", str(tg)],
-                   cap, env={"RAYON_NUM_THREADS": str(threads)})
+def hearth_native(hearth, model, threads, reps, pps, tg, cap, backend="cpu"):
+    """`hearth bench` on one backend: {"pp128": tok/s, ..., "tg128": tok/s, "backend": "..."}."""
+    out, wall = sh([hearth, "bench", "--model", model, "--backend", backend, "--reps", str(reps),
+                    "--pp", ",".join(map(str, pps)), "--tg", str(tg)], cap, env={"RAYON_NUM_THREADS": str(threads)})
     r = {"engine": "hearth", "threads": threads, "wall_s": wall, "stdout": out}
-    r[f"pp{pp}"] = float(re.search(rf"pp{pp}: ([\d.]+)", out).group(1))
-    r[f"tg{tg}"] = float(re.search(rf"tg{tg}: ([\d.]+)", out).group(1))
+    for k in [f"pp{n}" for n in pps] + [f"tg{tg}"]:
+        r[k] = float(re.search(rf"^{k}: ([\d.]+)", out, re.M).group(1))
+        m = re.search(rf"^{k} samples: (.*)$", out, re.M)  # raw per-rep tok/s (older binaries: none)
+        r[f"{k}_samples"] = [float(x) for x in m.group(1).split()] if m else None
     r["backend"] = re.search(r"backend: (.*)", out).group(1)
     return r
 
 
-def llama_native(path, threads, reps, pp, tg, cap):
+def llama_native(path, threads, reps, pps, tg, cap):
     out, wall = sh([sys.executable, "bench/llama_cpp_speed.py", str(path), "--threads", str(threads),
-                    "--reps", str(reps), "--pp", str(pp), "--tg", str(tg)], cap)
+                    "--reps", str(reps), "--pp", ",".join(map(str, pps)), "--tg", str(tg)], cap)
     return {**json.loads(out.strip().splitlines()[-1]), "wall_s": wall}
 
 
-def browser(model, file, reps, tg, cap, configs):
+def browser(model, file, p, cap, configs):
+    """bench_peers.mjs for `configs` with the plan `p` (reps, tg, tg_long): {wall_s, rows}."""
     out, wall = sh(["node", "tests/browser/bench_peers.mjs", "--model", model, "--file", file,
-                    "--reps", str(reps), "--tg", str(tg), "--timeout", str(cap // 3), *configs], cap)
+                    "--reps", str(p["reps"]), "--warmup", str(p.get("warmup", 1)), "--tg", str(p["tg"]),
+                    "--tg-long", str(p["tg_long"]),
+                    "--timeout", str(max(60, cap // min(3, len(configs)))), *configs], cap)
     return {"wall_s": wall, "rows": json.loads(out.strip().splitlines()[-1])}
+
+
+def plan(a, is_default):
+    """Reps and token counts of each part for one model. The registry default gets the full run;
+    the others the --light-* one (larger models: every token costs 2-4x more)."""
+    pps = [int(x) for x in a.pp.split(",")]
+    mt_pps = [int(x) for x in a.mt_pp.split(",")]
+    threads = [int(x) for x in (a.threads if is_default else a.light_threads).split(",")]
+    native = {}
+    for t in threads:
+        if not is_default:
+            native[t] = {"reps": a.light_reps, "pp_n": pps, "tg_n": a.light_tg}
+        elif t == 1:
+            native[t] = {"reps": a.reps, "pp_n": pps, "tg_n": a.tg}
+        else:
+            # More threads than idle cores: llama.cpp's spinning barrier collapses on a loaded
+            # machine (minutes per run), so multi-thread runs use --mt-reps, --mt-pp, --mt-tg, --mt-cap.
+            native[t] = {"reps": min(a.reps, a.mt_reps), "pp_n": mt_pps, "tg_n": a.mt_tg}
+    if is_default:
+        br = {"reps": a.browser_reps, "tg": a.browser_tg, "tg_long": a.tg_long, "configs": a.browser_configs.split(",")}
+    else:
+        br = {"reps": a.light_reps, "tg": a.light_tg, "tg_long": a.light_tg_long,
+              "configs": a.light_browser_configs.split(",")}
+    return {"native": native, "browser": br,
+            "gpu": {"reps": 1, "pp_n": [a.gpu_pp], "tg_n": a.gpu_tg} if is_default and not a.skip_gpu else None,
+            "webgpu": {"reps": 1, "warmup": 0, "tg": a.webgpu_tg, "tg_long": 0} if is_default and a.webgpu else None}
 
 
 def attempt(fn, *a):
@@ -128,104 +171,6 @@ def versions(hearth):
     return v
 
 
-# ---------------------------------------------------------------- rendering (JSON → Markdown, SVG)
-
-def med(v):
-    return statistics.median(v) if isinstance(v, list) and v else v
-
-
-def ratio(a, b):
-    return a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
-
-
-def fmt(v, d=1):
-    return f"{v:.{d}f}" if isinstance(v, (int, float)) else "—"
-
-
-def ratios(res):
-    """[(label, ratio ours/theirs, higher_is_better)] for the chart and the table."""
-    out = []
-    pp, tg = res["flags"]["pp"], res["flags"]["tg"]
-    for m in res["models"]:
-        for t, n in m.get("native", {}).items():
-            h, l = n.get("hearth", {}), n.get("llama.cpp", {})
-            for k in (f"pp{n['pp_n']}", f"tg{n['tg_n']}"):
-                out.append((f"{m['id'].split('-')[0]} native {k} {t}T", ratio(h.get(k), l.get(k)), True))
-        rows = {r["config"]: r for r in m.get("browser", {}).get("rows", []) if "error" not in r}
-        w = rows.get("wllama-cpu")
-        for c in ("hearth-cpu", "hearth-webgpu"):
-            if c in rows and w:
-                out.append((f"{m['id'].split('-')[0]} {c} decode", ratio(med(rows[c]["decode_tps"]), med(w["decode_tps"])), True))
-                out.append((f"{m['id'].split('-')[0]} {c} warm load", ratio(med(w["warm_ms"]), med(rows[c]["warm_ms"])), True))
-    return out
-
-
-def svg(res):
-    rs = [(l, r) for l, r, _ in ratios(res) if r is not None]
-    W, row, left, right = 820, 24, 330, 60
-    H = 60 + row * len(rs) + 30
-    xmax = min(max([2.0] + [r for _, r in rs]) * 1.05, 3.2)  # larger ratios are clipped (labelled)
-    x = lambda v: left + (W - left - right) * min(v, xmax) / xmax
-    p = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
-         f'<rect width="{W}" height="{H}" fill="white"/>',
-         f'<text x="{W / 2}" y="20" text-anchor="middle" font-size="14">Hearth / peer (higher is better; 1 = parity) — {res["host"]}, {res["date"]}</text>']
-    for i, (label, r) in enumerate(rs):
-        y = 40 + i * row
-        col = "#2a7" if r >= 1 else ("#e90" if r >= 0.8 else "#d33")
-        p.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end">{label}</text>')
-        p.append(f'<rect x="{left}" y="{y + 3}" width="{x(r) - left:.1f}" height="{row - 6}" fill="{col}"/>')
-        p.append(f'<text x="{x(r) + 4:.1f}" y="{y + 15}">{r:.2f}×{" ▶" if r > xmax else ""}</text>')
-    yb = 40 + row * len(rs)
-    for v, dash in ((1.0, ""), (0.8, ' stroke-dasharray="4 3"'), (1.5, ' stroke-dasharray="4 3"')):
-        p.append(f'<line x1="{x(v):.1f}" y1="34" x2="{x(v):.1f}" y2="{yb}" stroke="#333"{dash}/>')
-        p.append(f'<text x="{x(v):.1f}" y="{yb + 14}" text-anchor="middle">{v}×</text>')
-    p.append(f'<text x="{left}" y="{yb + 28}" font-size="11">warm load ratio = peer time / our time. Dashed: targets 0.8× (native decode), 1.5× (browser decode).</text>')
-    p.append("</svg>")
-    return "\n".join(p) + "\n"
-
-
-def markdown(res):
-    pp, tg = res["flags"]["pp"], res["flags"]["tg"]
-    L = [f"Host `{res['host']}`, {res['cpu']}, {res['nproc']} cores, load average before/after "
-         f"{res['loadavg_before']} / {res['loadavg_after']}; {res['date']}; reps {res['flags']['reps']} "
-         f"(median after one warm-up). Memory bandwidth (1-thread copy): {res['membw']['median_Bps'] / 1e9:.2f} GB/s.", ""]
-    L += ["### Native CPU: Hearth vs llama.cpp (tok/s, medians)", "",
-          "| model | threads | reps | test | Hearth pp | llama.cpp pp | ratio | test | Hearth tg | llama.cpp tg | ratio | Hearth decode, % of bandwidth limit |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for m in res["models"]:
-        for t, n in m.get("native", {}).items():
-            h, l = n.get("hearth", {}), n.get("llama.cpp", {})
-            pp, tg = n["pp_n"], n["tg_n"]
-            frac = None
-            if isinstance(h.get(f"tg{tg}"), float) and m.get("shape"):
-                frac = h[f"tg{tg}"] * m["bytes_per_token"] / res["membw"]["median_Bps"]
-            err = "; ".join(f"{k}: {v['error'][:80]}" for k, v in n.items() if isinstance(v, dict) and "error" in v)
-            L.append(f"| {m['id']} | {t} | {n['reps']} | pp{pp} | {fmt(h.get(f'pp{pp}'))} | {fmt(l.get(f'pp{pp}'))} | {fmt(ratio(h.get(f'pp{pp}'), l.get(f'pp{pp}')), 2)}× "
-                     f"| tg{tg} | {fmt(h.get(f'tg{tg}'))} | {fmt(l.get(f'tg{tg}'))} | {fmt(ratio(h.get(f'tg{tg}'), l.get(f'tg{tg}')), 2)}× "
-                     f"| {fmt(100 * frac if frac else None)} %{' ' + err if err else ''} |")
-    L += ["", "### Browser (headless Chromium, 1 thread): Hearth vs wllama (medians)", "",
-          "| model | config | backend | cold load ms | warm load ms | TTFT ms | prefill tok/s | decode tok/s | decode ratio | warm-load ratio |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
-    for m in res["models"]:
-        rows = m.get("browser", {}).get("rows", [])
-        if "error" in m.get("browser", {}):
-            L.append(f"| {m['id']} | error: {m['browser']['error'][:120]} | | | | | | | | |")
-        w = next((r for r in rows if r["config"] == "wllama-cpu" and "error" not in r), None)
-        for r in rows:
-            if "error" in r:
-                L.append(f"| {m['id']} | {r['config']} | error: {r['error'][:120]} | | | | | | | |")
-                continue
-            dr = ratio(med(r["decode_tps"]), med(w["decode_tps"])) if w else None
-            wr = ratio(med(w["warm_ms"]), med(r["warm_ms"])) if w else None
-            L.append(f"| {m['id']} | {r['config']} | {r['backend']} | {fmt(r['cold_ms'], 0)} | {fmt(med(r['warm_ms']), 0)} "
-                     f"| {fmt(med(r['ttft_ms']), 0)} | {fmt(med(r['prefill_tps']))} | {fmt(med(r['decode_tps']))} "
-                     f"| {fmt(dr, 2)}× | {fmt(wr, 2)}× |")
-    L += ["", "Ratios are ours / theirs for tok/s and theirs / ours for load times: > 1 means Hearth is ahead."]
-    if res.get("skipped"):
-        L += ["", "Skipped: " + "; ".join(res["skipped"])]
-    return "\n".join(L) + "\n"
-
-
 def render(path):
     res = json.loads(Path(path).read_text())
     base = Path(path).with_suffix("")
@@ -235,22 +180,86 @@ def render(path):
     print(f"wrote {base}.json/.md/.svg")
 
 
+def bench_model(a, m, path, is_default):
+    """Every part for one model; each part's failure is recorded in its place."""
+    p = plan(a, is_default)
+    e = {"id": m["id"], "file": m["file"], "quant": m.get("quant"), "default": is_default,
+         "plan": {**p, "native": {str(t): v for t, v in p["native"].items()}}, "native": {}}
+    t0 = time.time()
+    e["shape"] = attempt(model_shape, a.hearth, path)
+    if "weight_bytes" in e["shape"]:
+        s = e["shape"]
+        # Hearth's KV cache holds f32 K and V; mean context over a tg run ≈ tg / 2.
+        tg = next(iter(p["native"].values()), {"tg_n": a.tg})["tg_n"]
+        kv = 2 * s["n_layer"] * s["n_head_kv"] * s["head_dim"] * 4 * (tg / 2)
+        e["bytes_per_token"] = s["weight_bytes"] + kv
+    if not a.skip_native:
+        for t, n in p["native"].items():
+            print(f"{m['id']}: native, {t} thread(s), {n}…", file=sys.stderr)
+            cap = a.cap if t == 1 else a.mt_cap
+            e["native"][str(t)] = {
+                **n,
+                "hearth": attempt(hearth_native, a.hearth, m["id"], t, n["reps"], n["pp_n"], n["tg_n"], cap),
+                "llama.cpp": attempt(llama_native, path, t, n["reps"], n["pp_n"], n["tg_n"], cap),
+                "loadavg": loadavg()}
+        if p["gpu"]:
+            g = p["gpu"]
+            print(f"{m['id']}: native GPU {g} (lavapipe here: software, slow)…", file=sys.stderr)
+            e["native_gpu"] = {**g, "hearth": attempt(hearth_native, a.hearth, m["id"], 1, g["reps"], g["pp_n"], g["tg_n"],
+                                                      a.gpu_cap, "gpu"), "loadavg": loadavg()}
+    if not a.skip_browser:
+        b = p["browser"]
+        print(f"{m['id']}: browser {b}…", file=sys.stderr)
+        e["browser"] = attempt(browser, m["id"], m["file"], b, a.browser_cap, b["configs"])
+        if p["webgpu"]:
+            print(f"{m['id']}: browser WebGPU {p['webgpu']} (SwiftShader here: minutes)…", file=sys.stderr)
+            w = attempt(browser, m["id"], m["file"], p["webgpu"], a.webgpu_cap, ["hearth-webgpu"])
+            e["browser"].setdefault("rows", []).extend(
+                w.get("rows") or [{"config": "hearth-webgpu", "model": m["id"], "error": w.get("error")}])
+            e["browser"]["webgpu_wall_s"] = w.get("wall_s")
+        e["browser"]["loadavg"] = loadavg()
+    e["wall_s"] = time.time() - t0
+    return e
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--browser-reps", type=int, default=None, help="default: --reps")
-    ap.add_argument("--threads", default="1,2", help="native thread counts, comma-separated")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=5, help="native reps, default model, 1 thread")
+    ap.add_argument("--browser-reps", type=int, default=2, help="browser reps, default model")
+    ap.add_argument("--threads", default="1,2", help="native thread counts, comma-separated (default model)")
     ap.add_argument("--mt-reps", type=int, default=2, help="reps for thread counts > 1")
     ap.add_argument("--mt-tg", type=int, default=32, help="decode tokens for thread counts > 1")
-    ap.add_argument("--pp", type=int, default=128)
-    ap.add_argument("--tg", type=int, default=128)
+    ap.add_argument("--mt-pp", default="128", help="prompt sizes for thread counts > 1")
+    ap.add_argument("--mt-cap", type=int, default=120, help="seconds per native part, thread counts > 1")
+    ap.add_argument("--pp", default="128,512", help="native prompt sizes, comma-separated")
+    ap.add_argument("--tg", type=int, default=128, help="native decode tokens, default model, 1 thread")
+    ap.add_argument("--browser-tg", type=int, default=64, help="browser: decode tokens after the short prompt, default model")
+    ap.add_argument("--tg-long", type=int, default=64, help="browser: decode tokens after the long prompt, default model (0: none)")
+    ap.add_argument("--light-reps", type=int, default=1, help="native and browser reps, non-default models")
+    ap.add_argument("--light-tg", type=int, default=32, help="native and browser short-prompt decode tokens, non-default models")
+    ap.add_argument("--light-tg-long", type=int, default=16, help="browser long-prompt decode tokens, non-default models")
+    ap.add_argument("--light-threads", default="1", help="native thread counts, non-default models")
+    ap.add_argument("--light-browser-configs", default="hearth-cpu-mt,wllama-cpu-mt",
+                    help="browser configurations, non-default models (the issue's headline pair)")
     ap.add_argument("--models", default=None, help="registry ids (default: every supported one)")
     ap.add_argument("--hearth", default=str(REPO / "target/release/hearth"))
-    ap.add_argument("--cap", type=int, default=600, help="seconds per part before it is abandoned")
+    ap.add_argument("--cap", type=int, default=600, help="seconds per native part before it is abandoned")
+    ap.add_argument("--browser-cap", type=int, default=1500,
+                    help="seconds per model for the browser part (each configuration: a third of it)")
     ap.add_argument("--skip-native", action="store_true")
     ap.add_argument("--skip-browser", action="store_true")
-    ap.add_argument("--browser-configs", default="hearth-cpu,wllama-cpu",
-                    help="bench_peers.mjs configurations (hearth-webgpu on SwiftShader is very slow)")
+    ap.add_argument("--browser-configs", default="hearth-cpu,hearth-cpu-mt,wllama-cpu,wllama-cpu-mt",
+                    help="bench_peers.mjs configurations (hearth-webgpu: see --webgpu)")
+    ap.add_argument("--webgpu", action="store_true",
+                    help="also Hearth WebGPU in the browser: default model, 1 rep, no warm-up, short prompt "
+                         "(SwiftShader here: ~2 min, so not in the default run)")
+    ap.add_argument("--webgpu-tg", type=int, default=8)
+    ap.add_argument("--webgpu-cap", type=int, default=420)
+    ap.add_argument("--skip-gpu", action="store_true", help="no native GPU run (`hearth bench --backend gpu`)")
+    ap.add_argument("--gpu-pp", type=int, default=32)
+    ap.add_argument("--gpu-tg", type=int, default=8)
+    ap.add_argument("--gpu-cap", type=int, default=240)
+    ap.add_argument("--out", help="result JSON path (default bench/results/<date>-<host>.json; .md/.svg beside it)")
     ap.add_argument("--render", help="re-render the Markdown and SVG of an existing JSON, run nothing")
     a = ap.parse_args()
     if a.render:
@@ -258,13 +267,14 @@ def main():
     reg = tomllib.loads((REPO / "models/registry.toml").read_text())
     now = datetime.datetime.now(datetime.timezone.utc)
     host = socket.gethostname()
+    t0 = time.time()
     res = {"date": now.strftime("%Y-%m-%d %H:%M UTC"), "host": host, "cpu": cpu_model(), "nproc": os.cpu_count(),
            "loadavg_before": loadavg(), "versions": versions(a.hearth),
-           "flags": {"reps": a.reps, "browser_reps": a.browser_reps or a.reps, "threads": a.threads, "pp": a.pp,
-                     "tg": a.tg, "mt_reps": a.mt_reps, "mt_tg": a.mt_tg, "cap_s": a.cap, "hearth_bench": "hearth bench --model ID --reps R --pp P --tg T (RAYON_NUM_THREADS=t)",
-                     "llama_cpp": "bench/llama_cpp_speed.py (n_threads = n_threads_batch = t, n_batch 512)",
-                     "browser": "tests/browser/bench_peers.mjs (wllama n_threads 1, n_gpu_layers 0)",
-                     "browser_configs": a.browser_configs},
+           "flags": {**{k: v for k, v in vars(a).items() if k not in ("render", "out")},
+                     "hearth_bench": "hearth bench --model ID --reps R --pp P1,P2 --tg T (RAYON_NUM_THREADS=t)",
+                     "llama_cpp": "bench/llama_cpp_speed.py (n_threads = n_threads_batch = t, n_batch max(512, P))",
+                     "browser": "tests/browser/bench_peers.mjs (wllama n_ctx 2048, n_gpu_layers 0, n_threads 1 or "
+                                "navigator.hardwareConcurrency for -mt; Hearth contextSize 2048)"},
            "models": [], "skipped": []}
     print("memory bandwidth…", file=sys.stderr)
     res["membw"] = mem_bandwidth()
@@ -279,31 +289,10 @@ def main():
         if not path.exists():
             res["skipped"].append(f"{m['id']} (not in models/cache: python3 models/fetch.py {m['id']})")
             continue
-        e = {"id": m["id"], "file": m["file"], "quant": m.get("quant"), "native": {}}
-        e["shape"] = attempt(model_shape, a.hearth, path)
-        if "weight_bytes" in e["shape"]:
-            s = e["shape"]
-            # Hearth's KV cache holds f32 K and V; mean context over a tg run ≈ tg / 2.
-            kv = 2 * s["n_layer"] * s["n_head_kv"] * s["head_dim"] * 4 * (a.tg / 2)
-            e["bytes_per_token"] = s["weight_bytes"] + kv
-        if not a.skip_native:
-            for t in [int(x) for x in a.threads.split(",")]:
-                print(f"{m['id']}: native, {t} thread(s)…", file=sys.stderr)
-                # More threads than idle cores: llama.cpp's spinning barrier collapses on a loaded
-                # machine (minutes per run), so multi-thread runs use --mt-reps and --mt-tg.
-                reps, tg = (a.reps, a.tg) if t == 1 else (min(a.reps, a.mt_reps), a.mt_tg)
-                e["native"][str(t)] = {
-                    "reps": reps, "pp_n": a.pp, "tg_n": tg,
-                    "hearth": attempt(hearth_native, a.hearth, m["id"], t, reps, a.pp, tg, a.cap),
-                    "llama.cpp": attempt(llama_native, path, t, reps, a.pp, tg, a.cap),
-                    "loadavg": loadavg()}
-        if not a.skip_browser:
-            print(f"{m['id']}: browser…", file=sys.stderr)
-            e["browser"] = attempt(browser, m["id"], m["file"], a.browser_reps or a.reps, a.tg, 3 * a.cap,
-                                   a.browser_configs.split(","))
-        res["models"].append(e)
+        res["models"].append(bench_model(a, m, path, m["id"] == reg["default"]))
     res["loadavg_after"] = loadavg()
-    out = REPO / "bench/results" / f"{now.strftime('%Y-%m-%d')}-{host}.json"
+    res["wall_s"] = time.time() - t0
+    out = Path(a.out) if a.out else REPO / "bench/results" / f"{now.strftime('%Y-%m-%d')}-{host}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
     render(out)

@@ -3,7 +3,7 @@
 //! hearth run --model FILE_OR_ID --prompt TEXT [--chat] [-n N] [--temp T] [--seed S]
 //! hearth chat --model FILE_OR_ID            (interactive, multi-turn)
 //! hearth inspect FILE_OR_ID                 (metadata and tensor table)
-//! hearth bench --model FILE_OR_ID [--reps 5]
+//! hearth bench --model FILE_OR_ID [--reps 5] [--pp 128,512] [--tg 128]
 
 use clap::{Parser, Subcommand, ValueEnum};
 use hearth::backend::cpu::CpuBackend;
@@ -102,8 +102,10 @@ enum Cmd {
         model: ModelArgs,
         #[arg(long, default_value_t = 5)]
         reps: usize,
-        #[arg(long, default_value_t = 128)]
-        pp: usize,
+        /// Prompt sizes, comma-separated (each measured once per rep; one `ppN:` line each).
+        #[arg(long, value_delimiter = ',', num_args = 1.., default_value = "128")]
+        pp: Vec<usize>,
+        /// Decode steps per rep (one `tgN:` line).
         #[arg(long, default_value_t = 128)]
         tg: usize,
     },
@@ -222,17 +224,25 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn cmd_bench<B: Backend + 'static>(mut s: Session<B>, reps: usize, pp: usize, tg: usize) -> Result<(), String> {
+fn cmd_bench<B: Backend + 'static>(mut s: Session<B>, reps: usize, pp: &[usize], tg: usize) -> Result<(), String> {
     let n_vocab = s.config().n_vocab as u32;
+    let max_pp = pp.iter().copied().max().unwrap_or(0);
+    if max_pp == 0 || pp.contains(&0) {
+        return Err("--pp: every prompt size must be at least 1".into());
+    }
     // Deterministic pseudo-random prompt tokens (as llama-bench does).
-    let toks: Vec<u32> = (0..(pp + tg) as u64).map(|i| ((i * 2_654_435_761) % n_vocab as u64) as u32).collect();
-    let (mut pp_tps, mut tg_tps) = (Vec::new(), Vec::new());
+    let toks: Vec<u32> = (0..(max_pp.max(tg + 1)) as u64).map(|i| ((i * 2_654_435_761) % n_vocab as u64) as u32).collect();
+    let mut pp_tps: Vec<Vec<f64>> = vec![Vec::new(); pp.len()];
+    let mut tg_tps = Vec::new();
     for rep in 0..=reps {
-        s.reset();
-        let t = Instant::now();
-        let l = s.prefill(&toks[..pp]).map_err(|e| e.to_string())?;
-        s.backend_mut().argmax(&l, 0, n_vocab as usize).map_err(|e| e.to_string())?;
-        let pp_s = t.elapsed().as_secs_f64();
+        let mut pp_s = Vec::with_capacity(pp.len());
+        for &n in pp {
+            s.reset();
+            let t = Instant::now();
+            let l = s.prefill(&toks[..n]).map_err(|e| e.to_string())?;
+            s.backend_mut().argmax(&l, 0, n_vocab as usize).map_err(|e| e.to_string())?;
+            pp_s.push(t.elapsed().as_secs_f64());
+        }
         s.reset();
         s.prefill(&toks[..1]).map_err(|e| e.to_string())?;
         let before = s.backend().counters();
@@ -251,12 +261,19 @@ fn cmd_bench<B: Backend + 'static>(mut s: Session<B>, reps: usize, pp: usize, tg
         }
         if rep > 0 {
             // rep 0 is the warm-up
-            pp_tps.push(pp as f64 / pp_s);
+            for ((v, &n), secs) in pp_tps.iter_mut().zip(pp).zip(pp_s) {
+                v.push(n as f64 / secs);
+            }
             tg_tps.push(tg as f64 / tg_s);
         }
     }
+    let samples = |v: &[f64]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
     println!("backend: {}", s.backend().describe());
-    println!("pp{pp}: {:.1} tok/s (median of {reps})", median(pp_tps));
+    for (v, n) in pp_tps.into_iter().zip(pp) {
+        println!("pp{n} samples: {}", samples(&v));
+        println!("pp{n}: {:.1} tok/s (median of {reps})", median(v));
+    }
+    println!("tg{tg} samples: {}", samples(&tg_tps));
     println!("tg{tg}: {:.1} tok/s (median of {reps})", median(tg_tps));
     Ok(())
 }
@@ -342,7 +359,7 @@ fn main() -> ExitCode {
             on_backend!(b, path, model.ctx, |s| cmd_chat(s, system.as_deref(), &params(&sample)))
         }),
         Cmd::Bench { model, reps, pp, tg } => with_backend(&model, &mut |path, b| {
-            on_backend!(b, path, model.ctx, |s| cmd_bench(s, reps.max(1), pp, tg))
+            on_backend!(b, path, model.ctx, |s| cmd_bench(s, reps.max(1), &pp, tg))
         }),
     };
     match r {

@@ -1,118 +1,246 @@
-// Browser benchmark for `make bench` (bench/run.py): Hearth (CPU wasm, WebGPU) vs @wllama/wllama
-// (llama.cpp in wasm) on the same GGUF, headless Chromium, static server on 127.0.0.1, one browser
-// per configuration. Cold load once (network → store → engine), then --reps repeats after one
-// warm-up of: warm load (store/HTTP cache → engine, a fresh engine), time to first token on a raw
-// prompt, prefill tok/s (Hearth only: wllama's streaming API gives no prefill split), decode tok/s
-// over --tg tokens. Raw samples as JSON on stdout (last line). Not a test: no timed assertions.
-//   node tests/browser/bench_peers.mjs --model ID --file FILE.gguf [--reps 5] [--tg 128] [configs…]
+// Browser benchmark for `make bench` (bench/run.py): Hearth (CPU wasm single-thread and threaded,
+// WebGPU) vs @wllama/wllama (llama.cpp in wasm, single- and multi-thread) on the same GGUF, headless
+// Chromium, static server on 127.0.0.1, one browser per configuration. Cold load once (network →
+// store → engine), then one warm-up and --reps repeats of: warm load (a fresh engine), the short
+// PROMPT decoding --tg tokens (TTFT, prefill and decode tok/s), then (not in the warm-up) the long
+// LONG_PROMPT (~430 tokens) decoding --tg-long tokens (long prefill = prompt tokens / TTFT, long
+// decode tok/s).
+// Per configuration, node samples the total RSS of that Chromium instance (procmem.mjs) every
+// 50 ms: baseline after the blank page opened, peak, peak over baseline.
+// The -mt configurations run on a cross-origin isolated server (COOP/COEP) with one thread per
+// logical core, and fail loudly when the engine fell back to one thread.
+// Raw samples as JSON on stdout (last line). Not a test: no timed assertions.
+//   node tests/browser/bench_peers.mjs --model ID --file FILE.gguf [--reps 5] [--tg 128]
+//        [--tg-long 64 (0: no long prompt)] [--warmup 1 (0: none)] [--timeout S] [configs…]
 import path from "node:path";
 import { REPO, launchBrowser, startTestServer, openPage, requireFile } from "./harness.mjs";
+import { sampleBrowserMemory } from "./procmem.mjs";
+import { PROMPT, LONG_PROMPT, CHAT } from "./bench_prompts.mjs";
 
-const ALL = ["hearth-cpu", "hearth-webgpu", "wllama-cpu"];
+// config → {engine, isolated page, Hearth backend / wllama threads}
+const CONFIGS = {
+  "hearth-cpu": { engine: "hearth", isolate: false, backend: "cpu" },
+  "hearth-cpu-mt": { engine: "hearth", isolate: true, backend: "cpu", mt: true },
+  "hearth-webgpu": { engine: "hearth", isolate: false, backend: "webgpu" },
+  "wllama-cpu": { engine: "wllama", isolate: false },
+  "wllama-cpu-mt": { engine: "wllama", isolate: true, mt: true },
+};
 const argv = process.argv.slice(2);
 const opt = (k, d) => { const i = argv.indexOf(k); return i >= 0 ? argv.splice(i, 2)[1] : d; };
 const MODEL_ID = opt("--model", "smollm2-135m-instruct-q4_1");
 const FILE = opt("--file", "SmolLM2-135M-Instruct.Q4_1.gguf");
 const REPS = Number(opt("--reps", "5"));
 const TG = Number(opt("--tg", "128"));
+const TG_LONG = Number(opt("--tg-long", "64"));
 const TIMEOUT_S = Number(opt("--timeout", "600"));
-const which = argv.length ? argv : ALL;
-const PROMPT = "Once upon a time, there was a little";
+const WARMUP = Number(opt("--warmup", "1")) > 0 ? 1 : 0; // 0: no warm-up rep (the tiny WebGPU run)
+const which = argv.length ? argv : ["hearth-cpu", "hearth-cpu-mt", "wllama-cpu", "wllama-cpu-mt"];
+const MIN_LONG_TOKENS = 400;
 requireFile(path.join(REPO, "models", "cache", FILE), "make models");
 
-async function hearth(page, backend) {
-  return page.evaluate(async ({ backend, MODEL_ID, PROMPT, TG, REPS }) => {
-    const H = await import("/dist/index.js");
-    const t0 = performance.now();
-    let e = await H.Engine.load(MODEL_ID, { backend });
-    const cold = performance.now() - t0;
-    const used = e.backend;
-    await e.unload();
-    const s = { warm_ms: [], ttft_ms: [], prefill_tps: [], decode_tps: [], n_decoded: [] };
-    let text = "";
-    for (let rep = 0; rep <= REPS; rep++) {
-      const t1 = performance.now();
-      e = await H.Engine.load(MODEL_ID, { backend });
-      const warm = performance.now() - t1;
-      let firstTok = 0;
-      const t3 = performance.now();
-      const r = await e.complete(PROMPT, { temperature: 0, max_tokens: TG, onDelta: () => { if (!firstTok) firstTok = performance.now(); } });
-      const end = performance.now();
-      await e.unload();
-      text = r.text ?? text;
-      if (rep === 0) continue; // warm-up
-      s.warm_ms.push(warm);
-      s.ttft_ms.push(firstTok - t3);
-      s.prefill_tps.push(r.usage.prompt_tokens / ((firstTok - t3) / 1000));
-      s.decode_tps.push((r.usage.completion_tokens - 1) / ((end - firstTok) / 1000));
-      s.n_decoded.push(r.usage.completion_tokens);
-    }
-    return { backend: used, cold_ms: cold, ...s, text };
-  }, { backend, MODEL_ID, PROMPT, TG, REPS });
+/** Speeds of one completion: TTFT, prefill (prompt tokens / TTFT) and decode tok/s (tokens after the first). */
+function speeds(t0, first, end, promptTokens, completionTokens) {
+  const ttft = first - t0;
+  return {
+    ttft_ms: ttft,
+    prefill_tps: promptTokens ? promptTokens / (ttft / 1000) : null,
+    decode_tps: completionTokens > 1 ? (completionTokens - 1) / ((end - first) / 1000) : null,
+  };
 }
 
-async function wllama(page) {
-  return page.evaluate(async ({ FILE, PROMPT, TG, REPS }) => {
+async function hearth(page, c) {
+  return page.evaluate(async ({ c, MODEL_ID, PROMPT, LONG_PROMPT, CHAT, TG, TG_LONG, REPS, WARMUP }) => {
+    const speeds = globalThis.benchSpeeds;
+    const H = await import("/dist/index.js");
+    // -mt: one thread per logical core, which needs the threaded build (www/pkg-mt) and an isolated page.
+    const opts = c.mt ? { backend: c.backend, threads: navigator.hardwareConcurrency } : { backend: c.backend };
+    const t0 = performance.now();
+    let e = await H.Engine.load(MODEL_ID, opts);
+    const cold = performance.now() - t0;
+    const info = { ...e.model };
+    await e.unload();
+    if (c.mt && (info.wasmBuild !== "threads" || !(info.threads > 1))) {
+      throw new Error(`fell back to the ${info.wasmBuild} build with ${info.threads} thread(s): ${info.threadsReason}`);
+    }
+    const s = { warm_ms: [], chat_ttft_ms: [], warm_to_chat_token_ms: [], ttft_ms: [], prefill_tps: [], decode_tps: [], n_decoded: [], prompt_tokens: [],
+      long_prompt_tokens: [], long_cached_tokens: [], long_ttft_ms: [], long_prefill_tps: [], long_decode_tps: [], n_decoded_long: [] };
+    let text = "", longText = "";
+    const run = async (prompt, max_tokens) => {
+      let first = 0;
+      const t = performance.now();
+      const r = await e.complete(prompt, { temperature: 0, max_tokens, onDelta: () => { if (!first) first = performance.now(); } });
+      return { r, ...speeds(t, first, performance.now(), r.usage.prompt_tokens, r.usage.completion_tokens) };
+    };
+    for (let rep = 1 - WARMUP; rep <= REPS; rep++) {
+      const t1 = performance.now();
+      e = await H.Engine.load(MODEL_ID, opts);
+      const warm = performance.now() - t1;
+      // Issue 7's target "warm load to first token ≤ 1 s": the first token of a chat (template,
+      // default system prompt and all), right after the warm load, on a fresh KV cache.
+      let chatFirst = 0;
+      const tc = performance.now();
+      for await (const ch of await e.chat.completions.create({ messages: CHAT, stream: true, temperature: 0, max_tokens: 1 })) {
+        if (!chatFirst && ch.choices[0]?.delta?.content) chatFirst = performance.now();
+      }
+      const chatTtft = (chatFirst || performance.now()) - tc;
+      await e.reset();
+      const a = await run(PROMPT, TG);
+      // The long prompt only in measured reps: the short one already warmed every code path.
+      const b = TG_LONG > 0 && rep > 0 ? await run(LONG_PROMPT, TG_LONG) : null;
+      await e.unload();
+      text = a.r.text ?? text;
+      longText = b?.r.text ?? longText;
+      if (rep === 0) continue; // warm-up
+      s.warm_ms.push(warm);
+      s.chat_ttft_ms.push(chatTtft);
+      s.warm_to_chat_token_ms.push(warm + chatTtft);
+      s.ttft_ms.push(a.ttft_ms);
+      s.prefill_tps.push(a.prefill_tps);
+      s.decode_tps.push(a.decode_tps);
+      s.n_decoded.push(a.r.usage.completion_tokens);
+      s.prompt_tokens.push(a.r.usage.prompt_tokens);
+      if (!b) continue;
+      s.long_prompt_tokens.push(b.r.usage.prompt_tokens);
+      s.long_cached_tokens.push(b.r.usage.cached_tokens);
+      s.long_ttft_ms.push(b.ttft_ms);
+      s.long_prefill_tps.push(b.prefill_tps);
+      s.long_decode_tps.push(b.decode_tps);
+      s.n_decoded_long.push(b.r.usage.completion_tokens);
+    }
+    return { backend: info.backend, wasm_build: info.wasmBuild, threads: info.threads, threads_reason: info.threadsReason,
+      cross_origin_isolated: crossOriginIsolated, cold_ms: cold, ...s, text, long_text: longText };
+  }, { c, MODEL_ID, PROMPT, LONG_PROMPT, CHAT, TG, TG_LONG, REPS, WARMUP });
+}
+
+async function wllama(page, c) {
+  return page.evaluate(async ({ c, FILE, PROMPT, LONG_PROMPT, TG, TG_LONG, REPS, WARMUP }) => {
+    const speeds = globalThis.benchSpeeds;
     const { Wllama } = await import("/node_modules/@wllama/wllama/esm/index.js");
+    // One wasm with pthreads: it runs multi-threaded where the page is cross-origin isolated.
     const cfg = { default: "/node_modules/@wllama/wllama/esm/wasm/wllama.wasm" };
     const url = new URL(`/models/${FILE}`, location.href).href;
-    const params = { n_ctx: 2048, n_threads: 1, n_gpu_layers: 0 };
+    const params = { n_ctx: 2048, n_threads: c.mt ? navigator.hardwareConcurrency : 1, n_gpu_layers: 0 };
     const quiet = { debug() {}, log() {}, warn() {}, error: console.error };
     let w = new Wllama(cfg, { suppressNativeLog: true, logger: quiet });
     const t0 = performance.now();
     await w.loadModelFromUrl(url, params);
     const cold = performance.now() - t0;
+    const multithread = w.isMultithread();
+    const nThreads = w.getNumThreads();
     await w.exit();
-    const s = { warm_ms: [], ttft_ms: [], prefill_tps: [], decode_tps: [], n_decoded: [] };
-    let text = "";
-    for (let rep = 0; rep <= REPS; rep++) {
+    if (c.mt && !(multithread && nThreads > 1)) {
+      throw new Error(`wllama is not multi-threaded: isMultithread() ${multithread}, getNumThreads() ${nThreads}, crossOriginIsolated ${crossOriginIsolated}`);
+    }
+    // Streams one raw completion; token counts from the final chunk's usage where wllama gives it.
+    const run = async (prompt, max_tokens) => {
+      let n = 0, first = 0, text = "", usage = null, timings = null;
+      const t = performance.now();
+      const it = await w.createCompletion({ prompt, stream: true, max_tokens, temperature: 0 });
+      for await (const ch of it) {
+        const d = ch.choices?.[0]?.text;
+        if (d) { n++; text += d; if (!first) first = performance.now(); }
+        if (ch.usage) usage = ch.usage;
+        if (ch.timings) timings = ch.timings;
+      }
+      const end = performance.now();
+      const promptTokens = usage?.prompt_tokens ?? timings?.prompt_n ?? null;
+      const completion = usage?.completion_tokens ?? timings?.predicted_n ?? n;
+      return { text, promptTokens, completion, timings, ...speeds(t, first, end, promptTokens, completion) };
+    };
+    const s = { warm_ms: [], chat_ttft_ms: [], warm_to_chat_token_ms: [], ttft_ms: [], prefill_tps: [], decode_tps: [], n_decoded: [], prompt_tokens: [],
+      long_prompt_tokens: [], long_ttft_ms: [], long_prefill_tps: [], long_decode_tps: [], n_decoded_long: [], engine_timings: [] };
+    let text = "", longText = "";
+    for (let rep = 1 - WARMUP; rep <= REPS; rep++) {
       w = new Wllama(cfg, { suppressNativeLog: true, allowOffline: true, logger: quiet });
       const t1 = performance.now();
       await w.loadModelFromUrl(url, params);
       const warm = performance.now() - t1;
-      let n = 0;
-      let firstTok = 0;
-      text = "";
-      const t3 = performance.now();
-      const it = await w.createCompletion({ prompt: PROMPT, stream: true, max_tokens: TG, temperature: 0 });
-      for await (const c of it) {
-        const d = c.choices?.[0]?.text;
-        if (d) { n++; text += d; if (!firstTok) firstTok = performance.now(); }
+      // Issue 7's target "warm load to first token ≤ 1 s": the first token of a chat (template,
+      // default system prompt and all), right after the warm load, on a fresh KV cache.
+      let chatFirst = 0;
+      const tc = performance.now();
+      for await (const ch of await e.chat.completions.create({ messages: CHAT, stream: true, temperature: 0, max_tokens: 1 })) {
+        if (!chatFirst && ch.choices[0]?.delta?.content) chatFirst = performance.now();
       }
-      const end = performance.now();
+      const chatTtft = (chatFirst || performance.now()) - tc;
+      await e.reset();
+      const a = await run(PROMPT, TG);
+      // The long prompt only in measured reps: the short one already warmed every code path.
+      const b = TG_LONG > 0 && rep > 0 ? await run(LONG_PROMPT, TG_LONG) : null;
       await w.exit();
+      text = a.text;
+      longText = b?.text ?? longText;
       if (rep === 0) continue;
       s.warm_ms.push(warm);
-      s.ttft_ms.push(firstTok - t3);
-      s.decode_tps.push((n - 1) / ((end - firstTok) / 1000));
-      s.n_decoded.push(n);
+      s.chat_ttft_ms.push(chatTtft);
+      s.warm_to_chat_token_ms.push(warm + chatTtft);
+      s.ttft_ms.push(a.ttft_ms);
+      s.prefill_tps.push(a.prefill_tps);
+      s.decode_tps.push(a.decode_tps);
+      s.n_decoded.push(a.completion);
+      s.prompt_tokens.push(a.promptTokens);
+      // llama-server's own timings (prompt_per_second, predicted_per_second), for reference.
+      s.engine_timings.push({ short: a.timings, long: b?.timings ?? null });
+      if (!b) continue;
+      s.long_prompt_tokens.push(b.promptTokens);
+      s.long_ttft_ms.push(b.ttft_ms);
+      s.long_prefill_tps.push(b.prefill_tps);
+      s.long_decode_tps.push(b.decode_tps);
+      s.n_decoded_long.push(b.completion);
     }
-    return { backend: "cpu (1 thread)", cold_ms: cold, ...s, prefill_tps: null, text };
-  }, { FILE, PROMPT, TG, REPS });
+    return { backend: `cpu (${nThreads} thread${nThreads > 1 ? "s" : ""})`, multithread, threads: nThreads,
+      cross_origin_isolated: crossOriginIsolated, cold_ms: cold, ...s, text, long_text: longText };
+  }, { c, FILE, PROMPT, LONG_PROMPT, TG, TG_LONG, REPS, WARMUP });
 }
 
-const srv = await startTestServer();
+/** Fails the row when the long prompt was shorter than promised (or not counted). */
+function checkLong(r) {
+  if (TG_LONG <= 0) return;
+  const bad = r.long_prompt_tokens.filter((n) => !(n >= MIN_LONG_TOKENS));
+  if (bad.length) throw new Error(`long prompt: ${JSON.stringify(bad)} tokens, expected >= ${MIN_LONG_TOKENS}`);
+}
+
+const servers = {};
+const serverFor = async (isolate) => (servers[isolate] ??= await startTestServer({ isolate }));
 const rows = [];
 for (const w of which) {
-  if (!ALL.includes(w)) throw new Error(`unknown configuration ${w}; pick from ${ALL.join(", ")}`);
-  if (w.startsWith("hearth")) requireFile(path.join(REPO, "www/pkg/hearth_bg.wasm"), "make wasm");
+  const c = CONFIGS[w];
+  if (!c) throw new Error(`unknown configuration ${w}; pick from ${Object.keys(CONFIGS).join(", ")}`);
+  if (c.engine === "hearth") requireFile(path.join(REPO, c.mt ? "www/pkg-mt/hearth_bg.wasm" : "www/pkg/hearth_bg.wasm"), "make wasm");
+  const srv = await serverFor(c.isolate);
   const b = await launchBrowser();
   const t = Date.now();
+  let mem = null;
+  const row = { config: w, model: MODEL_ID, reps: REPS, warmup: WARMUP, tg: TG, tg_long: TG_LONG };
   try {
+    try {
+      mem = sampleBrowserMemory(b.userDataDir);
+    } catch (e) {
+      row.mem_error = String(e.message ?? e); // no memory figures, but the speeds still count
+    }
     const page = await openPage(b.context, srv);
+    mem?.baseline();
+    // The shared helper, defined in the page through the DevTools protocol (no eval in the page).
+    await page.evaluate(`globalThis.benchSpeeds = ${speeds}`);
     page.setDefaultTimeout(TIMEOUT_S * 1000);
     page.on("console", (m) => { if (m.type() === "error") console.error(`[${w}] ${m.text()}`); });
-    const run = w.startsWith("hearth") ? hearth(page, w === "hearth-cpu" ? "cpu" : "webgpu") : wllama(page);
-    const timeout = new Promise((_, rej) => setTimeout(() => rej(new Error(`timed out after ${TIMEOUT_S} s`)), TIMEOUT_S * 1000));
-    const r = await Promise.race([run, timeout]);
-    rows.push({ config: w, model: MODEL_ID, reps: REPS, tg: TG, wall_s: (Date.now() - t) / 1000, ...r });
+    const run = c.engine === "hearth" ? hearth(page, c) : wllama(page, c);
+    let timer;
+    const timeout = new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`timed out after ${TIMEOUT_S} s`)), TIMEOUT_S * 1000); });
+    const r = await Promise.race([run, timeout]).finally(() => clearTimeout(timer));
+    Object.assign(row, r);
+    checkLong(r); // an error row that keeps its samples
   } catch (e) {
-    rows.push({ config: w, model: MODEL_ID, error: String(e.message ?? e).split("\n")[0], wall_s: (Date.now() - t) / 1000 });
+    row.error = String(e.message ?? e).split("\n")[0];
   } finally {
+    Object.assign(row, mem?.stop() ?? {}, { wall_s: (Date.now() - t) / 1000 });
     await b.close().catch(() => {});
   }
-  console.error(`[bench_peers] ${MODEL_ID} ${w}: ${JSON.stringify(rows.at(-1)).slice(0, 300)}`);
+  rows.push(row);
+  const brief = Object.fromEntries(["error", "wall_s", "warm_ms", "decode_tps", "long_prefill_tps", "long_decode_tps", "peak_over_baseline_mib"]
+    .filter((k) => row[k] !== undefined).map((k) => [k, row[k]]));
+  console.error(`[bench_peers] ${MODEL_ID} ${w}: ${JSON.stringify(brief)}`);
 }
-await srv.close();
+for (const s of Object.values(servers)) await s.close();
 console.log(JSON.stringify(rows));
 process.exit(0);

@@ -1,0 +1,114 @@
+// Memory of one Chromium instance, read from /proc (Linux only): the browser's main process is
+// the one whose command line names the instance's unique --user-data-dir, and the instance is it
+// plus all its descendants (renderers, GPU, utility processes, zygotes). Engine-agnostic, so
+// Hearth and wllama are measured the same way. Used by bench_peers.mjs; not a test.
+import fs from "node:fs";
+
+const PAGE = 4096; // bytes per page in /proc/<pid>/statm (x86-64 and arm64 Linux defaults)
+
+function readOr(p, d) {
+  try {
+    return fs.readFileSync(p, "utf8");
+  } catch {
+    return d; // the process exited between listing and reading
+  }
+}
+
+function pids() {
+  return fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number);
+}
+
+/** The parent pid from /proc/<pid>/stat (the command name in parentheses may hold spaces). */
+function ppidOf(pid) {
+  const s = readOr(`/proc/${pid}/stat`, "");
+  const close = s.lastIndexOf(")");
+  return close < 0 ? -1 : Number(s.slice(close + 2).split(" ")[1]);
+}
+
+/** The pid of the Chromium main process launched with `userDataDir`, or null. */
+export function browserPid(userDataDir) {
+  const needle = `--user-data-dir=${userDataDir}`;
+  const hits = pids().filter((p) => readOr(`/proc/${p}/cmdline`, "").split("\0").includes(needle));
+  // Child processes may repeat the flag; the main process is the one whose parent is not a hit.
+  return hits.find((p) => !hits.includes(ppidOf(p))) ?? null;
+}
+
+/** `root` and every descendant of it. */
+export function processTree(root) {
+  const children = new Map();
+  for (const p of pids()) {
+    const pp = ppidOf(p);
+    if (!children.has(pp)) children.set(pp, []);
+    children.get(pp).push(p);
+  }
+  const out = [];
+  const todo = [root];
+  while (todo.length) {
+    const p = todo.pop();
+    out.push(p);
+    todo.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+/** Sum of the resident set sizes of `pidList`, in bytes (shared pages count once per process). */
+export function rssBytes(pidList) {
+  let total = 0;
+  for (const p of pidList) {
+    const f = readOr(`/proc/${p}/statm`, "").split(" ");
+    if (f.length > 1) total += Number(f[1]) * PAGE;
+  }
+  return total;
+}
+
+/**
+ * Samples the total RSS of the Chromium instance of `userDataDir` every `intervalMs` (the process
+ * tree is re-listed every `rescanMs`, as renderers and Workers come and go). Returns
+ * {baseline(), stop()}: `baseline()` records the current total as the baseline; `stop()` ends
+ * sampling and returns {baseline_rss_mib, peak_rss_mib, peak_over_baseline_mib, samples, pids}.
+ * Throws when the browser process cannot be found (not Linux, or the dir matches nothing).
+ */
+export function sampleBrowserMemory(userDataDir, { intervalMs = 50, rescanMs = 1000 } = {}) {
+  const root = browserPid(userDataDir);
+  if (root == null) throw new Error(`no process with --user-data-dir=${userDataDir} in /proc`);
+  let tree = processTree(root);
+  let scanned = Date.now();
+  let peak = 0;
+  let base = null;
+  let samples = 0;
+  const seen = new Set(tree);
+  const sample = () => {
+    if (Date.now() - scanned >= rescanMs) {
+      tree = processTree(root);
+      tree.forEach((p) => seen.add(p));
+      scanned = Date.now();
+    }
+    const v = rssBytes(tree);
+    peak = Math.max(peak, v);
+    samples++;
+    return v;
+  };
+  sample();
+  const timer = setInterval(sample, intervalMs);
+  const mib = (b) => (b == null ? null : b / 2 ** 20);
+  return {
+    baseline() {
+      tree = processTree(root);
+      tree.forEach((p) => seen.add(p));
+      scanned = Date.now();
+      base = sample();
+      return mib(base);
+    },
+    stop() {
+      clearInterval(timer);
+      sample();
+      return {
+        baseline_rss_mib: mib(base),
+        peak_rss_mib: mib(peak),
+        peak_over_baseline_mib: base == null ? null : mib(peak - base),
+        mem_samples: samples,
+        mem_processes: seen.size,
+      };
+    },
+  };
+}
