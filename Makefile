@@ -5,7 +5,7 @@ WASM_BINDGEN_VERSION := 0.2.130
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build fuzz-long wasm demo bench bench-kernels clean
+.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build fuzz-long wasm demo bench bench-deps bench-kernels clean
 
 help:
 	@echo "make demo   build everything, fetch the default model, serve the browser demo on 127.0.0.1"
@@ -62,10 +62,16 @@ demo: wasm www models extension
 ## supported registry model in models/cache/; writes bench/results/<date>-<host>.{json,md,svg}.
 ## BENCH_ARGS e.g. "--reps 3 --threads 1" or "--skip-browser". Not part of `make test`.
 BENCH_ARGS ?=
-bench: setup models-test www wasm
+bench: setup models-test www wasm bench-deps
 	$(CARGO) build --release --bin hearth
-	python3 -c "import llama_cpp" 2>/dev/null || pip install llama-cpp-python==0.3.36
 	python3 bench/run.py $(BENCH_ARGS)
+
+## bench-deps: the peers' side of the bench (once): numpy, and llama.cpp through PyPI
+## llama-cpp-python built from source for this CPU (~10 min the first time; not timed by the bench).
+bench-deps:
+	@dpkg -s python3-pip python3-numpy build-essential >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-pip python3-numpy build-essential >/dev/null; }
+	@python3 -c "import llama_cpp" 2>/dev/null || { echo "bench-deps: building llama-cpp-python 0.3.36 (once)"; \
+	  CMAKE_ARGS="-DGGML_NATIVE=ON" pip install --break-system-packages --no-cache-dir llama-cpp-python==0.3.36; }
 
 ## bench-kernels: GPU kernel microbenchmarks (lavapipe here: slow, minutes).
 bench-kernels: setup
