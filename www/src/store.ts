@@ -78,6 +78,41 @@ export interface StoreOptions {
 }
 
 const MANIFEST = "manifest.json";
+interface SyncAccessHandle {
+  getSize(): number;
+  read(buf: Uint8Array, opts: { at: number }): number;
+  close(): void;
+}
+
+/**
+ * The whole file through an OPFS sync access handle (dedicated Workers only, where the engine
+ * runs by default): a direct file read, about twice as fast as `getFile().arrayBuffer()` for the
+ * store's 8 MiB chunks. `null` where there is no such handle or it cannot be opened (another
+ * context holds it): the caller falls back to the Blob read.
+ */
+async function syncRead(fh: FileSystemFileHandle): Promise<Uint8Array | null> {
+  const create = (fh as unknown as { createSyncAccessHandle?: () => Promise<SyncAccessHandle> }).createSyncAccessHandle;
+  if (typeof create !== "function") return null;
+  let h: SyncAccessHandle;
+  try {
+    h = await create.call(fh);
+  } catch {
+    return null;
+  }
+  try {
+    const buf = new Uint8Array(h.getSize());
+    let at = 0;
+    while (at < buf.length) {
+      const n = h.read(buf.subarray(at), { at });
+      if (n <= 0) return null;
+      at += n;
+    }
+    return buf;
+  } finally {
+    h.close();
+  }
+}
+
 /** Bytes asked of the network per BYOB read. */
 const BYOB_READ = 256 * 1024;
 
@@ -231,8 +266,10 @@ export class WeightStore {
   }
 
   private async readChunk(dir: FileSystemDirectoryHandle, i: number): Promise<Uint8Array> {
-    const f = await (await dir.getFileHandle(chunkName(i))).getFile();
-    return new Uint8Array(await f.arrayBuffer());
+    const fh = await dir.getFileHandle(chunkName(i));
+    const sync = await syncRead(fh);
+    if (sync) return sync;
+    return new Uint8Array(await (await fh.getFile()).arrayBuffer());
   }
 
   private async removeChunksFrom(dir: FileSystemDirectoryHandle, from: number, to: number): Promise<void> {
