@@ -77,13 +77,17 @@ async function hearth(page, c) {
       const warm = performance.now() - t1;
       // Issue 7's target "warm load to first token ≤ 1 s": the first token of a chat (template,
       // default system prompt and all), right after the warm load, on a fresh KV cache.
-      let chatFirst = 0;
-      const tc = performance.now();
-      for await (const ch of await e.chat.completions.create({ messages: CHAT, stream: true, temperature: 0, max_tokens: 1 })) {
-        if (!chatFirst && ch.choices[0]?.delta?.content) chatFirst = performance.now();
+      // (Only where the model has a chat template: the Gemma 3 GGUF has none.)
+      let chatTtft = null;
+      if (info.has_chat_template) {
+        let chatFirst = 0;
+        const tc = performance.now();
+        for await (const ch of await e.chat.completions.create({ messages: CHAT, stream: true, temperature: 0, max_tokens: 1 })) {
+          if (!chatFirst && ch.choices[0]?.delta?.content) chatFirst = performance.now();
+        }
+        chatTtft = (chatFirst || performance.now()) - tc;
+        await e.reset();
       }
-      const chatTtft = (chatFirst || performance.now()) - tc;
-      await e.reset();
       const a = await run(PROMPT, TG);
       // The long prompt only in measured reps: the short one already warmed every code path.
       const b = TG_LONG > 0 && rep > 0 ? await run(LONG_PROMPT, TG_LONG) : null;
@@ -92,8 +96,10 @@ async function hearth(page, c) {
       longText = b?.r.text ?? longText;
       if (rep === 0) continue; // warm-up
       s.warm_ms.push(warm);
-      s.chat_ttft_ms.push(chatTtft);
-      s.warm_to_chat_token_ms.push(warm + chatTtft);
+      if (chatTtft !== null) {
+        s.chat_ttft_ms.push(chatTtft);
+        s.warm_to_chat_token_ms.push(warm + chatTtft);
+      }
       s.ttft_ms.push(a.ttft_ms);
       s.prefill_tps.push(a.prefill_tps);
       s.decode_tps.push(a.decode_tps);
@@ -147,7 +153,7 @@ async function wllama(page, c) {
       const completion = usage?.completion_tokens ?? timings?.predicted_n ?? n;
       return { text, promptTokens, completion, timings, ...speeds(t, first, end, promptTokens, completion) };
     };
-    const s = { warm_ms: [], chat_ttft_ms: [], warm_to_chat_token_ms: [], ttft_ms: [], prefill_tps: [], decode_tps: [], n_decoded: [], prompt_tokens: [],
+    const s = { warm_ms: [], ttft_ms: [], prefill_tps: [], decode_tps: [], n_decoded: [], prompt_tokens: [],
       long_prompt_tokens: [], long_ttft_ms: [], long_prefill_tps: [], long_decode_tps: [], n_decoded_long: [], engine_timings: [] };
     let text = "", longText = "";
     for (let rep = 1 - WARMUP; rep <= REPS; rep++) {
@@ -155,15 +161,6 @@ async function wllama(page, c) {
       const t1 = performance.now();
       await w.loadModelFromUrl(url, params);
       const warm = performance.now() - t1;
-      // Issue 7's target "warm load to first token ≤ 1 s": the first token of a chat (template,
-      // default system prompt and all), right after the warm load, on a fresh KV cache.
-      let chatFirst = 0;
-      const tc = performance.now();
-      for await (const ch of await e.chat.completions.create({ messages: CHAT, stream: true, temperature: 0, max_tokens: 1 })) {
-        if (!chatFirst && ch.choices[0]?.delta?.content) chatFirst = performance.now();
-      }
-      const chatTtft = (chatFirst || performance.now()) - tc;
-      await e.reset();
       const a = await run(PROMPT, TG);
       // The long prompt only in measured reps: the short one already warmed every code path.
       const b = TG_LONG > 0 && rep > 0 ? await run(LONG_PROMPT, TG_LONG) : null;
@@ -172,8 +169,6 @@ async function wllama(page, c) {
       longText = b?.text ?? longText;
       if (rep === 0) continue;
       s.warm_ms.push(warm);
-      s.chat_ttft_ms.push(chatTtft);
-      s.warm_to_chat_token_ms.push(warm + chatTtft);
       s.ttft_ms.push(a.ttft_ms);
       s.prefill_tps.push(a.prefill_tps);
       s.decode_tps.push(a.decode_tps);
