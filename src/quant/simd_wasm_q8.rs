@@ -202,12 +202,27 @@ fn dot_q8_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
     hsum(acc)
 }
 
+/// Elements 64i + 16h.. (low nibbles: sub-block 2i) and 64i + 32 + 16h.. (high nibbles:
+/// sub-block 2i + 1) of a Q4_K/Q5_K block, 16 each, as unsigned values (< 32).
+#[inline(always)]
+fn k4_quants<const Q5: bool>(b: &[u8], qs_off: usize, i: usize, h: usize) -> (v128, v128) {
+    let v = load16(b, qs_off + 32 * i + 16 * h);
+    let mut lo = v128_and(v, u8x16_splat(0x0F));
+    let mut hi = u8x16_shr(v, 4);
+    if Q5 {
+        // bit 2i (2i + 1) of qh[l] is bit 4 of element 64i + l (64i + 32 + l).
+        let qh = load16(b, 16 + 16 * h);
+        let one = u8x16_splat(1);
+        lo = v128_or(lo, u8x16_shl(v128_and(u8x16_shr(qh, 2 * i as u32), one), 4));
+        hi = v128_or(hi, u8x16_shl(v128_and(u8x16_shr(qh, 2 * i as u32 + 1), one), 4));
+    }
+    (lo, hi)
+}
+
 /// Shared Q4_K/Q5_K loop: `qs` at byte 48 (Q5_K, with `qh` at 16) or 16 (Q4_K).
 #[inline(always)]
 fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
     let (bytes, qs_off) = if Q5 { (176, 48) } else { (144, 16) };
-    let m4 = u8x16_splat(0x0F);
-    let one = u8x16_splat(1);
     let mut acc = f32x4_splat(0.0);
     let mut mins = 0.0f32;
     for (sb, b) in row.chunks_exact(bytes).take(blocks(&x) / 8).enumerate() {
@@ -222,15 +237,7 @@ fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
             let (s1, m1) = super::kquants::scale_min_k4(2 * i + 1, &scales);
             let (mut p0, mut p1) = (i32x4_splat(0), i32x4_splat(0));
             for h in 0..2 {
-                let v = load16(b, qs_off + 32 * i + 16 * h);
-                let mut lo = v128_and(v, m4);
-                let mut hi = u8x16_shr(v, 4);
-                if Q5 {
-                    // bit 2i (2i + 1) of qh[l] is bit 4 of element 64i + l (64i + 32 + l).
-                    let qh = load16(b, 16 + 16 * h);
-                    lo = v128_or(lo, u8x16_shl(v128_and(u8x16_shr(qh, 2 * i as u32), one), 4));
-                    hi = v128_or(hi, u8x16_shl(v128_and(u8x16_shr(qh, 2 * i as u32 + 1), one), 4));
-                }
+                let (lo, hi) = k4_quants::<Q5>(b, qs_off, i, h);
                 p0 = udot(uprep(lo), xload(&x, o + 64 * i + 16 * h), p0);
                 p1 = udot(uprep(hi), xload(&x, o + 64 * i + 32 + 16 * h), p1);
             }
@@ -342,8 +349,6 @@ fn dot4_q8_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
 #[inline(always)]
 fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
     let (bytes, qs_off) = if Q5 { (176, 48) } else { (144, 16) };
-    let m4 = u8x16_splat(0x0F);
-    let one = u8x16_splat(1);
     let mut acc = [f32x4_splat(0.0); 4];
     let mut mins = [0.0f32; 4];
     let nsb = blocks4(&x) / 8;
@@ -357,14 +362,7 @@ fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
             let (s1, m1) = super::kquants::scale_min_k4(2 * i + 1, &scales);
             let mut w = [uprep(i16x8_splat(0)); 4]; // [lo h0, lo h1, hi h0, hi h1]
             for h in 0..2 {
-                let v = load16(b, qs_off + 32 * i + 16 * h);
-                let mut lo = v128_and(v, m4);
-                let mut hi = u8x16_shr(v, 4);
-                if Q5 {
-                    let qh = load16(b, 16 + 16 * h);
-                    lo = v128_or(lo, u8x16_shl(v128_and(u8x16_shr(qh, 2 * i as u32), one), 4));
-                    hi = v128_or(hi, u8x16_shl(v128_and(u8x16_shr(qh, 2 * i as u32 + 1), one), 4));
-                }
+                let (lo, hi) = k4_quants::<Q5>(b, qs_off, i, h);
                 w[h] = uprep(lo);
                 w[2 + h] = uprep(hi);
             }
