@@ -26,6 +26,21 @@ where
 {
     #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
     if threads() > 1 {
+        // The spinning pool first (decode's many small products); rayon when the pool is
+        // taken (another thread's product, or a product inside a task).
+        let len = out.len();
+        let base = SendPtr(out.as_mut_ptr());
+        let task = |i: usize| {
+            let start = i * chunk;
+            let end = (start + chunk).min(len);
+            // SAFETY: task indices are distinct and each maps to its own `chunk`-sized range
+            // of `out`, which stays mutably borrowed for the whole job.
+            let c = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
+            f(i, c);
+        };
+        if chunk > 0 && super::pool::run(len.div_ceil(chunk), &task) {
+            return;
+        }
         use rayon::prelude::*;
         out.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
         return;
@@ -35,6 +50,24 @@ where
     // scheduler, measured with perf on SmolLM2).
     out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
 }
+
+/// A pointer the tasks of one job share (each writes its own range).
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+// SAFETY: used only by `for_chunks`, whose tasks write disjoint ranges.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+unsafe impl Send for SendPtr {}
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+unsafe impl Sync for SendPtr {}
 
 /// Buffers a matrix product reuses from call to call, so decode allocates nothing: the
 /// activations quantized to 8 bits and the transposed prefill output.
