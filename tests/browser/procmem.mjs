@@ -112,3 +112,17 @@ export function sampleBrowserMemory(userDataDir, { intervalMs = 50, rescanMs = 1
     },
   };
 }
+
+/** CPU seconds (user + system, from /proc/<pid>/stat) used so far by `pidList` together. */
+export function cpuSeconds(pidList) {
+  const hz = 100; // USER_HZ: 100 on Linux x86-64 and arm64
+  let ticks = 0;
+  for (const p of pidList) {
+    const s = readOr(`/proc/${p}/stat`, "");
+    const close = s.lastIndexOf(")");
+    if (close < 0) continue;
+    const f = s.slice(close + 2).split(" "); // f[0] is field 3 (state): utime is field 14
+    ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / hz;
+}

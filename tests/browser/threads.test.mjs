@@ -7,6 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { REPO, MODEL_PATH, requireDist, requireFile, launchBrowser, startTestServer, openPage } from "./harness.mjs";
+import { browserPid, processTree, cpuSeconds } from "./procmem.mjs";
 
 requireDist();
 requireFile(path.join(REPO, "www/pkg/hearth_bg.wasm"), "make wasm");
@@ -91,6 +92,33 @@ test("cross-origin isolated: the threaded build runs N>1 threads and chats exact
   assert.ok(mt.text.length > 0);
   assert.equal(mt.text, st.text, "greedy chat: threaded build = single-thread build");
   console.log(`# decode tok/s (CPU, Worker, ${mt.cores} logical cores, same run): single-thread build ${st.decode.toFixed(1)}, threaded build ${mt.decode.toFixed(1)} with ${mt.model.threads} threads (${(mt.decode / st.decode).toFixed(2)}x)`);
+});
+
+test("threaded build: between requests the pool's workers stop spinning (an idle engine uses no CPU)", async () => {
+  // The CPU backend's workers spin between the products of a decode step and go back to rayon
+  // (parked) a few ms after the last one. An engine left loaded must not keep a core busy.
+  const page = await openPage(browser.context, isolatedSrv);
+  try {
+    const r = await page.evaluate(async ({ id, ask }) => {
+      const H = await import("/dist/index.js");
+      globalThis.idleEngine = await H.Engine.load(id, { backend: "cpu" });
+      const a = await globalThis.idleEngine.chat.completions.create({ messages: ask, temperature: 0, max_tokens: 16 });
+      return { model: globalThis.idleEngine.model, text: a.choices[0].message.content };
+    }, { id: ID, ask: ASK });
+    assert.equal(r.model.wasmBuild, "threads", r.model.threadsReason);
+    assert.ok(r.text.length > 0);
+    await new Promise((res) => setTimeout(res, 1000));
+    const tree = processTree(browserPid(browser.userDataDir));
+    const before = cpuSeconds(tree);
+    await new Promise((res) => setTimeout(res, 3000));
+    const used = cpuSeconds(tree) - before;
+    // One spinning thread would use ~3 s here; an idle Chromium a few hundredths.
+    assert.ok(used < 0.75, `the browser used ${used.toFixed(2)} CPU s in 3 s while the engine sat idle`);
+    console.log(`# idle engine (threaded build): ${used.toFixed(2)} CPU s in 3 s`);
+    await page.evaluate(() => globalThis.idleEngine.unload());
+  } finally {
+    await page.close();
+  }
 });
 
 test("cross-origin isolated: an explicit thread count is honoured", async () => {
