@@ -128,10 +128,11 @@ pub trait Backend {
 
     /// Uploads one GGUF tensor's bytes (exactly `desc.ty.bytes_for(elems)` bytes).
     fn upload(&mut self, desc: &WeightDesc, bytes: &[u8]) -> Result<Self::Weight, BackendError>;
-    /// Uploads a tensor as the streaming loader assembled it (pieces in order). The default
-    /// copies them into one exactly-sized buffer first; backends that can place each piece
-    /// directly (the GPU's `write_buffer` at an offset) override it to skip that copy.
-    fn upload_pieces(&mut self, desc: &WeightDesc, bytes: &TensorBytes) -> Result<Self::Weight, BackendError> {
+    /// Uploads a tensor as the streaming loader assembled it (pieces in order; the backend may
+    /// keep them). The default copies them into one exactly-sized buffer first; backends that can
+    /// place each piece directly (the GPU's `write_buffer` at an offset) or keep a one-piece
+    /// tensor as it is (the CPU) override it to skip that copy.
+    fn upload_pieces(&mut self, desc: &WeightDesc, bytes: TensorBytes) -> Result<Self::Weight, BackendError> {
         let mut all = Vec::new();
         all.try_reserve_exact(bytes.len())
             .map_err(|_| BackendError::OutOfMemory { what: desc.name.clone(), bytes: bytes.len() as u64 })?;

@@ -64,7 +64,7 @@ impl<B: Backend + 'static> Loader<B> {
         for event in self.reader.feed(chunk)? {
             match event {
                 Event::Header(h) => self.on_header(h)?,
-                Event::Tensor { index, bytes } => self.on_tensor(index, &bytes)?,
+                Event::Tensor { index, bytes } => self.on_tensor(index, bytes)?,
             }
         }
         Ok(())
@@ -85,7 +85,7 @@ impl<B: Backend + 'static> Loader<B> {
         Ok(())
     }
 
-    fn on_tensor(&mut self, index: usize, bytes: &TensorBytes) -> Result<(), EngineError> {
+    fn on_tensor(&mut self, index: usize, bytes: TensorBytes) -> Result<(), EngineError> {
         let ready = self.ready.as_ref().ok_or_else(|| EngineError::BadRequest("tensor before header".into()))?;
         let info = ready.header.tensors.get(index).ok_or_else(|| EngineError::BadRequest(format!("tensor index {index}")))?;
         let dims = info

@@ -50,6 +50,16 @@ impl TensorBytes {
         })
     }
 
+    /// The bytes as one `Vec` without a copy when they are a single piece (a tensor of at most
+    /// [`PIECE`] bytes); otherwise `self` back.
+    pub fn into_single(mut self) -> Result<Vec<u8>, TensorBytes> {
+        match self.pieces.len() {
+            0 => Ok(Vec::new()),
+            1 => Ok(self.pieces.pop().unwrap_or_default()),
+            _ => Err(self),
+        }
+    }
+
     /// Copies the bytes into one `Vec` (tests and backends that need them contiguous).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.len);
@@ -111,6 +121,25 @@ mod tests {
         assert!(t == *data.as_slice());
         let caps: Vec<usize> = t.pieces.iter().map(Vec::capacity).collect();
         assert_eq!(caps, vec![PIECE, PIECE, 123], "each piece reserved once, exactly");
+    }
+
+    #[test]
+    fn a_one_piece_tensor_is_handed_over_without_a_copy() {
+        let data: Vec<u8> = (0..1000).map(|i| i as u8).collect();
+        let mut t = TensorBytes::default();
+        t.push(&data[..300], 1000);
+        t.push(&data[300..], 700);
+        let ptr = t.pieces[0].as_ptr();
+        let v = t.into_single().expect("one piece");
+        assert_eq!(v, data);
+        assert_eq!(v.as_ptr(), ptr, "the same allocation");
+
+        let big: Vec<u8> = (0..PIECE + 5).map(|i| (i % 13) as u8).collect();
+        let mut t = TensorBytes::default();
+        t.push(&big, big.len() as u64);
+        let back = t.into_single().expect_err("two pieces");
+        assert_eq!(back.to_vec(), big);
+        assert_eq!(TensorBytes::default().into_single().unwrap(), Vec::<u8>::new());
     }
 
     #[test]

@@ -123,9 +123,16 @@ impl Backend for CpuBackend {
         store_weight(desc, bytes.len(), |owned| owned.extend_from_slice(bytes))
     }
 
-    /// The pieces go straight into the weight's own buffer: one copy, no contiguous staging.
-    fn upload_pieces(&mut self, desc: &WeightDesc, bytes: &TensorBytes) -> Result<CpuWeight, BackendError> {
-        store_weight(desc, bytes.len(), |owned| bytes.pieces().for_each(|p| owned.extend_from_slice(p)))
+    /// A one-piece tensor (up to [`crate::gguf::PIECE`] bytes: most of a small model's) is
+    /// kept as it arrived; larger ones are copied piece by piece into the weight's own buffer.
+    fn upload_pieces(&mut self, desc: &WeightDesc, bytes: TensorBytes) -> Result<CpuWeight, BackendError> {
+        match bytes.into_single() {
+            Ok(owned) => {
+                let row_bytes = weight_layout(desc, owned.len())?;
+                Ok(CpuWeight { desc: desc.clone(), bytes: owned, row_bytes })
+            }
+            Err(bytes) => store_weight(desc, bytes.len(), |owned| bytes.pieces().for_each(|p| owned.extend_from_slice(p))),
+        }
     }
 
     fn alloc(&mut self, len: usize) -> Result<CpuTensor, BackendError> {
@@ -293,6 +300,17 @@ pub fn supports(ty: GgmlType) -> bool {
 
 /// Checks `len` bytes fit `desc`, then copies them (`fill`) into an exactly-sized buffer.
 fn store_weight(desc: &WeightDesc, len: usize, fill: impl FnOnce(&mut Vec<u8>)) -> Result<CpuWeight, BackendError> {
+    let row_bytes = weight_layout(desc, len)?;
+    let mut owned = Vec::new();
+    owned
+        .try_reserve_exact(len)
+        .map_err(|_| BackendError::OutOfMemory { what: desc.name.clone(), bytes: len as u64 })?;
+    fill(&mut owned);
+    Ok(CpuWeight { desc: desc.clone(), bytes: owned, row_bytes })
+}
+
+/// Checks a weight of `len` bytes against its shape and format; returns its row size.
+fn weight_layout(desc: &WeightDesc, len: usize) -> Result<usize, BackendError> {
     let cols = desc.cols();
     let rows = desc.rows();
     let row_bytes = desc.ty.bytes_for(cols as u64).ok_or(quant::QuantError::NotBlockAligned {
@@ -308,10 +326,5 @@ fn store_weight(desc: &WeightDesc, len: usize, fill: impl FnOnce(&mut Vec<u8>)) 
     if desc.dims.len() > 1 {
         quant::dot_fn(desc.ty)?;
     }
-    let mut owned = Vec::new();
-    owned
-        .try_reserve_exact(len)
-        .map_err(|_| BackendError::OutOfMemory { what: desc.name.clone(), bytes: len as u64 })?;
-    fill(&mut owned);
-    Ok(CpuWeight { desc: desc.clone(), bytes: owned, row_bytes })
+    Ok(row_bytes)
 }

@@ -207,8 +207,8 @@ impl Backend for GpuBackend {
     }
 
     /// Each piece goes straight into its GPU buffer: the host never holds a contiguous copy.
-    fn upload_pieces(&mut self, desc: &WeightDesc, bytes: &TensorBytes) -> Result<GpuWeight, BackendError> {
-        self.upload_weight(desc, weights::Src::Pieces(bytes))
+    fn upload_pieces(&mut self, desc: &WeightDesc, bytes: TensorBytes) -> Result<GpuWeight, BackendError> {
+        self.upload_weight(desc, weights::Src::Pieces(&bytes))
     }
 
     fn alloc(&mut self, len: usize) -> Result<GpuTensor, BackendError> {

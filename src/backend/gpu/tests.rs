@@ -435,7 +435,7 @@ fn upload_from_pieces_equals_whole_upload() {
             len = len * 3 + 2; // 1, 5, 17, 53, ...: every offset mod 4
         }
         let tb = crate::gguf::TensorBytes::from_pieces(pieces);
-        let w = b.upload_pieces(&desc(ty, 23, cols), &tb).unwrap();
+        let w = b.upload_pieces(&desc(ty, 23, cols), tb).unwrap();
         assert_eq!(w.n_chunks(), 5);
         check_embed(&mut b, &w, &bytes, cols, &[22, 0, 5, 4, 9, 13, 17]);
     }
