@@ -18,11 +18,20 @@ function pids() {
   return fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number);
 }
 
-/** The parent pid from /proc/<pid>/stat (the command name in parentheses may hold spaces). */
-function ppidOf(pid) {
+/**
+ * The fields of /proc/<pid>/stat after the command name (which, in parentheses, may hold
+ * spaces): index 0 is field 3 (state), so field k is at k - 3. Null when the process is gone.
+ */
+function statFields(pid) {
   const s = readOr(`/proc/${pid}/stat`, "");
   const close = s.lastIndexOf(")");
-  return close < 0 ? -1 : Number(s.slice(close + 2).split(" ")[1]);
+  return close < 0 ? null : s.slice(close + 2).split(" ");
+}
+
+/** The parent pid (field 4 of /proc/<pid>/stat), or -1. */
+function ppidOf(pid) {
+  const f = statFields(pid);
+  return f ? Number(f[1]) : -1;
 }
 
 /** The pid of the Chromium main process launched with `userDataDir`, or null. */
@@ -118,11 +127,8 @@ export function cpuSeconds(pidList) {
   const hz = 100; // USER_HZ: 100 on Linux x86-64 and arm64
   let ticks = 0;
   for (const p of pidList) {
-    const s = readOr(`/proc/${p}/stat`, "");
-    const close = s.lastIndexOf(")");
-    if (close < 0) continue;
-    const f = s.slice(close + 2).split(" "); // f[0] is field 3 (state): utime is field 14
-    ticks += Number(f[11]) + Number(f[12]);
+    const f = statFields(p);
+    if (f) ticks += Number(f[11]) + Number(f[12]); // utime, stime: fields 14 and 15
   }
   return ticks / hz;
 }

@@ -4,8 +4,9 @@
 //! blocks (never a dequantized copy of the model): by default the activations are quantized
 //! to 8-bit blocks once per product and each row is an integer dot product
 //! ([`crate::quant::dot_q8_fn`]), else rows are dotted with f32 activations
-//! ([`crate::quant::dot_fn`]); rows are spread over threads natively and in the
-//! threaded wasm build (feature `threads`): a spinning pool on rayon's threads (`pool.rs`), and run on one thread in the baseline wasm build.
+//! ([`crate::quant::dot_fn`]); rows are spread over threads natively and in the threaded wasm
+//! build (feature `threads`) by a spinning pool on rayon's threads (`pool.rs`), and run on one
+//! thread in the baseline wasm build.
 
 mod ops;
 #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]

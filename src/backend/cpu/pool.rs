@@ -14,8 +14,9 @@
 //! - Anyone (the caller too) claims a task by a compare-exchange that bumps `next` only if the
 //!   epoch is still the one it read and `next < n`; only after a successful claim does it read
 //!   `slot`. The job cannot finish while a claimed task runs, so `slot` is not rewritten under it.
-//! - Each finished task (also one that unwinds) bumps `done`; the caller returns only once `done`
-//!   counts every claimed task, so the closure outlives every use of it.
+//! - Each finished task bumps `done` (a panicking one too: the panic is caught, flagged and raised
+//!   by the caller at the end of the job); the caller returns only once `done` counts every
+//!   claimed task, so the closure outlives every use of it.
 //!
 //! The caller always works on its own job, so a worker that has gone back to rayon, or is slow to
 //! arrive, costs speed and never correctness.
@@ -50,7 +51,7 @@ struct Pool {
     active: AtomicUsize,
     /// Workers wanted besides the caller.
     workers: usize,
-    /// A worker's task panicked during the current job (reported by the caller).
+    /// A task panicked during the current job (raised by the caller when the job ends).
     panicked: AtomicBool,
 }
 
@@ -75,15 +76,6 @@ fn unpack(v: u64) -> (u64, usize, usize) {
     (v >> EPOCH_SHIFT, ((v >> IDX_BITS) & IDX_MASK) as usize, (v & IDX_MASK) as usize)
 }
 
-/// Counts a task as done when dropped, so a task that unwinds is counted too.
-struct Done<'a>(&'a AtomicUsize);
-
-impl Drop for Done<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Release);
-    }
-}
-
 impl Pool {
     /// Claims the next task of job `epoch`; `None` once all are handed out or a newer job began.
     fn claim(&self, epoch: u64) -> Option<usize> {
@@ -100,14 +92,18 @@ impl Pool {
         }
     }
 
-    /// Runs claimed task `i` of the current job.
+    /// Runs claimed task `i` of the current job. A panic is caught and flagged before the task
+    /// counts as done, so the caller sees the flag once `done` covers the task (and a worker
+    /// thread never unwinds into rayon, which would abort the process).
     fn run_task(&self, i: usize) {
-        let _done = Done(&self.done);
         // SAFETY: a task of the current epoch is claimed, so the job is not finished and `slot`
         // holds its closure, written before the epoch was published.
         if let Some(f) = unsafe { *self.slot.get() } {
-            f(i);
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(i))).is_err() {
+                self.panicked.store(true, Release);
+            }
         }
+        self.done.fetch_add(1, Release);
     }
 
     /// Runs every task of job `epoch` this thread can claim.
@@ -133,12 +129,7 @@ fn worker(pool: &'static Pool) {
     loop {
         let (epoch, next, n) = unpack(pool.state.load(Acquire));
         if next < n {
-            // A panic must not end the worker thread (rayon aborts the process on one): the
-            // caller reports it.
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.work(epoch)));
-            if run.is_err() {
-                pool.panicked.store(true, Release);
-            }
+            pool.work(epoch);
             idle = 0;
             continue;
         }
@@ -152,7 +143,7 @@ fn worker(pool: &'static Pool) {
 }
 
 /// Closes the job on every exit, unwinding included: no new claims, then wait for the claimed
-/// tasks (they use the caller's closure), then release the pool; a worker's panic is raised here.
+/// tasks (they use the caller's closure), then release the pool; a task's panic is raised here.
 struct Finish<'a> {
     pool: &'a Pool,
     epoch: u64,
@@ -185,10 +176,10 @@ impl Drop for Finish<'_> {
         }
         // SAFETY: no task is claimed or running; the closure reference must not outlive the job.
         unsafe { *p.slot.get() = None };
-        let worker_panicked = p.panicked.swap(false, Acquire);
+        let task_panicked = p.panicked.swap(false, Acquire);
         p.busy.store(false, Release);
-        if worker_panicked && !std::thread::panicking() {
-            panic!("a task of a parallel product panicked on a worker thread");
+        if task_panicked && !std::thread::panicking() {
+            panic!("a task of a parallel product panicked");
         }
     }
 }
@@ -211,7 +202,6 @@ pub fn run(n: usize, f: &(dyn Fn(usize) + Sync)) -> bool {
     let (last, _, _) = unpack(p.state.load(Relaxed));
     let epoch = (last + 1) & ((1 << (64 - EPOCH_SHIFT)) - 1);
     p.state.store((epoch << EPOCH_SHIFT) | n as u64, Release);
-    p.panicked.store(false, Relaxed);
     let _finish = Finish { pool: p, epoch };
     p.wake();
     p.work(epoch);
