@@ -328,12 +328,14 @@ impl WasmEngine {
 }
 
 /// Checks the CPU integer kernels this wasm build selected (SIMD128) against their scalar
-/// references on random rows (`quant::check_q8_kernels`); returns JSON
+/// references on random rows (`quant::check_q8_kernels`), and the activation quantizer
+/// (`quant::check_quantize`); returns JSON
 /// `[{ty, kernel, cols, error, tolerance, ok}]`.
 #[wasm_bindgen]
 pub fn cpu_kernel_check(seed: u32) -> Result<String, JsValue> {
     console_error_panic_hook::set_once();
-    let checks = crate::quant::check_q8_kernels(u64::from(seed));
+    let mut checks = crate::quant::check_q8_kernels(u64::from(seed));
+    checks.push(crate::quant::check_quantize(u64::from(seed)));
     serde_json::to_string(&checks).map_err(|e| js_error("INTERNAL", &e.to_string()))
 }
 
@@ -352,4 +354,77 @@ pub async fn gpu_selfcheck(seed: u32) -> Result<String, JsValue> {
         .await
         .map_err(|e| js_error("INTERNAL", &e.to_string()))?;
     serde_json::to_string(&checks).map_err(|e| js_error("INTERNAL", &e.to_string()))
+}
+
+/// One CPU matrix product on random weights, for timing kernels in the browser
+/// (`bench/wasm_kernels.mjs`): `new CpuMatmulBench("Q4_1", rows, cols, n)`, then `run(reps)`
+/// does the product `reps` times (the caller times it) and returns a checksum of the output.
+#[wasm_bindgen]
+pub struct CpuMatmulBench {
+    backend: CpuBackend,
+    w: <CpuBackend as Backend>::Weight,
+    x: <CpuBackend as Backend>::Tensor,
+    out: <CpuBackend as Backend>::Tensor,
+    out_len: usize,
+    n: usize,
+}
+
+#[wasm_bindgen]
+impl CpuMatmulBench {
+    #[wasm_bindgen(constructor)]
+    pub fn new(ty: &str, rows: usize, cols: usize, n: usize) -> Result<CpuMatmulBench, JsValue> {
+        console_error_panic_hook::set_once();
+        use crate::backend::selfcheck::{random_weight, Rng};
+        let bad = |m: String| js_error("BAD_REQUEST", &m);
+        let ty = crate::quant::GgmlType::ALL
+            .iter()
+            .copied()
+            .find(|t| t.name() == ty)
+            .ok_or_else(|| bad(format!("unknown type {ty}")))?;
+        if rows == 0 || n == 0 || rows.saturating_mul(cols).saturating_mul(n) > 1 << 28 {
+            return Err(bad(format!(
+                "rows {rows} × cols {cols} × n {n}: out of range"
+            )));
+        }
+        let mut rng = Rng(0x5eed);
+        let bytes = random_weight(&mut rng, ty, rows, cols)
+            .ok_or_else(|| bad(format!("no random {ty:?} weight of {cols} columns")))?;
+        let mut backend = CpuBackend::new();
+        let desc = crate::backend::WeightDesc {
+            name: "bench".into(),
+            ty,
+            dims: vec![cols, rows],
+        };
+        let err = |e: crate::backend::BackendError| bad(e.to_string());
+        let w = backend.upload(&desc, &bytes).map_err(err)?;
+        let x = backend.alloc(n * cols).map_err(err)?;
+        let xs: Vec<f32> = (0..n * cols).map(|_| rng.f()).collect();
+        backend.write(&x, 0, &xs).map_err(err)?;
+        let out = backend.alloc(n * rows).map_err(err)?;
+        Ok(CpuMatmulBench {
+            backend,
+            w,
+            x,
+            out,
+            out_len: n * rows,
+            n,
+        })
+    }
+
+    /// Runs the product `reps` times; returns the sum of the last output.
+    pub fn run(&mut self, reps: usize) -> Result<f64, JsValue> {
+        let err = |e: crate::backend::BackendError| js_error("INTERNAL", &e.to_string());
+        for _ in 0..reps {
+            self.backend
+                .matmul(&self.w, &self.x, &self.out, self.n)
+                .map_err(err)?;
+        }
+        Ok(self
+            .backend
+            .read(&self.out, 0, self.out_len)
+            .map_err(err)?
+            .iter()
+            .map(|&v| f64::from(v))
+            .sum())
+    }
 }

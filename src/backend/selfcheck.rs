@@ -67,16 +67,16 @@ pub fn random_weight(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> O
         match ty {
             GgmlType::F32 => (0..cols).for_each(|_| out.extend(rng.f().to_le_bytes())),
             GgmlType::F16 => (0..cols).for_each(|_| out.extend(f16::from_f32(rng.f()).to_le_bytes())),
-            GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4_1 | GgmlType::Q5_0 => {
+            GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => {
                 for _ in 0..blocks {
                     out.extend(scale(rng));
-                    if ty == GgmlType::Q4_1 {
+                    if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
                         out.extend(f16::from_f32(rng.f() * 0.5).to_le_bytes());
                     }
-                    // Q5_0: 4 bytes of qh before the 16 of qs
+                    // Q5_0/Q5_1: 4 bytes of qh before the 16 of qs
                     let n = match ty {
                         GgmlType::Q8_0 => 32,
-                        GgmlType::Q5_0 => 20,
+                        GgmlType::Q5_0 | GgmlType::Q5_1 => 20,
                         _ => 16,
                     };
                     rng.bytes(&mut out, n);

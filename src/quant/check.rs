@@ -8,13 +8,21 @@
 //! dot product that cancels to near zero is not judged by its tiny result). The integer
 //! sums are exact; only the f32 scale products and their order may differ.
 
-use super::q8::{fastest, fastest_x4, scalar};
-use super::{dequantize, GgmlType, Q8Acts};
+use super::q8::{fastest, fastest_x4, quantize_block, quantize_block_fast, scalar, Q8_BLOCK};
+use super::{dequantize, dot_q8_tile_fn, GgmlType, Q8Acts, Q8Tiles};
 use crate::backend::selfcheck::{random_weight, Rng};
 
 /// Formats with an integer kernel that [`random_weight`] can generate.
-const TYPES: [GgmlType; 7] =
-    [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K];
+const TYPES: [GgmlType; 8] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
 
 /// Allowed error (as in `quant::tests`).
 const TOLERANCE: f64 = 2e-6;
@@ -24,8 +32,9 @@ const TOLERANCE: f64 = 2e-6;
 pub struct KernelCheck {
     /// The weight format, e.g. `Q4_K`.
     pub ty: String,
-    /// `"dot"` (one token against the scalar reference) or `"dot4"` (the four-token tile
-    /// against four one-token calls).
+    /// `"dot"` (one token against the scalar reference), `"dot4"` (the four-token kernel
+    /// against four one-token calls), `"tile"` (the interleaved four-token kernel, likewise) or
+    /// `"quantize"` ([`check_quantize`]).
     pub kernel: &'static str,
     /// Row length in elements.
     pub cols: usize,
@@ -68,9 +77,93 @@ pub fn check_q8_kernels(seed: u64) -> Vec<KernelCheck> {
                 let err = (0..4).map(|k| (four[k] as f64 - one[k] as f64).abs() / mag(k)).fold(0.0, f64::max);
                 out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "dot4", cols, error: err, tolerance: TOLERANCE, ok: err <= TOLERANCE });
             }
+            let mut tiles = Q8Tiles::default();
+            if let (Some(f), true) = (dot_q8_tile_fn(ty), tiles.fill(&acts, 4, cols)) {
+                let Some(tile) = tiles.tile(0) else { continue };
+                let four = f(&row, tile);
+                let err = (0..4)
+                    .map(|k| (four[k] as f64 - one[k] as f64).abs() / mag(k))
+                    .fold(0.0, f64::max);
+                out.push(KernelCheck {
+                    ty: format!("{ty:?}"),
+                    kernel: "tile",
+                    cols,
+                    error: err,
+                    tolerance: TOLERANCE,
+                    ok: err <= TOLERANCE,
+                });
+            }
         }
     }
     out
+}
+
+/// Checks the activation quantizer this build uses against the scalar reference on blocks of
+/// random values at six magnitudes and on edge blocks (exact halves, ±0, NaN, ±∞, saturating
+/// values): scale, sum and bytes must be equal bit for bit. One entry, `ty` "Q8", kernel
+/// "quantize"; `error` is the number of blocks that differ.
+pub fn check_quantize(seed: u64) -> KernelCheck {
+    let mut rng = Rng(seed | 1);
+    let mut blocks: Vec<Vec<f32>> = (0..64)
+        .map(|b| {
+            (0..Q8_BLOCK)
+                .map(|_| rng.f() * [1e-6, 0.01, 0.3, 1.0, 20.0, 3e4][b % 6])
+                .collect()
+        })
+        .collect();
+    // max |x| = 127 makes the scale 1, so x·(1/d) = x: exact ties both ways.
+    blocks.push(
+        (0..Q8_BLOCK)
+            .map(|i| {
+                if i == 0 {
+                    127.0
+                } else {
+                    (i as f32 - 16.0) + 0.5
+                }
+            })
+            .collect(),
+    );
+    blocks.push(
+        (0..Q8_BLOCK)
+            .map(|i| if i == 0 { -127.0 } else { -0.5 * i as f32 })
+            .collect(),
+    );
+    blocks.push(vec![0.0; Q8_BLOCK]);
+    blocks.push(
+        (0..Q8_BLOCK)
+            .map(|i| if i % 2 == 0 { -0.0 } else { 0.0 })
+            .collect(),
+    );
+    for special in [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MAX,
+        f32::MIN_POSITIVE,
+    ] {
+        blocks.push(
+            (0..Q8_BLOCK)
+                .map(|i| if i == 5 { special } else { rng.f() })
+                .collect(),
+        );
+    }
+    let differ = blocks
+        .iter()
+        .filter(|xs| {
+            let (mut a, mut b) = ([0i8; Q8_BLOCK], [0i8; Q8_BLOCK]);
+            let (da, sa) = quantize_block_fast(xs, &mut a);
+            let (db, sb) = quantize_block(xs, &mut b);
+            a != b || da.to_bits() != db.to_bits() || sa.to_bits() != sb.to_bits()
+        })
+        .count();
+    KernelCheck {
+        ty: "Q8".into(),
+        kernel: "quantize",
+        cols: Q8_BLOCK,
+        error: differ as f64,
+        tolerance: 0.0,
+        ok: differ == 0,
+    }
 }
 
 #[cfg(test)]
@@ -78,9 +171,11 @@ mod tests {
     #[test]
     fn every_selected_kernel_passes_its_run_time_check() {
         let checks = super::check_q8_kernels(7);
-        assert!(checks.len() >= 21, "{checks:?}");
+        assert!(checks.len() >= 24, "{checks:?}");
         for c in &checks {
             assert!(c.ok, "{c:?}");
         }
+        let q = super::check_quantize(7);
+        assert!(q.ok, "{q:?}");
     }
 }

@@ -108,14 +108,18 @@ mod simd_x86_q8;
 mod simd_wasm;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd_wasm_q8;
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+mod simd_wasm_tile;
 #[cfg(test)]
 mod tests;
+mod tile;
 
-pub use check::{check_q8_kernels, KernelCheck};
+pub use check::{check_q8_kernels, check_quantize, KernelCheck};
 pub use float::{BF16Format, F16Format, F32Format};
 pub use kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K};
 pub use legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0};
 pub use q8::{DotQ8Fn, DotQ8x4Fn, Q8Acts, Q8Slice, Q8_BLOCK};
+pub use tile::{dot_q8_tile_fn, DotQ8TileFn, Q8Tile, Q8Tiles};
 
 /// A fused dot product of one quantized row with f32 activations: `Σ w[i]·x[i]` with the
 /// row's blocks decoded in registers, never materialised, and f32 accumulation.

@@ -91,7 +91,7 @@ impl Q8Acts {
         self.s.resize(blocks, 0.0);
         let it = x.chunks_exact(Q8_BLOCK).zip(self.qs.chunks_exact_mut(Q8_BLOCK));
         for ((xs, qs), (d, s)) in it.zip(self.d.iter_mut().zip(self.s.iter_mut())) {
-            (*d, *s) = quantize_block(xs, qs);
+            (*d, *s) = quantize_block_fast(xs, qs);
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
         {
@@ -129,9 +129,21 @@ impl Q8Acts {
     }
 }
 
-/// ggml `quantize_row_q8_1` for one block: returns `(d, d·Σq)`.
+/// [`quantize_block`] with SIMD128 where the build has it (the same results, bit for bit:
+/// checked by `check::check_quantize`): in the browser the scalar loop's `roundf` calls were
+/// 10 % of a prefill, spent on the calling thread while the pool's workers waited.
 #[inline]
-fn quantize_block(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
+pub(super) fn quantize_block_fast(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return super::simd_wasm_q8::quantize_block(xs, qs);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    quantize_block(xs, qs)
+}
+
+/// ggml `quantize_row_q8_1` for one block: returns `(d, d·Σq)` (the reference; rounding half
+/// away from zero, as `roundf`).
+#[inline]
+pub(super) fn quantize_block(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
     let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let d = amax / 127.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };

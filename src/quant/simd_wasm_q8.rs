@@ -49,13 +49,13 @@ fn hsum(v: v128) -> f32 {
 }
 
 #[inline(always)]
-fn f16_at(b: &[u8], off: usize) -> f32 {
+pub(super) fn f16_at(b: &[u8], off: usize) -> f32 {
     half::f16::from_bits(u16::from_le_bytes([b[off], b[off + 1]])).to_f32()
 }
 
 /// 16 bytes at `s[off..off + 16]` (checked: panics rather than read out of bounds).
 #[inline(always)]
-fn load16<T: Copy>(s: &[T], off: usize) -> v128 {
+pub(super) fn load16<T: Copy>(s: &[T], off: usize) -> v128 {
     let s = &s[off..off + 16 / size_of::<T>()];
     // SAFETY: `s` has 16 readable bytes; wasm loads need no alignment.
     unsafe { v128_load(s.as_ptr() as *const v128) }
@@ -164,13 +164,13 @@ fn blocks(x: &Q8Slice<'_>) -> usize {
 
 /// The 32 nibbles at `b[off..off + 16]`: low nibbles (elements 0..16), high (16..32).
 #[inline(always)]
-fn nibbles32(b: &[u8], off: usize) -> [v128; 2] {
+pub(super) fn nibbles32(b: &[u8], off: usize) -> [v128; 2] {
     let v = load16(b, off);
     [v128_and(v, u8x16_splat(0x0F)), u8x16_shr(v, 4)]
 }
 
 #[inline(always)]
-fn fives32(b: &[u8], qh_off: usize, qs_off: usize) -> [v128; 2] {
+pub(super) fn fives32(b: &[u8], qh_off: usize, qs_off: usize) -> [v128; 2] {
     let [lo, hi] = nibbles32(b, qs_off);
     let [h0, h1] = bit4_from_bits32(b, qh_off);
     [v128_or(lo, h0), v128_or(hi, h1)]
@@ -286,6 +286,63 @@ fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
         }
     }
     hsum(acc)
+}
+
+/// [`super::q8::quantize_block`] on 32 elements (fewer or more: the scalar reference): the same
+/// scale, bytes and sum, bit for bit. Rounding half away from zero without `roundf`:
+/// `t = trunc(v)`, plus the sign of `v` where `|v − t| ≥ 0.5` (`v − t` is exact); `pmax` from
+/// zero skips NaN like `f32::max`; conversion and narrowing saturate like `as i8`.
+pub(super) fn quantize_block(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
+    if xs.len() != Q8_BLOCK || qs.len() != Q8_BLOCK {
+        return super::q8::quantize_block(xs, qs);
+    }
+    let v: [v128; 8] = std::array::from_fn(|j| load16(xs, 4 * j));
+    let m = v
+        .iter()
+        .fold(f32x4_splat(0.0), |m, &x| f32x4_pmax(m, f32x4_abs(x)));
+    let amax = [
+        f32x4_extract_lane::<0>(m),
+        f32x4_extract_lane::<1>(m),
+        f32x4_extract_lane::<2>(m),
+        f32x4_extract_lane::<3>(m),
+    ]
+    .into_iter()
+    .fold(0.0f32, f32::max);
+    let d = amax / 127.0;
+    let id = f32x4_splat(if d != 0.0 { 1.0 / d } else { 0.0 });
+    let round = |x: v128| {
+        let s = f32x4_mul(x, id);
+        let t = f32x4_trunc(s);
+        let away = f32x4_ge(f32x4_abs(f32x4_sub(s, t)), f32x4_splat(0.5));
+        let sign = v128_or(f32x4_splat(1.0), v128_and(s, f32x4_splat(-0.0)));
+        i32x4_trunc_sat_f32x4(f32x4_add(t, v128_and(away, sign)))
+    };
+    let r: [v128; 8] = std::array::from_fn(|j| round(v[j]));
+    let bytes = [
+        i8x16_narrow_i16x8(
+            i16x8_narrow_i32x4(r[0], r[1]),
+            i16x8_narrow_i32x4(r[2], r[3]),
+        ),
+        i8x16_narrow_i16x8(
+            i16x8_narrow_i32x4(r[4], r[5]),
+            i16x8_narrow_i32x4(r[6], r[7]),
+        ),
+    ];
+    let mut sum = i32x4_splat(0);
+    for (h, &b) in bytes.iter().enumerate() {
+        sum = i32x4_add(
+            sum,
+            i32x4_extadd_pairwise_i16x8(i16x8_extadd_pairwise_i8x16(b)),
+        );
+        let dst = &mut qs[16 * h..16 * h + 16];
+        // SAFETY: `dst` has 16 writable bytes; wasm stores need no alignment.
+        unsafe { v128_store(dst.as_mut_ptr() as *mut v128, b) };
+    }
+    let sum = i32x4_extract_lane::<0>(sum)
+        + i32x4_extract_lane::<1>(sum)
+        + i32x4_extract_lane::<2>(sum)
+        + i32x4_extract_lane::<3>(sum);
+    (d, d * sum as f32)
 }
 
 /// As [`legacy`], for four activation vectors at once: each weight block is unpacked and

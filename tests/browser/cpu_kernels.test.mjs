@@ -24,7 +24,10 @@ for (const [build, dir, isolate] of [["baseline", "pkg", false], ["threads", "pk
       assert.equal(page.errors.length, 0, page.errors.join("\n"));
       for (const checks of runs) {
         const kinds = new Set(checks.map((c) => `${c.ty} ${c.kernel}`));
-        for (const k of ["Q4_0 dot", "Q4_1 dot4", "Q8_0 dot4", "Q4_K dot4", "Q5_K dot4", "Q6_K dot", "Q5_0 dot4"]) {
+        const want = ["Q4_0 dot", "Q4_1 dot4", "Q8_0 dot4", "Q4_K dot4", "Q5_K dot4", "Q6_K dot", "Q5_0 dot4", "Q8 quantize"];
+        // The relaxed-SIMD build also has the interleaved tile kernels of the legacy formats.
+        if (build === "threads") want.push("Q4_0 tile", "Q4_1 tile", "Q5_0 tile", "Q5_1 tile", "Q8_0 tile");
+        for (const k of want) {
           assert.ok(kinds.has(k), `${k} missing from ${[...kinds].join(", ")}`);
         }
         for (const c of checks) assert.ok(c.ok, `${c.ty} ${c.kernel} cols=${c.cols}: error ${c.error} > ${c.tolerance}`);

@@ -12,6 +12,8 @@ mod ops;
 #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
 mod pool;
 
+mod vmath;
+
 pub use ops::threads;
 
 use super::{Activation, AttnParams, Backend, BackendError, RopeParams, WeightDesc};
@@ -137,10 +139,7 @@ impl Backend for CpuBackend {
     }
 
     fn alloc(&mut self, len: usize) -> Result<CpuTensor, BackendError> {
-        let mut v = Vec::new();
-        v.try_reserve_exact(len)
-            .map_err(|_| BackendError::OutOfMemory { what: "tensor".into(), bytes: len as u64 * 4 })?;
-        v.resize(len, 0.0);
+        let v = zeroed(len).ok_or(BackendError::OutOfMemory { what: "tensor".into(), bytes: len as u64 * 4 })?;
         Ok(CpuTensor(Rc::new(RefCell::new(v))))
     }
 
@@ -212,13 +211,7 @@ impl Backend for CpuBackend {
         }
         let mut x = x.0.borrow_mut();
         check_len("rope", "x", x.len(), n_tokens * n_heads * head_dim)?;
-        for t in 0..n_tokens {
-            let pos = (pos0 + t) as f32 * p.freq_scale;
-            for h in 0..n_heads {
-                let base = (t * n_heads + h) * head_dim;
-                ops::rope_head(&mut x[base..base + head_dim], pos, p);
-            }
-        }
+        ops::rope(&mut x, n_tokens, n_heads, head_dim, pos0, p);
         Ok(())
     }
 
@@ -267,8 +260,13 @@ impl Backend for CpuBackend {
         let mut g = gate.0.borrow_mut();
         check_len("glu", "gate", g.len(), len)?;
         check_len("glu", "up", up.len(), len)?;
-        for (g, u) in g[..len].iter_mut().zip(&up[..len]) {
-            *g = ops::activate(*g, act) * u;
+        match act {
+            Activation::Silu => vmath::silu_glu(&mut g[..len], &up[..len]),
+            Activation::Gelu => {
+                for (g, u) in g[..len].iter_mut().zip(&up[..len]) {
+                    *g = ops::activate(*g, act) * u;
+                }
+            }
         }
         Ok(())
     }
@@ -294,6 +292,24 @@ impl Backend for CpuBackend {
     }
 }
 
+/// `len` zeros, or `None` when the allocation fails. Allocated zeroed (`calloc`), not written:
+/// memory fresh from the system is already zero, so a KV cache for 2048 positions (94 MB on
+/// SmolLM2) costs no page until a position is used (writing the zeros touched every page:
+/// most of `finish_load` in the browser, and resident memory natively).
+fn zeroed(len: usize) -> Option<Vec<f32>> {
+    if len == 0 {
+        return Some(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<f32>(len).ok()?;
+    // SAFETY: `layout` has a non-zero size.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) } as *mut f32;
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` is a live allocation of the global allocator with the layout of `len` f32
+    // (so capacity `len`), and all-zero bytes are valid f32 values (0.0).
+    Some(unsafe { Vec::from_raw_parts(p, len, len) })
+}
 /// Whether a block type can be used as a matrix on the CPU backend.
 pub fn supports(ty: GgmlType) -> bool {
     quant::dot_fn(ty).is_ok()
@@ -328,4 +344,20 @@ fn weight_layout(desc: &WeightDesc, len: usize) -> Result<usize, BackendError> {
         quant::dot_fn(desc.ty)?;
     }
     Ok(row_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeroed_allocations_are_zero_and_fail_as_values() {
+        assert_eq!(zeroed(0), Some(Vec::new()));
+        let v = zeroed(1 << 20).unwrap();
+        assert_eq!(v.len(), 1 << 20);
+        assert!(v.iter().all(|&x| x == 0.0));
+        assert_eq!(zeroed(usize::MAX / 2), None, "an impossible size is None, not a panic");
+        let mut b = CpuBackend::new();
+        assert!(matches!(b.alloc(usize::MAX / 8), Err(BackendError::OutOfMemory { .. })));
+    }
 }

@@ -1,0 +1,126 @@
+//! Relaxed-SIMD prefill tile kernels: one row of a legacy 32-element format dotted with the four
+//! interleaved tokens of a [`Q8Tile`].
+//!
+//! Per block the weights are unpacked once; each token's products are integer sums
+//! (`i32x4.relaxed_dot_i8x16_i7x16_add` for the unsigned 4/5-bit formats, exact as in
+//! `simd_wasm_q8.rs`; widened `i32x4.dot_i16x8_s` for Q8_0), the four tokens' partial sums are
+//! transposed into one vector (lane k = token k), converted once, and scaled by the four tokens'
+//! scales loaded as one vector. Against the `[Q8Slice; 4]` kernel this halves the float work
+//! and the bounds checks per block (measured in Chromium on SmolLM2's shapes, see
+//! `docs/decisions.md`). The integer sums are exact; the float order differs from the one-token
+//! kernel (the four lanes are summed before scaling), so results agree to rounding.
+
+use super::q8::Q8_BLOCK;
+use super::simd_wasm_q8::{f16_at, fives32, load16, nibbles32};
+use super::tile::{DotQ8TileFn, Q8Tile};
+use super::GgmlType;
+use core::arch::wasm32::*;
+
+/// The tile kernel for `ty`, if one exists.
+pub(super) fn select(ty: GgmlType) -> Option<DotQ8TileFn> {
+    Some(match ty {
+        GgmlType::Q4_0 => tile_q4_0 as DotQ8TileFn,
+        GgmlType::Q4_1 => tile_q4_1,
+        GgmlType::Q5_0 => tile_q5_0,
+        GgmlType::Q5_1 => tile_q5_1,
+        GgmlType::Q8_0 => tile_q8_0,
+        _ => return None,
+    })
+}
+
+/// Lane k: the sum of the four lanes of `p[k]`.
+#[inline(always)]
+fn reduce4(p: [v128; 4]) -> v128 {
+    let t0 = i32x4_add(
+        i32x4_shuffle::<0, 4, 1, 5>(p[0], p[1]),
+        i32x4_shuffle::<2, 6, 3, 7>(p[0], p[1]),
+    );
+    let t1 = i32x4_add(
+        i32x4_shuffle::<0, 4, 1, 5>(p[2], p[3]),
+        i32x4_shuffle::<2, 6, 3, 7>(p[2], p[3]),
+    );
+    i32x4_add(
+        i32x4_shuffle::<0, 1, 4, 5>(t0, t1),
+        i32x4_shuffle::<2, 3, 6, 7>(t0, t1),
+    )
+}
+
+/// `Σ_blocks d_w·d_x·Σ q·q_x + c_w·s_x` for four tokens; `quants` gives a block's 32 weights
+/// (unsigned < 64, or signed bytes when `SIGNED`, then without the `c_w·s_x` term).
+#[inline(always)]
+fn legacy_tile<const SIGNED: bool>(
+    row: &[u8],
+    x: Q8Tile<'_>,
+    bytes: usize,
+    quants: impl Fn(&[u8]) -> [v128; 2],
+    coef: impl Fn(&[u8], f32) -> f32,
+) -> [f32; 4] {
+    let mut acc = f32x4_splat(0.0);
+    let mut extra = f32x4_splat(0.0);
+    for (i, b) in row.chunks_exact(bytes).take(x.blocks()).enumerate() {
+        let dw = f16_at(b, 0);
+        let [q0, q1] = quants(b);
+        let xq = &x.qs[4 * Q8_BLOCK * i..4 * Q8_BLOCK * (i + 1)];
+        let p: [v128; 4] = if SIGNED {
+            let w = [
+                i16x8_extend_low_i8x16(q0),
+                i16x8_extend_high_i8x16(q0),
+                i16x8_extend_low_i8x16(q1),
+                i16x8_extend_high_i8x16(q1),
+            ];
+            std::array::from_fn(|k| {
+                let (a, c) = (load16(xq, 32 * k), load16(xq, 32 * k + 16));
+                let lo = i32x4_add(
+                    i32x4_dot_i16x8(w[0], i16x8_extend_low_i8x16(a)),
+                    i32x4_dot_i16x8(w[1], i16x8_extend_high_i8x16(a)),
+                );
+                let hi = i32x4_add(
+                    i32x4_dot_i16x8(w[2], i16x8_extend_low_i8x16(c)),
+                    i32x4_dot_i16x8(w[3], i16x8_extend_high_i8x16(c)),
+                );
+                i32x4_add(lo, hi)
+            })
+        } else {
+            std::array::from_fn(|k| {
+                let lo = i32x4_relaxed_dot_i8x16_i7x16_add(load16(xq, 32 * k), q0, i32x4_splat(0));
+                i32x4_relaxed_dot_i8x16_i7x16_add(load16(xq, 32 * k + 16), q1, lo)
+            })
+        };
+        let sums = f32x4_convert_i32x4(reduce4(p));
+        let dx = load16(&x.d[4 * i..4 * i + 4], 0);
+        acc = f32x4_add(acc, f32x4_mul(f32x4_mul(dx, f32x4_splat(dw)), sums));
+        if !SIGNED {
+            extra = f32x4_add(
+                extra,
+                f32x4_mul(load16(&x.s[4 * i..4 * i + 4], 0), f32x4_splat(coef(b, dw))),
+            );
+        }
+    }
+    let r = f32x4_add(acc, extra);
+    [
+        f32x4_extract_lane::<0>(r),
+        f32x4_extract_lane::<1>(r),
+        f32x4_extract_lane::<2>(r),
+        f32x4_extract_lane::<3>(r),
+    ]
+}
+
+fn tile_q4_0(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+    legacy_tile::<false>(row, x, 18, |b| nibbles32(b, 2), |_, d| -8.0 * d)
+}
+
+fn tile_q4_1(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+    legacy_tile::<false>(row, x, 20, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
+}
+
+fn tile_q5_0(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+    legacy_tile::<false>(row, x, 22, |b| fives32(b, 2, 6), |_, d| -16.0 * d)
+}
+
+fn tile_q5_1(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+    legacy_tile::<false>(row, x, 24, |b| fives32(b, 4, 8), |b, _| f16_at(b, 2))
+}
+
+fn tile_q8_0(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+    legacy_tile::<true>(row, x, 34, |b| [load16(b, 2), load16(b, 18)], |_, _| 0.0)
+}
