@@ -108,7 +108,7 @@ mod simd_x86_q8;
 mod simd_wasm;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd_wasm_q8;
-#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd_wasm_tile;
 #[cfg(test)]
 mod tests;

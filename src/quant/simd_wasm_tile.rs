@@ -1,14 +1,15 @@
-//! Relaxed-SIMD prefill tile kernels: one row of a legacy 32-element format dotted with the four
+//! SIMD128 prefill tile kernels: one row of a legacy 32-element format dotted with the four
 //! interleaved tokens of a [`Q8Tile`].
 //!
-//! Per block the weights are unpacked once; each token's products are integer sums
-//! (`i32x4.relaxed_dot_i8x16_i7x16_add` for the unsigned 4/5-bit formats, exact as in
-//! `simd_wasm_q8.rs`; widened `i32x4.dot_i16x8_s` for Q8_0), the four tokens' partial sums are
-//! transposed into one vector (lane k = token k), converted once, and scaled by the four tokens'
-//! scales loaded as one vector. Against the `[Q8Slice; 4]` kernel this halves the float work
-//! and the bounds checks per block (measured in Chromium on SmolLM2's shapes, see
-//! `docs/decisions.md`). The integer sums are exact; the float order differs from the one-token
-//! kernel (the four lanes are summed before scaling), so results agree to rounding.
+//! Per block the weights are unpacked once and each token's products are integer sums: with
+//! relaxed SIMD `i32x4.relaxed_dot_i8x16_i7x16_add` for the unsigned 4/5-bit formats (exact, as
+//! in `simd_wasm_q8.rs`); otherwise, and for Q8_0, `i32x4.dot_i16x8_s` of weights widened once
+//! per block by activations widened once per product. The four tokens' partial sums are then
+//! transposed into one vector (lane k = token k), converted once and scaled by the four tokens'
+//! scales loaded as one vector. Against the `[Q8Slice; 4]` kernels this halves the float work
+//! and the bounds checks per block (SmolLM2's products in Chromium, relaxed SIMD: 5 → 10
+//! GMAC/s on one thread). The integer sums are exact; the float order differs from the
+//! one-token kernel (the four lanes are summed before scaling), so results agree to rounding.
 
 use super::q8::Q8_BLOCK;
 use super::simd_wasm_q8::{f16_at, fives32, load16, nibbles32};
@@ -31,18 +32,47 @@ pub(super) fn select(ty: GgmlType) -> Option<DotQ8TileFn> {
 /// Lane k: the sum of the four lanes of `p[k]`.
 #[inline(always)]
 fn reduce4(p: [v128; 4]) -> v128 {
-    let t0 = i32x4_add(
-        i32x4_shuffle::<0, 4, 1, 5>(p[0], p[1]),
-        i32x4_shuffle::<2, 6, 3, 7>(p[0], p[1]),
-    );
-    let t1 = i32x4_add(
-        i32x4_shuffle::<0, 4, 1, 5>(p[2], p[3]),
-        i32x4_shuffle::<2, 6, 3, 7>(p[2], p[3]),
-    );
-    i32x4_add(
-        i32x4_shuffle::<0, 1, 4, 5>(t0, t1),
-        i32x4_shuffle::<2, 3, 6, 7>(t0, t1),
-    )
+    let t0 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(p[0], p[1]), i32x4_shuffle::<2, 6, 3, 7>(p[0], p[1]));
+    let t1 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(p[2], p[3]), i32x4_shuffle::<2, 6, 3, 7>(p[2], p[3]));
+    i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(t0, t1), i32x4_shuffle::<2, 3, 6, 7>(t0, t1))
+}
+
+/// Block `i`'s integer sums `Σ q·q_x` for the four tokens of `x` (i32x4 partial sums each), from
+/// the block's 32 weights as two vectors (unsigned < 64, or signed bytes when `SIGNED`).
+#[inline(always)]
+fn token_sums<const SIGNED: bool>(x: &Q8Tile<'_>, i: usize, q0: v128, q1: v128) -> [v128; 4] {
+    #[cfg(target_feature = "relaxed-simd")]
+    if !SIGNED {
+        let xq = &x.qs[4 * Q8_BLOCK * i..4 * Q8_BLOCK * (i + 1)];
+        return std::array::from_fn(|k| {
+            let lo = i32x4_relaxed_dot_i8x16_i7x16_add(load16(xq, 32 * k), q0, i32x4_splat(0));
+            i32x4_relaxed_dot_i8x16_i7x16_add(load16(xq, 32 * k + 16), q1, lo)
+        });
+    }
+    let w = if SIGNED {
+        [i16x8_extend_low_i8x16(q0), i16x8_extend_high_i8x16(q0), i16x8_extend_low_i8x16(q1), i16x8_extend_high_i8x16(q1)]
+    } else {
+        [u16x8_extend_low_u8x16(q0), u16x8_extend_high_u8x16(q0), u16x8_extend_low_u8x16(q1), u16x8_extend_high_u8x16(q1)]
+    };
+    // The activations as i16: widened here with relaxed SIMD (Q8_0 only), stored widened otherwise.
+    #[cfg(target_feature = "relaxed-simd")]
+    let xs: [[v128; 4]; 4] = {
+        let xq = &x.qs[4 * Q8_BLOCK * i..4 * Q8_BLOCK * (i + 1)];
+        std::array::from_fn(|k| {
+            let (a, c) = (load16(xq, 32 * k), load16(xq, 32 * k + 16));
+            [i16x8_extend_low_i8x16(a), i16x8_extend_high_i8x16(a), i16x8_extend_low_i8x16(c), i16x8_extend_high_i8x16(c)]
+        })
+    };
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    let xs: [[v128; 4]; 4] = {
+        let xq = &x.qw[4 * Q8_BLOCK * i..4 * Q8_BLOCK * (i + 1)];
+        std::array::from_fn(|k| std::array::from_fn(|h| load16(xq, 32 * k + 8 * h)))
+    };
+    std::array::from_fn(|k| {
+        let lo = i32x4_add(i32x4_dot_i16x8(w[0], xs[k][0]), i32x4_dot_i16x8(w[1], xs[k][1]));
+        let hi = i32x4_add(i32x4_dot_i16x8(w[2], xs[k][2]), i32x4_dot_i16x8(w[3], xs[k][3]));
+        i32x4_add(lo, hi)
+    })
 }
 
 /// `Σ_blocks d_w·d_x·Σ q·q_x + c_w·s_x` for four tokens; `quants` gives a block's 32 weights
@@ -60,49 +90,15 @@ fn legacy_tile<const SIGNED: bool>(
     for (i, b) in row.chunks_exact(bytes).take(x.blocks()).enumerate() {
         let dw = f16_at(b, 0);
         let [q0, q1] = quants(b);
-        let xq = &x.qs[4 * Q8_BLOCK * i..4 * Q8_BLOCK * (i + 1)];
-        let p: [v128; 4] = if SIGNED {
-            let w = [
-                i16x8_extend_low_i8x16(q0),
-                i16x8_extend_high_i8x16(q0),
-                i16x8_extend_low_i8x16(q1),
-                i16x8_extend_high_i8x16(q1),
-            ];
-            std::array::from_fn(|k| {
-                let (a, c) = (load16(xq, 32 * k), load16(xq, 32 * k + 16));
-                let lo = i32x4_add(
-                    i32x4_dot_i16x8(w[0], i16x8_extend_low_i8x16(a)),
-                    i32x4_dot_i16x8(w[1], i16x8_extend_high_i8x16(a)),
-                );
-                let hi = i32x4_add(
-                    i32x4_dot_i16x8(w[2], i16x8_extend_low_i8x16(c)),
-                    i32x4_dot_i16x8(w[3], i16x8_extend_high_i8x16(c)),
-                );
-                i32x4_add(lo, hi)
-            })
-        } else {
-            std::array::from_fn(|k| {
-                let lo = i32x4_relaxed_dot_i8x16_i7x16_add(load16(xq, 32 * k), q0, i32x4_splat(0));
-                i32x4_relaxed_dot_i8x16_i7x16_add(load16(xq, 32 * k + 16), q1, lo)
-            })
-        };
-        let sums = f32x4_convert_i32x4(reduce4(p));
+        let sums = f32x4_convert_i32x4(reduce4(token_sums::<SIGNED>(&x, i, q0, q1)));
         let dx = load16(&x.d[4 * i..4 * i + 4], 0);
         acc = f32x4_add(acc, f32x4_mul(f32x4_mul(dx, f32x4_splat(dw)), sums));
         if !SIGNED {
-            extra = f32x4_add(
-                extra,
-                f32x4_mul(load16(&x.s[4 * i..4 * i + 4], 0), f32x4_splat(coef(b, dw))),
-            );
+            extra = f32x4_add(extra, f32x4_mul(load16(&x.s[4 * i..4 * i + 4], 0), f32x4_splat(coef(b, dw))));
         }
     }
     let r = f32x4_add(acc, extra);
-    [
-        f32x4_extract_lane::<0>(r),
-        f32x4_extract_lane::<1>(r),
-        f32x4_extract_lane::<2>(r),
-        f32x4_extract_lane::<3>(r),
-    ]
+    [f32x4_extract_lane::<0>(r), f32x4_extract_lane::<1>(r), f32x4_extract_lane::<2>(r), f32x4_extract_lane::<3>(r)]
 }
 
 fn tile_q4_0(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {

@@ -16,6 +16,9 @@ pub struct Q8Tile<'a> {
     pub(super) qs: &'a [i8],
     pub(super) d: &'a [f32],
     pub(super) s: &'a [f32],
+    /// `qs` widened to i16 (baseline wasm build: SIMD128 multiplies i16 pairs, not bytes).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
+    pub(super) qw: &'a [i16],
 }
 
 impl Q8Tile<'_> {
@@ -52,6 +55,8 @@ pub struct Q8Tiles {
     qs: Vec<i8>,
     d: Vec<f32>,
     s: Vec<f32>,
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
+    qw: Vec<i16>,
     blocks: usize,
     groups: usize,
 }
@@ -81,6 +86,11 @@ impl Q8Tiles {
                 }
             }
         }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
+        {
+            self.qw.clear();
+            self.qw.extend(self.qs.iter().map(|&q| i16::from(q)));
+        }
         (self.blocks, self.groups) = (blocks, groups);
         true
     }
@@ -100,16 +110,18 @@ impl Q8Tiles {
             qs: &self.qs[g * q..(g + 1) * q],
             d: &self.d[g * b..(g + 1) * b],
             s: &self.s[g * b..(g + 1) * b],
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
+            qw: &self.qw[g * q..(g + 1) * q],
         })
     }
 }
 
-/// The tile kernel for `ty` in this build, if there is one (the relaxed-SIMD wasm build, for
-/// the legacy 32-element formats); elsewhere prefill uses the `[Q8Slice; 4]` kernels.
+/// The tile kernel for `ty` in this build, if there is one (the wasm builds, for the legacy
+/// 32-element formats); elsewhere prefill uses the `[Q8Slice; 4]` kernels.
 pub fn dot_q8_tile_fn(ty: GgmlType) -> Option<DotQ8TileFn> {
-    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     return super::simd_wasm_tile::select(ty);
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
         let _ = ty;
         None
