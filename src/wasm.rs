@@ -357,8 +357,9 @@ pub async fn gpu_selfcheck(seed: u32) -> Result<String, JsValue> {
 }
 
 /// One CPU matrix product on random weights, for timing kernels in the browser
-/// (`bench/wasm_kernels.mjs`): `new CpuMatmulBench("Q4_1", rows, cols, n)`, then `run(reps)`
-/// does the product `reps` times (the caller times it) and returns a checksum of the output.
+/// (`tests/browser/bench_wasm_kernels.mjs`): `new CpuMatmulBench("Q4_1", rows, cols, n)`, then
+/// `run(reps)` does the product `reps` times (the caller times it) and returns the sum of the
+/// output. Bad arguments throw `BAD_REQUEST`.
 #[wasm_bindgen]
 pub struct CpuMatmulBench {
     backend: CpuBackend,
@@ -366,6 +367,7 @@ pub struct CpuMatmulBench {
     x: <CpuBackend as Backend>::Tensor,
     out: <CpuBackend as Backend>::Tensor,
     out_len: usize,
+    cols: usize,
     n: usize,
 }
 
@@ -376,39 +378,46 @@ impl CpuMatmulBench {
         console_error_panic_hook::set_once();
         use crate::backend::selfcheck::{random_weight, Rng};
         let bad = |m: String| js_error("BAD_REQUEST", &m);
-        let ty = crate::quant::GgmlType::ALL
-            .iter()
-            .copied()
-            .find(|t| t.name() == ty)
-            .ok_or_else(|| bad(format!("unknown type {ty}")))?;
-        if rows == 0 || n == 0 || rows.saturating_mul(cols).saturating_mul(n) > 1 << 28 {
-            return Err(bad(format!(
-                "rows {rows} × cols {cols} × n {n}: out of range"
-            )));
+        let ty = crate::quant::GgmlType::ALL.iter().copied().find(|t| t.name() == ty).ok_or_else(|| bad(format!("unknown type {ty}")))?;
+        // At most 16M weights and 4M activations or outputs (64 MB of f32 in wasm memory).
+        let within = |a: usize, b: usize, max: usize| a.checked_mul(b).is_some_and(|p| p <= max);
+        if rows == 0 || n == 0 || !within(rows, cols, 1 << 24) || !within(n, cols, 1 << 22) || !within(n, rows, 1 << 22) {
+            return Err(bad(format!("rows {rows} × cols {cols} × n {n}: out of range")));
         }
         let mut rng = Rng(0x5eed);
-        let bytes = random_weight(&mut rng, ty, rows, cols)
-            .ok_or_else(|| bad(format!("no random {ty:?} weight of {cols} columns")))?;
+        let bytes = random_weight(&mut rng, ty, rows, cols).ok_or_else(|| bad(format!("no random {ty:?} weight of {cols} columns")))?;
         let mut backend = CpuBackend::new();
-        let desc = crate::backend::WeightDesc {
-            name: "bench".into(),
-            ty,
-            dims: vec![cols, rows],
-        };
+        let desc = crate::backend::WeightDesc { name: "bench".into(), ty, dims: vec![cols, rows] };
         let err = |e: crate::backend::BackendError| bad(e.to_string());
         let w = backend.upload(&desc, &bytes).map_err(err)?;
         let x = backend.alloc(n * cols).map_err(err)?;
         let xs: Vec<f32> = (0..n * cols).map(|_| rng.f()).collect();
         backend.write(&x, 0, &xs).map_err(err)?;
         let out = backend.alloc(n * rows).map_err(err)?;
-        Ok(CpuMatmulBench {
-            backend,
-            w,
-            x,
-            out,
-            out_len: n * rows,
-            n,
-        })
+        Ok(CpuMatmulBench { backend, w, x, out, out_len: n * rows, cols, n })
+    }
+
+    /// The largest difference between the batched product (tile kernels, output written in place
+    /// by the pool's tasks) and the same tokens one at a time (decode kernels), relative to the
+    /// largest output.
+    pub fn batch_vs_single(&mut self) -> Result<f64, JsValue> {
+        let err = |e: crate::backend::BackendError| js_error("INTERNAL", &e.to_string());
+        let b = &mut self.backend;
+        b.matmul(&self.w, &self.x, &self.out, self.n).map_err(err)?;
+        let batched = b.read(&self.out, 0, self.out_len).map_err(err)?;
+        let (rows, cols) = (self.out_len / self.n, self.cols);
+        let (x1, out1) = (b.alloc(cols).map_err(err)?, b.alloc(rows).map_err(err)?);
+        let (mut diff, mut scale) = (0.0f64, 1e-30f64);
+        for t in 0..self.n {
+            let xt = b.read(&self.x, t * cols, cols).map_err(err)?;
+            b.write(&x1, 0, &xt).map_err(err)?;
+            b.matmul(&self.w, &x1, &out1, 1).map_err(err)?;
+            for (one, many) in b.read(&out1, 0, rows).map_err(err)?.iter().zip(&batched[t * rows..(t + 1) * rows]) {
+                diff = diff.max(f64::from((one - many).abs()));
+                scale = scale.max(f64::from(one.abs()));
+            }
+        }
+        Ok(diff / scale)
     }
 
     /// Runs the product `reps` times; returns the sum of the last output.

@@ -32,6 +32,31 @@ for (const [build, dir, isolate] of [["baseline", "pkg", false], ["threads", "pk
         }
         for (const c of checks) assert.ok(c.ok, `${c.ty} ${c.kernel} cols=${c.cols}: error ${c.error} > ${c.tolerance}`);
       }
+      // Whole products (CpuMatmulBench): a batch of tokens (tile kernels, remainder tokens, the
+      // pool's tasks writing the output in place) against the same tokens one at a time.
+      const { diffs, bad } = await page.evaluate(async ({ dir, isolate }) => {
+        const mod = await import(`/${dir}/hearth.js`);
+        if (isolate) await mod.initThreadPool(2);
+        const diffs = {};
+        for (const [ty, rows, cols, n] of [["Q4_1", 40, 64, 7], ["Q8_0", 33, 96, 9], ["Q5_0", 50, 32, 4], ["Q4_K", 17, 256, 5]]) {
+          const b = new mod.CpuMatmulBench(ty, rows, cols, n);
+          diffs[`${ty} ${rows}x${cols} n=${n}`] = b.batch_vs_single();
+          b.free();
+        }
+        const bad = [];
+        for (const args of [["Q9_9", 4, 32, 1], ["Q4_1", 4, 33, 1], ["Q4_1", 0, 32, 1], ["Q4_1", 1 << 20, 1 << 10, 1 << 10]]) {
+          try {
+            new mod.CpuMatmulBench(...args);
+            bad.push("no error");
+          } catch (e) {
+            bad.push(e.code);
+          }
+        }
+        return { diffs, bad };
+      }, { dir, isolate });
+      for (const [k, d] of Object.entries(diffs)) assert.ok(d >= 0 && d < 1e-5, `${k}: batched vs one token at a time differ by ${d}`);
+      assert.deepEqual(bad, ["BAD_REQUEST", "BAD_REQUEST", "BAD_REQUEST", "BAD_REQUEST"]);
+      assert.equal(page.errors.length, 0, page.errors.join("\n"));
     } finally {
       await browser.close();
       await srv.close();
