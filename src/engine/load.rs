@@ -194,3 +194,37 @@ pub fn load_file<B: Backend + 'static>(
     }
     loader.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::{Value, ValueType, Writer};
+
+    /// A header with only a GPT-2-style tokenizer (pre-tokenizer `pre`) in its metadata.
+    fn header(pre: &str) -> Arc<Header> {
+        let strings = |v: &[&str]| Value::Array(ValueType::String, v.iter().map(|s| Value::String((*s).into())).collect());
+        let mut w = Writer::new();
+        w.kv("general.architecture", Value::String("llama".into()))
+            .kv("tokenizer.ggml.model", Value::String("gpt2".into()))
+            .kv("tokenizer.ggml.pre", Value::String(pre.into()))
+            .kv("tokenizer.ggml.tokens", strings(&["a", "b", "ab"]))
+            .kv("tokenizer.ggml.merges", strings(&["a b"]));
+        let mut r = gguf::Reader::new();
+        let events = r.feed(&w.to_bytes()).unwrap();
+        match events.into_iter().next() {
+            Some(Event::Header(h)) => h,
+            _ => panic!("no header"),
+        }
+    }
+
+    #[test]
+    fn the_tokenizer_builds_in_the_background_and_its_errors_arrive() {
+        let mut ok = TokenizerBuild::start(&header("default")).unwrap();
+        ok.poll(true).unwrap();
+        let TokenizerBuild::Done(tok) = ok else { panic!("not done after a blocking poll") };
+        assert_eq!(tok.encode("ab", false, false).unwrap(), vec![2]);
+        // An unsupported pre-tokenizer: the error comes from `start` (one thread) or from a poll.
+        let err = TokenizerBuild::start(&header("no-such-pre")).and_then(|mut b| b.poll(true));
+        assert!(matches!(err, Err(TokenizerError::UnsupportedPre { .. })), "{err:?}");
+    }
+}
