@@ -61,25 +61,29 @@ impl TokenizerBuild {
         Tokenizer::from_metadata(&header.metadata).map(TokenizerBuild::Done)
     }
 
-    /// Takes a finished build's result, if there is one yet (`block`: waits for it).
-    fn poll(&mut self, block: bool) -> Result<(), TokenizerError> {
-        let TokenizerBuild::Pending(rx) = self else {
-            return Ok(());
+    /// Takes a finished build's result, if there is one yet (does not wait).
+    fn poll(&mut self) -> Result<(), TokenizerError> {
+        let TokenizerBuild::Pending(rx) = self else { return Ok(()) };
+        let tok = match rx.try_recv() {
+            Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(()),
+            r => r.unwrap_or_else(|_| Err(stopped()))?,
         };
-        let got = if block {
-            rx.recv().map_err(|_| ())
-        } else {
-            match rx.try_recv() {
-                Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(()),
-                r => r.map_err(|_| ()),
-            }
-        };
-        let tok = got.unwrap_or_else(|()| {
-            Err(TokenizerError::Build("the tokenizer build stopped".into()))
-        })?;
         *self = TokenizerBuild::Done(tok);
         Ok(())
     }
+
+    /// The tokenizer, waiting for the build if it is still running.
+    fn wait(self) -> Result<Tokenizer, TokenizerError> {
+        match self {
+            TokenizerBuild::Done(tok) => Ok(tok),
+            TokenizerBuild::Pending(rx) => rx.recv().unwrap_or_else(|_| Err(stopped())),
+        }
+    }
+}
+
+/// The error of a build whose thread went away without an answer.
+fn stopped() -> TokenizerError {
+    TokenizerError::Build("the tokenizer build stopped".into())
 }
 
 /// Incremental model loader: `feed` chunks of the file, then `finish`.
@@ -121,7 +125,7 @@ impl<B: Backend + 'static> Loader<B> {
         }
         // A tokenizer that failed to build fails the load at the next chunk, not at the end.
         if let Some(r) = &mut self.ready {
-            r.tokenizer.poll(false)?;
+            r.tokenizer.poll()?;
         }
         Ok(())
     }
@@ -161,13 +165,9 @@ impl<B: Backend + 'static> Loader<B> {
     pub fn finish(self) -> Result<Session<B>, EngineError> {
         let Loader { mut backend, opts, reader, ready, weights, .. } = self;
         reader.finish()?;
-        let mut ready = ready.ok_or(gguf::Error::Truncated { needed: 0 })?;
+        let ready = ready.ok_or(gguf::Error::Truncated { needed: 0 })?;
         let model = model::build(&mut backend, ready.config, weights, opts)?;
-        ready.tokenizer.poll(true)?;
-        let TokenizerBuild::Done(tokenizer) = ready.tokenizer else {
-            return Err(TokenizerError::Build("the tokenizer build stopped".into()).into());
-        };
-        Ok(Session::new(backend, model, tokenizer, ready.template))
+        Ok(Session::new(backend, model, ready.tokenizer.wait()?, ready.template))
     }
 }
 
@@ -219,12 +219,10 @@ mod tests {
 
     #[test]
     fn the_tokenizer_builds_in_the_background_and_its_errors_arrive() {
-        let mut ok = TokenizerBuild::start(&header("default")).unwrap();
-        ok.poll(true).unwrap();
-        let TokenizerBuild::Done(tok) = ok else { panic!("not done after a blocking poll") };
+        let tok = TokenizerBuild::start(&header("default")).and_then(TokenizerBuild::wait).unwrap();
         assert_eq!(tok.encode("ab", false, false).unwrap(), vec![2]);
-        // An unsupported pre-tokenizer: the error comes from `start` (one thread) or from a poll.
-        let err = TokenizerBuild::start(&header("no-such-pre")).and_then(|mut b| b.poll(true));
+        // An unsupported pre-tokenizer: the error comes from `start` (one thread) or from `wait`.
+        let err = TokenizerBuild::start(&header("no-such-pre")).and_then(TokenizerBuild::wait);
         assert!(matches!(err, Err(TokenizerError::UnsupportedPre { .. })), "{err:?}");
     }
 }

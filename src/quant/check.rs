@@ -70,28 +70,19 @@ pub fn check_q8_kernels(seed: u64) -> Vec<KernelCheck> {
                 (0..cols).map(|i| (w[i] as f64 * s.d[i / 32] as f64 * s.qs[i] as f64).abs()).sum::<f64>().max(1e-30)
             };
             let one: Vec<f32> = xs.iter().map(|&s| fast(&row, s)).collect();
+            // A four-token kernel's largest error against the one-token kernel.
+            let vs_one = |four: [f32; 4]| (0..4).map(|k| (four[k] as f64 - one[k] as f64).abs() / mag(k)).fold(0.0, f64::max);
             let err = (0..4).map(|k| (one[k] as f64 - reference(&row, xs[k]) as f64).abs() / mag(k)).fold(0.0, f64::max);
             out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "dot", cols, error: err, tolerance: TOLERANCE, ok: err <= TOLERANCE });
             if let Some(f4) = fastest_x4(ty) {
-                let four = f4(&row, [xs[0], xs[1], xs[2], xs[3]]);
-                let err = (0..4).map(|k| (four[k] as f64 - one[k] as f64).abs() / mag(k)).fold(0.0, f64::max);
+                let err = vs_one(f4(&row, [xs[0], xs[1], xs[2], xs[3]]));
                 out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "dot4", cols, error: err, tolerance: TOLERANCE, ok: err <= TOLERANCE });
             }
             let mut tiles = Q8Tiles::default();
             if let (Some(f), true) = (dot_q8_tile_fn(ty), tiles.fill(&acts, 4, cols)) {
                 let Some(tile) = tiles.tile(0) else { continue };
-                let four = f(&row, tile);
-                let err = (0..4)
-                    .map(|k| (four[k] as f64 - one[k] as f64).abs() / mag(k))
-                    .fold(0.0, f64::max);
-                out.push(KernelCheck {
-                    ty: format!("{ty:?}"),
-                    kernel: "tile",
-                    cols,
-                    error: err,
-                    tolerance: TOLERANCE,
-                    ok: err <= TOLERANCE,
-                });
+                let err = vs_one(f(&row, tile));
+                out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "tile", cols, error: err, tolerance: TOLERANCE, ok: err <= TOLERANCE });
             }
         }
     }

@@ -310,6 +310,7 @@ fn zeroed(len: usize) -> Option<Vec<f32>> {
     // (so capacity `len`), and all-zero bytes are valid f32 values (0.0).
     Some(unsafe { Vec::from_raw_parts(p, len, len) })
 }
+
 /// Whether a block type can be used as a matrix on the CPU backend.
 pub fn supports(ty: GgmlType) -> bool {
     quant::dot_fn(ty).is_ok()
