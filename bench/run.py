@@ -20,8 +20,8 @@ bench/results/<date>-<host>.md (tables with ours/theirs ratios) and .svg (bar ch
 --out FILE.json writes elsewhere. Each part has a time cap; a part that fails or times out is
 recorded as an error, not fatal. Rendering: bench/report.py.
 
-usage: bench/run.py [--reps 5] [--threads 1,2] [--pp 128,512] [--tg 128] [--browser-reps 2] [--browser-tg 64]
-                    [--tg-long 64] [--light-reps 1] [--light-tg 32] [--models ID,...]
+usage: bench/run.py [--reps 5] [--threads 1,2] [--pp 128,512] [--tg 128] [--browser-reps 5] [--browser-tg 32]
+                    [--tg-long 32] [--light-reps 1] [--light-tg 32] [--models ID,...]
                     [--skip-native] [--skip-browser] [--skip-gpu] [--webgpu] [--out FILE.json]
                     [--render JSON]
 """
@@ -225,16 +225,16 @@ def bench_model(a, m, path, is_default):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5, help="native reps, default model, 1 thread")
-    ap.add_argument("--browser-reps", type=int, default=2, help="browser reps, default model")
+    ap.add_argument("--browser-reps", type=int, default=5, help="browser reps, default model")
     ap.add_argument("--threads", default="1,2", help="native thread counts, comma-separated (default model)")
-    ap.add_argument("--mt-reps", type=int, default=2, help="reps for thread counts > 1")
+    ap.add_argument("--mt-reps", type=int, default=5, help="reps for thread counts > 1")
     ap.add_argument("--mt-tg", type=int, default=32, help="decode tokens for thread counts > 1")
     ap.add_argument("--mt-pp", default="128", help="prompt sizes for thread counts > 1")
     ap.add_argument("--mt-cap", type=int, default=120, help="seconds per native part, thread counts > 1")
     ap.add_argument("--pp", default="128,512", help="native prompt sizes, comma-separated")
     ap.add_argument("--tg", type=int, default=128, help="native decode tokens, default model, 1 thread")
-    ap.add_argument("--browser-tg", type=int, default=64, help="browser: decode tokens after the short prompt, default model")
-    ap.add_argument("--tg-long", type=int, default=64, help="browser: decode tokens after the long prompt, default model (0: none)")
+    ap.add_argument("--browser-tg", type=int, default=32, help="browser: decode tokens after the short prompt, default model")
+    ap.add_argument("--tg-long", type=int, default=32, help="browser: decode tokens after the long prompt, default model (0: none)")
     ap.add_argument("--light-reps", type=int, default=1, help="native and browser reps, non-default models")
     ap.add_argument("--light-tg", type=int, default=32, help="native and browser short-prompt decode tokens, non-default models")
     ap.add_argument("--light-tg-long", type=int, default=16, help="browser long-prompt decode tokens, non-default models")
