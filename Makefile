@@ -82,10 +82,10 @@ hearth-release:
 	$(CARGO) build --release --bin hearth
 
 ## bench-deps: the peers' side of the bench (once): numpy, and llama.cpp through PyPI
-## llama-cpp-python built from source for this CPU (~10 min the first time; not timed by the bench).
+## llama-cpp-python built from source for this CPU (~6 min on 2 cores the first time; not timed by the bench).
 bench-deps:
 	@dpkg -s python3-pip python3-numpy build-essential >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-pip python3-numpy build-essential >/dev/null; }
-	@python3 -c "import llama_cpp" 2>/dev/null || { echo "bench-deps: building llama-cpp-python 0.3.36 (once, ~10 min)"; \
+	@python3 -c "import llama_cpp" 2>/dev/null || { echo "bench-deps: building llama-cpp-python 0.3.36 (once, ~6 min)"; \
 	  start=$$(date +%s); CMAKE_ARGS="-DGGML_NATIVE=ON" pip install --break-system-packages --no-cache-dir llama-cpp-python==0.3.36 \
 	  && echo "bench-deps: llama-cpp-python built in $$(( $$(date +%s) - start )) s (once; not part of the bench's time)"; }
 

@@ -12,8 +12,9 @@ Per registry model the engine supports:
 Plus a memory-bandwidth measurement (numpy copy of a 512 MiB buffer) for the "fraction of the
 physical limit" line: bytes read per decoded token (weights + KV) x tok/s / bandwidth.
 
-The registry default gets the full run; the larger models a lighter one (--light-*), so the whole
-run fits ~25 minutes on a 2-core machine. The reps and token counts used are recorded per part.
+The registry default gets the full run; the larger models a lighter one (--light-*), so the
+benchmarks take ~14 min on a 2-core machine (a first `make bench` on a fresh one, installs and
+builds included, 33 min: BENCHMARKS.md). The reps and token counts used are recorded per part.
 
 Writes bench/results/<date>-<host>.json (raw samples, versions, flags, CPU, load average),
 bench/results/<date>-<host>.md (tables with ours/theirs ratios) and .svg (bar chart of ratios);
