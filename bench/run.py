@@ -7,8 +7,8 @@ Per registry model the engine supports:
             for the registry default also `hearth bench --backend gpu` (lavapipe here), tiny.
   browser — tests/browser/bench_peers.mjs, headless Chromium: Hearth CPU-wasm single-thread and
             threaded (cross-origin isolated page) vs @wllama/wllama single- and multi-thread; short
-            prompt and a ~430-token prompt; peak memory of the browser. With --webgpu, for the
-            registry default also Hearth WebGPU (SwiftShader here), tiny.
+            prompt and a ~430-token prompt; peak memory of the browser. For the registry default
+            also Hearth WebGPU (SwiftShader here), tiny (--skip-webgpu: none).
 Plus a memory-bandwidth measurement (numpy copy of a 512 MiB buffer) for the "fraction of the
 physical limit" line: bytes read per decoded token (weights + KV) x tok/s / bandwidth.
 
@@ -23,7 +23,7 @@ recorded as an error, not fatal. Rendering: bench/report.py.
 
 usage: bench/run.py [--reps 5] [--threads 1,2] [--pp 128,512] [--tg 128] [--browser-reps 5] [--browser-tg 32]
                     [--tg-long 32] [--light-reps 1] [--light-tg 32] [--models ID,...]
-                    [--skip-native] [--skip-browser] [--skip-gpu] [--webgpu] [--out FILE.json]
+                    [--skip-native] [--skip-browser] [--skip-gpu] [--skip-webgpu] [--out FILE.json]
                     [--render JSON]
 """
 import argparse
@@ -112,7 +112,7 @@ def browser(model, file, p, cap, configs):
     """bench_peers.mjs for `configs` with the plan `p` (reps, tg, tg_long): {wall_s, rows}."""
     out, wall = sh(["node", "tests/browser/bench_peers.mjs", "--model", model, "--file", file,
                     "--reps", str(p["reps"]), "--warmup", str(p.get("warmup", 1)), "--tg", str(p["tg"]),
-                    "--tg-long", str(p["tg_long"]),
+                    "--tg-long", str(p["tg_long"]), "--chat", str(p.get("chat", 1)),
                     "--timeout", str(max(60, cap // min(3, len(configs)))), *configs], cap)
     return {"wall_s": wall, "rows": json.loads(out.strip().splitlines()[-1])}
 
@@ -140,7 +140,9 @@ def plan(a, is_default):
               "configs": a.light_browser_configs.split(",")}
     return {"native": native, "browser": br,
             "gpu": {"reps": 1, "pp_n": [a.gpu_pp], "tg_n": a.gpu_tg} if is_default and not a.skip_gpu else None,
-            "webgpu": {"reps": 1, "warmup": 0, "tg": a.webgpu_tg, "tg_long": 0} if is_default and a.webgpu else None}
+            # WebGPU: one rep, no chat (its 37-token prefill alone is ~2 min on SwiftShader).
+            "webgpu": {"reps": 1, "warmup": 0, "tg": a.webgpu_tg, "tg_long": 0, "chat": 0}
+            if is_default and not a.skip_webgpu else None}
 
 
 def attempt(fn, *a):
@@ -250,12 +252,12 @@ def main():
     ap.add_argument("--skip-native", action="store_true")
     ap.add_argument("--skip-browser", action="store_true")
     ap.add_argument("--browser-configs", default="hearth-cpu,hearth-cpu-mt,wllama-cpu,wllama-cpu-mt",
-                    help="bench_peers.mjs configurations (hearth-webgpu: see --webgpu)")
-    ap.add_argument("--webgpu", action="store_true",
-                    help="also Hearth WebGPU in the browser: default model, 1 rep, no warm-up, short prompt "
-                         "(SwiftShader here: ~2 min, so not in the default run)")
-    ap.add_argument("--webgpu-tg", type=int, default=8)
-    ap.add_argument("--webgpu-cap", type=int, default=420)
+                    help="bench_peers.mjs configurations (hearth-webgpu runs apart: see --skip-webgpu)")
+    ap.add_argument("--skip-webgpu", action="store_true",
+                    help="no Hearth WebGPU in the browser (default model, 1 rep, no warm-up, short prompt only; "
+                         "on SwiftShader ~1.5 min and no speed to speak of, but it shows the path works)")
+    ap.add_argument("--webgpu-tg", type=int, default=4)
+    ap.add_argument("--webgpu-cap", type=int, default=240)
     ap.add_argument("--skip-gpu", action="store_true", help="no native GPU run (`hearth bench --backend gpu`)")
     ap.add_argument("--gpu-pp", type=int, default=32)
     ap.add_argument("--gpu-tg", type=int, default=8)

@@ -91,7 +91,7 @@ pub(crate) fn pre_type(pre: &str) -> Option<PreType> {
 /// Builds the `tokenizers` object for a byte-level BPE vocabulary.
 pub(crate) fn build(
     tokens: &[String],
-    merges: &[String],
+    merges: &[&str],
     pre: &PreType,
 ) -> Result<tokenizers::Tokenizer, TokenizerError> {
     // ids fit in u32: the caller checked the vocabulary size
@@ -103,14 +103,17 @@ pub(crate) fn build(
     // `tokenizers` rejects a merge whose parts or result are not in the vocabulary; such a
     // merge could never produce a token in llama.cpp either, so it is dropped.
     let mut pairs = Vec::with_capacity(merges.len());
+    let mut joined = String::new();
     for m in merges {
         // llama.cpp splits at the first space after the first byte (a part may be " ").
         let Some(pos) = m.bytes().skip(1).position(|b| b == b' ').map(|p| p + 1) else {
             continue;
         };
         let (a, b) = (&m[..pos], &m[pos + 1..]);
-        if vocab.contains_key(a) && vocab.contains_key(b) && vocab.contains_key(&format!("{a}{b}"))
-        {
+        joined.clear();
+        joined.push_str(a);
+        joined.push_str(b);
+        if vocab.contains_key(a) && vocab.contains_key(b) && vocab.contains_key(joined.as_str()) {
             pairs.push((a.to_string(), b.to_string()));
         }
     }

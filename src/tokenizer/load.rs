@@ -3,10 +3,12 @@
 use super::{token_type, TokenizerError};
 use crate::gguf::Metadata;
 
-pub(super) fn read_strings(
-    md: &Metadata,
+/// A string array, borrowed from the metadata (a vocabulary's merges are ~150k strings: copying
+/// each was a measurable part of a tokenizer build).
+pub(super) fn read_strings<'a>(
+    md: &'a Metadata,
     key: &'static str,
-) -> Result<Option<Vec<String>>, TokenizerError> {
+) -> Result<Option<Vec<&'a str>>, TokenizerError> {
     let Some(arr) = md.get_array(key) else {
         return match md.get(key) {
             None => Ok(None),
@@ -18,9 +20,7 @@ pub(super) fn read_strings(
     };
     arr.iter()
         .map(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| TokenizerError::BadMetadata {
+            v.as_str().ok_or_else(|| TokenizerError::BadMetadata {
                     key,
                     reason: "array element is not a string".into(),
                 })
@@ -31,7 +31,11 @@ pub(super) fn read_strings(
 
 pub(super) fn read_tokens(md: &Metadata) -> Result<Vec<String>, TokenizerError> {
     const KEY: &str = "tokenizer.ggml.tokens";
-    let mut tokens = read_strings(md, KEY)?.ok_or(TokenizerError::MissingKey { key: KEY })?;
+    let mut tokens: Vec<String> = read_strings(md, KEY)?
+        .ok_or(TokenizerError::MissingKey { key: KEY })?
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     if tokens.is_empty() || u32::try_from(tokens.len()).is_err() {
         return Err(TokenizerError::BadMetadata {
             key: KEY,

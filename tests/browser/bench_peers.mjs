@@ -11,7 +11,8 @@
 // logical core, and fail loudly when the engine fell back to one thread.
 // Raw samples as JSON on stdout (last line). Not a test: no timed assertions.
 //   node tests/browser/bench_peers.mjs --model ID --file FILE.gguf [--reps 5] [--tg 128]
-//        [--tg-long 64 (0: no long prompt)] [--warmup 1 (0: none)] [--timeout S] [configs…]
+//        [--tg-long 64 (0: no long prompt)] [--warmup 1 (0: none)] [--chat 1 (0: no chat TTFT)]
+//        [--timeout S] [configs…]
 import path from "node:path";
 import { REPO, launchBrowser, startTestServer, openPage, requireFile } from "./harness.mjs";
 import { sampleBrowserMemory } from "./procmem.mjs";
@@ -34,6 +35,7 @@ const TG = Number(opt("--tg", "128"));
 const TG_LONG = Number(opt("--tg-long", "64"));
 const TIMEOUT_S = Number(opt("--timeout", "600"));
 const WARMUP = Number(opt("--warmup", "1")) > 0 ? 1 : 0; // 0: no warm-up rep (the tiny WebGPU run)
+const CHAT_TTFT = Number(opt("--chat", "1")) > 0; // 0: no chat first-token measurement (the tiny WebGPU run)
 const which = argv.length ? argv : ["hearth-cpu", "hearth-cpu-mt", "wllama-cpu", "wllama-cpu-mt"];
 const MIN_LONG_TOKENS = 400;
 requireFile(path.join(REPO, "models", "cache", FILE), "make models");
@@ -49,7 +51,7 @@ function speeds(t0, first, end, promptTokens, completionTokens) {
 }
 
 async function hearth(page, c) {
-  return page.evaluate(async ({ c, MODEL_ID, PROMPT, LONG_PROMPT, CHAT, TG, TG_LONG, REPS, WARMUP }) => {
+  return page.evaluate(async ({ c, MODEL_ID, PROMPT, LONG_PROMPT, CHAT, CHAT_TTFT, TG, TG_LONG, REPS, WARMUP }) => {
     const speeds = globalThis.benchSpeeds;
     const H = await import("/dist/index.js");
     // -mt: one thread per logical core, which needs the threaded build (www/pkg-mt) and an isolated page.
@@ -79,7 +81,7 @@ async function hearth(page, c) {
       // default system prompt and all), right after the warm load, on a fresh KV cache.
       // (Only where the model has a chat template: the Gemma 3 GGUF has none.)
       let chatTtft = null;
-      if (info.has_chat_template) {
+      if (info.has_chat_template && CHAT_TTFT) {
         let chatFirst = 0;
         const tc = performance.now();
         for await (const ch of await e.chat.completions.create({ messages: CHAT, stream: true, temperature: 0, max_tokens: 1 })) {
@@ -115,7 +117,7 @@ async function hearth(page, c) {
     }
     return { backend: info.backend, wasm_build: info.wasmBuild, threads: info.threads, threads_reason: info.threadsReason,
       cross_origin_isolated: crossOriginIsolated, cold_ms: cold, ...s, text, long_text: longText };
-  }, { c, MODEL_ID, PROMPT, LONG_PROMPT, CHAT, TG, TG_LONG, REPS, WARMUP });
+  }, { c, MODEL_ID, PROMPT, LONG_PROMPT, CHAT, CHAT_TTFT, TG, TG_LONG, REPS, WARMUP });
 }
 
 async function wllama(page, c) {
