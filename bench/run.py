@@ -255,7 +255,7 @@ def main():
                     help="bench_peers.mjs configurations (hearth-webgpu runs apart: see --skip-webgpu)")
     ap.add_argument("--skip-webgpu", action="store_true",
                     help="no Hearth WebGPU in the browser (default model, 1 rep, no warm-up, short prompt only; "
-                         "on SwiftShader ~1.5 min and no speed to speak of, but it shows the path works)")
+                         "on SwiftShader ~45 s and no speed to speak of, but it shows the path works)")
     ap.add_argument("--webgpu-tg", type=int, default=4)
     ap.add_argument("--webgpu-cap", type=int, default=240)
     ap.add_argument("--skip-gpu", action="store_true", help="no native GPU run (`hearth bench --backend gpu`)")
