@@ -63,6 +63,7 @@ pub(super) fn select_x4(ty: GgmlType) -> Option<DotQ8x4Fn> {
         GgmlType::Q8_0 => wrap!(dot4_q8_0),
         GgmlType::Q4_K => wrap!(dot4_q4_k),
         GgmlType::Q5_K => wrap!(dot4_q5_k),
+        GgmlType::Q6_K => wrap!(dot4_q6_k),
         _ => None,
     }
 }
@@ -371,4 +372,43 @@ unsafe fn dot4_q4_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot4_q5_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
     dot_k4_x4::<true>(row, x)
+}
+
+/// As [`dot_q6_k`], for four activation vectors at once: each block's 6-bit values are put
+/// together once and multiplied with the four tokens' blocks (Qwen2.5 0.5B's pp128 spent 12 %
+/// in the one-token kernel).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot4_q6_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let m30 = _mm256_set1_epi8(0x30);
+    let k32 = _mm256_set1_epi8(32);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let nsb = blocks4(&x) / 8;
+    for (sb, b) in row.chunks_exact(210).take(nsb).enumerate() {
+        let d = f16_at(b, 208);
+        for n in 0..2 {
+            let qa = load32(b, 64 * n);
+            let qb = load32(b, 64 * n + 32);
+            let qh = load32(b, 128 + 32 * n);
+            let q = [
+                _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)),
+                _mm256_or_si256(_mm256_and_si256(qb, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4), _mm256_and_si256(qh, m30)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
+            ];
+            for (k, &qk) in q.iter().enumerate() {
+                let c = 8 * sb + 4 * n + k;
+                let sc0 = b[192 + 2 * (4 * n + k)] as i8 as i16;
+                let sc1 = b[193 + 2 * (4 * n + k)] as i8 as i16;
+                let scv = _mm256_set_m128i(_mm_set1_epi16(sc1), _mm_set1_epi16(sc0));
+                for t in 0..4 {
+                    let xv = load32(x[t].qs, Q8_BLOCK * c);
+                    let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(qk, xv), _mm256_maddubs_epi16(k32, xv));
+                    let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, scv));
+                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[t].d[c]), p, acc[t]);
+                }
+            }
+        }
+    }
+    std::array::from_fn(|t| hsum(acc[t]))
 }
