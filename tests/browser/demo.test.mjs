@@ -116,11 +116,16 @@ test("chat: Enter sends, greedy reply streams (llama.cpp's text), tokens/s shown
 
 test("chat: Escape stops a long reply; the page stays usable", async () => {
   await page.fill("#max-tokens", "400");
+  const before = await page.locator(".message.assistant").count();
   await page.fill("#chat-input", "Write a long story about a dragon who learns to cook.");
   await page.press("#chat-input", "Enter");
-  // Escape as soon as the reply starts streaming: with decode at ~40 tok/s a reply can be well
-  // along before a later check sees it (one make test run pressed Escape after the reply ended).
-  await page.waitForFunction(() => ([...document.querySelectorAll(".message.assistant .body")].at(-1)?.textContent.length ?? 0) > 0, null, { timeout: 60000 });
+  // Escape once this reply (a new message, not the previous test's) is streaming and the page
+  // is busy with it: checking only "the last reply has text" could match the previous reply
+  // before the new one existed, and Escape then had nothing to stop (a make test run failed so).
+  await page.waitForFunction((n) => {
+    const bodies = document.querySelectorAll(".message.assistant .body");
+    return bodies.length > n && bodies[bodies.length - 1].textContent.length > 0 && !document.querySelector("#stop-button").disabled;
+  }, before, { timeout: 60000 });
   await page.keyboard.press("Escape");
   await chatIdle();
   assert.equal(await page.textContent(".message.assistant:last-child .stopped"), "(stopped)");
