@@ -228,10 +228,27 @@ unsafe fn dot_q5_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
     dot_k4::<true>(row, x)
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
+/// The 6-bit values (0..63) of half `n` of a Q6_K block `b`, as four vectors of 32 bytes:
+/// element 128n + 32k + l is nibble k / 2 of ql[64n + 32(k % 2) + l] with bits 2k..2k + 2 of
+/// qh[32n + l] above it (kquants.rs `unpack_q6k`). Byte-wise shifts via 16-bit lanes are safe:
+/// the masks drop the bits that cross a byte.
+#[inline(always)]
+unsafe fn q6k_half(b: &[u8], n: usize) -> [__m256i; 4] {
     let m4 = _mm256_set1_epi8(0x0F);
     let m30 = _mm256_set1_epi8(0x30);
+    let qa = load32(b, 64 * n);
+    let qb = load32(b, 64 * n + 32);
+    let qh = load32(b, 128 + 32 * n);
+    [
+        _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)),
+        _mm256_or_si256(_mm256_and_si256(qb, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4), _mm256_and_si256(qh, m30)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
+    ]
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
     let k32 = _mm256_set1_epi8(32);
     let mut acc = _mm256_setzero_ps();
     let it = row.chunks_exact(210).zip(x.qs.chunks_exact(256));
@@ -239,19 +256,7 @@ unsafe fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
         prefetch_ahead(b);
         let d = f16_at(b, 208);
         for n in 0..2 {
-            // Element 128n + 32k + l: nibble k / 2 of ql[64n + 32(k % 2) + l], bits 2k..2k + 2
-            // of qh[32n + l] (kquants.rs `unpack_q6k`). Byte-wise shifts via 16-bit lanes
-            // are safe: the masks drop the bits that cross a byte.
-            let qa = load32(b, 64 * n);
-            let qb = load32(b, 64 * n + 32);
-            let qh = load32(b, 128 + 32 * n);
-            let q = [
-                _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)),
-                _mm256_or_si256(_mm256_and_si256(qb, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4), _mm256_and_si256(qh, m30)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
-            ];
-            for (k, &qk) in q.iter().enumerate() {
+            for (k, &qk) in q6k_half(b, n).iter().enumerate() {
                 let c = 4 * n + k;
                 let xv = load32(qx, 32 * c);
                 // Σ (q − 32)·q_x per pair, in i16: |·| ≤ 2·32·127.
@@ -379,24 +384,13 @@ unsafe fn dot4_q5_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
 /// in the one-token kernel).
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot4_q6_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
-    let m4 = _mm256_set1_epi8(0x0F);
-    let m30 = _mm256_set1_epi8(0x30);
     let k32 = _mm256_set1_epi8(32);
     let mut acc = [_mm256_setzero_ps(); 4];
     let nsb = blocks4(&x) / 8;
     for (sb, b) in row.chunks_exact(210).take(nsb).enumerate() {
         let d = f16_at(b, 208);
         for n in 0..2 {
-            let qa = load32(b, 64 * n);
-            let qb = load32(b, 64 * n + 32);
-            let qh = load32(b, 128 + 32 * n);
-            let q = [
-                _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)),
-                _mm256_or_si256(_mm256_and_si256(qb, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4), _mm256_and_si256(qh, m30)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
-            ];
-            for (k, &qk) in q.iter().enumerate() {
+            for (k, &qk) in q6k_half(b, n).iter().enumerate() {
                 let c = 8 * sb + 4 * n + k;
                 let sc0 = b[192 + 2 * (4 * n + k)] as i8 as i16;
                 let sc1 = b[193 + 2 * (4 * n + k)] as i8 as i16;
