@@ -257,7 +257,10 @@ impl WasmEngine {
 
     /// Feeds the next bytes of the GGUF file.
     pub fn feed(&self, chunk: &[u8]) -> Result<(), JsValue> {
-        self.with(|e| e.feed(chunk))
+        self.with(|e| {
+            test_hooks::panic_point("feed");
+            e.feed(chunk)
+        })
     }
 
     /// Whether the GGUF header (architecture, tokenizer, template) has been accepted.
@@ -297,6 +300,7 @@ impl WasmEngine {
         if self.cancel.replace(false) {
             e.cancel();
         }
+        test_hooks::panic_point("step");
         e.step().await.map_err(to_js)
     }
 
@@ -307,7 +311,10 @@ impl WasmEngine {
 
     /// Tokens in `text` (no special tokens added).
     pub fn count_tokens(&self, text: &str) -> Result<usize, JsValue> {
-        self.with(|e| e.count_tokens(text))
+        self.with(|e| {
+            test_hooks::panic_point("count_tokens");
+            e.count_tokens(text)
+        })
     }
 
     /// The chat template applied to `messages_json` (with the generation prompt).
@@ -324,6 +331,40 @@ impl WasmEngine {
             e.reset();
             Ok(())
         })
+    }
+}
+
+/// Test hooks (browser tests only; the package never calls them): a real Rust panic inside an
+/// engine call, with the engine's state borrowed, as a bug would panic. Proves that a trap is
+/// survivable (`tests/browser/failures.test.mjs`).
+mod test_hooks {
+    use std::cell::RefCell;
+    use wasm_bindgen::prelude::*;
+
+    thread_local! {
+        static ARMED: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    /// Test-only: the next engine call `method` (`"feed"`, `"step"` or `"count_tokens"`) of this
+    /// wasm instance panics. Not part of the API.
+    #[wasm_bindgen]
+    pub fn __test_arm_panic(method: String) {
+        ARMED.with(|a| *a.borrow_mut() = Some(method));
+    }
+
+    /// Panics when the armed method is `method` (once).
+    pub(super) fn panic_point(method: &str) {
+        let hit = ARMED.with(|a| {
+            let mut a = a.borrow_mut();
+            let hit = a.as_deref() == Some(method);
+            if hit {
+                *a = None;
+            }
+            hit
+        });
+        if hit {
+            panic!("hearth test panic in {method} (armed by __test_arm_panic)");
+        }
     }
 }
 

@@ -20,6 +20,8 @@
 // With `testHooks`, the returned object's `stalls` (a Map from URL path to a byte count) makes
 // every response for that path stop sending after that many body bytes while keeping the
 // connection open: a download that hangs mid-way, so a test can interrupt it deterministically.
+// `cuts` (the same kind of Map) closes the connection after that many body bytes of the file,
+// like `?fail_after=` but without changing the URL (so a retry of the same URL can resume).
 // Prints `Hearth server: http://HOST:PORT/` (one line) once listening.
 
 import http from "node:http";
@@ -85,6 +87,7 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, csp
   ];
   const stats = { requests: 0, bytes: {}, log: [] };
   const stalls = new Map();
+  const cuts = new Map();
 
   function resolveFile(urlPath) {
     let decoded;
@@ -189,7 +192,8 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, csp
     res.writeHead(status, headers);
     if (req.method === "HEAD" || length === 0) return res.end();
 
-    const failAfter = testHooks && url.searchParams.has("fail_after") ? Number(url.searchParams.get("fail_after")) : Infinity;
+    let failAfter = testHooks && url.searchParams.has("fail_after") ? Number(url.searchParams.get("fail_after")) : Infinity;
+    if (testHooks && cuts.has(url.pathname)) failAfter = Math.min(failAfter, Math.max(0, cuts.get(url.pathname) - start));
     const stallAfter = testHooks && stalls.has(url.pathname) ? Math.max(0, stalls.get(url.pathname) - start) : Infinity;
     const delayMs = testHooks && url.searchParams.has("delay_ms") ? Number(url.searchParams.get("delay_ms")) : 0;
     const key = url.pathname;
@@ -245,7 +249,7 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, csp
     server.listen(port, host, () => {
       const addr = server.address();
       const url = `http://${host}:${addr.port}/`;
-      resolve({ server, url, stats, stalls, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) });
+      resolve({ server, url, stats, stalls, cuts, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) });
     });
   });
 }

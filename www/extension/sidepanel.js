@@ -4,11 +4,14 @@
 // the extension's own origin (OPFS) after the first download.
 import { Engine } from "./hearth/dist/index.js";
 import { renderOutput, formatBytes } from "./hearth/render.js";
+import { fitHistory } from "./history.js";
 
 /** Where the weights come from until the user sets another URL: `make demo`'s server. */
 const DEFAULT_MODEL_URL = "http://127.0.0.1:8080/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 /** Characters of the page given to the chat (about 1,000 tokens: fits the 2,048-token context). */
 const CHAT_PAGE_CHARS = 4000;
+/** Most tokens of one answer (also the room kept free in the context for it). */
+const ANSWER_TOKENS = 120;
 
 const $ = (id) => document.getElementById(id);
 let engine = null; // Promise<Engine>
@@ -148,7 +151,8 @@ async function ask() {
     const e = await getEngine();
     const system = `You answer questions about a web page. Be brief and use only the page.\n\nTitle: ${p.title}\n\n${p.text.slice(0, CHAT_PAGE_CHARS)}`;
     history.push({ role: "user", content: question });
-    const stream = await e.chat.completions.create({ messages: [{ role: "system", content: system }, ...history], stream: true, max_tokens: 120, temperature: 0.3, repeat_penalty: 1.15, signal: ac.signal });
+    history = await fitHistory(e, system, history, { reserve: ANSWER_TOKENS });
+    const stream = await e.chat.completions.create({ messages: [{ role: "system", content: system }, ...history], stream: true, max_tokens: ANSWER_TOKENS, temperature: 0.3, repeat_penalty: 1.15, signal: ac.signal });
     for await (const c of stream) {
       text += c.choices[0]?.delta?.content ?? "";
       renderOutput(answer, text);

@@ -3,6 +3,7 @@
 import type { Driver } from "./core.js";
 import { HearthError, abortError } from "./errors.js";
 import type { ChatMessage, GenerateResult, SamplingOptions } from "./types.js";
+import { checkSampling } from "./validate.js";
 
 /** A message as OpenAI's API accepts it (string content, or text parts). */
 export interface ChatCompletionMessageParam {
@@ -98,35 +99,18 @@ export function toEngineRequest(p: ChatCompletionCreateParams): { messages: Chat
     else throw new HearthError("BAD_REQUEST", `messages[${i}].content must be a string or text parts`);
     return { role, content };
   });
-  const out: { messages: ChatMessage[] } & SamplingOptions = { messages };
-  const num = (name: string, v: number | null | undefined, min: number, max: number, int = false): number | undefined => {
-    if (v == null) return undefined;
-    if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max || (int && !Number.isInteger(v))) {
-      throw new HearthError("BAD_REQUEST", `${name} must be ${int ? "an integer" : "a number"} in [${min}, ${max}], got ${String(v)}`);
-    }
-    return v;
-  };
-  const maxTokens = num("max_tokens", p.max_completion_tokens ?? p.max_tokens, 1, 1 << 20, true);
-  if (maxTokens !== undefined) out.max_tokens = maxTokens;
-  const temperature = num("temperature", p.temperature, 0, 2);
-  if (temperature !== undefined) out.temperature = temperature;
-  const topP = num("top_p", p.top_p, 0, 1);
-  if (topP !== undefined) out.top_p = topP;
-  const topK = num("top_k", p.top_k, 0, 1 << 20, true);
-  if (topK !== undefined) out.top_k = topK;
-  const minP = num("min_p", p.min_p, 0, 1);
-  if (minP !== undefined) out.min_p = minP;
-  const repeat = num("repeat_penalty", p.repeat_penalty, 0, 10);
-  if (repeat !== undefined) out.repeat_penalty = repeat;
-  const seed = num("seed", p.seed, 0, Number.MAX_SAFE_INTEGER, true);
-  if (seed !== undefined) out.seed = seed;
-  if (p.stop != null) {
-    const stop = typeof p.stop === "string" ? [p.stop] : p.stop;
-    if (!Array.isArray(stop) || stop.length > 4 || !stop.every((s) => typeof s === "string" && s.length > 0)) {
-      throw new HearthError("BAD_REQUEST", "stop must be a non-empty string or up to 4 of them");
-    }
-    out.stop = stop;
-  }
+  // The sampling fields go through the one validation path of every entry point (validate.ts).
+  const sampling = checkSampling({
+    max_tokens: p.max_completion_tokens ?? p.max_tokens,
+    temperature: p.temperature,
+    top_p: p.top_p,
+    top_k: p.top_k,
+    min_p: p.min_p,
+    repeat_penalty: p.repeat_penalty,
+    seed: p.seed,
+    stop: p.stop,
+  });
+  const out: { messages: ChatMessage[] } & SamplingOptions = { messages, ...sampling };
   return out;
 }
 

@@ -17,8 +17,12 @@ import type {
   ModelInfo,
   Usage,
 } from "./types.js";
-import type { HearthWasmModule, WasmEngine, WasmExports, WasmModelInfo, WasmStep } from "./wasm-api.js";
-import { chooseBuild, type BuildChoice } from "./wasm-build.js";
+import { checkGenerateRequest } from "./validate.js";
+import type { WasmEngine, WasmModelInfo, WasmStep } from "./wasm-api.js";
+import { chooseBuild } from "./wasm-build.js";
+import { isTrap, loadBuild, loadWasmModule, markDead, onUncaughtTrap, trapError, urlsOf, type LoadedWasm } from "./wasm-instance.js";
+
+export { loadWasmModule };
 
 /** What the public API needs from an engine, in-thread or in a Worker. */
 export interface Driver {
@@ -39,93 +43,6 @@ export interface CoreHooks {
 
 /** Bytes handed to `feed()` at a time: the wasm side copies each piece, so keep them small. */
 const FEED_PIECE = 1 << 20;
-
-interface LoadedWasm {
-  mod: HearthWasmModule;
-  exports: WasmExports;
-  /** Threads the CPU backend computes on (the pool size in the threaded build, else 1). */
-  threads: number;
-}
-
-const modules = new Map<string, Promise<LoadedWasm>>();
-/**
- * Imports and initialises the wasm-bindgen module once per realm and URL; with `poolSize` > 0
- * (the threaded build) also starts its thread pool, once: a later call keeps the first pool.
- */
-export function loadWasmModule(moduleUrl: string, poolSize = 0): Promise<LoadedWasm> {
-  let p = modules.get(moduleUrl);
-  if (!p) {
-    p = (async () => {
-      let mod: HearthWasmModule;
-      try {
-        mod = (await import(/* webpackIgnore: true */ moduleUrl)) as HearthWasmModule;
-      } catch (e) {
-        throw new HearthError("INTERNAL", `could not load the Hearth wasm module from ${moduleUrl} (run make wasm): ${e instanceof Error ? e.message : String(e)}`);
-      }
-      const wasmUrl = new URL("hearth_bg.wasm", moduleUrl);
-      let exports: WasmExports;
-      try {
-        exports = await mod.default({ module_or_path: wasmUrl });
-        // The pool must start before anything touches rayon, or rayon settles on one thread.
-        if (poolSize > 0) await startThreadPool(mod, moduleUrl, poolSize);
-      } catch (e) {
-        throw new HearthError("INTERNAL", `could not start the Hearth wasm module ${moduleUrl}: ${e instanceof Error ? e.message : String(e)}`);
-      }
-      return { mod, exports, threads: mod.cpu_threads() };
-    })();
-    p.catch(() => modules.delete(moduleUrl));
-    modules.set(moduleUrl, p);
-  }
-  return p;
-}
-
-/** How long the thread pool may take to start before the load gives up on it. */
-const POOL_START_MS = 60_000;
-
-/**
- * Starts the threaded build's pool. wasm-bindgen-rayon spawns its Workers from a `blob:` URL and
- * waits for each to report ready, so a Worker that never starts (a Content-Security-Policy
- * without `worker-src blob:`) would leave it waiting forever: a CSP violation or a timeout ends
- * the wait with an error instead.
- */
-async function startThreadPool(mod: HearthWasmModule, moduleUrl: string, poolSize: number): Promise<void> {
-  if (!mod.initThreadPool) throw new Error(`${moduleUrl} is not the threaded build (no initThreadPool)`);
-  const scope = globalThis as unknown as EventTarget;
-  let onViolation: ((e: Event) => void) | undefined;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const blocked = new Promise<never>((_, reject) => {
-    onViolation = (e) => {
-      const v = e as Event & { violatedDirective?: string; blockedURI?: string };
-      reject(new Error(`the Content-Security-Policy blocks the pool's Workers (${v.violatedDirective ?? "?"}: ${v.blockedURI ?? "?"})`));
-    };
-    scope.addEventListener?.("securitypolicyviolation", onViolation);
-    timer = setTimeout(() => reject(new Error(`the thread pool did not start within ${POOL_START_MS / 1000} s`)), POOL_START_MS);
-  });
-  try {
-    await Promise.race([mod.initThreadPool(poolSize), blocked]);
-  } finally {
-    if (onViolation) scope.removeEventListener?.("securitypolicyviolation", onViolation);
-    clearTimeout(timer);
-  }
-}
-
-/** Loads the build `choice` names; in `auto` mode a threaded build that fails to start falls back to the baseline. */
-async function loadBuild(choice: BuildChoice, config: LoadConfig): Promise<LoadedWasm & { choice: BuildChoice }> {
-  try {
-    return { ...(await loadWasmModule(choice.moduleUrl, choice.poolSize)), choice };
-  } catch (e) {
-    if (choice.build !== "threads" || config.threads !== "auto") throw e;
-    const fallback: BuildChoice = {
-      ...chooseBuild("cpu", false, urlsOf(config)),
-      reason: `single thread: the threaded build did not start (${HearthError.from(e).message})`,
-    };
-    return { ...(await loadWasmModule(fallback.moduleUrl)), choice: fallback };
-  }
-}
-
-function urlsOf(config: LoadConfig): { baseline: string; threads: string } {
-  return { baseline: config.wasmModuleUrl, threads: config.wasmThreadsModuleUrl };
-}
 
 /** A macrotask break, so Worker messages (abort) are seen between tokens. */
 function yieldToEventLoop(): Promise<void> {
@@ -205,26 +122,37 @@ class SerialQueue {
   }
 }
 
+/** Options of an {@link EngineCore} beyond the load's. */
+export interface CoreOptions {
+  /**
+   * After a trap, re-create the engine on a fresh wasm instance on the next request (the
+   * in-page engine). `false` (in the Worker): stay dead; the page discards the whole Worker.
+   */
+  revive?: boolean;
+}
+
 /** The in-realm engine. Create with {@link EngineCore.load}. */
 export class EngineCore implements Driver {
-  private engine: WasmEngine;
   private readonly queue = new SerialQueue();
   private disposed = false;
+  /** The INTERNAL error of the trap that killed the engine, until it is re-created. */
+  crashed: HearthError | null = null;
+  /** Aborts the generation running now (unload stops it). */
+  private running: AbortController | null = null;
 
   private constructor(
-    private readonly mod: HearthWasmModule,
-    engine: WasmEngine,
+    private wasm: LoadedWasm,
+    private engine: WasmEngine,
     public info: ModelInfo,
     private readonly source: ModelSource,
     private readonly config: LoadConfig,
     private readonly store: WeightStore,
     private readonly hooks: CoreHooks,
-  ) {
-    this.engine = engine;
-  }
+    private readonly opts: CoreOptions,
+  ) {}
 
   /** Loads a model (registry id or URL): store or network → wasm engine on the chosen backend. */
-  static async load(modelIdOrUrl: string, config: LoadConfig, hooks: CoreHooks = {}, store: WeightStore = defaultStore): Promise<EngineCore> {
+  static async load(modelIdOrUrl: string, config: LoadConfig, hooks: CoreHooks = {}, store: WeightStore = defaultStore, opts: CoreOptions = { revive: true }): Promise<EngineCore> {
     const t0 = performance.now();
     const { signal } = hooks;
     throwIfAborted(signal);
@@ -255,29 +183,20 @@ export class EngineCore implements Driver {
         reason = probe.reason;
       }
     }
-    let wasm = await loadBuild(chooseBuild(backend, config.threads, urlsOf(config)), config);
+    let { wasm, choice } = await loadBuild(chooseBuild(backend, config.threads, urlsOf(config)), config);
     let engine: WasmEngine;
     try {
-      engine = await wasm.mod.WasmEngine.create(backend, config.contextSize);
+      engine = await createEngine(wasm, backend, config.contextSize);
     } catch (e) {
       const err = HearthError.from(e);
-      if (backend !== "webgpu" || config.backend === "webgpu") throw err;
+      if (backend !== "webgpu" || config.backend === "webgpu" || wasm.dead) throw err;
       backend = "cpu";
       reason = `WebGPU unavailable: ${err.message}`;
-      wasm = await loadBuild(chooseBuild(backend, config.threads, urlsOf(config)), config);
-      engine = await wasm.mod.WasmEngine.create("cpu", config.contextSize).catch((e2: unknown) => {
-        throw HearthError.from(e2);
-      });
+      ({ wasm, choice } = await loadBuild(chooseBuild(backend, config.threads, urlsOf(config)), config));
+      engine = await createEngine(wasm, "cpu", config.contextSize);
     }
-    const { mod, exports } = wasm;
     const wasStored = await store.has(source.id);
-    let info: WasmModelInfo;
-    try {
-      info = await feedFromStore(engine, store, source, { evict: config.evict, hooks });
-    } catch (e) {
-      engine.free();
-      throw e;
-    }
+    const info = await feedFromStore(wasm, engine, store, source, { evict: config.evict, hooks });
     const modelInfo: ModelInfo = {
       id: source.id,
       url: source.url,
@@ -288,25 +207,64 @@ export class EngineCore implements Driver {
       has_chat_template: info.has_chat_template,
       backend,
       backendReason: reason,
-      wasmBuild: wasm.choice.build,
+      wasmBuild: choice.build,
       threads: backend === "cpu" ? wasm.threads : 1,
-      threadsReason: wasm.choice.reason,
+      threadsReason: choice.reason,
       bytes: (await store.get(source.id))?.bytes ?? source.bytes ?? 0,
       fromStore: wasStored,
       loadMs: performance.now() - t0,
-      wasmMemoryBytes: exports?.memory?.buffer.byteLength ?? 0,
+      wasmMemoryBytes: wasm.exports?.memory?.buffer.byteLength ?? 0,
     };
     hooks.onProgress?.({ phase: "ready", loaded: modelInfo.bytes, total: modelInfo.bytes });
-    return new EngineCore(mod, engine, modelInfo, source, config, store, hooks);
+    return new EngineCore(wasm, engine, modelInfo, source, config, store, hooks, opts);
   }
 
-  private live(): WasmEngine {
+  /** The engine, re-created first when a trap killed it (and this core may revive). */
+  private async live(): Promise<WasmEngine> {
     if (this.disposed) throw new HearthError("BAD_REQUEST", "the engine was unloaded");
+    if (this.crashed || this.wasm.dead) {
+      if (!this.opts.revive) throw this.crashed ?? new HearthError("INTERNAL", "the engine's wasm instance crashed");
+      await this.revive();
+    }
     return this.engine;
+  }
+
+  /** A fresh wasm instance and engine, fed the model from the store (no download). */
+  private async revive(): Promise<void> {
+    const wasm = await loadWasmModule(this.wasm.moduleUrl);
+    const engine = await createEngine(wasm, this.info.backend, this.config.contextSize);
+    await feedFromStore(wasm, engine, this.store, this.source, { evict: false, hooks: {} });
+    this.wasm = wasm;
+    this.engine = engine;
+    this.crashed = null;
+  }
+
+  /** The HearthError for `e` thrown by a wasm call; a trap kills the engine. */
+  private fail(e: unknown): HearthError {
+    if (!isTrap(e)) return HearthError.from(e);
+    const err = trapError(this.wasm, e);
+    this.crashed = err;
+    markDead(this.wasm);
+    return err;
+  }
+
+  /** Runs `f` on the engine now (in the queue); wasm errors and traps become HearthErrors. */
+  private async call<T>(f: (engine: WasmEngine) => T): Promise<T> {
+    const engine = await this.live();
+    try {
+      return f(engine);
+    } catch (e) {
+      throw this.fail(e);
+    }
   }
 
   /** Runs one generation (queued behind any other request). */
   generate(req: GenerateRequest, onDelta: (text: string) => void, signal?: AbortSignal): Promise<GenerateResult> {
+    try {
+      checkGenerateRequest(req);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const queuedAt = performance.now();
     return this.queue.run(async () => {
       let emitted = false;
@@ -314,23 +272,34 @@ export class EngineCore implements Driver {
         emitted = true;
         onDelta(t);
       };
+      // Unload aborts the generation running now, whoever started it.
+      const ac = new AbortController();
+      const onOuter = () => ac.abort(signal?.reason);
+      if (signal?.aborted) ac.abort(signal.reason);
+      signal?.addEventListener("abort", onOuter, { once: true });
+      this.running = ac;
       try {
-        return await this.generateNow(req, emit, signal, queuedAt);
-      } catch (e) {
-        const err = HearthError.from(e);
-        if (err.code !== "DEVICE_LOST" || this.info.backend !== "webgpu") throw err;
-        await this.fallBackToCpu(err.message);
-        if (emitted) {
-          throw new HearthError("DEVICE_LOST", `the GPU device was lost mid-generation (${err.message}); the engine now runs on the CPU: retry the request`);
+        try {
+          return await this.generateNow(req, emit, ac.signal, queuedAt);
+        } catch (e) {
+          const err = HearthError.from(e);
+          if (err.code !== "DEVICE_LOST" || this.info.backend !== "webgpu") throw err;
+          await this.fallBackToCpu(err.message);
+          if (emitted) {
+            throw new HearthError("DEVICE_LOST", `the GPU device was lost mid-generation (${err.message}); the engine now runs on the CPU: retry the request`);
+          }
+          return await this.generateNow(req, emit, ac.signal, queuedAt);
         }
-        return this.generateNow(req, emit, signal, queuedAt);
+      } finally {
+        this.running = null;
+        signal?.removeEventListener("abort", onOuter);
       }
     }, signal);
   }
 
-  private async generateNow(req: GenerateRequest, onDelta: (text: string) => void, signal: AbortSignal | undefined, queuedAt: number): Promise<GenerateResult> {
+  private async generateNow(req: GenerateRequest, onDelta: (text: string) => void, signal: AbortSignal, queuedAt: number): Promise<GenerateResult> {
     throwIfAborted(signal);
-    const engine = this.live();
+    const engine = await this.live();
     const { kind, ...rest } = req;
     const body = stripUndefined(rest as Record<string, unknown>);
     const t0 = performance.now();
@@ -338,7 +307,7 @@ export class EngineCore implements Driver {
       if (kind === "chat") engine.start_chat(JSON.stringify(body));
       else engine.start_completion(JSON.stringify(body));
     } catch (e) {
-      throw HearthError.from(e);
+      throw this.fail(e);
     }
     let text = "";
     let firstTokenAt = 0;
@@ -349,13 +318,20 @@ export class EngineCore implements Driver {
         engine.cancel();
       }
     };
-    signal?.addEventListener("abort", onAbort);
+    signal.addEventListener("abort", onAbort);
+    // A panic inside the async step() traps outside any call of ours: its promise never
+    // settles and the trap only reaches the realm's error event.
+    let trapped!: (e: unknown) => void;
+    const trap = new Promise<never>((_, reject) => (trapped = reject));
+    trap.catch(() => undefined);
+    const unwatch = onUncaughtTrap((e) => trapped(e));
     try {
       for (;;) {
         let step: WasmStep;
         try {
-          step = JSON.parse(await engine.step()) as WasmStep;
+          step = JSON.parse(await Promise.race([engine.step(), trap])) as WasmStep;
         } catch (e) {
+          if (isTrap(e)) throw this.fail(e);
           if (cancelled) throw abortError(signal);
           throw HearthError.from(e);
         }
@@ -377,10 +353,11 @@ export class EngineCore implements Driver {
         }
         // Let the Worker's message loop run (abort arrives as a message).
         await yieldToEventLoop();
-        if (signal?.aborted) onAbort();
+        if (signal.aborted) onAbort();
       }
     } finally {
-      signal?.removeEventListener("abort", onAbort);
+      unwatch();
+      signal.removeEventListener("abort", onAbort);
     }
   }
 
@@ -392,46 +369,34 @@ export class EngineCore implements Driver {
     } catch {
       // The lost device may already have torn the engine down.
     }
-    const engine = await this.mod.WasmEngine.create("cpu", this.config.contextSize).catch((e: unknown) => {
-      throw HearthError.from(e);
-    });
-    await feedFromStore(engine, this.store, this.source, { evict: false, hooks: {} });
+    const engine = await createEngine(this.wasm, "cpu", this.config.contextSize);
+    await feedFromStore(this.wasm, engine, this.store, this.source, { evict: false, hooks: {} });
     this.engine = engine;
     const why = `GPU device lost: ${reason}`;
     // The CPU engine lives in the module already loaded (the baseline build): one thread.
-    this.info = { ...this.info, backend: "cpu", backendReason: why, threads: this.mod.cpu_threads(), threadsReason: "single thread: moved to the CPU after a GPU loss" };
+    this.info = { ...this.info, backend: "cpu", backendReason: why, threads: this.wasm.mod.cpu_threads(), threadsReason: "single thread: moved to the CPU after a GPU loss" };
     this.hooks.onBackendChange?.({ from, to: "cpu", reason: why });
   }
 
   countTokens(text: string): Promise<number> {
-    return this.queue.run(async () => {
-      try {
-        return this.live().count_tokens(text);
-      } catch (e) {
-        throw HearthError.from(e);
-      }
-    });
+    return this.queue.run(() => this.call((e) => e.count_tokens(text)));
   }
 
   renderChat(messages: ChatMessage[]): Promise<string> {
-    return this.queue.run(async () => {
-      try {
-        return this.live().render_chat(JSON.stringify(messages));
-      } catch (e) {
-        throw HearthError.from(e);
-      }
-    });
+    return this.queue.run(() => this.call((e) => e.render_chat(JSON.stringify(messages))));
   }
 
   reset(): Promise<void> {
-    return this.queue.run(async () => this.live().reset());
+    return this.queue.run(() => this.call((e) => e.reset()));
   }
 
+  /** Frees the engine; a generation running now is aborted (it rejects `ABORTED` within a token). */
   dispose(): Promise<void> {
+    if (!this.disposed) this.running?.abort(new HearthError("ABORTED", "the engine was unloaded"));
     return this.queue.run(async () => {
       if (this.disposed) return;
       this.disposed = true;
-      this.engine.free();
+      if (!this.wasm.dead) this.engine.free();
     });
   }
 }
@@ -442,11 +407,33 @@ function stripUndefined(o: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
+/** `WasmEngine.create` on `wasm`, its failures as HearthErrors (a trap marks the instance dead). */
+async function createEngine(wasm: LoadedWasm, backend: Backend, contextSize: number): Promise<WasmEngine> {
+  if (wasm.dead) throw new HearthError("INTERNAL", "the engine's wasm instance crashed");
+  // create() is async: a trap inside it reaches only the realm's error event.
+  let trapped!: (e: unknown) => void;
+  const trap = new Promise<never>((_, reject) => (trapped = reject));
+  trap.catch(() => undefined);
+  const unwatch = onUncaughtTrap((e) => trapped(e));
+  try {
+    return await Promise.race([wasm.mod.WasmEngine.create(backend, contextSize), trap]);
+  } catch (e) {
+    if (!isTrap(e)) throw HearthError.from(e);
+    markDead(wasm);
+    throw trapError(wasm, e);
+  } finally {
+    unwatch();
+  }
+}
+
 /**
  * Streams the model's bytes (store, else network) into `engine`, in small pieces so neither JS
- * nor wasm ever holds the whole file. A file the engine rejects is deleted from the store.
+ * nor wasm ever holds the whole file. Whatever fails, the engine is freed before this rejects
+ * (the store has already released its lock, reader and response body), and a file the engine
+ * rejected, or crashed on, is deleted from the store: it is not kept as good.
  */
 async function feedFromStore(
+  wasm: LoadedWasm,
   engine: WasmEngine,
   store: WeightStore,
   source: ModelSource,
@@ -472,18 +459,25 @@ async function feedFromStore(
       }
       fed += chunk.length;
     }
-  } catch (e) {
-    const err = HearthError.from(e);
-    if (err.code === "UNSUPPORTED_MODEL") await store.delete(source.id);
-    throw err;
-  }
-  onProgress?.({ phase: "upload", loaded: fed, total: total || fed });
-  try {
+    onProgress?.({ phase: "upload", loaded: fed, total: total || fed });
     if (!engine.header_done()) throw new HearthError("UNSUPPORTED_MODEL", `${source.url} ended before its GGUF header did`);
     return JSON.parse(engine.finish_load()) as WasmModelInfo;
   } catch (e) {
-    const err = HearthError.from(e, "UNSUPPORTED_MODEL");
-    if (err.code === "UNSUPPORTED_MODEL") await store.delete(source.id);
+    let err: HearthError;
+    if (isTrap(e)) {
+      markDead(wasm);
+      err = trapError(wasm, e);
+    } else {
+      err = HearthError.from(e);
+      try {
+        engine.free();
+      } catch {
+        // Freed already or unusable: nothing more to release.
+      }
+    }
+    // A file the engine refused or crashed on is not kept (the next load downloads it again).
+    // (INVALID_MODEL: the code issue 16 adds for malformed files, next to UNSUPPORTED_MODEL.)
+    if (isTrap(e) || err.code === "UNSUPPORTED_MODEL" || (err.code as string) === "INVALID_MODEL") await store.delete(source.id);
     throw err;
   }
 }

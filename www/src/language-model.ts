@@ -6,7 +6,7 @@
 
 import { streamGeneration } from "./chat.js";
 import type { Driver } from "./core.js";
-import { HearthError, throwIfAborted } from "./errors.js";
+import { HearthError, abortError, throwIfAborted } from "./errors.js";
 import type { ChatMessage } from "./types.js";
 
 /** A Prompt API message (text only; other content types give `BAD_REQUEST`). */
@@ -58,6 +58,20 @@ function toMessages(input: LanguageModelPrompt, defaultRole: "user" = "user"): C
         .join("");
     } else throw new HearthError("BAD_REQUEST", `message ${i}: content must be a string or text parts`);
     return { role: m.role, content };
+  });
+}
+
+/** Resolves when `p` settles, or rejects `ABORTED` when `signal` fires first. */
+function waitOrAbort(p: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return p;
+  throwIfAborted(signal);
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    void p.then(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    });
   });
 }
 
@@ -190,6 +204,34 @@ export class HearthLanguageModel extends EventTarget {
     this.check();
     throwIfAborted(opts.signal);
     const msgs = toMessages(input);
+    const endTurn = await this.takeTurn(opts.signal);
+    try {
+      yield* this.replyNow(msgs, opts);
+    } finally {
+      endTurn();
+    }
+  }
+
+  /**
+   * Calls that change the conversation (prompt, promptStreaming, append) run one at a time in
+   * call order, as the Prompt API queues them: each sees the turns of those before it.
+   */
+  private turns: Promise<void> = Promise.resolve();
+  private async takeTurn(signal: AbortSignal | undefined): Promise<() => void> {
+    const prev = this.turns;
+    let release!: () => void;
+    this.turns = new Promise<void>((r) => (release = r));
+    try {
+      await waitOrAbort(prev, signal);
+      this.check();
+    } catch (e) {
+      void prev.then(release); // keep the order: the next call still waits for the previous one
+      throw e;
+    }
+    return release;
+  }
+
+  private async *replyNow(msgs: ChatMessage[], opts: LanguageModelPromptOptions): AsyncGenerator<string, void, undefined> {
     const reserve = Math.min(this.maxTokens, Math.floor(this.contextWindow / 4));
     await this.fit(msgs, reserve);
     const messages = [...this.history, ...msgs];
@@ -213,9 +255,14 @@ export class HearthLanguageModel extends EventTarget {
     this.check();
     throwIfAborted(opts.signal);
     const msgs = toMessages(input);
-    await this.fit(msgs, 0);
-    this.history.push(...msgs);
-    await this.measureHistory();
+    const endTurn = await this.takeTurn(opts.signal);
+    try {
+      await this.fit(msgs, 0);
+      this.history.push(...msgs);
+      await this.measureHistory();
+    } finally {
+      endTurn();
+    }
   }
 
   /** A new session with a copy of this conversation and the same settings. */

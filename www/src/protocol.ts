@@ -29,4 +29,6 @@ export type FromWorker =
   | { id: number; type: "result"; value: ModelInfo | GenerateResult | number | string | null }
   | { id: number; type: "error"; error: WireError }
   /** Not tied to a request (id 0). */
-  | { id: 0; type: "backendchange"; change: BackendChange; info: ModelInfo };
+  | { id: 0; type: "backendchange"; change: BackendChange; info: ModelInfo }
+  /** The engine trapped (a Rust panic): the page terminates this Worker and starts a new one. */
+  | { id: 0; type: "crashed"; message: string };

@@ -4,6 +4,7 @@ import type { CoreHooks, Driver } from "./core.js";
 import { HearthError, abortError, throwIfAborted } from "./errors.js";
 import type { FromWorker, ToWorker } from "./protocol.js";
 import type { ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
+import { checkGenerateRequest } from "./validate.js";
 
 type Pending = {
   resolve: (v: FromWorker & { type: "result" }) => void;
@@ -15,40 +16,78 @@ type Pending = {
 // Distributes ToWorker over its union members so object literals type-check.
 type Without<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
-/** An engine living in a dedicated module Worker. */
+/**
+ * An engine living in a dedicated module Worker. When the engine traps (a Rust panic) or the
+ * Worker dies, the Worker is terminated and a new one loads the model again (from the store)
+ * on the next request.
+ */
 export class WorkerDriver implements Driver {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private terminated = false;
+  /** The Worker's engine crashed: the next request starts a new Worker first. */
+  private dead = false;
+  private respawning: Promise<void> | null = null;
+  private worker: Worker;
   info!: ModelInfo;
 
-  private constructor(private readonly worker: Worker, private readonly hooks: CoreHooks) {
-    worker.onmessage = (e: MessageEvent<FromWorker>) => this.onMessage(e.data);
-    worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      this.failAll(new HearthError("INTERNAL", `engine worker failed: ${e.message || "could not start (check the worker URL and its MIME type)"}`));
-    };
-    worker.onmessageerror = () => this.failAll(new HearthError("INTERNAL", "engine worker sent an unreadable message"));
+  private constructor(
+    private readonly workerUrl: URL,
+    private readonly model: string,
+    private readonly config: LoadConfig,
+    private readonly hooks: CoreHooks,
+  ) {
+    this.worker = this.spawn();
   }
 
-  /** Starts the Worker and loads the model in it. */
+  private spawn(): Worker {
+    const worker = new Worker(this.workerUrl, { type: "module", name: "hearth-engine" });
+    worker.onmessage = (e: MessageEvent<FromWorker>) => {
+      if (worker === this.worker) this.onMessage(e.data);
+    };
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      if (worker !== this.worker) return;
+      this.dead = true;
+      this.failAll(new HearthError("INTERNAL", `engine worker failed: ${e.message || "could not start (check the worker URL and its MIME type)"}`));
+    };
+    worker.onmessageerror = () => {
+      if (worker === this.worker) this.failAll(new HearthError("INTERNAL", "engine worker sent an unreadable message"));
+    };
+    return worker;
+  }
+
+  /** Starts the Worker and loads the model in it. Whatever fails, the Worker is terminated before this rejects. */
   static async load(workerUrl: URL, model: string, config: LoadConfig, hooks: CoreHooks): Promise<WorkerDriver> {
     throwIfAborted(hooks.signal);
-    const d = new WorkerDriver(new Worker(workerUrl, { type: "module", name: "hearth-engine" }), hooks);
+    const d = new WorkerDriver(workerUrl, model, config, hooks);
     try {
       const r = await d.request({ type: "load", model, config }, { signal: hooks.signal, onProgress: hooks.onProgress });
       d.info = r.value as ModelInfo;
       return d;
     } catch (e) {
-      d.terminate();
+      d.terminate(HearthError.from(e));
       throw e;
     }
+  }
+
+  /** A new Worker with the model loaded again (from the store), replacing a crashed one. */
+  private async respawn(): Promise<void> {
+    this.worker.terminate();
+    this.worker = this.spawn();
+    this.dead = false;
+    const r = await this.request({ type: "load", model: this.model, config: this.config });
+    this.info = r.value as ModelInfo;
   }
 
   private onMessage(msg: FromWorker): void {
     if (msg.type === "backendchange") {
       this.info = msg.info;
       this.hooks.onBackendChange?.(msg.change);
+      return;
+    }
+    if (msg.type === "crashed") {
+      this.dead = true;
       return;
     }
     const p = this.pending.get(msg.id);
@@ -72,8 +111,22 @@ export class WorkerDriver implements Driver {
   }
 
   private failAll(e: HearthError): void {
-    for (const p of this.pending.values()) p.reject(e);
+    const all = [...this.pending.values()];
     this.pending.clear();
+    for (const p of all) p.reject(e);
+  }
+
+  /** Sends a request, first replacing a crashed Worker. */
+  private async call(
+    body: Without<ToWorker, "id">,
+    extra: { signal?: AbortSignal | undefined; onDelta?: (t: string) => void } = {},
+  ): Promise<FromWorker & { type: "result" }> {
+    if (this.terminated) throw new HearthError("BAD_REQUEST", "the engine was unloaded");
+    if (this.dead) {
+      this.respawning ??= this.respawn().finally(() => (this.respawning = null));
+      await this.respawning;
+    }
+    return this.request(body, extra);
   }
 
   private request(
@@ -83,8 +136,9 @@ export class WorkerDriver implements Driver {
     if (this.terminated) return Promise.reject(new HearthError("BAD_REQUEST", "the engine was unloaded"));
     const id = this.nextId++;
     const { signal } = extra;
+    const worker = this.worker;
     return new Promise((resolve, reject) => {
-      const onAbort = () => this.worker.postMessage({ id: this.nextId++, type: "abort", target: id } satisfies ToWorker);
+      const onAbort = () => worker.postMessage({ id: this.nextId++, type: "abort", target: id } satisfies ToWorker);
       const p: Pending = {
         resolve: (v) => {
           signal?.removeEventListener("abort", onAbort);
@@ -100,40 +154,41 @@ export class WorkerDriver implements Driver {
       if (extra.onDelta) p.onDelta = extra.onDelta;
       this.pending.set(id, p);
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.worker.postMessage({ ...body, id } as ToWorker);
+      worker.postMessage({ ...body, id } as ToWorker);
       if (signal?.aborted) onAbort();
     });
   }
 
   async generate(req: GenerateRequest, onDelta: (text: string) => void, signal?: AbortSignal): Promise<GenerateResult> {
     throwIfAborted(signal);
-    return (await this.request({ type: "generate", request: req }, { signal, onDelta })).value as GenerateResult;
+    checkGenerateRequest(req);
+    return (await this.call({ type: "generate", request: req }, { signal, onDelta })).value as GenerateResult;
   }
 
   async countTokens(text: string): Promise<number> {
-    return (await this.request({ type: "countTokens", text })).value as number;
+    return (await this.call({ type: "countTokens", text })).value as number;
   }
 
   async renderChat(messages: ChatMessage[]): Promise<string> {
-    return (await this.request({ type: "renderChat", messages })).value as string;
+    return (await this.call({ type: "renderChat", messages })).value as string;
   }
 
   async reset(): Promise<void> {
-    await this.request({ type: "reset" });
+    await this.call({ type: "reset" });
   }
 
+  /**
+   * Ends the Worker at once (its memory, its engine, any lock or file it held go with it): a
+   * generation running now rejects with `ABORTED`, whatever it was doing.
+   */
   async dispose(): Promise<void> {
     if (this.terminated) return;
-    try {
-      await this.request({ type: "dispose" });
-    } finally {
-      this.terminate();
-    }
+    this.terminate(new HearthError("ABORTED", "the engine was unloaded"));
   }
 
-  private terminate(): void {
+  private terminate(reason: HearthError): void {
     this.terminated = true;
     this.worker.terminate();
-    this.failAll(new HearthError("BAD_REQUEST", "the engine was unloaded"));
+    this.failAll(reason.code === "ABORTED" ? reason : new HearthError("BAD_REQUEST", "the engine was unloaded"));
   }
 }

@@ -40,11 +40,18 @@ async function handle(msg: ToWorker): Promise<void> {
       controllers.set(id, ac);
       try {
         if (core) throw new HearthError("BAD_REQUEST", "this worker already has a model");
-        core = await EngineCore.load(msg.model, msg.config, {
-          signal: ac.signal,
-          onProgress: (progress) => post({ id, type: "progress", progress }),
-          onBackendChange: (change) => post({ id: 0, type: "backendchange", change, info: needCore().info }),
-        });
+        // revive: false: after a trap the page discards this whole Worker and starts a new one.
+        core = await EngineCore.load(
+          msg.model,
+          msg.config,
+          {
+            signal: ac.signal,
+            onProgress: (progress) => post({ id, type: "progress", progress }),
+            onBackendChange: (change) => post({ id: 0, type: "backendchange", change, info: needCore().info }),
+          },
+          undefined,
+          { revive: false },
+        );
         post({ id, type: "result", value: core.info });
       } finally {
         controllers.delete(id);
@@ -73,7 +80,7 @@ async function handle(msg: ToWorker): Promise<void> {
       post({ id, type: "result", value: null });
       return;
     case "dispose":
-      await core?.dispose();
+      await core?.dispose().catch(() => undefined);
       core = null;
       post({ id, type: "result", value: null });
       return;
@@ -81,5 +88,10 @@ async function handle(msg: ToWorker): Promise<void> {
 }
 
 scope.onmessage = (e) => {
-  handle(e.data).catch((err: unknown) => fail(e.data.id, err));
+  handle(e.data).catch((err: unknown) => {
+    // A trap killed the engine: the page replaces this Worker before its next request (told
+    // first, so a retry sent as soon as the error arrives already goes to the new Worker).
+    if (core?.crashed) post({ id: 0, type: "crashed", message: core.crashed.message });
+    fail(e.data.id, err);
+  });
 };

@@ -1,0 +1,279 @@
+// Every way a load can fail leaves the page able to load again (issue 23) and the store
+// consistent: INTEGRITY, NETWORK, QUOTA (a write failing mid-download), ABORTED, a malformed
+// model, and a trap (a real Rust panic through the test-only wasm export __test_arm_panic).
+// Each test fails a load that way, loads again in the same page (resuming where that makes
+// sense) and reloads the page, which must load normally. Also: a trap during a request reports
+// INTERNAL with the panic text and the engine (its Worker, or the in-page wasm instance) is
+// re-created on the next request; unload() aborts a running generation.
+// Needs `make wasm` and `make models`. One browser; answers of a few tokens.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import {
+  REPO, MODEL_FILE, MODEL_PATH, requireDist, requireFile, launchBrowser, startTestServer, openPage, mountsWithFixtures, resetServerStats, sha256File,
+} from "./harness.mjs";
+
+requireDist();
+requireFile(path.join(REPO, "www/pkg/hearth_bg.wasm"), "make wasm");
+requireFile(MODEL_PATH, "make models");
+
+const ID = "smollm2-135m-instruct-q4_1";
+const MODEL_URL_PATH = `/models/${MODEL_FILE}`;
+const MODEL_BYTES = fs.statSync(MODEL_PATH).size;
+const ASK = [{ role: "user", content: "What is 2+2?" }];
+const GLUE = fs.readFileSync(path.join(REPO, "www/pkg/hearth.js"), "utf8");
+
+let dir, srv, browser, page, sha;
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "hearth-failures-"));
+  fs.writeFileSync(path.join(dir, "not-a-model.gguf"), "<!doctype html><title>404</title><p>this is not a model</p>".repeat(50));
+  // The wasm module under /fixtures/: a copy of the glue (a module of its own, so arming a
+  // panic in it touches no other instance) next to the real wasm binary.
+  fs.mkdirSync(path.join(dir, "wasm"));
+  fs.symlinkSync(path.join(REPO, "www/pkg/hearth_bg.wasm"), path.join(dir, "wasm", "hearth_bg.wasm"));
+  armPanic(null);
+  sha = sha256File(MODEL_PATH);
+  srv = await startTestServer({ roots: mountsWithFixtures(dir) });
+  browser = await launchBrowser();
+  page = await openPage(browser.context, srv);
+});
+after(async () => {
+  await browser?.close();
+  await srv?.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * Writes /fixtures/wasm/hearth.js: the wasm-bindgen glue whose init arms a panic in the engine
+ * call `method` (feed, step, count_tokens) of the instance it creates; null: the plain glue.
+ * Each new instance (a new Worker, or a re-created in-page instance) fetches it again.
+ */
+function armPanic(method) {
+  let src = GLUE;
+  if (method) {
+    assert.match(src, /^export default __wbg_init;$/m, "the glue's default export");
+    src = src.replace(/^export default __wbg_init;$/m, `export default async function (input) { const r = await __wbg_init(input); __test_arm_panic(${JSON.stringify(method)}); return r; }`);
+  }
+  fs.writeFileSync(path.join(dir, "wasm", "hearth.js"), src);
+}
+const PANIC_WASM = "/fixtures/wasm/hearth.js";
+
+/** Evaluates `fn(H, arg)` in `p` (H: the hearth module); HearthErrors come back as {error: {code, message}}. */
+function inPage(p, fn, arg) {
+  return p.evaluate(async ({ src, arg }) => {
+    const H = await import("/dist/index.js");
+    const f = new Function("return " + src)();
+    try {
+      return await f(H, arg);
+    } catch (e) {
+      return { error: { code: e?.code ?? "THROWN", message: String(e?.message ?? e) } };
+    }
+  }, { src: fn.toString(), arg });
+}
+
+/** Loads `model` with `opts`, asks 2+2 (4 tokens), unloads; returns what happened (or {error}). */
+function loadAndAsk(p, model, opts = {}) {
+  return inPage(p, async (H, { model, opts, messages }) => {
+    const e = await H.Engine.load(model, { backend: "cpu", threads: false, ...opts });
+    const c = await e.chat.completions.create({ messages, temperature: 0, max_tokens: 4 });
+    const r = { fromStore: e.model.fromStore, text: c.choices[0].message.content };
+    await e.unload();
+    return r;
+  }, { model, opts, messages: ASK });
+}
+
+/** Loads and fails; returns {code, message, stored: manifests, locks: held+pending}. */
+function failLoad(p, model, opts) {
+  return inPage(p, async (H, { model, opts }) => {
+    const ac = new AbortController();
+    const o = { backend: "cpu", threads: false, signal: ac.signal, ...opts };
+    if (opts.abortAt) o.onProgress = (pr) => { if (pr.loaded >= opts.abortAt) ac.abort(); };
+    delete o.abortAt;
+    let err = null;
+    try { await H.Engine.load(model, o); } catch (x) { err = { code: x.code, message: x.message }; }
+    const locks = await navigator.locks.query();
+    return { err, stored: await H.models.list(), locks: locks.held.length + locks.pending.length };
+  }, { model, opts });
+}
+
+/** The page reloaded, then a normal load (default options, in a Worker): from the store when `fromStore`. */
+async function reloadAndLoad(model, { fromStore = true } = {}) {
+  await page.reload();
+  const r = await loadAndAsk(page, model);
+  assert.equal(r.error, undefined, JSON.stringify(r.error));
+  assert.equal(r.fromStore, fromStore);
+  assert.ok(r.text.length > 0);
+}
+
+const clearStore = () => inPage(page, async (H) => { for (const m of await H.models.list()) await H.models.delete(m.id); });
+
+test("INTEGRITY (issue 23): a wrong sha256 rejects and releases everything; the right one then loads in the same page; the page reloads", async () => {
+  await clearStore();
+  const url = srv.url + MODEL_URL_PATH.slice(1);
+  const f = await failLoad(page, url, { sha256: "0".repeat(64) });
+  assert.equal(f.err?.code, "INTEGRITY", JSON.stringify(f));
+  assert.deepEqual(f.stored, []);
+  assert.equal(f.locks, 0);
+  resetServerStats(srv);
+  const r = await loadAndAsk(page, url, { sha256: sha });
+  assert.equal(r.error, undefined, JSON.stringify(r.error));
+  assert.equal(r.fromStore, false);
+  assert.equal(srv.stats.bytes[MODEL_URL_PATH], MODEL_BYTES, "downloaded again, whole");
+  await reloadAndLoad(url);
+});
+
+test("NETWORK: a download cut at 30 MB keeps its prefix; the retry in the same page resumes with Range; the page reloads", async () => {
+  await clearStore();
+  srv.cuts.set(MODEL_URL_PATH, 30e6);
+  let f;
+  try {
+    f = await failLoad(page, ID, {});
+  } finally {
+    srv.cuts.delete(MODEL_URL_PATH);
+  }
+  assert.equal(f.err?.code, "NETWORK", JSON.stringify(f));
+  assert.equal(f.stored.length, 1);
+  const stored = f.stored[0].storedBytes;
+  assert.ok(stored > 0 && stored <= 30e6 && !f.stored[0].complete, JSON.stringify(f.stored[0]));
+  assert.equal(f.locks, 0);
+  resetServerStats(srv);
+  const r = await loadAndAsk(page, ID);
+  assert.equal(r.error, undefined, JSON.stringify(r.error));
+  assert.equal(srv.stats.bytes[MODEL_URL_PATH], MODEL_BYTES - stored, "only the missing bytes");
+  assert.ok(srv.stats.log.some((l) => l.range === `bytes=${stored}-`));
+  await reloadAndLoad(ID);
+});
+
+test("QUOTA: a chunk write failing with QuotaExceededError cancels the download; the retry resumes; the page reloads", async () => {
+  await clearStore();
+  // In-thread (worker: false), so the page's patched OPFS writer is the one the store uses:
+  // the fifth chunk write fails as on a full disk.
+  await page.evaluate(() => {
+    const proto = FileSystemWritableFileStream.prototype;
+    const write = proto.write;
+    let chunks = 0;
+    globalThis.__unpatch = () => (proto.write = write);
+    proto.write = function (data) {
+      if (data instanceof Uint8Array && ++chunks === 5) return Promise.reject(new DOMException("simulated full disk", "QuotaExceededError"));
+      return write.call(this, data);
+    };
+  });
+  resetServerStats(srv);
+  let f;
+  try {
+    f = await failLoad(page, ID, { worker: false });
+  } finally {
+    await page.evaluate(() => globalThis.__unpatch());
+  }
+  assert.equal(f.err?.code, "QUOTA", JSON.stringify(f));
+  assert.match(f.err.message, /storage full/);
+  assert.equal(f.locks, 0);
+  assert.equal(f.stored.length, 1);
+  assert.equal(f.stored[0].storedBytes, 4 * 8 * 1024 * 1024, "four whole chunks kept");
+  // The body was cancelled: the server stopped sending long before the end of the file.
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(srv.stats.bytes[MODEL_URL_PATH] < MODEL_BYTES, `sent ${srv.stats.bytes[MODEL_URL_PATH]}`);
+  resetServerStats(srv);
+  const r = await loadAndAsk(page, ID, { worker: false });
+  assert.equal(r.error, undefined, JSON.stringify(r.error));
+  assert.equal(srv.stats.bytes[MODEL_URL_PATH], MODEL_BYTES - 4 * 8 * 1024 * 1024);
+  await reloadAndLoad(ID);
+});
+
+test("ABORTED: an abort mid-download keeps the prefix; the retry resumes; the page reloads", async () => {
+  await clearStore();
+  const f = await failLoad(page, ID, { abortAt: 20e6 });
+  assert.equal(f.err?.code, "ABORTED", JSON.stringify(f));
+  assert.equal(f.locks, 0);
+  const stored = f.stored[0]?.storedBytes ?? 0;
+  assert.ok(stored >= 16 * 1024 * 1024, `stored ${stored}`);
+  resetServerStats(srv);
+  const r = await loadAndAsk(page, ID);
+  assert.equal(r.error, undefined, JSON.stringify(r.error));
+  assert.equal(srv.stats.bytes[MODEL_URL_PATH], MODEL_BYTES - stored);
+  await reloadAndLoad(ID);
+});
+
+test("malformed model: UNSUPPORTED_MODEL stores nothing; a good model then loads in the same page; the page reloads", async () => {
+  const f = await failLoad(page, "/fixtures/not-a-model.gguf", {});
+  assert.equal(f.err?.code, "UNSUPPORTED_MODEL", JSON.stringify(f));
+  assert.deepEqual(f.stored.map((m) => m.id), [ID]);
+  assert.equal(f.locks, 0);
+  const r = await loadAndAsk(page, ID);
+  assert.equal(r.error, undefined, JSON.stringify(r.error));
+  assert.equal(r.fromStore, true);
+  await reloadAndLoad(ID);
+});
+
+test("a trap while loading (a panic in feed): INTERNAL with the panic text, the file is not kept; the next load downloads it and works; the page reloads", async () => {
+  for (const worker of [true, false]) {
+    armPanic("feed");
+    const f = await failLoad(page, ID, { worker, wasmUrl: PANIC_WASM });
+    armPanic(null);
+    assert.equal(f.err?.code, "INTERNAL", JSON.stringify(f));
+    assert.match(f.err.message, /the engine crashed/);
+    assert.match(f.err.message, /hearth test panic in feed|unreachable/);
+    assert.deepEqual(f.stored, [], "a file whose load crashed is not kept as good");
+    assert.equal(f.locks, 0);
+    resetServerStats(srv);
+    const r = await loadAndAsk(page, ID, { worker, wasmUrl: PANIC_WASM });
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    assert.equal(r.fromStore, false);
+    assert.equal(srv.stats.bytes[MODEL_URL_PATH], MODEL_BYTES);
+  }
+  await reloadAndLoad(ID);
+});
+
+test("a trap during a request: INTERNAL with the panic text; the Worker / in-page instance is re-created on the next request", async () => {
+  const run = (worker, method) => inPage(page, async (H, { worker, method, wasmUrl, messages }) => {
+    const e = await H.Engine.load("smollm2-135m-instruct-q4_1", { backend: "cpu", threads: false, worker, wasmUrl });
+    const out = {};
+    try {
+      if (method === "step") await e.chat.completions.create({ messages, temperature: 0, max_tokens: 4 });
+      else await e.countTokens("hello");
+      out.first = "ok?!";
+    } catch (x) { out.first = { code: x.code, message: x.message }; }
+    // The panic is armed once per instance: the re-created one fetches the plain glue again.
+    await globalThis.__armPlain();
+    const c = await e.chat.completions.create({ messages, temperature: 0, max_tokens: 4 });
+    out.after = c.choices[0].message.content;
+    out.tokens = await e.countTokens("hello");
+    await e.unload();
+    return out;
+  }, { worker, method, wasmUrl: PANIC_WASM, messages: ASK });
+  await page.exposeFunction("__armPlain", () => armPanic(null));
+  for (const [worker, method] of [[true, "step"], [true, "count_tokens"], [false, "count_tokens"], [false, "step"]]) {
+    armPanic(method);
+    const r = await run(worker, method);
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    assert.equal(r.first?.code, "INTERNAL", `${worker ? "Worker" : "in-page"} ${method}: ${JSON.stringify(r.first)}`);
+    assert.match(r.first.message, /the engine crashed/);
+    assert.ok(r.after.length > 0);
+    assert.ok(r.tokens > 0);
+  }
+  armPanic(null);
+  assert.deepEqual(page.errors, []);
+});
+
+test("unload() during a generation aborts it: the generation rejects ABORTED, the engine is gone", async () => {
+  for (const worker of [true, false]) {
+    const r = await inPage(page, async (H, { worker }) => {
+      const e = await H.Engine.load("smollm2-135m-instruct-q4_1", { backend: "cpu", threads: false, worker });
+      let tokens = 0;
+      let unloaded;
+      const gen = e.complete("Once upon a time", { max_tokens: 2000, temperature: 0, onDelta: () => { if (++tokens === 2) unloaded = e.unload(); } });
+      let code = null;
+      try { await gen; } catch (x) { code = x.code; }
+      await unloaded;
+      let after = null;
+      try { await e.countTokens("x"); } catch (x) { after = x.code; }
+      return { code, tokens, after };
+    }, { worker });
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    assert.equal(r.code, "ABORTED", JSON.stringify(r));
+    assert.ok(r.tokens < 2000);
+    assert.equal(r.after, "BAD_REQUEST");
+  }
+});

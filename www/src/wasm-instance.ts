@@ -1,0 +1,169 @@
+/**
+ * The wasm module instances of this realm (page or Worker): imported and initialised once per
+ * URL and shared by every engine in the realm, until one of them traps. A trap (a Rust panic
+ * aborts: `WebAssembly.RuntimeError`) leaves the instance's memory and borrows in whatever state
+ * the panic found them, so the instance is marked dead and the next load imports a fresh one.
+ */
+
+import { HearthError } from "./errors.js";
+import type { HearthWasmModule, WasmExports } from "./wasm-api.js";
+import { chooseBuild, type BuildChoice } from "./wasm-build.js";
+import type { LoadConfig } from "./types.js";
+
+/** One initialised instance of a wasm-bindgen module. */
+export interface LoadedWasm {
+  mod: HearthWasmModule;
+  exports: WasmExports;
+  /** Threads the CPU backend computes on (the pool size in the threaded build, else 1). */
+  threads: number;
+  /** The module URL it was loaded for (without the instance fragment). */
+  moduleUrl: string;
+  /** Set once the instance trapped: nothing may call into it again. */
+  dead: boolean;
+}
+
+const modules = new Map<string, Promise<LoadedWasm>>();
+let instances = 0;
+
+/**
+ * Imports and initialises the wasm-bindgen module once per realm and URL; with `poolSize` > 0
+ * (the threaded build) also starts its thread pool, once: a later call keeps the first pool.
+ * After {@link markDead} the next call imports a new instance (the URL with a fresh fragment is
+ * a new ES module, so its glue holds a new `WebAssembly.Instance`).
+ */
+export function loadWasmModule(moduleUrl: string, poolSize = 0): Promise<LoadedWasm> {
+  let p = modules.get(moduleUrl);
+  if (!p) {
+    const n = instances++;
+    const importUrl = n === 0 ? moduleUrl : `${moduleUrl.split("#")[0]}#hearth-instance-${n}`;
+    p = (async () => {
+      let mod: HearthWasmModule;
+      try {
+        mod = (await import(/* webpackIgnore: true */ importUrl)) as HearthWasmModule;
+      } catch (e) {
+        throw new HearthError("INTERNAL", `could not load the Hearth wasm module from ${moduleUrl} (run make wasm): ${e instanceof Error ? e.message : String(e)}`);
+      }
+      const wasmUrl = new URL("hearth_bg.wasm", moduleUrl);
+      let exports: WasmExports;
+      try {
+        exports = await mod.default({ module_or_path: wasmUrl });
+        // The pool must start before anything touches rayon, or rayon settles on one thread.
+        if (poolSize > 0) await startThreadPool(mod, moduleUrl, poolSize);
+      } catch (e) {
+        throw new HearthError("INTERNAL", `could not start the Hearth wasm module ${moduleUrl}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      return { mod, exports, threads: mod.cpu_threads(), moduleUrl, dead: false };
+    })();
+    p.catch(() => {
+      if (modules.get(moduleUrl) === p) modules.delete(moduleUrl);
+    });
+    modules.set(moduleUrl, p);
+  }
+  return p;
+}
+
+/** Marks an instance dead (it trapped): later loads of its URL import a fresh instance. */
+export function markDead(w: LoadedWasm): void {
+  w.dead = true;
+  const p = modules.get(w.moduleUrl);
+  if (p) {
+    p.then((cur) => {
+      if (cur === w && modules.get(w.moduleUrl) === p) modules.delete(w.moduleUrl);
+    }, () => undefined);
+  }
+}
+
+/** Whether `e` is a wasm trap (a panic, an out-of-bounds access, a stack overflow in wasm). */
+export function isTrap(e: unknown): boolean {
+  return typeof WebAssembly !== "undefined" && e instanceof WebAssembly.RuntimeError;
+}
+
+/**
+ * The INTERNAL error for a trap, with the panic message when the build keeps it (an export
+ * `last_panic_message` set by the panic hook), else the trap's own message.
+ */
+export function trapError(w: LoadedWasm, e: unknown): HearthError {
+  let text = "";
+  const f = (w.mod as unknown as { last_panic_message?: () => string | undefined | null }).last_panic_message;
+  if (typeof f === "function") {
+    try {
+      text = f() ?? "";
+    } catch {
+      text = "";
+    }
+  }
+  const trap = e instanceof Error ? e.message : String(e);
+  return new HearthError("INTERNAL", `the engine crashed: ${text || trap}${text ? ` (${trap})` : ""}; it is discarded and re-created on the next request`);
+}
+
+type TrapListener = (e: unknown) => void;
+const trapListeners = new Set<TrapListener>();
+let watching = false;
+
+/**
+ * Calls `listener` for each trap nobody caught: a panic inside an `async` wasm export (the
+ * engine's `step()`) traps in the microtask that polls its future, so the export's promise
+ * never settles and the trap only shows as the realm's `error` event. Returns the unsubscribe.
+ */
+export function onUncaughtTrap(listener: TrapListener): () => void {
+  if (!watching) {
+    watching = true;
+    const scope = globalThis as unknown as EventTarget;
+    scope.addEventListener?.("error", (ev: Event) => {
+      const err = (ev as ErrorEvent).error;
+      if (!isTrap(err) || trapListeners.size === 0) return;
+      ev.preventDefault(); // handled: the engine reports it and is re-created
+      for (const l of [...trapListeners]) l(err);
+    });
+  }
+  trapListeners.add(listener);
+  return () => trapListeners.delete(listener);
+}
+
+/** How long the thread pool may take to start before the load gives up on it. */
+const POOL_START_MS = 60_000;
+
+/**
+ * Starts the threaded build's pool. wasm-bindgen-rayon spawns its Workers from a `blob:` URL and
+ * waits for each to report ready, so a Worker that never starts (a Content-Security-Policy
+ * without `worker-src blob:`) would leave it waiting forever: a CSP violation or a timeout ends
+ * the wait with an error instead.
+ */
+async function startThreadPool(mod: HearthWasmModule, moduleUrl: string, poolSize: number): Promise<void> {
+  if (!mod.initThreadPool) throw new Error(`${moduleUrl} is not the threaded build (no initThreadPool)`);
+  const scope = globalThis as unknown as EventTarget;
+  let onViolation: ((e: Event) => void) | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const blocked = new Promise<never>((_, reject) => {
+    onViolation = (e) => {
+      const v = e as Event & { violatedDirective?: string; blockedURI?: string };
+      reject(new Error(`the Content-Security-Policy blocks the pool's Workers (${v.violatedDirective ?? "?"}: ${v.blockedURI ?? "?"})`));
+    };
+    scope.addEventListener?.("securitypolicyviolation", onViolation);
+    timer = setTimeout(() => reject(new Error(`the thread pool did not start within ${POOL_START_MS / 1000} s`)), POOL_START_MS);
+  });
+  try {
+    await Promise.race([mod.initThreadPool(poolSize), blocked]);
+  } finally {
+    if (onViolation) scope.removeEventListener?.("securitypolicyviolation", onViolation);
+    clearTimeout(timer);
+  }
+}
+
+/** Loads the build `choice` names; in `auto` mode a threaded build that fails to start falls back to the baseline. */
+export async function loadBuild(choice: BuildChoice, config: LoadConfig): Promise<{ wasm: LoadedWasm; choice: BuildChoice }> {
+  try {
+    return { wasm: await loadWasmModule(choice.moduleUrl, choice.poolSize), choice };
+  } catch (e) {
+    if (choice.build !== "threads" || config.threads !== "auto") throw e;
+    const fallback: BuildChoice = {
+      ...chooseBuild("cpu", false, urlsOf(config)),
+      reason: `single thread: the threaded build did not start (${HearthError.from(e).message})`,
+    };
+    return { wasm: await loadWasmModule(fallback.moduleUrl), choice: fallback };
+  }
+}
+
+export function urlsOf(config: LoadConfig): { baseline: string; threads: string } {
+  return { baseline: config.wasmModuleUrl, threads: config.wasmThreadsModuleUrl };
+}
