@@ -8,6 +8,7 @@ import { streamGeneration } from "./chat.js";
 import type { Driver } from "./core.js";
 import { HearthError, abortError, throwIfAborted } from "./errors.js";
 import type { ChatMessage } from "./types.js";
+import { checkSampling } from "./validate.js";
 
 /** A Prompt API message (text only; other content types give `BAD_REQUEST`). */
 export interface LanguageModelMessage {
@@ -104,7 +105,7 @@ export class HearthLanguageModel extends EventTarget {
     if (history.some((m, i) => m.role === "system" && i > 0)) throw new HearthError("BAD_REQUEST", "a system prompt must come first in initialPrompts");
     const temperature = opts.temperature ?? LANGUAGE_MODEL_PARAMS.defaultTemperature;
     const topK = opts.topK ?? LANGUAGE_MODEL_PARAMS.defaultTopK;
-    if (!(temperature >= 0 && temperature <= LANGUAGE_MODEL_PARAMS.maxTemperature)) throw new HearthError("BAD_REQUEST", "temperature must be in [0, 2]");
+    checkSampling({ temperature }); // the one validation path (validate.ts): [0, 2], finite
     if (!(Number.isInteger(topK) && topK >= 1 && topK <= LANGUAGE_MODEL_PARAMS.maxTopK)) throw new HearthError("BAD_REQUEST", "topK must be an integer in [1, 128]");
     const s = new HearthLanguageModel(driver, history, { temperature, topK, maxTokens: opts.maxTokens ?? 512 });
     await s.measureHistory();

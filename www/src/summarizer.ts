@@ -19,6 +19,7 @@ import {
   type SummarizerType,
 } from "./prompts.js";
 import type { ChatMessage, GenerateResult } from "./types.js";
+import { checkSampling } from "./validate.js";
 
 export type { SummarizerFormat, SummarizerLength, SummarizerType };
 
@@ -97,6 +98,7 @@ export class HearthSummarizer {
     pick("type", opts.type, ["key-points", "tldr", "teaser", "headline"]);
     pick("format", opts.format, ["markdown", "plain-text"]);
     pick("length", opts.length, ["short", "medium", "long"]);
+    checkSampling({ temperature: opts.temperature }); // the one validation path (validate.ts)
     const type = opts.type ?? "key-points";
     const length = opts.length ?? "short";
     const format = opts.format ?? "markdown";
