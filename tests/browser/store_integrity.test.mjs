@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { requireDist, launchBrowser, startTestServer, openPage, makeFixture, mountsWithFixtures, sha256File, resetServerStats } from "./harness.mjs";
+import { pathToFileURL } from "node:url";
+import { REPO, requireDist, launchBrowser, startTestServer, openPage, makeFixture, mountsWithFixtures, sha256File, resetServerStats } from "./harness.mjs";
 
 requireDist();
 const MiB = 1024 * 1024;
@@ -27,6 +28,17 @@ after(async () => {
   await browser?.close();
   await srv?.close();
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("XXH32 matches the reference vectors, aligned or not", async () => {
+  const { xxh32 } = await import(pathToFileURL(path.join(REPO, "www/dist/checksum.js")).href);
+  const enc = (t) => new TextEncoder().encode(t);
+  assert.equal(xxh32(new Uint8Array(0)), 0x02cc5d05);
+  assert.equal(xxh32(enc("a")), 0x550d7456);
+  assert.equal(xxh32(enc("abc")), 0x32d153ff);
+  assert.equal(xxh32(enc("Nobody inspects the spammish repetition")), 0xe2293b2f);
+  const s = enc("xabcdefghijklmnopqrstuvwxyz0123456789");
+  assert.equal(xxh32(s.subarray(1)), xxh32(s.slice(1)), "an unaligned view hashes like a copy");
 });
 
 const FILE = "/fixtures/m.gguf";
