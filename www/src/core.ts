@@ -1,7 +1,10 @@
 /**
  * The engine core: hosts one wasm `WasmEngine`, feeds it the model's bytes from the weight store,
  * runs generations one at a time, and moves to the CPU when the GPU device is lost. It runs in
- * the Worker (`worker.ts`) or, with `worker: false`, in the caller's realm.
+ * the Worker (`worker.ts`) or, with `worker: false`, in the caller's realm. A trap (a Rust panic)
+ * marks the engine dead: the request reports `INTERNAL` with the panic text, and the engine is
+ * re-created on a fresh wasm instance on the next request (`revive`), or, in the Worker, the
+ * page replaces the whole Worker (`worker-client.ts`).
  */
 
 import { HearthError, abortError, throwIfAborted } from "./errors.js";
@@ -21,8 +24,6 @@ import { checkGenerateRequest } from "./validate.js";
 import type { WasmEngine, WasmModelInfo, WasmStep } from "./wasm-api.js";
 import { chooseBuild } from "./wasm-build.js";
 import { isTrap, loadBuild, loadWasmModule, markDead, onUncaughtTrap, trapError, urlsOf, type LoadedWasm } from "./wasm-instance.js";
-
-export { loadWasmModule };
 
 /** What the public API needs from an engine, in-thread or in a Worker. */
 export interface Driver {
