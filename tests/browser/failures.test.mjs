@@ -3,7 +3,8 @@
 // model, and a trap (a real Rust panic through the test-only wasm export __test_arm_panic).
 // Each test fails a load that way, loads again in the same page (resuming where that makes
 // sense) and reloads the page, which must load normally. Also: a trap during a request reports
-// INTERNAL with the panic text and the engine (its Worker, or the in-page wasm instance) is
+// INTERNAL ("the engine crashed: <panic text>", the text where the build exports
+// last_panic_message, else the trap's) and the engine (its Worker, or the in-page wasm instance) is
 // re-created on the next request; unload() aborts a running generation.
 // Needs `make wasm` and `make models`. One browser; answers of a few tokens.
 import { test, before, after } from "node:test";
@@ -218,7 +219,7 @@ test("malformed model: UNSUPPORTED_MODEL stores nothing; a good model then loads
   await reloadAndLoad(ID);
 });
 
-test("a trap while loading (a panic in feed): INTERNAL with the panic text, the file is not kept; the next load downloads it and works; the page reloads", async () => {
+test("a trap while loading (a panic in feed): INTERNAL \"the engine crashed\", the file is not kept; the next load downloads it and works; the page reloads", async () => {
   for (const worker of [true, false]) {
     armPanic("feed");
     const f = await failLoad(page, ID, { worker, wasmUrl: PANIC_WASM });
@@ -237,7 +238,7 @@ test("a trap while loading (a panic in feed): INTERNAL with the panic text, the 
   await reloadAndLoad(ID);
 });
 
-test("a trap during a request: INTERNAL with the panic text; the Worker / in-page instance is re-created on the next request", async () => {
+test("a trap during a request: INTERNAL \"the engine crashed\"; the Worker / in-page instance is re-created on the next request", async () => {
   let n = 0;
   // A new URL each time: an in-page instance stays cached per URL while it is alive.
   const run = (worker, method) => inPage(page, async (H, { worker, method, wasmUrl, messages }) => {

@@ -5,7 +5,7 @@
 // Cache-first: a cached file is served without touching the network (offline means zero
 // requests). Change VERSION (or any byte of this file) to ship a new shell: the browser installs
 // the new worker, which re-downloads the list below and drops the old cache.
-const VERSION = "hearth-demo-v2";
+const VERSION = "hearth-demo-v3";
 
 /** Files of the shell, relative to this script. `tests/browser/pwa.test.mjs` checks that the
  *  `../dist/` entries match what `make www` builds. */
@@ -21,8 +21,9 @@ const SHELL = [
   "../pkg/hearth.js",
   "../pkg/hearth_bg.wasm",
   ...[
-    "chat", "core", "engine", "errors", "index", "language-model", "polyfill", "prompts", "protocol",
-    "registry", "sha256", "store", "summarizer", "types", "wasm-api", "wasm-build", "worker-client", "worker",
+    "chat", "checksum", "core", "download", "engine", "errors", "index", "language-model", "opfs", "polyfill",
+    "prompts", "protocol", "registry", "sha256", "store", "summarizer", "types", "validate", "wasm-api",
+    "wasm-build", "wasm-instance", "worker-client", "worker",
   ].map((m) => `../dist/${m}.js`),
 ];
 
