@@ -2,7 +2,7 @@
  * Hearth: private small language models in the browser.
  *
  * ```js
- * import { Engine } from "hearth";
+ * import { Engine } from "@hearth-ai/web";
  * const engine = await Engine.load("smollm2-135m-instruct-q4_1", { onProgress: console.log });
  * const r = await engine.chat.completions.create({ messages: [{ role: "user", content: "Hi" }] });
  * ```

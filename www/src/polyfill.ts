@@ -1,11 +1,11 @@
 /**
- * `import "hearth/polyfill"`: installs `Summarizer` and `LanguageModel` globals (Chrome's
+ * `import "@hearth-ai/web/polyfill"`: installs `Summarizer` and `LanguageModel` globals (Chrome's
  * built-in AI shapes) backed by a local Hearth model, where the browser has none or has one that
  * reports "unavailable", so code written for Chrome's built-in AI runs in any browser with
  * WebGPU or wasm.
  *
  * ```js
- * import { configure } from "hearth/polyfill";
+ * import { configure } from "@hearth-ai/web/polyfill";
  * configure({ model: "smollm2-135m-instruct-q4_1" });   // optional; this is the default
  * const s = await Summarizer.create({ type: "tldr", monitor(m) { m.addEventListener("downloadprogress", e => console.log(e.loaded)); } });
  * console.log(await s.summarize(document.body.innerText));
