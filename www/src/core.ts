@@ -19,6 +19,7 @@ import type {
 } from "./types.js";
 import type { HearthWasmModule, WasmEngine, WasmExports, WasmModelInfo, WasmStep } from "./wasm-api.js";
 import { chooseBuild, type BuildChoice } from "./wasm-build.js";
+import { importWasmBuild, wasmBuildLabel, type WasmAsset, type WasmBuildName } from "./assets.js";
 
 /** What the public API needs from an engine, in-thread or in a Worker. */
 export interface Driver {
@@ -49,32 +50,34 @@ interface LoadedWasm {
 
 const modules = new Map<string, Promise<LoadedWasm>>();
 /**
- * Imports and initialises the wasm-bindgen module once per realm and URL; with `poolSize` > 0
- * (the threaded build) also starts its thread pool, once: a later call keeps the first pool.
+ * Imports and initialises a wasm build once per realm (the package's own, or the module at
+ * `moduleUrl`: `assets.ts`); with `poolSize` > 0 (the threaded build) also starts its thread
+ * pool, once: a later call keeps the first pool.
  */
-export function loadWasmModule(moduleUrl: string, poolSize = 0): Promise<LoadedWasm> {
-  let p = modules.get(moduleUrl);
+export function loadWasmModule(build: WasmBuildName, moduleUrl: string | undefined, poolSize = 0): Promise<LoadedWasm> {
+  const label = wasmBuildLabel(build, moduleUrl);
+  let p = modules.get(label);
   if (!p) {
     p = (async () => {
-      let mod: HearthWasmModule;
+      let asset: WasmAsset;
       try {
-        mod = (await import(/* webpackIgnore: true */ moduleUrl)) as HearthWasmModule;
+        asset = await importWasmBuild(build, moduleUrl);
       } catch (e) {
-        throw new HearthError("INTERNAL", `could not load the Hearth wasm module from ${moduleUrl} (run make wasm): ${e instanceof Error ? e.message : String(e)}`);
+        throw new HearthError("INTERNAL", `could not load the Hearth wasm module from ${label} (run make wasm): ${e instanceof Error ? e.message : String(e)}`);
       }
-      const wasmUrl = new URL("hearth_bg.wasm", moduleUrl);
+      const { mod, wasmUrl } = asset;
       let exports: WasmExports;
       try {
         exports = await mod.default({ module_or_path: wasmUrl });
         // The pool must start before anything touches rayon, or rayon settles on one thread.
-        if (poolSize > 0) await startThreadPool(mod, moduleUrl, poolSize);
+        if (poolSize > 0) await startThreadPool(mod, label, poolSize);
       } catch (e) {
-        throw new HearthError("INTERNAL", `could not start the Hearth wasm module ${moduleUrl}: ${e instanceof Error ? e.message : String(e)}`);
+        throw new HearthError("INTERNAL", `could not start the Hearth wasm module ${label}: ${e instanceof Error ? e.message : String(e)}`);
       }
       return { mod, exports, threads: mod.cpu_threads() };
     })();
-    p.catch(() => modules.delete(moduleUrl));
-    modules.set(moduleUrl, p);
+    p.catch(() => modules.delete(label));
+    modules.set(label, p);
   }
   return p;
 }
@@ -112,18 +115,18 @@ async function startThreadPool(mod: HearthWasmModule, moduleUrl: string, poolSiz
 /** Loads the build `choice` names; in `auto` mode a threaded build that fails to start falls back to the baseline. */
 async function loadBuild(choice: BuildChoice, config: LoadConfig): Promise<LoadedWasm & { choice: BuildChoice }> {
   try {
-    return { ...(await loadWasmModule(choice.moduleUrl, choice.poolSize)), choice };
+    return { ...(await loadWasmModule(choice.build, choice.moduleUrl, choice.poolSize)), choice };
   } catch (e) {
     if (choice.build !== "threads" || config.threads !== "auto") throw e;
     const fallback: BuildChoice = {
       ...chooseBuild("cpu", false, urlsOf(config)),
       reason: `single thread: the threaded build did not start (${HearthError.from(e).message})`,
     };
-    return { ...(await loadWasmModule(fallback.moduleUrl)), choice: fallback };
+    return { ...(await loadWasmModule(fallback.build, fallback.moduleUrl)), choice: fallback };
   }
 }
 
-function urlsOf(config: LoadConfig): { baseline: string; threads: string } {
+function urlsOf(config: LoadConfig): { baseline?: string | undefined; threads?: string | undefined } {
   return { baseline: config.wasmModuleUrl, threads: config.wasmThreadsModuleUrl };
 }
 

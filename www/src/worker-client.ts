@@ -1,5 +1,6 @@
 /** The page side of the engine Worker: a {@link Driver} that forwards to `worker.ts`. */
 
+import { startEngineWorker } from "./assets.js";
 import type { CoreHooks, Driver } from "./core.js";
 import { HearthError, abortError, throwIfAborted } from "./errors.js";
 import type { FromWorker, ToWorker } from "./protocol.js";
@@ -32,9 +33,9 @@ export class WorkerDriver implements Driver {
   }
 
   /** Starts the Worker and loads the model in it. */
-  static async load(workerUrl: URL, model: string, config: LoadConfig, hooks: CoreHooks): Promise<WorkerDriver> {
+  static async load(workerUrl: string | URL | undefined, model: string, config: LoadConfig, hooks: CoreHooks): Promise<WorkerDriver> {
     throwIfAborted(hooks.signal);
-    const d = new WorkerDriver(new Worker(workerUrl, { type: "module", name: "hearth-engine" }), hooks);
+    const d = new WorkerDriver(startEngineWorker(workerUrl), hooks);
     try {
       const r = await d.request({ type: "load", model, config }, { signal: hooks.signal, onProgress: hooks.onProgress });
       d.info = r.value as ModelInfo;
