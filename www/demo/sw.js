@@ -5,7 +5,7 @@
 // Cache-first: a cached file is served without touching the network (offline means zero
 // requests). Change VERSION (or any byte of this file) to ship a new shell: the browser installs
 // the new worker, which re-downloads the list below and drops the old cache.
-const VERSION = "hearth-demo-v2";
+const VERSION = "hearth-demo-v3";
 
 /** Files of the shell, relative to this script. `tests/browser/pwa.test.mjs` checks that the
  *  `../dist/` entries match what `make www` builds. */
@@ -14,6 +14,7 @@ const SHELL = [
   "index.html",
   "app.js",
   "render.js",
+  "vendor/marked.esm.js",
   "engine-worker.js",
   "style.css",
   "icon.svg",
@@ -21,7 +22,7 @@ const SHELL = [
   "../pkg/hearth.js",
   "../pkg/hearth_bg.wasm",
   ...[
-    "chat", "core", "engine", "errors", "index", "language-model", "polyfill", "prompts", "protocol",
+    "assets", "chat", "core", "engine", "errors", "index", "language-model", "polyfill", "prompts", "protocol",
     "registry", "sha256", "store", "summarizer", "types", "wasm-api", "wasm-build", "worker-client", "worker",
   ].map((m) => `../dist/${m}.js`),
 ];

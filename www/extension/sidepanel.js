@@ -69,11 +69,33 @@ async function targetTab() {
   return tab;
 }
 
-/** Injected into the page: the user's selection, else the main article's visible text. */
+/**
+ * Injected into the page after Mozilla's Readability (`hearth/vendor/Readability.js`, the
+ * extractor of Firefox's Reader View): the user's selection, else the article Readability finds
+ * (navigation, sidebars, footers and comments left out), one paragraph per block; pages it
+ * cannot parse fall back to the visible text of `article`/`main`/`body`.
+ */
 function extractPageText() {
   const selection = String(globalThis.getSelection?.() ?? "").trim();
-  const root = document.querySelector("article, main, [role=main]") ?? document.body;
-  return { title: document.title, url: location.href, selection, text: (root?.innerText ?? "").trim() };
+  let text = "";
+  let title = document.title;
+  try {
+    const article = typeof Readability === "function" ? new Readability(document.cloneNode(true)).parse() : null;
+    if (article?.content) {
+      // Readability hands back inert HTML: read its blocks' text without rendering it.
+      const doc = new DOMParser().parseFromString(article.content, "text/html");
+      const blocks = [...doc.body.querySelectorAll("h1, h2, h3, h4, h5, h6, p, li, pre, blockquote, td, th, figcaption")]
+        .filter((el) => !el.parentElement?.closest("p, li, pre, blockquote, td, th, figcaption"))
+        .map((el) => el.textContent.replace(/[ \t\r\n]+/g, " ").trim())
+        .filter(Boolean);
+      text = (blocks.length ? blocks.join("\n\n") : doc.body.textContent ?? "").trim();
+      if (article.title) title = article.title;
+    }
+  } catch {
+    // Readability failed on this page: the fallback below.
+  }
+  if (!text) text = ((document.querySelector("article, main, [role=main]") ?? document.body)?.innerText ?? "").trim();
+  return { title, url: location.href, selection, text };
 }
 
 async function readPage() {
@@ -81,6 +103,7 @@ async function readPage() {
   if (!tab?.id) throw new Error("No page to read: open a page and click the Hearth toolbar icon.");
   let result;
   try {
+    await chrome.scripting.executeScript({ target: { tabId: tab.id }, files: ["hearth/vendor/Readability.js"] });
     [{ result }] = await chrome.scripting.executeScript({ target: { tabId: tab.id }, func: extractPageText });
   } catch (e) {
     throw new Error(`Hearth may not read this tab (${e.message}). Click the Hearth toolbar icon while the page is open: that grants access to that one tab.`);
