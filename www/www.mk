@@ -18,8 +18,9 @@ www: www/node_modules/.package-lock.json
 extension: www
 	@test -f www/pkg/hearth_bg.wasm || { echo "www/pkg is missing: run make wasm"; exit 1; }
 	rm -rf www/extension/hearth
-	mkdir -p www/extension/hearth/dist www/extension/hearth/pkg www/extension/hearth/vendor
+	mkdir -p www/extension/hearth/dist/vendor www/extension/hearth/pkg www/extension/hearth/vendor
 	cp www/dist/*.js www/extension/hearth/dist/
+	cp www/dist/vendor/*.js www/extension/hearth/dist/vendor/
 	cp www/pkg/hearth.js www/pkg/hearth_bg.wasm www/extension/hearth/pkg/
 	cp www/demo/render.js www/extension/hearth/
 	cp www/demo/vendor/marked.esm.js www/extension/hearth/vendor/

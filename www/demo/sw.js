@@ -25,6 +25,7 @@ const SHELL = [
     "assets", "chat", "core", "engine", "errors", "index", "language-model", "polyfill", "prompts", "protocol",
     "registry", "sha256", "store", "summarizer", "types", "wasm-api", "wasm-build", "worker-client", "worker",
   ].map((m) => `../dist/${m}.js`),
+  "../dist/vendor/hash-wasm-sha256.js",
 ];
 
 self.addEventListener("install", (event) => {

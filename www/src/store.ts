@@ -164,15 +164,15 @@ export class WeightStore {
   }
 
   /** Directory names are a hash of the id: ids may be URLs. */
-  private key(id: string): string {
-    return sha256Hex(new TextEncoder().encode(id)).slice(0, 32);
+  private async key(id: string): Promise<string> {
+    return (await sha256Hex(new TextEncoder().encode(id))).slice(0, 32);
   }
 
   private async modelDir(id: string, create: boolean): Promise<FileSystemDirectoryHandle | null> {
     const root = await this.root(create);
     if (!root) return null;
     try {
-      return await root.getDirectoryHandle(this.key(id), { create });
+      return await root.getDirectoryHandle(await this.key(id), { create });
     } catch (e) {
       if (isNotFound(e)) return null;
       throw HearthError.from(e);
@@ -238,7 +238,7 @@ export class WeightStore {
     const root = await this.root(false);
     if (!root) return false;
     try {
-      await root.removeEntry(this.key(id), { recursive: true });
+      await root.removeEntry(await this.key(id), { recursive: true });
       return true;
     } catch (e) {
       if (isNotFound(e)) return false;
@@ -454,7 +454,7 @@ export class WeightStore {
     const man = m!;
     man.lastUsed = Date.now();
 
-    const hash = new Sha256();
+    const hash = await Sha256.create();
     let loaded = 0;
     // The stored prefix first (hashed like the rest), then the network.
     for (let i = 0; i < man.chunks.length; i++) {
