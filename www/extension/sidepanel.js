@@ -4,6 +4,7 @@
 // the extension's own origin (OPFS) after the first download.
 import { Engine } from "./hearth/dist/index.js";
 import { renderOutput, formatBytes } from "./hearth/render.js";
+import { extractPageText } from "./extract.js";
 
 /** Where the weights come from until the user sets another URL: `make demo`'s server. */
 const DEFAULT_MODEL_URL = "http://127.0.0.1:8080/models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -67,35 +68,6 @@ async function targetTab() {
   }
   const [tab] = await chrome.tabs.query({ active: true, lastFocusedWindow: true });
   return tab;
-}
-
-/**
- * Injected into the page after Mozilla's Readability (`hearth/vendor/Readability.js`, the
- * extractor of Firefox's Reader View): the user's selection, else the article Readability finds
- * (navigation, sidebars, footers and comments left out), one paragraph per block; pages it
- * cannot parse fall back to the visible text of `article`/`main`/`body`.
- */
-function extractPageText() {
-  const selection = String(globalThis.getSelection?.() ?? "").trim();
-  let text = "";
-  let title = document.title;
-  try {
-    const article = typeof Readability === "function" ? new Readability(document.cloneNode(true)).parse() : null;
-    if (article?.content) {
-      // Readability hands back inert HTML: read its blocks' text without rendering it.
-      const doc = new DOMParser().parseFromString(article.content, "text/html");
-      const blocks = [...doc.body.querySelectorAll("h1, h2, h3, h4, h5, h6, p, li, pre, blockquote, td, th, figcaption")]
-        .filter((el) => !el.parentElement?.closest("p, li, pre, blockquote, td, th, figcaption"))
-        .map((el) => el.textContent.replace(/[ \t\r\n]+/g, " ").trim())
-        .filter(Boolean);
-      text = (blocks.length ? blocks.join("\n\n") : doc.body.textContent ?? "").trim();
-      if (article.title) title = article.title;
-    }
-  } catch {
-    // Readability failed on this page: the fallback below.
-  }
-  if (!text) text = ((document.querySelector("article, main, [role=main]") ?? document.body)?.innerText ?? "").trim();
-  return { title, url: location.href, selection, text };
 }
 
 async function readPage() {
