@@ -22,7 +22,7 @@ const SHELL = [
   "../pkg/hearth.js",
   "../pkg/hearth_bg.wasm",
   ...[
-    "assets", "chat", "core", "engine", "errors", "index", "language-model", "polyfill", "prompts", "protocol",
+    "assets", "chat", "core", "create-monitor", "dom-errors", "engine", "errors", "index", "language-model", "polyfill", "prompts", "protocol",
     "registry", "sha256", "store", "summarizer", "types", "wasm-api", "wasm-build", "worker-client", "worker",
   ].map((m) => `../dist/${m}.js`),
   "../dist/vendor/hash-wasm-sha256.js",
