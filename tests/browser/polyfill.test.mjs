@@ -116,3 +116,34 @@ test("sessions reject with the specs' errors (code kept); destroy() aborts what 
   assert.equal(r.afterDestroy.name, "InvalidStateError");
   assert.equal(r.streamingAfterDestroy.name, "InvalidStateError");
 });
+
+test("Writer and Rewriter: availability(options), create, write/rewrite and their streams, the same error shape", async () => {
+  const r = await page.evaluate(async () => {
+    const name = async (p) => { try { await p; return "resolved"; } catch (e) { return e.name; } };
+    const w = await Writer.create({ tone: "formal", length: "short", sharedContext: "A note to a neighbour" });
+    const text = await w.write("Ask to borrow a ladder on Saturday.", { context: "We live next door." });
+    let streamed = "";
+    const rw = await Rewriter.create({ tone: "more-casual", length: "shorter" });
+    const reader = rw.rewriteStreaming("Dear Sir, I would be most grateful if I could borrow your ladder on Saturday.").getReader();
+    for (let i = 0; i < 8; i++) { const { value, done } = await reader.read(); if (done) break; streamed += value; }
+    await reader.cancel();
+    rw.destroy();
+    return {
+      text, streamed, tone: w.tone, length: w.length, format: w.format, rwTone: rw.tone,
+      availability: await Writer.availability({ tone: "casual" }), rAvailability: await Rewriter.availability({ outputLanguage: "ja" }),
+      badTone: await name(Writer.availability({ tone: "angry" })),
+      badRewriterLength: await name(Rewriter.create({ length: "short" })),
+      afterDestroy: await name(rw.rewrite("x")),
+      badInput: await name(w.write(42)),
+    };
+  });
+  assert.ok(r.text.trim().length > 0, "write() answered");
+  assert.ok(r.streamed.trim().length > 0, "rewriteStreaming() streamed");
+  assert.deepEqual([r.tone, r.length, r.format, r.rwTone], ["formal", "short", "markdown", "more-casual"]);
+  assert.equal(r.availability, "available");
+  assert.equal(r.rAvailability, "unavailable");
+  assert.equal(r.badTone, "TypeError");
+  assert.equal(r.badRewriterLength, "TypeError");
+  assert.equal(r.afterDestroy, "InvalidStateError");
+  assert.equal(r.badInput, "TypeError");
+});

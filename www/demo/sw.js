@@ -23,7 +23,7 @@ const SHELL = [
   "../pkg/hearth_bg.wasm",
   ...[
     "assets", "chat", "core", "create-monitor", "dom-errors", "engine", "errors", "index", "language-model", "polyfill", "prompts", "protocol",
-    "registry", "sha256", "store", "summarizer", "types", "wasm-api", "wasm-build", "worker-client", "worker",
+    "registry", "sha256", "store", "summarizer", "types", "wasm-api", "wasm-build", "worker-client", "worker", "writing",
   ].map((m) => `../dist/${m}.js`),
   "../dist/vendor/hash-wasm-sha256.js",
 ];

@@ -10,6 +10,7 @@ import { HearthSummarizer, type SummarizerOptions } from "./summarizer.js";
 import type { Backend, BackendChange, BackendPreference, ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
 import { checkThreadsOption } from "./wasm-build.js";
 import { WorkerDriver } from "./worker-client.js";
+import { HearthRewriter, HearthWriter, type WritingOptions } from "./writing.js";
 
 /** Options of {@link Engine.load}. */
 export interface EngineLoadOptions {
@@ -133,6 +134,16 @@ export class Engine extends EventTarget {
   /** A Prompt API (`LanguageModel`) session. */
   languageModel(opts: LanguageModelCreateOptions = {}): Promise<HearthLanguageModel> {
     return HearthLanguageModel.create(this.driver, opts);
+  }
+
+  /** A `Writer` session (WICG Writing Assistance APIs shape). */
+  writer(opts: WritingOptions = {}): Promise<HearthWriter> {
+    return HearthWriter.create(this.driver, opts);
+  }
+
+  /** A `Rewriter` session (WICG Writing Assistance APIs shape). */
+  rewriter(opts: WritingOptions = {}): Promise<HearthRewriter> {
+    return HearthRewriter.create(this.driver, opts);
   }
 
   /** A raw text completion (no chat template), for base models and tests. */

@@ -1,5 +1,5 @@
 /**
- * `import "@hearth-ai/web/polyfill"`: installs `Summarizer` and `LanguageModel` globals (Chrome's
+ * `import "@hearth-ai/web/polyfill"`: installs `Summarizer`, `LanguageModel`, `Writer` and `Rewriter` globals (Chrome's
  * built-in AI shapes) backed by a local Hearth model, where the browser has none or has one that
  * reports "unavailable", so code written for Chrome's built-in AI runs in any browser with
  * WebGPU or wasm. Shaped as the specs say: `availability(options)` honours its options, `create()`
@@ -22,6 +22,7 @@ import { HearthLanguageModel, LANGUAGE_MODEL_PARAMS, type LanguageModelCreateOpt
 import { DEFAULT_MODEL_ID, resolveModel } from "./registry.js";
 import { defaultStore } from "./store.js";
 import { HearthSummarizer, type SummarizerOptions } from "./summarizer.js";
+import { checkWritingOptions, type HearthRewriter, type HearthWriter, type WritingOptions } from "./writing.js";
 
 /** Chrome's availability states. */
 export type Availability = "unavailable" | "downloadable" | "downloading" | "available";
@@ -138,7 +139,18 @@ function languagesSupported(langs: unknown): boolean {
 }
 
 /** Whether the options ask for something the polyfill cannot do (another modality, another language). */
-function optionsSupported(kind: "summarizer" | "languageModel", opts: Record<string, unknown>): boolean {
+type Kind = "summarizer" | "languageModel" | "writer" | "rewriter";
+const GLOBAL_NAMES: Record<Kind, string> = { summarizer: "Summarizer", languageModel: "LanguageModel", writer: "Writer", rewriter: "Rewriter" };
+
+function optionsSupported(kind: Kind, opts: Record<string, unknown>): boolean {
+  if (kind === "writer" || kind === "rewriter") {
+    try {
+      checkWritingOptions(kind, opts as WritingOptions);
+    } catch (e) {
+      throw new TypeError((e as Error).message);
+    }
+    return languagesSupported(opts.expectedInputLanguages) && languagesSupported(opts.expectedContextLanguages) && languagesSupported(opts.outputLanguage);
+  }
   if (kind === "summarizer") {
     for (const [name, allowed] of [["type", ["tldr", "key-points", "teaser", "headline"]], ["format", ["plain-text", "markdown"]], ["length", ["short", "medium", "long"]]] as const) {
       const v = opts[name];
@@ -158,7 +170,7 @@ function optionsSupported(kind: "summarizer" | "languageModel", opts: Record<str
   return true;
 }
 
-async function availability(kind: "summarizer" | "languageModel", opts: Record<string, unknown> = {}): Promise<Availability> {
+async function availability(kind: Kind, opts: Record<string, unknown> = {}): Promise<Availability> {
   if (typeof WebAssembly !== "object") return "unavailable";
   if (!optionsSupported(kind, opts)) return "unavailable";
   if (shared && !downloading) return "available";
@@ -177,7 +189,7 @@ async function availability(kind: "summarizer" | "languageModel", opts: Record<s
  * `signal` fires, and returns the session with the specs' error shape.
  */
 async function createSession<T extends object>(
-  kind: "summarizer" | "languageModel",
+  kind: Kind,
   opts: Record<string, unknown> & { monitor?: CreateMonitorCallback; signal?: AbortSignal },
   make: (e: Engine) => Promise<T>,
   optionsArg: Record<string, number>,
@@ -186,7 +198,7 @@ async function createSession<T extends object>(
   try {
     if (signal?.aborted) throw signal.reason;
     const before = await availability(kind, opts);
-    if (before === "unavailable") throw new DOMException(`the ${kind === "summarizer" ? "Summarizer" : "LanguageModel"} options are not supported by this model`, "NotSupportedError");
+    if (before === "unavailable") throw new DOMException(`the ${GLOBAL_NAMES[kind]} options are not supported by this model`, "NotSupportedError");
     const m = new CreateMonitor();
     monitor?.(m);
     const report = before !== "available";
@@ -197,7 +209,7 @@ async function createSession<T extends object>(
     try {
       const engine = await acquireEngine(signal);
       if (report) m.report(1);
-      return specSession(await make(engine), kind === "summarizer" ? "summarizer" : "session", optionsArg);
+      return specSession(await make(engine), kind === "languageModel" ? "session" : kind, optionsArg);
     } finally {
       monitors.delete(m);
     }
@@ -233,33 +245,58 @@ export class LanguageModel {
   }
 }
 
+/** `Writer` (WICG Writing Assistance APIs) over Hearth. */
+export class Writer {
+  static async availability(opts: WritingOptions & Record<string, unknown> = {}): Promise<Availability> {
+    return availability("writer", opts);
+  }
+  static create(opts: WritingOptions & { monitor?: CreateMonitorCallback } & Record<string, unknown> = {}): Promise<HearthWriter> {
+    const { monitor: _monitor, ...rest } = opts;
+    return createSession("writer", opts, (e) => e.writer(rest), { write: 1, writeStreaming: 1, measureInputUsage: 1 });
+  }
+}
+
+/** `Rewriter` (WICG Writing Assistance APIs) over Hearth. */
+export class Rewriter {
+  static async availability(opts: WritingOptions & Record<string, unknown> = {}): Promise<Availability> {
+    return availability("rewriter", opts);
+  }
+  static create(opts: WritingOptions & { monitor?: CreateMonitorCallback } & Record<string, unknown> = {}): Promise<HearthRewriter> {
+    const { monitor: _monitor, ...rest } = opts;
+    return createSession("rewriter", opts, (e) => e.rewriter(rest), { rewrite: 1, rewriteStreaming: 1, measureInputUsage: 1 });
+  }
+}
+
 /** Which globals the polyfill put in place. */
 export interface Installed {
   Summarizer: boolean;
   LanguageModel: boolean;
+  Writer: boolean;
+  Rewriter: boolean;
 }
 
-function define(name: "Summarizer" | "LanguageModel", value: unknown): void {
+type GlobalName = keyof Installed;
+const POLYFILLS: Record<GlobalName, unknown> = { Summarizer, LanguageModel, Writer, Rewriter };
+
+function define(name: GlobalName, value: unknown): void {
   Object.defineProperty(globalThis, name, { value, configurable: true, writable: true });
 }
 
 /** Installs the globals where absent (or always, with `force`); returns which it installed. */
 export function install(opts: { force?: boolean } = {}): Installed {
   const g = globalThis as Record<string, unknown>;
-  const done: Installed = { Summarizer: false, LanguageModel: false };
-  if (opts.force || !("Summarizer" in g)) {
-    define("Summarizer", Summarizer);
-    done.Summarizer = true;
-  }
-  if (opts.force || !("LanguageModel" in g)) {
-    define("LanguageModel", LanguageModel);
-    done.LanguageModel = true;
+  const done: Installed = { Summarizer: false, LanguageModel: false, Writer: false, Rewriter: false };
+  for (const name of Object.keys(POLYFILLS) as GlobalName[]) {
+    if (opts.force || !(name in g)) {
+      define(name, POLYFILLS[name]);
+      done[name] = true;
+    }
   }
   return done;
 }
 
 /** The browser's own implementations the polyfill replaced (still usable), if any. */
-export const native: { Summarizer?: unknown; LanguageModel?: unknown } = {};
+export const native: Partial<Record<GlobalName, unknown>> = {};
 
 /** A native global is kept only if it can actually run: its `availability()` is not "unavailable". */
 async function nativeUsable(value: unknown): Promise<boolean> {
@@ -280,11 +317,11 @@ async function nativeUsable(value: unknown): Promise<boolean> {
 export async function installWhereUnavailable(): Promise<Installed> {
   const g = globalThis as Record<string, unknown>;
   const done = install();
-  for (const name of ["Summarizer", "LanguageModel"] as const) {
+  for (const name of Object.keys(POLYFILLS) as GlobalName[]) {
     if (done[name]) continue;
     if (!(await nativeUsable(g[name]))) {
       native[name] = g[name];
-      define(name, name === "Summarizer" ? Summarizer : LanguageModel);
+      define(name, POLYFILLS[name]);
       done[name] = true;
     }
   }
