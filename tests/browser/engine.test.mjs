@@ -420,7 +420,7 @@ test("polyfill installs Summarizer and LanguageModel globals backed by the store
   });
   assert.equal(r.error, undefined, JSON.stringify(r.error));
   assert.ok(["unavailable", undefined].includes(r.before.s) && ["unavailable", undefined].includes(r.before.l), "no usable built-in AI here");
-  assert.deepEqual(r.installed, { Summarizer: true, LanguageModel: true, Writer: true, Rewriter: true });
+  assert.deepEqual(r.installed, { Summarizer: true, LanguageModel: true, Writer: true, Rewriter: true, LanguageDetector: true });
   assert.equal(r.availability, "available");
   assert.deepEqual(r.events, [], "no downloadprogress events for a model that was already available");
   assert.ok(r.summary.length > 0);

@@ -147,3 +147,37 @@ test("Writer and Rewriter: availability(options), create, write/rewrite and thei
   assert.equal(r.afterDestroy, "InvalidStateError");
   assert.equal(r.badInput, "TypeError");
 });
+
+test("LanguageDetector (tinyld, no model): detects French and English, und last, availability by language, the same error shape", async () => {
+  const r = await page.evaluate(async () => {
+    const name = async (p) => { try { await p; return "resolved"; } catch (e) { return e.name; } };
+    const events = [];
+    const d = await LanguageDetector.create({ expectedInputLanguages: ["fr", "en"], monitor(m) { m.addEventListener("downloadprogress", (e) => events.push(e.loaded)); } });
+    const fr = await d.detect("Bonjour, je voudrais un café, s'il vous plaît. Merci beaucoup!");
+    const en = await d.detect("The weather is lovely today, so we are going for a long walk by the river.");
+    const none = await d.detect("12345 67890");
+    d.destroy();
+    return {
+      fr: fr[0].detectedLanguage, en: en[0].detectedLanguage, last: fr.at(-1).detectedLanguage, none,
+      sum: fr.reduce((s, x) => s + x.confidence, 0), sorted: fr.slice(0, -1).every((x, i, a) => i === 0 || a[i - 1].confidence >= x.confidence),
+      events, expected: d.expectedInputLanguages, quota: d.inputQuota,
+      available: await LanguageDetector.availability({ expectedInputLanguages: ["de", "en-US"] }),
+      unknown: await LanguageDetector.availability({ expectedInputLanguages: ["tlh"] }),
+      afterDestroy: await name(d.detect("hello")),
+      createUnknown: await name(LanguageDetector.create({ expectedInputLanguages: ["xx"] })),
+    };
+  });
+  assert.equal(r.fr, "fr");
+  assert.equal(r.en, "en");
+  assert.equal(r.last, "und");
+  assert.deepEqual(r.none, [{ detectedLanguage: "und", confidence: 1 }]);
+  assert.ok(Math.abs(r.sum - 1) < 1e-9, `confidences sum to 1 (${r.sum})`);
+  assert.equal(r.sorted, true);
+  assert.deepEqual(r.events, [], "nothing to download");
+  assert.deepEqual(r.expected, ["fr", "en"]);
+  assert.equal(r.quota, Infinity);
+  assert.equal(r.available, "available");
+  assert.equal(r.unknown, "unavailable");
+  assert.equal(r.afterDestroy, "InvalidStateError");
+  assert.equal(r.createUnknown, "NotSupportedError");
+});

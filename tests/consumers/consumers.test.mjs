@@ -63,7 +63,7 @@ function assertWorked(r, build) {
 
 test("npm pack: dist, both wasm builds, types, README and licence; no source maps, no missing files", () => {
   const e = new Set(pack.entries);
-  for (const f of ["package.json", "README.md", "LICENSE", "dist/index.js", "dist/index.d.ts", "dist/worker.js", "dist/polyfill.js", "dist/polyfill.d.ts", "dist/store.js", "dist/assets.js", "dist/dom-errors.js", "dist/create-monitor.js", "dist/vendor/hash-wasm-sha256.js", "dist/vendor/hash-wasm-sha256.d.ts",
+  for (const f of ["package.json", "README.md", "LICENSE", "dist/index.js", "dist/index.d.ts", "dist/worker.js", "dist/polyfill.js", "dist/polyfill.d.ts", "dist/store.js", "dist/assets.js", "dist/dom-errors.js", "dist/create-monitor.js", "dist/vendor/hash-wasm-sha256.js", "dist/vendor/hash-wasm-sha256.d.ts", "dist/vendor/tinyld-light.js",
     "pkg/hearth.js", "pkg/hearth.d.ts", "pkg/hearth_bg.wasm", "pkg-mt/hearth.js", "pkg-mt/hearth.d.ts", "pkg-mt/hearth_bg.wasm"]) {
     assert.ok(e.has(f), `the tarball has ${f}`);
   }

@@ -23,9 +23,10 @@ const SHELL = [
   "../pkg/hearth_bg.wasm",
   ...[
     "assets", "chat", "core", "create-monitor", "dom-errors", "engine", "errors", "index", "language-model", "polyfill", "prompts", "protocol",
-    "registry", "sha256", "store", "summarizer", "types", "wasm-api", "wasm-build", "worker-client", "worker", "writing",
+    "language-detector", "registry", "sha256", "store", "summarizer", "types", "wasm-api", "wasm-build", "worker-client", "worker", "writing",
   ].map((m) => `../dist/${m}.js`),
   "../dist/vendor/hash-wasm-sha256.js",
+  "../dist/vendor/tinyld-light.js",
 ];
 
 self.addEventListener("install", (event) => {

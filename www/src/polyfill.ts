@@ -1,5 +1,5 @@
 /**
- * `import "@hearth-ai/web/polyfill"`: installs `Summarizer`, `LanguageModel`, `Writer` and `Rewriter` globals (Chrome's
+ * `import "@hearth-ai/web/polyfill"`: installs `Summarizer`, `LanguageModel`, `Writer`, `Rewriter` and `LanguageDetector` globals (Chrome's
  * built-in AI shapes) backed by a local Hearth model, where the browser has none or has one that
  * reports "unavailable", so code written for Chrome's built-in AI runs in any browser with
  * WebGPU or wasm. Shaped as the specs say: `availability(options)` honours its options, `create()`
@@ -22,6 +22,7 @@ import { HearthLanguageModel, LANGUAGE_MODEL_PARAMS, type LanguageModelCreateOpt
 import { DEFAULT_MODEL_ID, resolveModel } from "./registry.js";
 import { defaultStore } from "./store.js";
 import { HearthSummarizer, type SummarizerOptions } from "./summarizer.js";
+import { HearthLanguageDetector, detectableLanguages } from "./language-detector.js";
 import { checkWritingOptions, type HearthRewriter, type HearthWriter, type WritingOptions } from "./writing.js";
 
 /** Chrome's availability states. */
@@ -267,16 +268,34 @@ export class Rewriter {
   }
 }
 
+/** `LanguageDetector` over tinyld (no model download: always "available" for the languages it knows). */
+export class LanguageDetector {
+  static async availability(opts: { expectedInputLanguages?: readonly string[] } = {}): Promise<Availability> {
+    const known = new Set(detectableLanguages());
+    const langs = opts.expectedInputLanguages ?? [];
+    if (!Array.isArray(langs)) throw new TypeError("expectedInputLanguages must be an array of language tags");
+    return langs.every((l) => typeof l === "string" && known.has(l.split("-")[0]!.toLowerCase())) ? "available" : "unavailable";
+  }
+  static async create(opts: { expectedInputLanguages?: readonly string[]; signal?: AbortSignal; monitor?: CreateMonitorCallback } = {}): Promise<HearthLanguageDetector> {
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    if ((await LanguageDetector.availability(opts)) === "unavailable") throw new DOMException("an expected input language is not detectable", "NotSupportedError");
+    // Nothing to download: the monitor gets no event (the model is "available").
+    opts.monitor?.(new CreateMonitor());
+    return specSession(new HearthLanguageDetector(opts), "language detector", { detect: 1, measureInputUsage: 1 });
+  }
+}
+
 /** Which globals the polyfill put in place. */
 export interface Installed {
   Summarizer: boolean;
   LanguageModel: boolean;
   Writer: boolean;
   Rewriter: boolean;
+  LanguageDetector: boolean;
 }
 
 type GlobalName = keyof Installed;
-const POLYFILLS: Record<GlobalName, unknown> = { Summarizer, LanguageModel, Writer, Rewriter };
+const POLYFILLS: Record<GlobalName, unknown> = { Summarizer, LanguageModel, Writer, Rewriter, LanguageDetector };
 
 function define(name: GlobalName, value: unknown): void {
   Object.defineProperty(globalThis, name, { value, configurable: true, writable: true });
@@ -285,7 +304,7 @@ function define(name: GlobalName, value: unknown): void {
 /** Installs the globals where absent (or always, with `force`); returns which it installed. */
 export function install(opts: { force?: boolean } = {}): Installed {
   const g = globalThis as Record<string, unknown>;
-  const done: Installed = { Summarizer: false, LanguageModel: false, Writer: false, Rewriter: false };
+  const done: Installed = { Summarizer: false, LanguageModel: false, Writer: false, Rewriter: false, LanguageDetector: false };
   for (const name of Object.keys(POLYFILLS) as GlobalName[]) {
     if (opts.force || !(name in g)) {
       define(name, POLYFILLS[name]);
