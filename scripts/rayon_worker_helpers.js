@@ -42,7 +42,8 @@ waitForMsgType(self, "wasm_bindgen_worker_init").then(async (data) => {
 
 /** `rel` against this file's URL (a parameter, so bundlers leave it alone). */
 function besideThisFile(rel) {
-  return new URL(rel, import.meta.url);
+  // webpackIgnore: without it webpack makes a context module of the folder (and warns).
+  return new URL(/* webpackIgnore: true */ rel, import.meta.url);
 }
 
 function startPoolWorker() {

@@ -90,7 +90,8 @@ async function runBuiltSite(dist) {
 
 test("Vite production build (vite build, served statically; plain and isolated): load, chat, summarize", async () => {
   const dir = prepareProject("vite", pack.file);
-  runNode(dir, ["node_modules/vite/bin/vite.js", "build", "--logLevel", "warn"]);
+  const out = runNode(dir, ["node_modules/vite/bin/vite.js", "build", "--logLevel", "warn"]);
+  assert.doesNotMatch(out, /warn|error/i, `vite build is silent at --logLevel warn:\n${out}`);
   await runBuiltSite(path.join(dir, "dist"));
 });
 
@@ -110,7 +111,8 @@ test("Vite dev server (pre-bundled dependency), cross-origin isolated: load, cha
 
 test("webpack 5 production build (plain and isolated): load, chat, summarize", async () => {
   const dir = prepareProject("webpack", pack.file);
-  runNode(dir, ["build.mjs"]);
+  const out = runNode(dir, ["build.mjs"]);
+  assert.doesNotMatch(out, /WARNING|ERROR/, `webpack builds without warnings:\n${out}`);
   await runBuiltSite(path.join(dir, "dist"));
 });
 

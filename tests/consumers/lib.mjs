@@ -5,7 +5,7 @@ import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { REPO } from "../browser/harness.mjs";
@@ -56,13 +56,12 @@ export function prepareProject(name, tarball) {
   return dir;
 }
 
-/** Runs a project's script (`node <file> args…`) in its directory; throws with its output on failure. */
+/** Runs a project's script (`node <file> args…`) in its directory; returns stdout + stderr, throws with them on failure. */
 export function runNode(dir, args, env = {}) {
-  try {
-    return execFileSync(process.execPath, args, { cwd: dir, encoding: "utf8", env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  } catch (e) {
-    throw new Error(`node ${args.join(" ")} in ${dir} failed:\n${e.stdout}\n${e.stderr}`);
-  }
+  const r = spawnSync(process.execPath, args, { cwd: dir, encoding: "utf8", env: { ...process.env, ...env } });
+  const out = `${r.stdout ?? ""}${r.stderr ?? ""}`;
+  if (r.status !== 0) throw new Error(`node ${args.join(" ")} in ${dir} failed (${r.status ?? r.signal}):\n${out}`);
+  return out;
 }
 
 /** A free TCP port on 127.0.0.1. */

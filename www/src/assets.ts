@@ -86,9 +86,10 @@ function startModuleWorker(url: URL): Worker {
   return worker;
 }
 
-/** `rel` resolved against this module's own URL; a parameter, so bundlers leave it alone. */
+/** `rel` resolved against this module's own URL (a parameter: bundlers do not treat it as an asset). */
 function besideThisModule(rel: string): URL {
-  return new URL(rel, import.meta.url);
+  // webpackIgnore: without it webpack makes a context module of the folder (and warns).
+  return new URL(/* webpackIgnore: true */ rel, import.meta.url);
 }
 
 /** The page's (or worker's) URL, for resolving relative options. */
