@@ -77,6 +77,8 @@ abstract class HearthWritingSession {
   readonly format: string;
   readonly length: string;
   readonly sharedContext: string;
+  /** Tokens a request may use (prompt included, as `measureInputUsage` counts): the context window minus the answer's room. */
+  readonly inputQuota: number;
   private destroyed = false;
   private readonly chat: ChatCompletions;
 
@@ -85,6 +87,7 @@ abstract class HearthWritingSession {
     this.format = opts.format ?? DEFAULTS[kind].format;
     this.length = opts.length ?? DEFAULTS[kind].length;
     this.sharedContext = opts.sharedContext ?? "";
+    this.inputQuota = Math.max(0, driver.info.n_ctx - (TOKENS[this.length] ?? 256));
     this.chat = new ChatCompletions(() => driver);
   }
 
@@ -146,6 +149,10 @@ abstract class HearthWritingSession {
 
 /** A `Writer` session: `write(task)` / `writeStreaming(task)`. */
 export class HearthWriter extends HearthWritingSession {
+  declare readonly tone: WriterTone;
+  declare readonly format: WriterFormat;
+  declare readonly length: WriterLength;
+
   static async create(driver: Driver, opts: WritingOptions = {}): Promise<HearthWriter> {
     throwIfAborted(opts.signal);
     checkWritingOptions("writer", opts);
@@ -161,6 +168,10 @@ export class HearthWriter extends HearthWritingSession {
 
 /** A `Rewriter` session: `rewrite(text)` / `rewriteStreaming(text)`. */
 export class HearthRewriter extends HearthWritingSession {
+  declare readonly tone: RewriterTone;
+  declare readonly format: WriterFormat | "as-is";
+  declare readonly length: RewriterLength;
+
   static async create(driver: Driver, opts: WritingOptions = {}): Promise<HearthRewriter> {
     throwIfAborted(opts.signal);
     checkWritingOptions("rewriter", opts);
