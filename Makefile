@@ -98,4 +98,4 @@ clean:
 
 ## Browser runtime (www/): `make www`, `make test-browser`, `make serve-www`, `make bench-store`.
 include www/www.mk
-test: test-browser
+test: test-browser test-consumers

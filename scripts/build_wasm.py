@@ -72,12 +72,25 @@ def build_one(cfg, build):
     out = ROOT / bg["out-dir"]
     out.mkdir(parents=True, exist_ok=True)
     run(["wasm-bindgen", "--target", bg["target"], "--out-dir", str(out), "--out-name", bg["out-name"], str(wasm)])
+    override_snippets(out, bg.get("snippet-overrides", []))
     final = out / f"{bg['out-name']}_bg.wasm"
     raw = final.stat().st_size
     gz = len(gzip.compress(final.read_bytes(), 9))
     secs = time.monotonic() - t0
     print(f"{build}: {final.relative_to(ROOT)}: {raw / 1e6:.2f} MB raw, {gz / 1e6:.2f} MB gzip, built in {secs:.0f} s", flush=True)
     return f"{build}: {raw / 1e6:.2f} MB raw, {gz / 1e6:.2f} MB gzip, {secs:.0f} s"
+
+
+def override_snippets(out, overrides):
+    """Writes our files over generated JS snippets (wasm-pack.toml `snippet-overrides`:
+    [glob under <out-dir>/snippets/, replacement]); a glob that matches nothing is an error."""
+    for pattern, replacement in overrides:
+        targets = sorted((out / "snippets").glob(pattern))
+        if not targets:
+            sys.exit(f"snippet-overrides: nothing under {out}/snippets matches {pattern}")
+        for t in targets:
+            shutil.copyfile(ROOT / replacement, t)
+            print(f"{t.relative_to(ROOT)}: replaced by {replacement}", flush=True)
 
 
 def main():

@@ -83,8 +83,8 @@ test("the polyfill keeps a usable native global, replaces an unavailable one, an
   });
   await p.close();
   console.log(`# native LanguageModel.availability() in this Chromium: ${r.nativeLMAvailability}`);
-  assert.deepEqual(r.first, { Summarizer: false, LanguageModel: true, summarizerKept: true, lmReplaced: true, nativeKept: true });
-  assert.deepEqual(r.forced, { Summarizer: true, LanguageModel: true });
+  assert.deepEqual(r.first, { Summarizer: false, LanguageModel: true, Writer: true, Rewriter: true, LanguageDetector: true, summarizerKept: true, lmReplaced: true, nativeKept: true });
+  assert.deepEqual(r.forced, { Summarizer: true, LanguageModel: true, Writer: true, Rewriter: true, LanguageDetector: true });
   assert.equal(r.nowPolyfilled, true);
   assert.equal(r.availability, "downloadable", "nothing stored in this fresh profile");
   assert.equal(r.sAvailability, "downloadable");

@@ -194,6 +194,26 @@ test("model output goes through the sanitizer: <img onerror>, <script>, javascri
   await page.click("#new-chat-button");
 });
 
+test("Markdown (marked): GFM tables and nested lists render; raw HTML inside them stays text", async () => {
+  const r = await page.evaluate(async () => {
+    const render = await import("/demo/render.js");
+    const el = document.createElement("div");
+    render.renderOutput(el, "| Name | Cups |\n|:--|--:|\n| <b>Ada</b> | 2 |\n\n- tea\n  - green\n    1. sencha\n• coffee");
+    return {
+      th: [...el.querySelectorAll("table > thead > tr > th")].map((e) => [e.textContent, e.getAttribute("align")]),
+      td: [...el.querySelectorAll("table > tbody > tr > td")].map((e) => e.textContent),
+      bold: el.querySelectorAll("b").length,
+      nested: el.querySelector("ul > li > ul > li > ol > li")?.textContent ?? null,
+      bullets: el.querySelectorAll("ul > li").length,
+    };
+  });
+  assert.deepEqual(r.th, [["Name", "left"], ["Cups", "right"]]);
+  assert.deepEqual(r.td, ["<b>Ada</b>", "2"]);
+  assert.equal(r.bold, 0);
+  assert.equal(r.nested, "sencha");
+  assert.ok(r.bullets >= 3, `"•" reads as a bullet too (${r.bullets} items)`);
+});
+
 test("summarize: a dropped HTML file becomes text; a TL;DR streams; chunk progress of long texts is shown", async () => {
   await page.click("#tab-summarize");
   const html = "<html><head><style>p{}</style><script>window.__pwned='drop'</script></head><body><nav>Menu</nav><article><h1>Tea</h1><p>Tea is a drink made by pouring hot water over the cured leaves of the tea plant. It began in south-west China, where it was first drunk as a medicine.</p><p>Tea spread to Japan and Korea with Buddhist monks, and reached Europe in the 17th century through Portuguese and Dutch traders. Today it is the most widely consumed drink in the world after water.</p></article></body></html>";

@@ -33,7 +33,7 @@ function drain(source, { abortAt, evict = false, offline = false } = {}) {
     const store = new WeightStore();
     const ac = new AbortController();
     const progress = [];
-    const h = new Sha256();
+    const h = await Sha256.create();
     let bytes = 0, maxChunk = 0;
     try {
       for await (const c of store.open(source, { evict, offline, signal: ac.signal, onProgress: (p) => { progress.push(p); if (abortAt && p.loaded >= abortAt) ac.abort(); } })) {

@@ -18,14 +18,18 @@ const ID = "smollm2-135m-instruct-q4_1";
 const ASK = [{ role: "user", content: "What is 2+2?" }];
 const STORY = [{ role: "user", content: "Write a short story about a lighthouse keeper." }];
 
-// The intranet example's strict CSP: no `blob:` Workers, so the thread pool cannot start.
+// The intranet example's strict CSP: no `blob:` Workers. The pool's Workers start from the
+// package's own script (scripts/rayon_worker_helpers.js), so the threaded build runs under it.
 const STRICT_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'";
+// A CSP that allows only the engine's Worker (dist/): the pool's Workers (pkg-mt/) are refused.
+const NO_POOL_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src http://127.0.0.1:*/dist/";
 
-let isolatedSrv, plainSrv, strictSrv, browser;
+let isolatedSrv, plainSrv, strictSrv, noPoolSrv, browser;
 before(async () => {
   isolatedSrv = await startTestServer({ isolate: true });
   plainSrv = await startTestServer();
   strictSrv = await startTestServer({ isolate: true, csp: STRICT_CSP });
+  noPoolSrv = await startTestServer({ isolate: true, csp: NO_POOL_CSP });
   browser = await launchBrowser();
 });
 after(async () => {
@@ -33,6 +37,7 @@ after(async () => {
   await isolatedSrv?.close();
   await plainSrv?.close();
   await strictSrv?.close();
+  await noPoolSrv?.close();
 });
 
 /**
@@ -142,11 +147,18 @@ test("not isolated: falls back to the single-thread build and says so; forcing t
   assert.match(forced.error.message, /not cross-origin isolated/);
 });
 
-test("isolated but a CSP without blob: Workers: the pool cannot start, the load falls back to one thread and says why", async () => {
+test("isolated with a strict CSP (no blob: Workers): the pool starts from the package's own script", async () => {
   const r = await loadAndChat(strictSrv, {}, { chat: false });
+  assert.equal(r.error, undefined, JSON.stringify(r.error));
+  assert.equal(r.isolated, true);
+  assert.equal(r.model.wasmBuild, "threads", r.model.threadsReason);
+});
+
+test("isolated but a CSP that refuses the pool's Workers: the load falls back to one thread and says why", async () => {
+  const r = await loadAndChat(noPoolSrv, {}, { chat: false });
   assert.equal(r.error, undefined, JSON.stringify(r.error));
   assert.equal(r.isolated, true);
   assert.equal(r.model.wasmBuild, "baseline");
   assert.equal(r.model.threads, 1);
-  assert.match(r.model.threadsReason, /threaded build did not start .*Content-Security-Policy/);
+  assert.match(r.model.threadsReason, /threaded build did not start .*(Content-Security-Policy|thread pool Worker failed to start)/);
 });

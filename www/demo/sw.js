@@ -14,6 +14,7 @@ const SHELL = [
   "index.html",
   "app.js",
   "render.js",
+  "vendor/marked.esm.js",
   "engine-worker.js",
   "style.css",
   "icon.svg",
@@ -21,10 +22,13 @@ const SHELL = [
   "../pkg/hearth.js",
   "../pkg/hearth_bg.wasm",
   ...[
-    "chat", "checksum", "core", "download", "engine", "errors", "index", "language-model", "opfs", "polyfill",
-    "prompts", "protocol", "registry", "sha256", "store", "summarizer", "types", "validate", "wasm-api",
-    "wasm-build", "wasm-instance", "worker-client", "worker",
+    "assets", "chat", "checksum", "core", "create-monitor", "dom-errors", "download", "engine", "errors",
+    "index", "language-detector", "language-model", "opfs", "polyfill", "prompts", "protocol", "registry",
+    "sha256", "store", "summarizer", "types", "validate", "wasm-api", "wasm-build", "wasm-instance",
+    "worker", "worker-client", "writing",
   ].map((m) => `../dist/${m}.js`),
+  "../dist/vendor/hash-wasm-sha256.js",
+  "../dist/vendor/tinyld-light.js",
 ];
 
 self.addEventListener("install", (event) => {

@@ -5,6 +5,7 @@
 import { Engine } from "./hearth/dist/index.js";
 import { renderOutput, formatBytes } from "./hearth/render.js";
 import { fitHistory } from "./history.js";
+import { extractPageText } from "./extract.js";
 
 /** Where the weights come from until the user sets another URL: `make demo`'s server. */
 const DEFAULT_MODEL_URL = "http://127.0.0.1:8080/models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -72,18 +73,12 @@ async function targetTab() {
   return tab;
 }
 
-/** Injected into the page: the user's selection, else the main article's visible text. */
-function extractPageText() {
-  const selection = String(globalThis.getSelection?.() ?? "").trim();
-  const root = document.querySelector("article, main, [role=main]") ?? document.body;
-  return { title: document.title, url: location.href, selection, text: (root?.innerText ?? "").trim() };
-}
-
 async function readPage() {
   const tab = await targetTab();
   if (!tab?.id) throw new Error("No page to read: open a page and click the Hearth toolbar icon.");
   let result;
   try {
+    await chrome.scripting.executeScript({ target: { tabId: tab.id }, files: ["hearth/vendor/Readability.js"] });
     [{ result }] = await chrome.scripting.executeScript({ target: { tabId: tab.id }, func: extractPageText });
   } catch (e) {
     throw new Error(`Hearth may not read this tab (${e.message}). Click the Hearth toolbar icon while the page is open: that grants access to that one tab.`);

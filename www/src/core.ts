@@ -232,7 +232,7 @@ export class EngineCore implements Driver {
 
   /** A fresh wasm instance and engine, fed the model from the store (no download). */
   private async revive(): Promise<void> {
-    const wasm = await loadWasmModule(this.wasm.moduleUrl);
+    const wasm = await loadWasmModule(this.wasm.build, this.wasm.moduleUrl, this.wasm.poolSize);
     const engine = await createEngine(wasm, this.info.backend, this.config.contextSize);
     await feedFromStore(wasm, engine, this.store, this.source, { evict: false, hooks: {} });
     this.wasm = wasm;

@@ -313,7 +313,7 @@ export async function* openModel(store: StoreAccess, source: ModelSource, opts: 
 
   // The stored prefix of a partial download: each chunk checked (a bad one is dropped with
   // everything after it), hashed and handed out; then the network is asked for the rest.
-  let hash = new Sha256();
+  let hash = await Sha256.create();
   let loaded = 0;
   if (stored) {
     const { dir, m } = stored;
@@ -343,7 +343,7 @@ export async function* openModel(store: StoreAccess, source: ModelSource, opts: 
       // Not a resume: the stale partial goes before the quota check, so its bytes do not count.
       if (stored) await store.removeModel(source.id);
       stored = null;
-      hash = new Sha256();
+      hash = await Sha256.create();
       loaded = 0;
     }
     await store.ensureSpace(total - net.offset, { evict: opts.evict ?? false, keepId: source.id });

@@ -10,6 +10,7 @@ import { HearthSummarizer, type SummarizerOptions } from "./summarizer.js";
 import type { Backend, BackendChange, BackendPreference, ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
 import { checkThreadsOption } from "./wasm-build.js";
 import { WorkerDriver } from "./worker-client.js";
+import { HearthRewriter, HearthWriter, type WritingOptions } from "./writing.js";
 
 /** Options of {@link Engine.load}. */
 export interface EngineLoadOptions {
@@ -36,11 +37,11 @@ export interface EngineLoadOptions {
    * `engine.model.wasmBuild`, `.threads` and `.threadsReason` say what was chosen and why.
    */
   threads?: number | false;
-  /** URL of the wasm-bindgen module (default: `../pkg/hearth.js` next to this package's `dist/`). */
+  /** URL of the wasm-bindgen module (default: the package's `pkg/hearth.js`, located as bundlers expect: `assets.ts`). */
   wasmUrl?: string | URL;
-  /** URL of the threaded wasm-bindgen module (default: `../pkg-mt/hearth.js` next to `dist/`). */
+  /** URL of the threaded wasm-bindgen module (default: the package's `pkg-mt/hearth.js`). */
   wasmThreadsUrl?: string | URL;
-  /** URL of the engine worker script (default: `worker.js` next to this file). */
+  /** URL of the engine worker script (default: the package's `dist/worker.js`; another origin's starts through a `blob:` shim). */
   workerUrl?: string | URL;
   /** Where registry model files are served (default `/models/` on the page's origin). */
   modelBaseUrl?: string | URL;
@@ -80,9 +81,9 @@ export class Engine extends EventTarget {
       contextSize: opts.contextSize ?? 2048,
       evict: opts.evict ?? false,
       threads: checkThreadsOption(opts.threads),
-      wasmModuleUrl: new URL(opts.wasmUrl ?? new URL("../pkg/hearth.js", import.meta.url), globalThis.location?.href).href,
-      wasmThreadsModuleUrl: new URL(opts.wasmThreadsUrl ?? new URL("../pkg-mt/hearth.js", import.meta.url), globalThis.location?.href).href,
     };
+    if (opts.wasmUrl !== undefined) config.wasmModuleUrl = new URL(opts.wasmUrl, globalThis.location?.href).href;
+    if (opts.wasmThreadsUrl !== undefined) config.wasmThreadsModuleUrl = new URL(opts.wasmThreadsUrl, globalThis.location?.href).href;
     if (!["auto", "webgpu", "cpu"].includes(config.backend)) throw new HearthError("BAD_REQUEST", `backend must be auto, webgpu or cpu`);
     if (opts.sha256 !== undefined) {
       if (!/^[0-9a-fA-F]{64}$/.test(opts.sha256)) throw new HearthError("BAD_REQUEST", "sha256 must be 64 hex digits");
@@ -102,8 +103,7 @@ export class Engine extends EventTarget {
     let driver: Driver;
     if (opts.worker ?? true) {
       if (typeof Worker !== "function") throw new HearthError("BAD_REQUEST", "this context has no Worker; pass worker: false");
-      const workerUrl = new URL(opts.workerUrl ?? new URL("./worker.js", import.meta.url), globalThis.location?.href);
-      driver = await WorkerDriver.load(workerUrl, model, config, hooks);
+      driver = await WorkerDriver.load(opts.workerUrl, model, config, hooks);
     } else {
       driver = await EngineCore.load(model, config, hooks);
     }
@@ -134,6 +134,16 @@ export class Engine extends EventTarget {
   /** A Prompt API (`LanguageModel`) session. */
   languageModel(opts: LanguageModelCreateOptions = {}): Promise<HearthLanguageModel> {
     return HearthLanguageModel.create(this.driver, opts);
+  }
+
+  /** A `Writer` session (WICG Writing Assistance APIs shape). */
+  writer(opts: WritingOptions = {}): Promise<HearthWriter> {
+    return HearthWriter.create(this.driver, opts);
+  }
+
+  /** A `Rewriter` session (WICG Writing Assistance APIs shape). */
+  rewriter(opts: WritingOptions = {}): Promise<HearthRewriter> {
+    return HearthRewriter.create(this.driver, opts);
   }
 
   /** A raw text completion (no chat template), for base models and tests. */

@@ -2,7 +2,7 @@
  * Hearth: private small language models in the browser.
  *
  * ```js
- * import { Engine } from "hearth";
+ * import { Engine } from "@hearth-ai/web";
  * const engine = await Engine.load("smollm2-135m-instruct-q4_1", { onProgress: console.log });
  * const r = await engine.chat.completions.create({ messages: [{ role: "user", content: "Hi" }] });
  * ```
@@ -36,6 +36,7 @@ export {
   type LanguageModelCreateOptions,
   type LanguageModelPromptOptions,
 } from "./language-model.js";
+export { HearthWriter, HearthRewriter, type WritingOptions, type WriteOptions } from "./writing.js";
 export { WeightStore, models, defaultStore, type LoadProgress, type StoredModel, type OpenOptions, type StoreOptions } from "./store.js";
 export { REGISTRY, DEFAULT_MODEL_ID, findModel, resolveModel, type RegistryModel, type ModelSource } from "./registry.js";
 export { Sha256, sha256Hex, type Sha256State } from "./sha256.js";

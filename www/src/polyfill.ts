@@ -1,29 +1,36 @@
 /**
- * `import "hearth/polyfill"`: installs `Summarizer` and `LanguageModel` globals (Chrome's
+ * `import "@hearth-ai/web/polyfill"`: installs `Summarizer`, `LanguageModel`, `Writer`, `Rewriter` and `LanguageDetector` globals (Chrome's
  * built-in AI shapes) backed by a local Hearth model, where the browser has none or has one that
  * reports "unavailable", so code written for Chrome's built-in AI runs in any browser with
- * WebGPU or wasm.
+ * WebGPU or wasm. Shaped as the specs say: `availability(options)` honours its options, `create()`
+ * honours `signal` and `monitor` (a {@link CreateMonitor}), sessions reject with the specs'
+ * DOMExceptions (`dom-errors.ts`; Hearth's code kept as `code`) and `destroy()` aborts them.
  *
  * ```js
- * import { configure } from "hearth/polyfill";
+ * import { configure } from "@hearth-ai/web/polyfill";
  * configure({ model: "smollm2-135m-instruct-q4_1" });   // optional; this is the default
  * const s = await Summarizer.create({ type: "tldr", monitor(m) { m.addEventListener("downloadprogress", e => console.log(e.loaded)); } });
  * console.log(await s.summarize(document.body.innerText));
  * ```
  */
 
+import { CreateMonitor } from "./create-monitor.js";
+import { specSession, toSpecError } from "./dom-errors.js";
 import { Engine, type EngineLoadOptions } from "./engine.js";
 import { HearthError } from "./errors.js";
 import { HearthLanguageModel, LANGUAGE_MODEL_PARAMS, type LanguageModelCreateOptions } from "./language-model.js";
 import { DEFAULT_MODEL_ID, resolveModel } from "./registry.js";
 import { defaultStore } from "./store.js";
 import { HearthSummarizer, type SummarizerOptions } from "./summarizer.js";
+import { HearthLanguageDetector, detectableLanguages } from "./language-detector.js";
+import { checkWritingOptions, type HearthRewriter, type HearthWriter, type WritingOptions } from "./writing.js";
 
 /** Chrome's availability states. */
 export type Availability = "unavailable" | "downloadable" | "downloading" | "available";
 
-/** What `monitor` receives: an EventTarget firing `downloadprogress` (`loaded` is 0…1). */
-export type CreateMonitor = (m: EventTarget) => void;
+/** What `monitor` receives: a {@link CreateMonitor} firing `downloadprogress` (`loaded` is 0…1). */
+export type CreateMonitorCallback = (m: CreateMonitor) => void;
+export { CreateMonitor };
 
 /** Which model the polyfill loads, and how. */
 export interface PolyfillConfig {
@@ -36,7 +43,10 @@ export interface PolyfillConfig {
 let config: PolyfillConfig = {};
 let shared: Promise<Engine> | null = null;
 let downloading = false;
-const monitors = new Set<EventTarget>();
+/** The shared load's controller and how many `create()` calls still wait for it. */
+let loadController: AbortController | null = null;
+let waiters = 0;
+const monitors = new Set<CreateMonitor>();
 
 /** Sets the model and engine options (before the first `create()`). */
 export function configure(c: PolyfillConfig): void {
@@ -44,29 +54,126 @@ export function configure(c: PolyfillConfig): void {
   config = { ...c };
 }
 
+/** A load given up on (every `create()` waiting for it was aborted), until it has wound down. */
+let stopping: Promise<void> | null = null;
+
 /** The engine every polyfilled session shares (loaded on first use). */
 export function sharedEngine(): Promise<Engine> {
   if (!shared) {
-    downloading = true;
-    shared = Engine.load(config.model ?? DEFAULT_MODEL_ID, {
-      ...config.engine,
-      onProgress: (p) => {
-        if (p.phase !== "download" && p.phase !== "cache" && p.phase !== "ready") return;
-        const loaded = p.phase === "ready" ? 1 : p.total ? p.loaded / p.total : 0;
-        for (const m of monitors) m.dispatchEvent(new ProgressEvent("downloadprogress", { loaded, total: 1, lengthComputable: true }));
-      },
-    }).finally(() => {
-      downloading = false;
+    const controller = new AbortController();
+    const start = () =>
+      Engine.load(config.model ?? DEFAULT_MODEL_ID, {
+        ...config.engine,
+        signal: controller.signal,
+        onProgress: (p) => {
+          // Download (or store) progress only; `loaded: 1` is reported once, when the engine is ready.
+          if ((p.phase !== "download" && p.phase !== "cache") || !p.total) return;
+          for (const m of monitors) m.report(Math.min(p.loaded / p.total, 0.999));
+        },
+      });
+    const p: Promise<Engine> = (stopping ? stopping.then(start) : start()).finally(() => {
+      if (shared === p) {
+        downloading = false;
+        loadController = null;
+      }
     });
-    shared.catch(() => {
-      shared = null;
+    shared = p;
+    downloading = true;
+    loadController = controller;
+    p.catch(() => {
+      if (shared === p) shared = null;
     });
   }
   return shared;
 }
 
-async function availability(): Promise<Availability> {
+/** Stops the shared load (no `create()` waits for it any more); a later `create()` starts afresh. */
+function stopLoad(reason: unknown): void {
+  const p = shared;
+  if (!p || !loadController) return;
+  loadController.abort(reason);
+  // An engine that finished loading just as the abort came is freed.
+  stopping = p.then((e) => e.unload(), () => undefined);
+  shared = null;
+  downloading = false;
+  loadController = null;
+}
+
+/**
+ * The shared engine for one `create()`: rejects with `signal`'s reason when it fires; the load
+ * itself stops when every `create()` waiting for it has been aborted.
+ */
+async function acquireEngine(signal: AbortSignal | undefined): Promise<Engine> {
+  const loading = sharedEngine();
+  if (!signal) return loading;
+  if (signal.aborted) throw signal.reason;
+  waiters++;
+  let onAbort: (() => void) | undefined;
+  try {
+    return await Promise.race([
+      loading,
+      new Promise<never>((_, reject) => {
+        onAbort = () => {
+          reject(signal.reason);
+          if (--waiters === 0) stopLoad(signal.reason);
+          onAbort = undefined;
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+      }),
+    ]);
+  } finally {
+    if (onAbort) {
+      signal.removeEventListener("abort", onAbort);
+      waiters--;
+    }
+  }
+}
+
+/** Languages the default models answer in (BCP 47 primary tag). */
+const SUPPORTED_LANGUAGES = /^en(-|$)/i;
+
+function languagesSupported(langs: unknown): boolean {
+  if (langs === undefined || langs === null) return true;
+  if (typeof langs === "string") return SUPPORTED_LANGUAGES.test(langs);
+  if (!Array.isArray(langs)) throw new TypeError("languages must be an array of language tags");
+  return langs.every((l) => typeof l === "string" && SUPPORTED_LANGUAGES.test(l));
+}
+
+/** Whether the options ask for something the polyfill cannot do (another modality, another language). */
+type Kind = "summarizer" | "languageModel" | "writer" | "rewriter";
+const GLOBAL_NAMES: Record<Kind, string> = { summarizer: "Summarizer", languageModel: "LanguageModel", writer: "Writer", rewriter: "Rewriter" };
+
+function optionsSupported(kind: Kind, opts: Record<string, unknown>): boolean {
+  if (kind === "writer" || kind === "rewriter") {
+    try {
+      checkWritingOptions(kind, opts as WritingOptions);
+    } catch (e) {
+      throw new TypeError((e as Error).message);
+    }
+    return languagesSupported(opts.expectedInputLanguages) && languagesSupported(opts.expectedContextLanguages) && languagesSupported(opts.outputLanguage);
+  }
+  if (kind === "summarizer") {
+    for (const [name, allowed] of [["type", ["tldr", "key-points", "teaser", "headline"]], ["format", ["plain-text", "markdown"]], ["length", ["short", "medium", "long"]]] as const) {
+      const v = opts[name];
+      if (v !== undefined && !(allowed as readonly string[]).includes(v as string)) throw new TypeError(`The provided value '${String(v)}' is not a valid enum value of type Summarizer${name[0]!.toUpperCase()}${name.slice(1)}.`);
+    }
+    return languagesSupported(opts.expectedInputLanguages) && languagesSupported(opts.expectedContextLanguages) && languagesSupported(opts.outputLanguage);
+  }
+  for (const key of ["expectedInputs", "expectedOutputs"]) {
+    const list = opts[key];
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) throw new TypeError(`${key} must be an array`);
+    for (const x of list as { type?: unknown; languages?: unknown }[]) {
+      if (!["text", "image", "audio"].includes(x?.type as string)) throw new TypeError(`The provided value '${String(x?.type)}' is not a valid enum value of type LanguageModelMessageType.`);
+      if (x.type !== "text" || !languagesSupported(x.languages)) return false;
+    }
+  }
+  return true;
+}
+
+async function availability(kind: Kind, opts: Record<string, unknown> = {}): Promise<Availability> {
   if (typeof WebAssembly !== "object") return "unavailable";
+  if (!optionsSupported(kind, opts)) return "unavailable";
   if (shared && !downloading) return "available";
   if (downloading) return "downloading";
   try {
@@ -77,43 +184,104 @@ async function availability(): Promise<Availability> {
   }
 }
 
-async function withMonitor<T>(monitor: CreateMonitor | undefined, f: (e: Engine) => Promise<T>): Promise<T> {
-  const target = new EventTarget();
-  if (monitor) {
-    monitor(target);
-    monitors.add(target);
-  }
+/**
+ * One `create()`: refuses what `availability()` calls unavailable (NotSupportedError), reports
+ * download progress to `monitor` (not when the model was already available), stops waiting when
+ * `signal` fires, and returns the session with the specs' error shape.
+ */
+async function createSession<T extends object>(
+  kind: Kind,
+  opts: Record<string, unknown> & { monitor?: CreateMonitorCallback; signal?: AbortSignal },
+  make: (e: Engine) => Promise<T>,
+  optionsArg: Record<string, number>,
+): Promise<T> {
+  const { monitor, signal } = opts;
   try {
-    const engine = await sharedEngine();
-    target.dispatchEvent(new ProgressEvent("downloadprogress", { loaded: 1, total: 1, lengthComputable: true }));
-    return await f(engine);
-  } finally {
-    monitors.delete(target);
+    if (signal?.aborted) throw signal.reason;
+    const before = await availability(kind, opts);
+    if (before === "unavailable") throw new DOMException(`the ${GLOBAL_NAMES[kind]} options are not supported by this model`, "NotSupportedError");
+    const m = new CreateMonitor();
+    monitor?.(m);
+    const report = before !== "available";
+    if (report) {
+      monitors.add(m);
+      m.report(0);
+    }
+    try {
+      const engine = await acquireEngine(signal);
+      if (report) m.report(1);
+      return specSession(await make(engine), kind === "languageModel" ? "session" : kind, optionsArg);
+    } finally {
+      monitors.delete(m);
+    }
+  } catch (e) {
+    throw toSpecError(e, signal);
   }
 }
 
 /** `Summarizer` (WICG Writing Assistance APIs) over Hearth. */
 export class Summarizer {
-  static availability(_opts: SummarizerOptions = {}): Promise<Availability> {
-    return availability();
+  static async availability(opts: SummarizerOptions = {}): Promise<Availability> {
+    return availability("summarizer", opts as Record<string, unknown>);
   }
-  static create(opts: SummarizerOptions & { monitor?: CreateMonitor } = {}): Promise<HearthSummarizer> {
-    const { monitor, ...rest } = opts;
-    return withMonitor(monitor, (e) => e.summarizer(rest));
+  static create(opts: SummarizerOptions & { monitor?: CreateMonitorCallback } = {}): Promise<HearthSummarizer> {
+    const { monitor: _monitor, ...rest } = opts;
+    return createSession("summarizer", opts as Record<string, unknown>, (e) => e.summarizer(rest), { summarize: 1, summarizeStreaming: 1, measureInputUsage: 1 });
   }
 }
 
 /** `LanguageModel` (Chrome's Prompt API) over Hearth. */
 export class LanguageModel {
-  static availability(_opts: LanguageModelCreateOptions = {}): Promise<Availability> {
-    return availability();
+  static async availability(opts: LanguageModelCreateOptions = {}): Promise<Availability> {
+    return availability("languageModel", opts as Record<string, unknown>);
   }
   static async params(): Promise<typeof LANGUAGE_MODEL_PARAMS> {
     return LANGUAGE_MODEL_PARAMS;
   }
-  static create(opts: LanguageModelCreateOptions & { monitor?: CreateMonitor } = {}): Promise<HearthLanguageModel> {
-    const { monitor, ...rest } = opts;
-    return withMonitor(monitor, (e) => e.languageModel(rest));
+  static create(opts: LanguageModelCreateOptions & { monitor?: CreateMonitorCallback } = {}): Promise<HearthLanguageModel> {
+    const { monitor: _monitor, ...rest } = opts;
+    return createSession("languageModel", opts as Record<string, unknown>, (e) => e.languageModel(rest), {
+      prompt: 1, promptStreaming: 1, append: 1, measureContextUsage: 1, measureInputUsage: 1, clone: 0,
+    });
+  }
+}
+
+/** `Writer` (WICG Writing Assistance APIs) over Hearth. */
+export class Writer {
+  static async availability(opts: WritingOptions & Record<string, unknown> = {}): Promise<Availability> {
+    return availability("writer", opts);
+  }
+  static create(opts: WritingOptions & { monitor?: CreateMonitorCallback } & Record<string, unknown> = {}): Promise<HearthWriter> {
+    const { monitor: _monitor, ...rest } = opts;
+    return createSession("writer", opts, (e) => e.writer(rest), { write: 1, writeStreaming: 1, measureInputUsage: 1 });
+  }
+}
+
+/** `Rewriter` (WICG Writing Assistance APIs) over Hearth. */
+export class Rewriter {
+  static async availability(opts: WritingOptions & Record<string, unknown> = {}): Promise<Availability> {
+    return availability("rewriter", opts);
+  }
+  static create(opts: WritingOptions & { monitor?: CreateMonitorCallback } & Record<string, unknown> = {}): Promise<HearthRewriter> {
+    const { monitor: _monitor, ...rest } = opts;
+    return createSession("rewriter", opts, (e) => e.rewriter(rest), { rewrite: 1, rewriteStreaming: 1, measureInputUsage: 1 });
+  }
+}
+
+/** `LanguageDetector` over tinyld (no model download: always "available" for the languages it knows). */
+export class LanguageDetector {
+  static async availability(opts: { expectedInputLanguages?: readonly string[] } = {}): Promise<Availability> {
+    const known = new Set(detectableLanguages());
+    const langs = opts.expectedInputLanguages ?? [];
+    if (!Array.isArray(langs)) throw new TypeError("expectedInputLanguages must be an array of language tags");
+    return langs.every((l) => typeof l === "string" && known.has(l.split("-")[0]!.toLowerCase())) ? "available" : "unavailable";
+  }
+  static async create(opts: { expectedInputLanguages?: readonly string[]; signal?: AbortSignal; monitor?: CreateMonitorCallback } = {}): Promise<HearthLanguageDetector> {
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    if ((await LanguageDetector.availability(opts)) === "unavailable") throw new DOMException("an expected input language is not detectable", "NotSupportedError");
+    // Nothing to download: the monitor gets no event (the model is "available").
+    opts.monitor?.(new CreateMonitor());
+    return specSession(new HearthLanguageDetector(opts), "language detector", { detect: 1, measureInputUsage: 1 });
   }
 }
 
@@ -121,29 +289,33 @@ export class LanguageModel {
 export interface Installed {
   Summarizer: boolean;
   LanguageModel: boolean;
+  Writer: boolean;
+  Rewriter: boolean;
+  LanguageDetector: boolean;
 }
 
-function define(name: "Summarizer" | "LanguageModel", value: unknown): void {
+type GlobalName = keyof Installed;
+const POLYFILLS: Record<GlobalName, unknown> = { Summarizer, LanguageModel, Writer, Rewriter, LanguageDetector };
+
+function define(name: GlobalName, value: unknown): void {
   Object.defineProperty(globalThis, name, { value, configurable: true, writable: true });
 }
 
 /** Installs the globals where absent (or always, with `force`); returns which it installed. */
 export function install(opts: { force?: boolean } = {}): Installed {
   const g = globalThis as Record<string, unknown>;
-  const done: Installed = { Summarizer: false, LanguageModel: false };
-  if (opts.force || !("Summarizer" in g)) {
-    define("Summarizer", Summarizer);
-    done.Summarizer = true;
-  }
-  if (opts.force || !("LanguageModel" in g)) {
-    define("LanguageModel", LanguageModel);
-    done.LanguageModel = true;
+  const done: Installed = { Summarizer: false, LanguageModel: false, Writer: false, Rewriter: false, LanguageDetector: false };
+  for (const name of Object.keys(POLYFILLS) as GlobalName[]) {
+    if (opts.force || !(name in g)) {
+      define(name, POLYFILLS[name]);
+      done[name] = true;
+    }
   }
   return done;
 }
 
 /** The browser's own implementations the polyfill replaced (still usable), if any. */
-export const native: { Summarizer?: unknown; LanguageModel?: unknown } = {};
+export const native: Partial<Record<GlobalName, unknown>> = {};
 
 /** A native global is kept only if it can actually run: its `availability()` is not "unavailable". */
 async function nativeUsable(value: unknown): Promise<boolean> {
@@ -164,11 +336,11 @@ async function nativeUsable(value: unknown): Promise<boolean> {
 export async function installWhereUnavailable(): Promise<Installed> {
   const g = globalThis as Record<string, unknown>;
   const done = install();
-  for (const name of ["Summarizer", "LanguageModel"] as const) {
+  for (const name of Object.keys(POLYFILLS) as GlobalName[]) {
     if (done[name]) continue;
     if (!(await nativeUsable(g[name]))) {
       native[name] = g[name];
-      define(name, name === "Summarizer" ? Summarizer : LanguageModel);
+      define(name, POLYFILLS[name]);
       done[name] = true;
     }
   }

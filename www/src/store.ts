@@ -88,13 +88,13 @@ export class WeightStore {
   }
 
   /** Directory names are a hash of the id: ids may be URLs. */
-  private key(id: string): string {
-    return sha256Hex(new TextEncoder().encode(id)).slice(0, 32);
+  private async key(id: string): Promise<string> {
+    return (await sha256Hex(new TextEncoder().encode(id))).slice(0, 32);
   }
 
   private async modelDir(id: string, create: boolean): Promise<FileSystemDirectoryHandle | null> {
     const root = await this.root(create);
-    return root ? subdir(root, this.key(id), create) : null;
+    return root ? subdir(root, await this.key(id), create) : null;
   }
 
   /** Every model in the store (complete or partial), most recently used first. */
@@ -135,7 +135,7 @@ export class WeightStore {
     const root = await this.root(false);
     if (!root) return false;
     try {
-      await root.removeEntry(this.key(id), { recursive: true });
+      await root.removeEntry(await this.key(id), { recursive: true });
       return true;
     } catch (e) {
       if (isNotFound(e)) return false;

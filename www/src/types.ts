@@ -102,10 +102,10 @@ export interface LoadConfig {
   evict: boolean;
   /** `auto`: the threaded build where it can run; `false`: single thread; a number: that many threads. */
   threads: number | false | "auto";
-  /** URL of `pkg/hearth.js`, the baseline build (absolute). */
-  wasmModuleUrl: string;
-  /** URL of `pkg-mt/hearth.js`, the threaded build (absolute). */
-  wasmThreadsModuleUrl: string;
+  /** URL of the baseline build's `hearth.js` (absolute) when overridden; default: the package's `pkg/` (`assets.ts`). */
+  wasmModuleUrl?: string;
+  /** URL of the threaded build's `hearth.js` (absolute) when overridden; default: the package's `pkg-mt/`. */
+  wasmThreadsModuleUrl?: string;
   /** Base URL of registry model files. */
   modelBaseUrl?: string;
 }

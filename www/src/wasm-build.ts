@@ -45,7 +45,8 @@ export function threadsSupport(): { ok: boolean; reason: string } {
 /** The build chosen for a load: its module URL, the thread pool size (0: none) and why. */
 export interface BuildChoice {
   build: WasmBuild;
-  moduleUrl: string;
+  /** The build's module URL when the load overrides it (`wasmUrl`/`wasmThreadsUrl`); else the package's own (`assets.ts`). */
+  moduleUrl?: string | undefined;
   poolSize: number;
   reason: string;
 }
@@ -55,7 +56,7 @@ export interface BuildChoice {
  * (the threaded build with one thread per logical core where it can run, else the baseline),
  * `false` (baseline), or a pool size (the threaded build, `BAD_REQUEST` where it cannot run).
  */
-export function chooseBuild(backend: Backend, threads: number | false | "auto", urls: { baseline: string; threads: string }): BuildChoice {
+export function chooseBuild(backend: Backend, threads: number | false | "auto", urls: { baseline?: string | undefined; threads?: string | undefined }): BuildChoice {
   const baseline = (reason: string): BuildChoice => ({ build: "baseline", moduleUrl: urls.baseline, poolSize: 0, reason });
   if (threads === false) return baseline("single thread requested (threads: false)");
   if (backend !== "cpu") return baseline("WebGPU backend: CPU threads do not apply");

@@ -8,6 +8,7 @@
 import { HearthError } from "./errors.js";
 import type { HearthWasmModule, WasmExports } from "./wasm-api.js";
 import { chooseBuild, type BuildChoice } from "./wasm-build.js";
+import { importWasmBuild, wasmBuildLabel, type WasmAsset, type WasmBuildName } from "./assets.js";
 import type { LoadConfig } from "./types.js";
 
 /** One initialised instance of a wasm-bindgen module. */
@@ -16,48 +17,54 @@ export interface LoadedWasm {
   exports: WasmExports;
   /** Threads the CPU backend computes on (the pool size in the threaded build, else 1). */
   threads: number;
-  /** The module URL it was loaded for (without the instance fragment). */
-  moduleUrl: string;
+  /** Which build, from where (`moduleUrl` undefined: the package's own, located by `assets.ts`). */
+  build: WasmBuildName;
+  moduleUrl: string | undefined;
+  poolSize: number;
+  /** The module cache key (`wasmBuildLabel`). */
+  label: string;
   /** Set once the instance trapped: nothing may call into it again. */
   dead: boolean;
 }
 
 const modules = new Map<string, Promise<LoadedWasm>>();
-let instances = 0;
+const instances = new Map<string, number>();
 
 /**
- * Imports and initialises the wasm-bindgen module once per realm and URL; with `poolSize` > 0
- * (the threaded build) also starts its thread pool, once: a later call keeps the first pool.
- * After {@link markDead} the next call imports a new instance (the URL with a fresh fragment is
- * a new ES module, so its glue holds a new `WebAssembly.Instance`).
+ * Imports and initialises a wasm build once per realm (the package's own, or the module at
+ * `moduleUrl`: `assets.ts`); with `poolSize` > 0 (the threaded build) also starts its thread
+ * pool, once: a later call keeps the first pool. After {@link markDead} the next call imports a
+ * new instance (the module URL with a fresh fragment is a new ES module, so its glue holds a new
+ * `WebAssembly.Instance`).
  */
-export function loadWasmModule(moduleUrl: string, poolSize = 0): Promise<LoadedWasm> {
-  let p = modules.get(moduleUrl);
+export function loadWasmModule(build: WasmBuildName, moduleUrl: string | undefined, poolSize = 0): Promise<LoadedWasm> {
+  const label = wasmBuildLabel(build, moduleUrl);
+  let p = modules.get(label);
   if (!p) {
-    const n = instances++;
-    const importUrl = n === 0 ? moduleUrl : `${moduleUrl.split("#")[0]}#hearth-instance-${n}`;
+    const n = instances.get(label) ?? 0;
+    instances.set(label, n + 1);
     p = (async () => {
-      let mod: HearthWasmModule;
+      let asset: WasmAsset;
       try {
-        mod = (await import(/* webpackIgnore: true */ importUrl)) as HearthWasmModule;
+        asset = await importWasmBuild(build, moduleUrl, n);
       } catch (e) {
-        throw new HearthError("INTERNAL", `could not load the Hearth wasm module from ${moduleUrl} (run make wasm): ${e instanceof Error ? e.message : String(e)}`);
+        throw new HearthError("INTERNAL", `could not load the Hearth wasm module from ${label} (run make wasm): ${e instanceof Error ? e.message : String(e)}`);
       }
-      const wasmUrl = new URL("hearth_bg.wasm", moduleUrl);
+      const { mod, wasmUrl } = asset;
       let exports: WasmExports;
       try {
         exports = await mod.default({ module_or_path: wasmUrl });
         // The pool must start before anything touches rayon, or rayon settles on one thread.
-        if (poolSize > 0) await startThreadPool(mod, moduleUrl, poolSize);
+        if (poolSize > 0) await startThreadPool(mod, label, poolSize);
       } catch (e) {
-        throw new HearthError("INTERNAL", `could not start the Hearth wasm module ${moduleUrl}: ${e instanceof Error ? e.message : String(e)}`);
+        throw new HearthError("INTERNAL", `could not start the Hearth wasm module ${label}: ${e instanceof Error ? e.message : String(e)}`);
       }
-      return { mod, exports, threads: mod.cpu_threads(), moduleUrl, dead: false };
+      return { mod, exports, threads: mod.cpu_threads(), build, moduleUrl, poolSize, label, dead: false };
     })();
     p.catch(() => {
-      if (modules.get(moduleUrl) === p) modules.delete(moduleUrl);
+      if (modules.get(label) === p) modules.delete(label);
     });
-    modules.set(moduleUrl, p);
+    modules.set(label, p);
   }
   return p;
 }
@@ -65,10 +72,10 @@ export function loadWasmModule(moduleUrl: string, poolSize = 0): Promise<LoadedW
 /** Marks an instance dead (it trapped): later loads of its URL import a fresh instance. */
 export function markDead(w: LoadedWasm): void {
   w.dead = true;
-  const p = modules.get(w.moduleUrl);
+  const p = modules.get(w.label);
   if (p) {
     p.then((cur) => {
-      if (cur === w && modules.get(w.moduleUrl) === p) modules.delete(w.moduleUrl);
+      if (cur === w && modules.get(w.label) === p) modules.delete(w.label);
     }, () => undefined);
   }
 }
@@ -153,17 +160,17 @@ async function startThreadPool(mod: HearthWasmModule, moduleUrl: string, poolSiz
 /** Loads the build `choice` names; in `auto` mode a threaded build that fails to start falls back to the baseline. */
 export async function loadBuild(choice: BuildChoice, config: LoadConfig): Promise<{ wasm: LoadedWasm; choice: BuildChoice }> {
   try {
-    return { wasm: await loadWasmModule(choice.moduleUrl, choice.poolSize), choice };
+    return { wasm: await loadWasmModule(choice.build, choice.moduleUrl, choice.poolSize), choice };
   } catch (e) {
     if (choice.build !== "threads" || config.threads !== "auto") throw e;
     const fallback: BuildChoice = {
       ...chooseBuild("cpu", false, urlsOf(config)),
       reason: `single thread: the threaded build did not start (${HearthError.from(e).message})`,
     };
-    return { wasm: await loadWasmModule(fallback.moduleUrl), choice: fallback };
+    return { wasm: await loadWasmModule(fallback.build, fallback.moduleUrl), choice: fallback };
   }
 }
 
-export function urlsOf(config: LoadConfig): { baseline: string; threads: string } {
+export function urlsOf(config: LoadConfig): { baseline?: string | undefined; threads?: string | undefined } {
   return { baseline: config.wasmModuleUrl, threads: config.wasmThreadsModuleUrl };
 }

@@ -1,5 +1,6 @@
 /** The page side of the engine Worker: a {@link Driver} that forwards to `worker.ts`. */
 
+import { startEngineWorker } from "./assets.js";
 import type { CoreHooks, Driver } from "./core.js";
 import { HearthError, abortError, throwIfAborted } from "./errors.js";
 import type { FromWorker, ToWorker } from "./protocol.js";
@@ -32,7 +33,7 @@ export class WorkerDriver implements Driver {
   info!: ModelInfo;
 
   private constructor(
-    private readonly workerUrl: URL,
+    private readonly workerUrl: string | URL | undefined,
     private readonly model: string,
     private readonly config: LoadConfig,
     private readonly hooks: CoreHooks,
@@ -41,7 +42,7 @@ export class WorkerDriver implements Driver {
   }
 
   private spawn(): Worker {
-    const worker = new Worker(this.workerUrl, { type: "module", name: "hearth-engine" });
+    const worker = startEngineWorker(this.workerUrl);
     worker.onmessage = (e: MessageEvent<FromWorker>) => {
       if (worker === this.worker) this.onMessage(e.data);
     };
@@ -58,7 +59,7 @@ export class WorkerDriver implements Driver {
   }
 
   /** Starts the Worker and loads the model in it. Whatever fails, the Worker is terminated before this rejects. */
-  static async load(workerUrl: URL, model: string, config: LoadConfig, hooks: CoreHooks): Promise<WorkerDriver> {
+  static async load(workerUrl: string | URL | undefined, model: string, config: LoadConfig, hooks: CoreHooks): Promise<WorkerDriver> {
     throwIfAborted(hooks.signal);
     const d = new WorkerDriver(workerUrl, model, config, hooks);
     try {

@@ -1,0 +1,83 @@
+/*
+ * The thread pool's Worker helpers of the threaded wasm build (www/pkg-mt/), written over the
+ * snippet wasm-bindgen-rayon 1.3 generates (`snippets/wasm-bindgen-rayon-*\/src/
+ * workerHelpers.no-bundler.js`) by scripts/build_wasm.py, after wasm-bindgen: wasm-pack.toml
+ * `[bindgen.threads] snippet-overrides`.
+ *
+ * Why: wasm-bindgen-rayon's `no-bundler` helper fetches its own script (`import.meta.url`) into a
+ * `blob:` Worker and imports the glue from a URL computed at run time (`builder.mainJS()`). No
+ * bundler can follow that: webpack turns `import.meta.url` into a `file://` path, Vite's build
+ * puts the helper inside the engine Worker's bundle, and Vite's dev server adds an import of
+ * `/@vite/client` that a `blob:` module cannot resolve. Its bundler helper imports `'../../..'`
+ * (a directory), which no browser can load without a bundler. This file uses the literal
+ * patterns both understand — `new Worker(new URL("./workerHelpers.no-bundler.js",
+ * import.meta.url), {type: "module"})` and `import("../../../hearth.js")` — and keeps the
+ * `blob:` start only for where it is needed: a package served from another origin than the page
+ * (a module Worker must be same-origin; that host must send CORS headers).
+ *
+ * The protocol with the wasm side is wasm-bindgen-rayon's (`startWorkers(module, memory,
+ * builder)`, `wbg_rayon_start_worker(receiver)`): derived from its workerHelpers.js,
+ * Copyright 2022 Google Inc., Apache License 2.0 (http://www.apache.org/licenses/LICENSE-2.0).
+ */
+
+function waitForMsgType(target, type) {
+  return new Promise((resolve) => {
+    target.addEventListener("message", function onMsg({ data }) {
+      if (data == null || data.type !== type) return;
+      target.removeEventListener("message", onMsg);
+      resolve(data);
+    });
+  });
+}
+
+// In a pool Worker (this file is its entry): wait for the wasm module and memory, start the
+// glue on them, then hand this thread to rayon. Elsewhere (the glue imports this file) the
+// message never comes.
+waitForMsgType(self, "wasm_bindgen_worker_init").then(async (data) => {
+  const pkg = await import("../../../hearth.js");
+  await pkg.default({ module_or_path: data.module, memory: data.memory });
+  postMessage({ type: "wasm_bindgen_worker_ready" });
+  pkg.wbg_rayon_start_worker(data.receiver);
+});
+
+/** `rel` against this file's URL (a parameter, so bundlers leave it alone). */
+function besideThisFile(rel) {
+  // webpackIgnore: without it webpack makes a context module of the folder (and warns).
+  return new URL(/* webpackIgnore: true */ rel, import.meta.url);
+}
+
+function startPoolWorker() {
+  try {
+    // The literal pattern: bundlers make this file a Worker entry and rewrite the URL.
+    return new Worker(new URL("./workerHelpers.no-bundler.js", import.meta.url), { type: "module" });
+  } catch (e) {
+    // A cross-origin script: SecurityError. Start it from a same-origin blob: module instead.
+    if (!(e instanceof DOMException && e.name === "SecurityError")) throw e;
+    const script = besideThisFile("./workerHelpers.no-bundler.js").href;
+    const shim = URL.createObjectURL(new Blob([`import ${JSON.stringify(script)};\n`], { type: "text/javascript" }));
+    const worker = new Worker(shim, { type: "module" });
+    waitForMsgType(worker, "wasm_bindgen_worker_ready").then(() => URL.revokeObjectURL(shim));
+    return worker;
+  }
+}
+
+// Never read: keeps the Workers referenced (Firefox collects unreferenced Workers that share
+// a wasm memory, https://bugzilla.mozilla.org/show_bug.cgi?id=1702191).
+let _workers;
+
+export async function startWorkers(module, memory, builder) {
+  if (builder.numThreads() === 0) throw new Error("num_threads must be > 0.");
+  const workerInit = { type: "wasm_bindgen_worker_init", module, memory, receiver: builder.receiver() };
+  _workers = await Promise.all(
+    Array.from({ length: builder.numThreads() }, async () => {
+      const worker = startPoolWorker();
+      const failed = new Promise((_, reject) =>
+        worker.addEventListener("error", (e) => reject(new Error(`a thread pool Worker failed to start: ${e.message || "could not load its script"}`)), { once: true }),
+      );
+      worker.postMessage(workerInit);
+      await Promise.race([waitForMsgType(worker, "wasm_bindgen_worker_ready"), failed]);
+      return worker;
+    }),
+  );
+  builder.build();
+}
