@@ -64,9 +64,9 @@ const HEADER_LIMIT: u64 = hearth::gguf::DEFAULT_MAX_HEADER_BYTES;
 
 /// Fewest byte-level cases per second of fuzzing a run must execute (the 2-core CI machine
 /// runs several thousand per second; see the README's Tests section for measured figures).
-const MIN_BYTE_CASES_PER_SEC: u64 = 200;
+const MIN_BYTE_CASES_PER_SEC: u64 = 100;
 /// Fewest structure-aware cases per second (measured: see the README).
-const MIN_STRUCTURE_CASES_PER_SEC: u64 = 5;
+const MIN_STRUCTURE_CASES_PER_SEC: u64 = 2;
 
 fn model_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/cache/SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -494,7 +494,7 @@ fn fuzz_model_values() {
             .unwrap_or(1)
     });
     println!("fuzz_model_values: seed {seed} (HEARTH_FUZZ_SEED), {secs} s (HEARTH_FUZZ_SECS)");
-    let seeds = structure::seeds();
+    let mut seeds = structure::seeds();
     let mut rng = Rng::new(seed);
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut cases = 0u64;
@@ -503,9 +503,10 @@ fn fuzz_model_values() {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     while Instant::now() < deadline {
-        let s = &seeds[rng.below(seeds.len())];
+        let which = rng.below(seeds.len());
         let case_seed = rng.next();
         let mut case_rng = Rng::new(case_seed);
+        let s = &mut seeds[which];
         match catch_unwind(AssertUnwindSafe(|| structure::run_case(s, &mut case_rng))) {
             Ok(label) => *outcomes.entry(label).or_default() += 1,
             Err(payload) => {
@@ -515,6 +516,8 @@ fn fuzz_model_values() {
                     .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_default();
                 failures.push(format!("case {cases} (case seed {case_seed}): {msg:.300}"));
+                // The panicking case took its seed's metadata with it.
+                seeds = structure::seeds();
             }
         }
         cases += 1;
