@@ -5,7 +5,7 @@
 use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
 use crate::engine::{EngineError, FinishReason, GenerateParams, Generation, Loader, SamplerParams, Session};
-use crate::model::{ModelError, ModelOptions};
+use crate::model::ModelOptions;
 use crate::template::ChatMessage;
 use serde::Deserialize;
 use std::cell::{Cell, RefCell};
@@ -20,35 +20,9 @@ fn js_error(code: &str, message: &str) -> JsValue {
     o.into()
 }
 
-/// The stable JS error code of an engine error: `INVALID_MODEL` for a malformed file
-/// (bad GGUF bytes, hyper-parameters that break a rule, tensors that do not match them, a
-/// hostile or broken chat template at load), `UNSUPPORTED_MODEL` for a well-formed file
-/// Hearth does not run (GGUF version, tensor type, architecture, tokenizer kind).
+/// The stable JS error code of an engine error ([`EngineError::code`]).
 pub fn error_code(e: &EngineError) -> &'static str {
-    use crate::backend::BackendError as BE;
-    use crate::gguf::Error as GE;
-    use crate::template::TemplateError as TE;
-    use crate::tokenizer::TokenizerError as KE;
-    match e {
-        EngineError::Gguf(GE::UnsupportedVersion(_) | GE::UnknownTensorType { .. }) => "UNSUPPORTED_MODEL",
-        EngineError::Gguf(_) => "INVALID_MODEL",
-        EngineError::Tokenizer(KE::Unsupported { .. } | KE::UnsupportedPre { .. }) => "UNSUPPORTED_MODEL",
-        EngineError::Tokenizer(KE::InvalidToken { .. } | KE::Encode(_)) => "BAD_REQUEST",
-        EngineError::Tokenizer(_) => "INVALID_MODEL",
-        // At load: a template that does not parse or fails the probe render. At request time
-        // (see `Session::chat_tokens`) template errors arrive as `BadRequest`.
-        EngineError::Template(TE::NoTemplate | TE::Raised(_)) => "BAD_REQUEST",
-        EngineError::Template(_) => "INVALID_MODEL",
-        EngineError::Model(ModelError::ContextOverflow { .. }) | EngineError::ContextOverflow { .. } => "CONTEXT_OVERFLOW",
-        EngineError::Model(ModelError::Backend(BE::DeviceLost(_))) | EngineError::Backend(BE::DeviceLost(_)) => "DEVICE_LOST",
-        EngineError::Model(ModelError::Backend(BE::OutOfMemory { .. })) | EngineError::Backend(BE::OutOfMemory { .. }) => "QUOTA",
-        EngineError::Model(ModelError::UnsupportedArchitecture { .. }) => "UNSUPPORTED_MODEL",
-        EngineError::Model(ModelError::Backend(BE::UnsupportedType { .. } | BE::Quant(_))) => "UNSUPPORTED_MODEL",
-        EngineError::Model(_) => "INVALID_MODEL",
-        EngineError::Backend(BE::UnsupportedType { .. }) | EngineError::Backend(BE::Quant(_)) => "UNSUPPORTED_MODEL",
-        EngineError::Backend(_) => "INTERNAL",
-        EngineError::BadRequest(_) => "BAD_REQUEST",
-    }
+    e.code()
 }
 
 /// The last Rust panic's message (location included), kept by [`install_panic_hook`].

@@ -5,6 +5,7 @@
 //! through a callback that can cancel by returning `false`.
 
 mod clock;
+mod error_code;
 mod load;
 pub mod sampler;
 mod sampler_check;
