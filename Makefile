@@ -42,7 +42,8 @@ test-rust:
 test-wasm-build: wasm
 	@echo "wasm32 builds: ok (www/pkg, www/pkg-mt)"
 
-## fuzz-long: the GGUF mutation fuzzer for 10 minutes (make test runs it for 30 s).
+## fuzz-long: both fuzzers (GGUF bytes; metadata values through config, tokenizer, template and
+## model build) for 10 minutes each, side by side; prints cases/s and totals (make test: 30 s).
 fuzz-long:
 	HEARTH_FUZZ_SECS=600 $(CARGO) test --release --test fuzz_gguf -- --nocapture
 

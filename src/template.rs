@@ -5,8 +5,22 @@
 //! no trailing newline kept, Python string methods such as `.strip()` via `pycompat`, the
 //! `raise_exception` and `strftime_now` functions, `bos_token`/`eos_token` variables).
 //!
-//! Templates come from untrusted files: rendering is bounded by a fuel limit and minijinja's
-//! recursion limit, and every failure is a [`TemplateError`], never a panic.
+//! Templates come from untrusted files, so every resource a render can use is bounded, and
+//! every failure is a [`TemplateError`], never a panic, an abort or a hang:
+//! - the source: at most [`MAX_TEMPLATE_BYTES`];
+//! - instructions: minijinja's fuel ([`FUEL`]) and recursion limit;
+//! - memory: every string and sequence a render creates is charged to a byte budget
+//!   ([`RENDER_BUDGET_BYTES`] plus [`BUDGET_PER_INPUT_BYTE`] per byte of the conversation;
+//!   vendored minijinja, `vendor/minijinja/HEARTH-PATCH.md`), so `{% set s = s ~ s %}`
+//!   forty times stops after a few doublings; operations that size an allocation by an
+//!   argument (`indent`, `format` widths, `*`, `replace`, `join`, `slice`, `batch`) check it
+//!   before allocating, and format widths are capped at 4096;
+//! - output: at most [`MAX_OUTPUT_BYTES`] plus twice the conversation's size.
+//!
+//! A template that hits one of these limits is [`TemplateError::Limit`]. [`ChatTemplate::new`]
+//! renders two probe conversations, so a template that exhausts a limit on an ordinary
+//! conversation fails the load (the whole model, `INVALID_MODEL` in JS), like a template that
+//! does not parse. A template that only misbehaves on some conversations fails those requests.
 
 use minijinja::{Environment, Error, ErrorKind};
 use serde::{Deserialize, Serialize};
@@ -42,14 +56,26 @@ pub enum TemplateError {
     /// The template called `raise_exception(message)` (e.g. roles out of order).
     #[error("chat template rejected the conversation: {0}")]
     Raised(String),
-    /// Rendering failed otherwise (undefined operation, fuel or recursion limit exceeded…).
+    /// Rendering failed otherwise (an undefined operation, a wrong type…).
     #[error("chat template failed: {0}")]
     Render(String),
+    /// The template is larger than [`MAX_TEMPLATE_BYTES`], or a render exceeded a limit
+    /// (fuel, recursion, memory budget, output size): see the module doc.
+    #[error("chat template exceeded a limit: {0}")]
+    Limit(String),
 }
 
 /// Instructions a template may execute per render. HF templates render a conversation in a
 /// few thousand; this bounds a hostile template's loop without limiting real ones.
-const FUEL: u64 = 5_000_000;
+pub const FUEL: u64 = 5_000_000;
+/// Largest template source accepted (real ones are 1–20 KB).
+pub const MAX_TEMPLATE_BYTES: usize = 256 << 10;
+/// Bytes of strings and sequences one render may create, besides the conversation's share.
+pub const RENDER_BUDGET_BYTES: usize = 64 << 20;
+/// Budget added per byte of the conversation (templates copy each message a few times).
+pub const BUDGET_PER_INPUT_BYTE: usize = 16;
+/// Longest rendered text, besides twice the conversation's size.
+pub const MAX_OUTPUT_BYTES: usize = 8 << 20;
 /// Marks errors raised by the template's own `raise_exception`.
 const RAISED: &str = "\u{0}raise_exception\u{0}";
 const NAME: &str = "chat";
@@ -101,12 +127,18 @@ impl ChatTemplate {
         bos: Option<String>,
         eos: Option<String>,
     ) -> Result<ChatTemplate, TemplateError> {
+        if source.len() > MAX_TEMPLATE_BYTES {
+            return Err(TemplateError::Limit(format!(
+                "the template has {} bytes, more than {MAX_TEMPLATE_BYTES}",
+                source.len()
+            )));
+        }
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_keep_trailing_newline(false);
         env.set_fuel(Some(FUEL));
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_unknown_method_callback(bounded_methods::call);
         env.add_function(
             "raise_exception",
             |message: String| -> Result<String, Error> {
@@ -118,12 +150,38 @@ impl ChatTemplate {
         );
         env.add_template_owned(NAME, source.to_string())
             .map_err(|e| TemplateError::Syntax(describe(&e)))?;
-        Ok(ChatTemplate {
+        let t = ChatTemplate {
             env,
             bos,
             eos,
+            now_unix: Some(0),
+        };
+        t.probe()?;
+        Ok(ChatTemplate {
             now_unix: None,
+            ..t
         })
+    }
+
+    /// Renders two ordinary conversations; a limit hit on either fails (see the module doc).
+    /// Other errors are left to request time: a template may legitimately refuse a
+    /// conversation shape (`raise_exception`), and the probe cannot know which it expects.
+    fn probe(&self) -> Result<(), TemplateError> {
+        let probes = [
+            vec![ChatMessage::new("user", "Hello")],
+            vec![
+                ChatMessage::new("system", "You are helpful."),
+                ChatMessage::new("user", "Hello"),
+                ChatMessage::new("assistant", "Hi!"),
+                ChatMessage::new("user", "How are you?"),
+            ],
+        ];
+        for messages in &probes {
+            if let Err(e @ TemplateError::Limit(_)) = self.render(messages, true) {
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Sets the clock `strftime_now` reads (Unix seconds, UTC). Natively the default is the
@@ -155,11 +213,114 @@ impl ChatTemplate {
             eos_token => self.eos.as_deref().unwrap_or(""),
             strftime_now => minijinja::Value::from_function(strftime_now),
         };
-        tmpl.render(ctx)
-            .map_err(|e| match e.detail().and_then(|d| d.strip_prefix(RAISED)) {
+        let input: usize = messages
+            .iter()
+            .map(|m| m.role.len().saturating_add(m.content.len()))
+            .fold(0, usize::saturating_add);
+        let budget = RENDER_BUDGET_BYTES.saturating_add(input.saturating_mul(BUDGET_PER_INPUT_BYTE));
+        let mut out = CappedWriter {
+            text: Vec::new(),
+            cap: MAX_OUTPUT_BYTES.saturating_add(input.saturating_mul(2)),
+            overflowed: false,
+        };
+        let (result, spent) = minijinja::budget::with_budget(budget, || {
+            let r = tmpl.render_captured_to(ctx, &mut out);
+            (r, minijinja::budget::is_spent())
+        });
+        match result {
+            Ok(_) => String::from_utf8(out.text)
+                .map_err(|_| TemplateError::Render("the output is not UTF-8".into())),
+            Err(_) if out.overflowed => Err(TemplateError::Limit(format!(
+                "the output exceeds {} bytes",
+                out.cap
+            ))),
+            Err(e) if spent => Err(TemplateError::Limit(format!(
+                "{} (budget {budget} bytes)",
+                describe(&e)
+            ))),
+            Err(e) if is_limit(&e) => Err(TemplateError::Limit(describe(&e))),
+            Err(e) => Err(match e.detail().and_then(|d| d.strip_prefix(RAISED)) {
                 Some(message) => TemplateError::Raised(message.to_string()),
                 None => TemplateError::Render(describe(&e)),
-            })
+            }),
+        }
+    }
+}
+
+/// True for the errors of a bound: fuel, and those minijinja (and the patch) report as
+/// invalid operations with a fixed message (recursion, repetition, widths, the budget).
+fn is_limit(e: &Error) -> bool {
+    const LIMIT_MESSAGES: [&str; 4] = ["recursion limit", "memory budget", "too large", "too many elements"];
+    let text = describe(e);
+    e.kind() == ErrorKind::OutOfFuel || LIMIT_MESSAGES.iter().any(|m| text.contains(m))
+}
+
+/// The render's output, refusing to grow past `cap` bytes.
+struct CappedWriter {
+    text: Vec<u8>,
+    cap: usize,
+    overflowed: bool,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.text.len().saturating_add(buf.len()) > self.cap {
+            self.overflowed = true;
+            return Err(std::io::Error::other("chat template output too long"));
+        }
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Python string methods (`minijinja_contrib::pycompat`), with the two whose result size an
+/// argument multiplies (`replace`, `join`) checked against the render's budget first.
+mod bounded_methods {
+    use minijinja::value::{Value, ValueKind};
+    use minijinja::{Error, ErrorKind, State};
+
+    fn too_large() -> Error {
+        Error::new(ErrorKind::InvalidOperation, "the result would exceed the template's memory budget")
+    }
+
+    fn fits(n: Option<usize>) -> Result<(), Error> {
+        match (minijinja::budget::remaining(), n) {
+            (None, _) => Ok(()),
+            (Some(left), Some(n)) if n <= left => Ok(()),
+            _ => Err(too_large()),
+        }
+    }
+
+    /// Length of `s.replace(from, to)` (an empty `from` matches around every character).
+    fn replaced_len(s: &str, from: &str, to: &str) -> Option<usize> {
+        let matches = if from.is_empty() { s.chars().count() + 1 } else { s.matches(from).count() };
+        s.len().checked_sub(matches.checked_mul(from.len())?)?.checked_add(matches.checked_mul(to.len())?)
+    }
+
+    pub(super) fn call(state: &State, value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
+        if let (ValueKind::String, Some(s)) = (value.kind(), value.as_str()) {
+            match (method, args) {
+                ("replace", [from, to, ..]) => {
+                    if let (Some(from), Some(to)) = (from.as_str(), to.as_str()) {
+                        fits(replaced_len(s, from, to))?;
+                    }
+                }
+                ("join", [items, ..]) => {
+                    let mut total = Some(0usize);
+                    for (i, item) in items.try_iter()?.enumerate() {
+                        let len = item.as_str().map_or_else(|| item.to_string().len(), str::len);
+                        let sep = if i > 0 { s.len() } else { 0 };
+                        total = total.and_then(|t| t.checked_add(len)?.checked_add(sep));
+                        fits(total)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
     }
 }
 
@@ -348,28 +509,71 @@ mod tests {
         }
     }
 
+    /// Templates that would hang or exhaust memory (the among them) fail the load,
+    /// each with `Limit`, quickly.
     #[test]
-    fn hostile_templates_stop() {
-        let t = ChatTemplate::new(
+    fn hostile_templates_fail_the_load() {
+        let doubling = format!("{{% set s = 'x' %}}{}{{{{ s|length }}}}", "{% set s = s ~ s %}\n".repeat(40));
+        let plus_doubling = format!("{{% set s = 'x' %}}{}{{{{ s|length }}}}", "{% set s = s + s %}\n".repeat(40));
+        let seq_doubling = format!("{{% set l = [1] %}}{}{{{{ l|join }}}}", "{% set l = l + l %}\n".repeat(40));
+        let ns_loop = "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}";
+        let macro_doubling = "{% macro f(s, n) %}{% if n > 0 %}{{ f(s ~ s, n - 1) }}{% endif %}{% endmacro %}{{ f('x', 64) }}";
+        let hostile = [
+            "{{ ('x' ~ '\n' ~ 'y')|indent(4000000000) }}",
+            "{{ ('x' ~ '\n' ~ 'y')|indent(width=4000000000) }}",
+            doubling.as_str(),
+            plus_doubling.as_str(),
+            seq_doubling.as_str(),
+            ns_loop,
+            macro_doubling,
             "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
-            None,
-            None,
-        )
-        .unwrap();
-        assert!(matches!(
-            t.render(&[], false),
-            Err(TemplateError::Render(_))
-        ));
-        let t = ChatTemplate::new(
             "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+            "{{ '%999999999999s'|format('x') }}",
+            "{{ '%.999999999999f'|format(1.5) }}",
+            "{{ '{:>999999999999}'.format('x') }}",
+            "{{ 'x' * 1000000000000 }}",
+            "{% set s = 'x' * 100000 %}{{ s.replace('', 'y' * 100000) }}",
+            "{% set s = 'x' * 100000 %}{{ s|replace('x', 'y' * 100000) }}",
+            "{% set l = ['x' * 1000000] * 100000 %}{{ l|join }}",
+            "{% set l = ['x' * 1000000] * 100000 %}{{ ''.join(l) }}",
+            "{{ range(10)|batch(1000000000000) }}",
+            "{{ range(10)|slice(1000000000000) }}",
+            "{{ [1, 2]|tojson(indent=1000000000000) }}",
+            "{% set big = 'x' * 10000 %}{% for i in range(100000) %}{{ big }}{% endfor %}",
+        ];
+        for src in hostile {
+            match ChatTemplate::new(src, None, None) {
+                Err(TemplateError::Limit(_)) => {}
+                other => panic!("{src}: {other:?}"),
+            }
+        }
+        let huge = "x".repeat(MAX_TEMPLATE_BYTES + 1);
+        assert!(matches!(ChatTemplate::new(&huge, None, None), Err(TemplateError::Limit(_))));
+    }
+
+    /// A template that explodes only on some conversations loads; those renders fail with
+    /// `Limit`, the others work.
+    #[test]
+    fn conversation_dependent_limits_fail_only_that_render() {
+        let src = "{% if messages|length > 5 %}{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{% endif %}{{ messages[0].content }}";
+        let t = ChatTemplate::new(src, None, None).unwrap();
+        assert_eq!(t.render(&[user("hi")], false).unwrap(), "hi");
+        assert!(matches!(t.render(&vec![user("hi"); 6], false), Err(TemplateError::Limit(_))));
+        assert_eq!(t.render(&[user("again")], false).unwrap(), "again");
+    }
+
+    /// Real renders stay far below the limits: a conversation of 4 MB renders.
+    #[test]
+    fn large_conversations_render() {
+        let t = ChatTemplate::new(
+            "{% for m in messages %}{{ '<|im_start|>' + m.role + '\n' + m.content + '<|im_end|>' + '\n' }}{% endfor %}",
             None,
             None,
         )
         .unwrap();
-        assert!(matches!(
-            t.render(&[], false),
-            Err(TemplateError::Render(_))
-        ));
+        let big = "y".repeat(1 << 20);
+        let out = t.render(&vec![user(&big); 4], false).unwrap();
+        assert!(out.len() > 4 << 20);
     }
 
     #[test]

@@ -119,6 +119,7 @@ const FIM_EOG_TEXTS: &[&str] = &[
     "<|file_sep|>",
 ];
 
+#[derive(Clone)]
 enum Kind {
     /// Byte-level BPE through the `tokenizers` crate.
     Bpe(Box<tokenizers::Tokenizer>),
@@ -130,6 +131,7 @@ enum Kind {
 }
 
 /// A special token as the partitioner sees it.
+#[derive(Clone)]
 struct Special {
     id: u32,
     /// Strip whitespace after the token (llama.cpp's `LLAMA_TOKEN_ATTR_RSTRIP`, set for Phi-3).
@@ -137,6 +139,7 @@ struct Special {
 }
 
 /// A GGUF model's tokenizer. Immutable once built; `encode`/`decode` take `&self`.
+#[derive(Clone)]
 pub struct Tokenizer {
     kind: Kind,
     tokens: Vec<String>,

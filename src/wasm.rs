@@ -5,7 +5,7 @@
 use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
 use crate::engine::{EngineError, FinishReason, GenerateParams, Generation, Loader, SamplerParams, Session};
-use crate::model::{ModelError, ModelOptions};
+use crate::model::ModelOptions;
 use crate::template::ChatMessage;
 use serde::Deserialize;
 use std::cell::{Cell, RefCell};
@@ -20,20 +20,38 @@ fn js_error(code: &str, message: &str) -> JsValue {
     o.into()
 }
 
-/// The stable JS error code of an engine error.
+/// The stable JS error code of an engine error ([`EngineError::code`]).
 pub fn error_code(e: &EngineError) -> &'static str {
-    use crate::backend::BackendError as BE;
-    match e {
-        EngineError::Gguf(_) | EngineError::Tokenizer(_) => "UNSUPPORTED_MODEL",
-        EngineError::Template(_) => "UNSUPPORTED_MODEL",
-        EngineError::Model(ModelError::ContextOverflow { .. }) | EngineError::ContextOverflow { .. } => "CONTEXT_OVERFLOW",
-        EngineError::Model(ModelError::Backend(BE::DeviceLost(_))) | EngineError::Backend(BE::DeviceLost(_)) => "DEVICE_LOST",
-        EngineError::Model(ModelError::Backend(BE::OutOfMemory { .. })) | EngineError::Backend(BE::OutOfMemory { .. }) => "QUOTA",
-        EngineError::Model(_) => "UNSUPPORTED_MODEL",
-        EngineError::Backend(BE::UnsupportedType { .. }) | EngineError::Backend(BE::Quant(_)) => "UNSUPPORTED_MODEL",
-        EngineError::Backend(_) => "INTERNAL",
-        EngineError::BadRequest(_) => "BAD_REQUEST",
-    }
+    e.code()
+}
+
+/// The last Rust panic's message (location included), kept by [`install_panic_hook`].
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Installs the panic hook every export starts with: it logs the panic to the console
+/// (`console_error_panic_hook`) and keeps its message for [`last_panic_message`], because
+/// the trap that follows reaches JS as a bare `RuntimeError: unreachable`.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            // try_lock: a panic while the lock is held (it never is, outside this hook) must
+            // not deadlock the hook.
+            if let Ok(mut last) = LAST_PANIC.try_lock() {
+                *last = Some(info.to_string());
+            }
+            console_error_panic_hook::hook(info);
+        }));
+    });
+}
+
+/// The message of the last Rust panic in this wasm instance (`"panicked at src/…: …"`), or
+/// `undefined` if none happened. After a trap (`WebAssembly.RuntimeError`) JS reads it to
+/// report `INTERNAL` with the panic's text; the instance itself must then be discarded
+/// (a trap leaves Rust state, such as a held `RefCell` borrow, behind).
+#[wasm_bindgen]
+pub fn last_panic_message() -> Option<String> {
+    LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 fn to_js(e: EngineError) -> JsValue {
@@ -69,29 +87,26 @@ struct CompletionRequest {
 }
 
 impl Sampling {
+    /// The request's parameters over the engine's defaults ([`GenerateParams::default`]),
+    /// checked by the engine's one validation ([`GenerateParams::validate`]).
     fn params(&self) -> Result<GenerateParams, EngineError> {
-        let d = SamplerParams::default();
-        let temperature = self.temperature.unwrap_or(0.7);
-        if !(0.0..=5.0).contains(&temperature) {
-            return Err(EngineError::BadRequest(format!("temperature {temperature} is outside 0..5")));
-        }
-        let top_p = self.top_p.unwrap_or(d.top_p);
-        if !(0.0..=1.0).contains(&top_p) || top_p == 0.0 {
-            return Err(EngineError::BadRequest(format!("top_p {top_p} is outside (0, 1]")));
-        }
-        Ok(GenerateParams {
-            max_tokens: self.max_tokens.unwrap_or(256),
+        let g = GenerateParams::default();
+        let d = g.sampler;
+        let p = GenerateParams {
+            max_tokens: self.max_tokens.unwrap_or(g.max_tokens),
             stop: self.stop.clone(),
             sampler: SamplerParams {
-                temperature,
-                top_p,
+                temperature: self.temperature.unwrap_or(d.temperature),
+                top_p: self.top_p.unwrap_or(d.top_p),
                 top_k: self.top_k.unwrap_or(d.top_k),
                 min_p: self.min_p.unwrap_or(d.min_p),
-                repeat_penalty: self.repeat_penalty.unwrap_or(1.0),
+                repeat_penalty: self.repeat_penalty.unwrap_or(d.repeat_penalty),
                 repeat_last_n: d.repeat_last_n,
                 seed: self.seed.unwrap_or_else(|| (js_sys::Math::random() * 9.0e15) as u64),
             },
-        })
+        };
+        p.validate()?;
+        Ok(p)
     }
 }
 
@@ -107,6 +122,7 @@ enum State<B: Backend + 'static> {
 }
 
 trait Engine {
+    fn set_total_size(&mut self, total: u64) -> Result<(), EngineError>;
     fn feed(&mut self, chunk: &[u8]) -> Result<(), EngineError>;
     fn header_done(&self) -> bool;
     fn finish_load(&mut self) -> Result<String, EngineError>;
@@ -128,6 +144,13 @@ fn not_ready() -> EngineError {
 }
 
 impl<B: Backend + 'static> Engine for State<B> {
+    fn set_total_size(&mut self, total: u64) -> Result<(), EngineError> {
+        match self {
+            State::Loading(l) => l.set_total_size(total),
+            _ => Err(EngineError::BadRequest("set_total_size after the load finished".into())),
+        }
+    }
+
     fn feed(&mut self, chunk: &[u8]) -> Result<(), EngineError> {
         match self {
             State::Loading(l) => l.feed(chunk).inspect_err(|_| *self = State::Failed),
@@ -197,8 +220,7 @@ impl<B: Backend + 'static> Engine for State<B> {
 
     fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
         let State::Ready { session, .. } = self else { return Err(not_ready()) };
-        let t = session.template().map_err(|e| EngineError::Template(e.clone()))?;
-        Ok(t.render(messages, true)?)
+        session.render_chat(messages)
     }
 
     fn reset(&mut self) {
@@ -234,7 +256,7 @@ pub struct WasmEngine {
 impl WasmEngine {
     /// Creates an engine on `"webgpu"` or `"cpu"` with a KV cache of `n_ctx` tokens.
     pub async fn create(backend: String, n_ctx: usize) -> Result<WasmEngine, JsValue> {
-        console_error_panic_hook::set_once();
+        install_panic_hook();
         let opts = ModelOptions { n_ctx: n_ctx.max(16), ..Default::default() };
         let engine: Box<dyn Engine> = match backend.as_str() {
             "cpu" => Box::new(State::Loading(Loader::new(CpuBackend::new(), opts))),
@@ -253,6 +275,18 @@ impl WasmEngine {
     fn with<T>(&self, f: impl FnOnce(&mut dyn Engine) -> Result<T, EngineError>) -> Result<T, JsValue> {
         let mut e = self.inner.try_borrow_mut().map_err(|_| js_error("BAD_REQUEST", "the engine is busy with another call"))?;
         f(e.as_mut()).map_err(to_js)
+    }
+
+    /// Declares the GGUF file's total size in bytes (the HTTP `Content-Length`, or the size
+    /// the store recorded) before the first `feed`: every tensor is then checked against it
+    /// as soon as the header is parsed (`INVALID_MODEL` before the rest downloads), and the
+    /// header may not claim more bytes than the file has. Optional; `BAD_REQUEST` for a size
+    /// that is not a whole number of bytes below 2^53, or after bytes were fed.
+    pub fn set_total_size(&self, bytes: f64) -> Result<(), JsValue> {
+        if !(bytes.is_finite() && bytes >= 0.0 && bytes.fract() == 0.0 && bytes <= 9_007_199_254_740_992.0) {
+            return Err(js_error("BAD_REQUEST", &format!("total size {bytes} is not a byte count")));
+        }
+        self.with(|e| e.set_total_size(bytes as u64))
     }
 
     /// Feeds the next bytes of the GGUF file.
@@ -374,7 +408,7 @@ mod test_hooks {
 /// `[{ty, kernel, cols, error, tolerance, ok}]`.
 #[wasm_bindgen]
 pub fn cpu_kernel_check(seed: u32) -> Result<String, JsValue> {
-    console_error_panic_hook::set_once();
+    install_panic_hook();
     let mut checks = crate::quant::check_q8_kernels(u64::from(seed));
     checks.push(crate::quant::check_quantize(u64::from(seed)));
     serde_json::to_string(&checks).map_err(|e| js_error("INTERNAL", &e.to_string()))
@@ -386,7 +420,7 @@ pub fn cpu_kernel_check(seed: u32) -> Result<String, JsValue> {
 #[cfg(feature = "gpu")]
 #[wasm_bindgen]
 pub async fn gpu_selfcheck(seed: u32) -> Result<String, JsValue> {
-    console_error_panic_hook::set_once();
+    install_panic_hook();
     let mut gpu = crate::backend::gpu::GpuBackend::new()
         .await
         .map_err(|e| js_error("DEVICE_LOST", &format!("WebGPU unavailable: {e}")))?;
@@ -416,7 +450,7 @@ pub struct CpuMatmulBench {
 impl CpuMatmulBench {
     #[wasm_bindgen(constructor)]
     pub fn new(ty: &str, rows: usize, cols: usize, n: usize) -> Result<CpuMatmulBench, JsValue> {
-        console_error_panic_hook::set_once();
+        install_panic_hook();
         use crate::backend::selfcheck::{random_weight, Rng};
         let bad = |m: String| js_error("BAD_REQUEST", &m);
         let ty = crate::quant::GgmlType::ALL.iter().copied().find(|t| t.name() == ty).ok_or_else(|| bad(format!("unknown type {ty}")))?;

@@ -1,4 +1,5 @@
-//! A mutation fuzzer for the GGUF reader on the stable toolchain.
+//! A mutation fuzzer for the GGUF reader on the stable toolchain, and (`fuzz_model_values`,
+//! `fuzz/structure.rs`) a structure-aware fuzzer for every stage after it.
 //!
 //! Seeds: writer-made files covering every value type, nested arrays and odd layouts, a
 //! file shaped like the real model's header (its metadata with short arrays, its tensor
@@ -8,11 +9,17 @@
 //! inserted and deleted ranges. Each mutant goes through `parse_header` and through a
 //! `Reader` with random chunking; the two must agree, and neither may panic.
 //!
+//! Both tests run side by side for `HEARTH_FUZZ_SECS` each, and each asserts a minimum number
+//! of executed cases (a fuzzer that silently ran nothing must fail); both print cases/s.
 //! The test harness reads (and only it): `HEARTH_FUZZ_SECS` (default 30), `HEARTH_FUZZ_SEED`
 //! (default: from the clock; printed), and `HEARTH_FUZZ_REPLAY` with `HEARTH_FUZZ_CASE_SEED`
 //! (a saved input and the chunking seed printed with it, to re-run one case).
 //! A failing input (a panic or a broken invariant) is saved as
 //! `target/fuzz-crash-<seed>-<case>.bin` (the first ten of a run).
+
+mod common;
+#[path = "fuzz/structure.rs"]
+mod structure;
 
 use hearth::gguf::writer::sample_metadata;
 use hearth::gguf::{
@@ -54,6 +61,12 @@ impl Rng {
 }
 
 const HEADER_LIMIT: u64 = hearth::gguf::DEFAULT_MAX_HEADER_BYTES;
+
+/// Fewest byte-level cases per second of fuzzing a run must execute (the 2-core CI machine
+/// runs several thousand per second; see the README's Tests section for measured figures).
+const MIN_BYTE_CASES_PER_SEC: u64 = 100;
+/// Fewest structure-aware cases per second (measured: see the README).
+const MIN_STRUCTURE_CASES_PER_SEC: u64 = 2;
 
 fn model_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/cache/SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -408,8 +421,8 @@ fn fuzz_gguf() {
             // The header plus the first tensor's first bytes.
             big.push(file[..(h.data_offset as usize + 4096).min(file.len())].to_vec());
         }
-        Err(_) => println!(
-            "fuzz_gguf: {} absent (run `make models`); fuzzing small seeds only",
+        Err(e) => panic!(
+            "{}: {e}: run `make models` (the fuzzer needs the real header)",
             model_path().display()
         ),
     }
@@ -454,11 +467,72 @@ fn fuzz_gguf() {
         big_cases += use_big as u64;
     }
     std::panic::set_hook(hook);
-    println!("fuzz_gguf: {cases} cases ({big_cases} from the real header) in {secs} s; outcomes: {outcomes:?}");
+    println!(
+        "fuzz_gguf: {cases} cases ({big_cases} from the real header) in {secs} s ({:.0} cases/s), {} panics or broken invariants; outcomes: {outcomes:?}",
+        cases as f64 / secs.max(1) as f64,
+        crashes.len()
+    );
     let saved = &crashes[..crashes.len().min(10)];
     assert!(
         crashes.is_empty(),
         "{} failing inputs; saved: {saved:?}",
         crashes.len()
     );
+    assert!(
+        cases >= MIN_BYTE_CASES_PER_SEC * secs,
+        "only {cases} cases in {secs} s: the fuzzer barely ran"
+    );
+}
+
+#[test]
+fn fuzz_model_values() {
+    let secs = env_u64("HEARTH_FUZZ_SECS").unwrap_or(30);
+    let seed = env_u64("HEARTH_FUZZ_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64 ^ 0x5eed)
+            .unwrap_or(1)
+    });
+    println!("fuzz_model_values: seed {seed} (HEARTH_FUZZ_SEED), {secs} s (HEARTH_FUZZ_SECS)");
+    let mut seeds = structure::seeds();
+    let mut rng = Rng::new(seed);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut cases = 0u64;
+    let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut failures = Vec::new();
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    while Instant::now() < deadline {
+        let which = rng.below(seeds.len());
+        let case_seed = rng.next();
+        let mut case_rng = Rng::new(case_seed);
+        let s = &mut seeds[which];
+        match catch_unwind(AssertUnwindSafe(|| structure::run_case(s, &mut case_rng))) {
+            Ok(label) => *outcomes.entry(label).or_default() += 1,
+            Err(payload) => {
+                let msg = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                failures.push(format!("case {cases} (case seed {case_seed}): {msg:.300}"));
+                // The panicking case took its seed's metadata with it.
+                seeds = structure::seeds();
+            }
+        }
+        cases += 1;
+    }
+    std::panic::set_hook(hook);
+    println!(
+        "fuzz_model_values: {cases} cases in {secs} s ({:.1} cases/s), {} panics; outcomes: {outcomes:?}",
+        cases as f64 / secs.max(1) as f64,
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{} panics: {:?}", failures.len(), &failures[..failures.len().min(10)]);
+    assert!(
+        cases >= MIN_STRUCTURE_CASES_PER_SEC * secs,
+        "only {cases} cases in {secs} s: the fuzzer barely ran"
+    );
+    // Every stage was reached: some mutants must load and run end to end.
+    assert!(outcomes.keys().any(|k| k.contains(":forward-true")), "no mutant ran a forward pass: {outcomes:?}");
 }

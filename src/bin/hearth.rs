@@ -128,8 +128,10 @@ fn resolve(arg: Option<&str>) -> Result<PathBuf, String> {
     reg.resolve(&root, &id)
 }
 
-fn params(s: &SampleArgs) -> GenerateParams {
-    GenerateParams {
+/// The sampling options, checked by the engine's one validation (`GenerateParams::validate`)
+/// before any model is loaded.
+fn params(s: &SampleArgs) -> Result<GenerateParams, String> {
+    let p = GenerateParams {
         max_tokens: s.max_tokens,
         stop: s.stop.clone(),
         sampler: SamplerParams {
@@ -141,7 +143,9 @@ fn params(s: &SampleArgs) -> GenerateParams {
             repeat_last_n: 64,
             seed: s.seed,
         },
-    }
+    };
+    p.validate().map_err(|e| e.to_string())?;
+    Ok(p)
 }
 
 fn load<B: Backend + 'static>(path: &Path, backend: B, ctx: usize) -> Result<Session<B>, String> {
@@ -282,21 +286,21 @@ fn inspect(path: &Path) -> Result<(), String> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let len = f.metadata().map_err(|e| e.to_string())?.len();
-    let mut reader = hearth::gguf::Reader::new();
+    let mut reader = hearth::gguf::Reader::with_limits(len.min(hearth::gguf::DEFAULT_MAX_HEADER_BYTES));
     let mut buf = vec![0u8; 1 << 20];
     let header = loop {
         let n = f.read(&mut buf).map_err(|e| e.to_string())?;
         if n == 0 {
-            return Err(format!("{}: {}", path.display(), hearth::gguf::Error::Truncated { needed: 0 }));
+            return Err(format!("{}: {}", path.display(), hearth::gguf::Error::Truncated { needed: reader.bytes_seen() + 1 }));
         }
-        if let Some(h) = reader.feed(&buf[..n]).map_err(|e| e.to_string())?.into_iter().find_map(|e| match e {
+        if let Some(h) = reader.feed(&buf[..n]).map_err(|e| format!("{}: {e}", path.display()))?.into_iter().find_map(|e| match e {
             hearth::gguf::Event::Header(h) => Some(h),
             _ => None,
         }) {
             break h;
         }
     };
-    header.check_file_len(len).map_err(|e| e.to_string())?;
+    header.check_file_len(len).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("{}: GGUF v{}, {} metadata keys, {} tensors, data at {}", path.display(), header.version, header.metadata.len(), header.tensors.len(), header.data_offset);
     for (k, v) in header.metadata.iter() {
         println!("  {k} = {}", v.summary());
@@ -305,9 +309,11 @@ fn inspect(path: &Path) -> Result<(), String> {
     for t in &header.tensors {
         println!("  {:<36} {:>6} {:>22} {:>12}", t.name, t.ty.name(), format!("{:?}", t.dims), t.n_bytes);
     }
-    match hearth::model::Config::from_metadata(&header.metadata) {
+    // A well-formed model Hearth does not run is reported; a malformed one is an error.
+    match hearth::model::Config::from_header(&header) {
         Ok(c) => println!("\nsupported: {c:?}"),
-        Err(e) => println!("\nnot runnable: {e}"),
+        Err(e @ hearth::model::ModelError::UnsupportedArchitecture { .. }) => println!("\nnot runnable: {e}"),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
     }
     Ok(())
 }
@@ -352,11 +358,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Inspect { model } => resolve(Some(&model)).and_then(|p| inspect(&p)),
-        Cmd::Run { model, prompt, chat, system, sample } => with_backend(&model, &mut |path, b| {
-            on_backend!(b, path, model.ctx, |s| cmd_run(s, &prompt, chat, system.as_deref(), &params(&sample)))
+        Cmd::Run { model, prompt, chat, system, sample } => params(&sample).and_then(|p| {
+            with_backend(&model, &mut |path, b| on_backend!(b, path, model.ctx, |s| cmd_run(s, &prompt, chat, system.as_deref(), &p)))
         }),
-        Cmd::Chat { model, system, sample } => with_backend(&model, &mut |path, b| {
-            on_backend!(b, path, model.ctx, |s| cmd_chat(s, system.as_deref(), &params(&sample)))
+        Cmd::Chat { model, system, sample } => params(&sample).and_then(|p| {
+            with_backend(&model, &mut |path, b| on_backend!(b, path, model.ctx, |s| cmd_chat(s, system.as_deref(), &p)))
         }),
         Cmd::Bench { model, reps, pp, tg } => with_backend(&model, &mut |path, b| {
             on_backend!(b, path, model.ctx, |s| cmd_bench(s, reps.max(1), &pp, tg))
@@ -365,7 +371,8 @@ fn main() -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // One line, whatever the error carries (template errors may quote multi-line source).
+            eprintln!("error: {}", e.trim_end().replace('\n', " "));
             ExitCode::FAILURE
         }
     }

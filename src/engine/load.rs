@@ -94,11 +94,27 @@ pub struct Loader<B: Backend> {
     ready: Option<Ready>,
     weights: Weights<B>,
     tensors_done: usize,
+    /// The file's total size, when the caller knows it (see [`Loader::set_total_size`]).
+    total_size: Option<u64>,
 }
 
 impl<B: Backend + 'static> Loader<B> {
     pub fn new(backend: B, opts: ModelOptions) -> Self {
-        Loader { backend, opts, reader: gguf::Reader::new(), ready: None, weights: Weights::default(), tensors_done: 0 }
+        Loader { backend, opts, reader: gguf::Reader::new(), ready: None, weights: Weights::default(), tensors_done: 0, total_size: None }
+    }
+
+    /// Declares the file's total size in bytes (a file's length, an HTTP `Content-Length`,
+    /// the size a store recorded), before the first [`feed`](Self::feed). The header may then
+    /// be no longer than the file, and every tensor is checked against it as soon as the
+    /// directory is parsed, so a file whose tensors point past its end fails before the rest
+    /// downloads. Fails with `BadRequest` once bytes were fed.
+    pub fn set_total_size(&mut self, total: u64) -> Result<(), EngineError> {
+        if self.reader.bytes_seen() > 0 {
+            return Err(EngineError::BadRequest("the total size must be set before the first bytes".into()));
+        }
+        self.reader = gguf::Reader::with_limits(total.min(gguf::DEFAULT_MAX_HEADER_BYTES));
+        self.total_size = Some(total);
+        Ok(())
     }
 
     /// The parsed header, once complete.
@@ -131,7 +147,11 @@ impl<B: Backend + 'static> Loader<B> {
     }
 
     fn on_header(&mut self, header: Arc<Header>) -> Result<(), EngineError> {
-        let config = Config::from_metadata(&header.metadata)?;
+        if let Some(total) = self.total_size {
+            // Every tensor must lie inside the file: known now, not after the download.
+            header.check_file_len(total)?;
+        }
+        let config = Config::from_header(&header)?;
         let tokenizer = TokenizerBuild::start(&header)?;
         let template = ChatTemplate::from_metadata(&header.metadata);
         // A template that exists but does not parse is an error; a missing one only
@@ -153,7 +173,7 @@ impl<B: Backend + 'static> Loader<B> {
             .iter()
             .map(|&d| usize::try_from(d))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| ModelError::BadMetadata { key: info.name.clone(), detail: "dimension too large".into() })?;
+            .map_err(|_| ModelError::Invalid { key: info.name.clone(), value: format!("{:?}", info.dims), rule: "a dimension does not fit in memory addresses".into() })?;
         let desc = WeightDesc { name: info.name.clone(), ty: info.ty, dims };
         let w = self.backend.upload_pieces(&desc, bytes)?;
         self.weights.insert(desc, w);
@@ -182,7 +202,9 @@ pub fn load_file<B: Backend + 'static>(
     use std::io::Read;
     let mut f = std::fs::File::open(path)
         .map_err(|e| EngineError::BadRequest(format!("cannot open {}: {e}", path.display())))?;
+    let len = f.metadata().map_err(|e| EngineError::BadRequest(format!("reading {}: {e}", path.display())))?.len();
     let mut loader = Loader::new(backend, opts);
+    loader.set_total_size(len)?;
     let mut buf = vec![0u8; 4 << 20];
     loop {
         let n = f.read(&mut buf).map_err(|e| EngineError::BadRequest(format!("reading {}: {e}", path.display())))?;

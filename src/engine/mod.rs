@@ -5,14 +5,17 @@
 //! through a callback that can cancel by returning `false`.
 
 mod clock;
+mod error_code;
 mod load;
 pub mod sampler;
+mod sampler_check;
 mod stop;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use load::load_file;
 pub use load::{LoadProgress, Loader};
 pub use sampler::{Sampler, SamplerParams};
+pub use sampler_check::{MAX_TEMPERATURE, MAX_TOKENS_LIMIT};
 
 use crate::backend::{Backend, BackendError};
 use crate::model::{Config, Forward, ModelError};
@@ -156,13 +159,26 @@ impl<B: Backend> Session<B> {
         self.cached.clear();
     }
 
-    /// Renders messages with the model's chat template and tokenizes the result.
-    pub fn chat_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, EngineError> {
+    /// Renders messages with the model's chat template (with the generation prompt).
+    /// Errors are [`EngineError::BadRequest`]: the template was accepted at load (it parsed
+    /// and passed the probe renders), so what fails now is this conversation (a role order
+    /// the template refuses, a limit the conversation makes it exceed) or chat itself on a
+    /// model without a template.
+    pub fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
         if messages.is_empty() {
             return Err(EngineError::BadRequest("messages is empty".into()));
         }
-        let tpl = self.template.as_ref().map_err(|e| e.clone())?;
-        let text = tpl.render(messages, true)?;
+        let request_error = |e: &TemplateError| match e {
+            TemplateError::NoTemplate => EngineError::BadRequest("the model has no chat template: use a raw completion".into()),
+            e => EngineError::BadRequest(e.to_string()),
+        };
+        let tpl = self.template.as_ref().map_err(request_error)?;
+        tpl.render(messages, true).map_err(|e| request_error(&e))
+    }
+
+    /// Renders messages with the model's chat template and tokenizes the result.
+    pub fn chat_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, EngineError> {
+        let text = self.render_chat(messages)?;
         // Templates that write the BOS token themselves must not get a second one.
         let bos_in_text = self
             .tokenizer
@@ -236,6 +252,7 @@ impl<B: Backend> Session<B> {
     /// Prefills `prompt` (reusing the KV cache for the prefix shared with the previous
     /// request) and returns a generation to drive with [`Session::step`].
     pub fn start(&mut self, prompt: &[u32], p: &GenerateParams) -> Result<Generation<B>, EngineError> {
+        p.validate()?;
         let t0 = clock::now_ms();
         let (logits, shared_before) = self.prefill_reusing(prompt)?;
         Ok(Generation {

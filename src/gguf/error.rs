@@ -79,4 +79,9 @@ pub enum Error {
     /// The header does not fit in the reader's limit (`Reader::with_limits`).
     #[error("GGUF header larger than the limit of {limit} bytes")]
     HeaderTooLarge { limit: u64 },
+    /// The parsed header would need more memory than its budget: metadata is charged at its
+    /// in-memory size (each array element is one `Value`), see
+    /// [`DEFAULT_MAX_HEADER_MEMORY`](super::DEFAULT_MAX_HEADER_MEMORY).
+    #[error("GGUF header needs more than its memory budget of {limit} bytes (metadata counts at its in-memory size)")]
+    HeaderMemory { limit: u64 },
 }

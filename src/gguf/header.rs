@@ -1,7 +1,7 @@
 //! The parsed header: metadata plus the tensor directory, and whole-prefix parsing.
 
 use super::parser::{HeaderParser, Status};
-use super::{Error, Metadata, DEFAULT_MAX_HEADER_BYTES};
+use super::{Error, Metadata, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_MEMORY};
 use crate::quant::GgmlType;
 use std::ops::Range;
 
@@ -109,8 +109,9 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, Error> {
 
 /// Like [`parse_header`], with the header size limit explicit: pass the file's length when
 /// it is known, so that impossible counts are reported as such rather than as truncation.
+/// The memory budget is [`DEFAULT_MAX_HEADER_MEMORY`].
 pub fn parse_header_with_limit(bytes: &[u8], max_header_bytes: u64) -> Result<Header, Error> {
-    let mut parser = HeaderParser::new(max_header_bytes);
+    let mut parser = HeaderParser::new(max_header_bytes, DEFAULT_MAX_HEADER_MEMORY);
     match parser.advance(bytes)? {
         (_, Status::Done(header)) => Ok(header),
         (_, Status::NeedMore { needed }) => Err(Error::Truncated { needed }),

@@ -5,8 +5,9 @@
 //! tensor's bytes as soon as they are; [`parse_header`] parses a prefix held in memory.
 //! Malformed input is an [`Error`], never a panic, and no allocation is sized by an
 //! unchecked count: counts and lengths are checked against the header size limit
-//! (512 MiB by default, or the file length when known), and capacity is reserved only for
-//! elements whose bytes have arrived.
+//! (512 MiB by default, or the file length when known) and against a memory budget that
+//! charges metadata at its in-memory size ([`DEFAULT_MAX_HEADER_MEMORY`], 256 MiB), and
+//! capacity is reserved only for elements whose bytes have arrived.
 //!
 //! Choices where the spec is silent:
 //! - Strings (keys, tensor names, string values) must be valid UTF-8, else
@@ -31,6 +32,8 @@ pub mod writer;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_memory;
 
 pub use error::Error;
 pub use header::{parse_header, parse_header_with_limit, Header, TensorInfo};
@@ -44,3 +47,12 @@ pub use writer::Writer;
 
 /// Default limit on the header size (metadata + tensor directory): 512 MiB.
 pub const DEFAULT_MAX_HEADER_BYTES: u64 = 512 << 20;
+
+/// Default budget for the parsed header in memory: 256 MiB. Metadata is charged at its
+/// in-memory size, not its file size: every array element is one `Value`
+/// (`size_of::<Value>()`, 32 bytes on 64-bit targets) plus a string's bytes, every key/value
+/// pair and tensor entry its struct size plus its name. The largest real headers Hearth
+/// runs (Gemma 3's 262 144-token vocabulary with scores and types) take about 30 MB; a
+/// header that would need more fails with [`Error::HeaderMemory`] (or a count error) as soon
+/// as the count or length that exceeds it is read, before its elements are.
+pub const DEFAULT_MAX_HEADER_MEMORY: u64 = 256 << 20;

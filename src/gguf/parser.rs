@@ -27,6 +27,15 @@ const MIN_KV_BYTES: u64 = 13;
 /// Smallest tensor info: empty name (8) + n_dims (4) + type (4) + offset (8).
 const MIN_TENSOR_INFO_BYTES: u64 = 24;
 
+/// In-memory cost of one metadata value (an array element is one `Value`, whatever its
+/// size in the file: a one-byte `u8` costs this much).
+pub(crate) const VALUE_COST: u64 = std::mem::size_of::<Value>() as u64;
+/// In-memory cost of one key/value pair, besides the key's and value's heap bytes.
+const KV_COST: u64 = std::mem::size_of::<(String, Value)>() as u64;
+/// In-memory cost of one tensor info besides its name (twice: the directory and the
+/// duplicate-name set, with the set's overhead) and dimensions.
+const TENSOR_COST: u64 = std::mem::size_of::<TensorInfo>() as u64 + std::mem::size_of::<String>() as u64 + 16;
+
 /// Bytes an element of type `ty` needs at least (its exact size for fixed-size types).
 fn min_size(ty: ValueType) -> u64 {
     use ValueType::*;
@@ -71,6 +80,9 @@ struct Cursor<'a> {
     off: usize,
     base: u64,
     limit: u64,
+    /// Bytes of memory the header may still use (see `HeaderParser::charge`).
+    mem_left: u64,
+    mem_limit: u64,
 }
 
 impl<'a> Cursor<'a> {
@@ -126,6 +138,11 @@ impl<'a> Cursor<'a> {
                 limit: self.limit,
             });
         }
+        if len > self.mem_left {
+            return Err(Error::HeaderMemory {
+                limit: self.mem_limit,
+            });
+        }
         let offset = self.abs();
         let bytes = self.take(len)?;
         match std::str::from_utf8(bytes) {
@@ -163,6 +180,12 @@ impl<'a> Cursor<'a> {
         if count > self.budget() / min_size(ty) {
             return Err(Error::ArrayTooLong { count });
         }
+        // Each element becomes a `Value`: a 140 MB array of u8 would need 4.5 GB.
+        if count > self.mem_left / VALUE_COST {
+            return Err(Error::HeaderMemory {
+                limit: self.mem_limit,
+            });
+        }
         // Capacity only for elements whose minimal bytes are already here.
         let cap = count.min(self.remaining() / min_size(ty));
         Ok(Frame {
@@ -173,9 +196,23 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Pushes onto an array's elements, growing the vector at most to `count` (plain `push`
+/// would double it, so a reserved array could take twice its charged memory).
+fn push_bounded(items: &mut Vec<Value>, count: u64, value: Value) {
+    if items.len() == items.capacity() {
+        let left = usize::try_from(count).unwrap_or(usize::MAX).saturating_sub(items.len());
+        items.reserve_exact(left.min(items.len().max(4)).max(1));
+    }
+    items.push(value);
+}
+
 /// The resumable parser; see the module doc.
 pub(crate) struct HeaderParser {
     limit: u64,
+    /// Most bytes of memory the parsed header may take (metadata at its in-memory size).
+    mem_limit: u64,
+    /// Memory charged so far for committed items.
+    mem_used: u64,
     /// Absolute offset of the first byte not yet consumed.
     pos: u64,
     stage: Stage,
@@ -192,10 +229,13 @@ pub(crate) struct HeaderParser {
 }
 
 impl HeaderParser {
-    /// A parser that rejects headers longer than `limit` bytes.
-    pub(crate) fn new(limit: u64) -> HeaderParser {
+    /// A parser that rejects headers longer than `limit` bytes in the file, or needing more
+    /// than `mem_limit` bytes of memory once parsed.
+    pub(crate) fn new(limit: u64, mem_limit: u64) -> HeaderParser {
         HeaderParser {
             limit,
+            mem_limit,
+            mem_used: 0,
             pos: 0,
             stage: Stage::Preamble,
             version: 0,
@@ -224,6 +264,8 @@ impl HeaderParser {
             off: 0,
             base: self.pos,
             limit: self.limit,
+            mem_left: self.mem_limit.saturating_sub(self.mem_used),
+            mem_limit: self.mem_limit,
         };
         loop {
             if self.stage == Stage::Done {
@@ -297,11 +339,16 @@ impl HeaderParser {
                 let ty = c.value_type()?;
                 if ty == ValueType::Array {
                     let frame = c.array_head()?;
+                    // The pair, its key and every element's `Value`, reserved at the head.
+                    let cost = KV_COST + key.len() as u64 + frame.count.saturating_mul(VALUE_COST);
+                    self.charge(c, cost)?;
                     self.pending_key = key;
                     self.frames.push(frame);
                     self.stage = Stage::Array;
                 } else {
                     let value = c.scalar(ty)?;
+                    let heap = value.as_str().map_or(0, str::len) as u64;
+                    self.charge(c, KV_COST + key.len() as u64 + heap)?;
                     self.kvs.push((key, value));
                     self.after_kv(c)?;
                 }
@@ -311,6 +358,21 @@ impl HeaderParser {
             Stage::Tensors => self.tensor_info(c),
             Stage::Done => Ok(()),
         }
+    }
+
+    /// Adds `cost` bytes of memory for an item just parsed; fails with
+    /// [`Error::HeaderMemory`] past the memory limit. A failed item is not retried, so there
+    /// is nothing to undo.
+    fn charge(&mut self, c: &mut Cursor, cost: u64) -> Result<(), Error> {
+        let used = self.mem_used.saturating_add(cost);
+        if used > self.mem_limit {
+            return Err(Error::HeaderMemory {
+                limit: self.mem_limit,
+            });
+        }
+        self.mem_used = used;
+        c.mem_left = self.mem_limit - used;
+        Ok(())
     }
 
     fn preamble(&mut self, c: &mut Cursor) -> Result<(), Error> {
@@ -333,6 +395,14 @@ impl HeaderParser {
             return Err(Error::TooManyTensors { count: n_tensors });
         }
         if n_kv > budget / MIN_KV_BYTES {
+            return Err(Error::TooManyKv { count: n_kv });
+        }
+        // Counts whose entries alone would not fit in memory fail before any is read (and
+        // before a reader buffers the bytes such a header claims to need).
+        if n_tensors > self.mem_limit / TENSOR_COST {
+            return Err(Error::TooManyTensors { count: n_tensors });
+        }
+        if n_kv > self.mem_limit / KV_COST {
             return Err(Error::TooManyKv { count: n_kv });
         }
         self.version = version;
@@ -360,7 +430,7 @@ impl HeaderParser {
             };
             let value = Value::Array(done.ty, done.items);
             match self.frames.last_mut() {
-                Some(parent) => parent.items.push(value),
+                Some(parent) => push_bounded(&mut parent.items, parent.count, value),
                 None => {
                     let key = std::mem::take(&mut self.pending_key);
                     self.kvs.push((key, value));
@@ -372,10 +442,17 @@ impl HeaderParser {
                 return Err(Error::ArrayTooDeep { depth: depth + 1 });
             }
             let frame = c.array_head()?;
+            // This element's own `Value` was reserved with its parent; its elements are new.
+            self.charge(c, frame.count.saturating_mul(VALUE_COST))?;
             self.frames.push(frame);
         } else {
             let value = c.scalar(top.ty)?;
-            top.items.push(value);
+            let heap = value.as_str().map_or(0, str::len) as u64;
+            self.charge(c, heap)?;
+            let Some(top) = self.frames.last_mut() else {
+                return Ok(());
+            };
+            push_bounded(&mut top.items, top.count, value);
         }
         Ok(())
     }
@@ -421,6 +498,7 @@ impl HeaderParser {
         let id = c.u32()?;
         let offset = c.u64()?;
         // The item is complete: from here on every error is final.
+        self.charge(c, TENSOR_COST + 2 * name.len() as u64 + 8 * n_dims as u64)?;
         let Some(ty) = GgmlType::from_id(id) else {
             return Err(Error::UnknownTensorType { name, id });
         };

@@ -2,7 +2,7 @@
 
 use super::parser::{HeaderParser, Status};
 use super::tensor_bytes::TensorBytes;
-use super::{Error, Header, DEFAULT_MAX_HEADER_BYTES};
+use super::{Error, Header, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_MEMORY};
 use std::sync::Arc;
 
 /// What [`Reader::feed`] produced.
@@ -66,8 +66,15 @@ impl Reader {
 
     /// A reader that fails with [`Error::HeaderTooLarge`] (or a count/length error) when the
     /// header would exceed `max_header_bytes`; pass the file length when it is known.
+    /// The memory budget is [`DEFAULT_MAX_HEADER_MEMORY`].
     pub fn with_limits(max_header_bytes: u64) -> Reader {
-        let parser = HeaderParser::new(max_header_bytes);
+        Reader::with_budget(max_header_bytes, DEFAULT_MAX_HEADER_MEMORY)
+    }
+
+    /// Like [`with_limits`](Self::with_limits), also failing with [`Error::HeaderMemory`] when
+    /// the parsed header would take more than `max_header_memory` bytes of memory.
+    pub fn with_budget(max_header_bytes: u64, max_header_memory: u64) -> Reader {
+        let parser = HeaderParser::new(max_header_bytes, max_header_memory);
         let header = HeaderState {
             parser,
             window: Vec::new(),

@@ -176,6 +176,10 @@ impl Metadata {
     pub fn from_entries(entries: Vec<(String, Value)>) -> Metadata {
         Metadata { entries }
     }
+    /// The pairs in file order, taken back (tools that edit metadata and rebuild it).
+    pub fn into_entries(self) -> Vec<(String, Value)> {
+        self.entries
+    }
     /// The value for a key (the last one if a key repeats).
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries

@@ -1,10 +1,29 @@
 //! Model hyper-parameters, read from GGUF metadata only (no per-model constants).
+//!
+//! Every value is untrusted: [`Config::from_metadata`] checks each one against the rules in
+//! [`limits`] with checked arithmetic before anything is sized by it, and
+//! [`Config::from_header`] also checks them against the tensor directory (see `validate`).
+//! A violation is [`ModelError::Invalid`], naming the key, its value and the rule.
 
 use super::ModelError;
-use crate::gguf::Metadata;
+use crate::gguf::{Header, Metadata, Value};
 
 /// Architecture families Hearth can run, by `general.architecture`.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "mistral", "qwen2", "smollm", "gemma3"];
+
+/// Bounds on hyper-parameters, far above any model Hearth can run in a browser (the largest
+/// open models have ~130 layers, widths of ~30 000, vocabularies of ~260 000) and far below
+/// what would overflow a 32-bit `usize` when multiplied together.
+pub mod limits {
+    /// Most transformer blocks (`{arch}.block_count`).
+    pub const MAX_LAYERS: usize = 1024;
+    /// Largest width: embedding, feed-forward, per-head size, and heads × head size.
+    pub const MAX_WIDTH: usize = 1 << 18;
+    /// Most attention heads.
+    pub const MAX_HEADS: usize = 1024;
+    /// Largest vocabulary.
+    pub const MAX_VOCAB: usize = 1 << 22;
+}
 
 /// Hyper-parameters of a decoder-only transformer.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +33,9 @@ pub struct Config {
     /// `general.name`, when present.
     pub name: Option<String>,
     pub n_vocab: usize,
-    /// Training context length (`{arch}.context_length`).
+    /// True when `n_vocab` came from `{arch}.vocab_size`, false when from the token list.
+    pub vocab_from_key: bool,
+    /// Training context length (`{arch}.context_length`); the KV cache is clamped to it.
     pub n_ctx_train: usize,
     pub n_embd: usize,
     pub n_layer: usize,
@@ -37,19 +58,71 @@ pub struct Config {
     pub final_softcap: Option<f32>,
 }
 
-fn req(md: &Metadata, key: &str) -> Result<usize, ModelError> {
-    let v = md.get_u64(key).ok_or_else(|| ModelError::MissingMetadata(key.to_string()))?;
-    usize::try_from(v).map_err(|_| ModelError::BadMetadata { key: key.to_string(), detail: format!("{v} too large") })
+/// The error for `key` holding `value`, which breaks `rule`.
+pub(crate) fn invalid(key: &str, value: impl std::fmt::Display, rule: impl Into<String>) -> ModelError {
+    ModelError::Invalid { key: key.to_string(), value: value.to_string(), rule: rule.into() }
 }
 
-fn opt_f32(md: &Metadata, key: &str) -> Option<f32> {
-    md.get_f64(key).map(|v| v as f32)
+/// An optional unsigned integer: absent is `None`, present with another type is an error
+/// (a per-layer array where Hearth expects one number must not be silently ignored).
+fn opt_usize(md: &Metadata, key: &str) -> Result<Option<usize>, ModelError> {
+    match md.get(key) {
+        None => Ok(None),
+        Some(v) => match v.as_u64().map(usize::try_from) {
+            Some(Ok(n)) => Ok(Some(n)),
+            Some(Err(_)) => Err(invalid(key, v.summary(), "does not fit in memory addresses")),
+            None => Err(invalid(key, v.summary(), "must be a non-negative integer")),
+        },
+    }
+}
+
+/// A required unsigned integer in `lo..=hi`.
+fn req_in(md: &Metadata, key: &str, lo: usize, hi: usize) -> Result<usize, ModelError> {
+    let n = opt_usize(md, key)?.ok_or_else(|| ModelError::MissingMetadata(key.to_string()))?;
+    in_range(key, n, lo, hi)
+}
+
+fn in_range(key: &str, n: usize, lo: usize, hi: usize) -> Result<usize, ModelError> {
+    if n < lo || n > hi {
+        return Err(invalid(key, n, format!("must be between {lo} and {hi}")));
+    }
+    Ok(n)
+}
+
+/// An optional float that, when present, must be finite and positive.
+fn opt_pos_f32(md: &Metadata, key: &str) -> Result<Option<f32>, ModelError> {
+    let Some(v) = md.get(key) else { return Ok(None) };
+    let x = v.as_f64().ok_or_else(|| invalid(key, v.summary(), "must be a number"))? as f32;
+    if !x.is_finite() || x <= 0.0 {
+        return Err(invalid(key, v.summary(), "must be a finite number above 0"));
+    }
+    Ok(Some(x))
+}
+
+/// An optional soft-cap: absent or 0 is off; otherwise finite and positive.
+fn opt_softcap(md: &Metadata, key: &str) -> Result<Option<f32>, ModelError> {
+    match md.get(key).and_then(Value::as_f64) {
+        Some(x) if x == 0.0 => Ok(None),
+        _ => opt_pos_f32(md, key),
+    }
 }
 
 impl Config {
+    /// Reads and checks the configuration, then checks it against the tensor directory
+    /// (layer count, every projection's shape, vocabulary vs embedding): what the loader
+    /// calls as soon as the header is parsed, before any weight is allocated.
+    pub fn from_header(header: &Header) -> Result<Config, ModelError> {
+        let cfg = Config::from_metadata(&header.metadata)?;
+        super::validate::check_directory(&cfg, &header.tensors)?;
+        Ok(cfg)
+    }
+
     /// Reads the configuration; `n_vocab` is the length of `tokenizer.ggml.tokens` unless
-    /// `{arch}.vocab_size` says otherwise. Errors name the missing or inconsistent key.
+    /// `{arch}.vocab_size` says otherwise. Errors name the missing key, or the key, its value
+    /// and the rule it breaks ([`ModelError::Invalid`]); nothing is allocated by a value
+    /// before it is checked.
     pub fn from_metadata(md: &Metadata) -> Result<Config, ModelError> {
+        use limits::*;
         let arch = md
             .get_str("general.architecture")
             .ok_or_else(|| ModelError::MissingMetadata("general.architecture".into()))?
@@ -61,68 +134,96 @@ impl Config {
             });
         }
         let k = |s: &str| format!("{arch}.{s}");
-        let n_embd = req(md, &k("embedding_length"))?;
-        let n_head = req(md, &k("attention.head_count"))?;
-        let n_head_kv = md.get_u64(&k("attention.head_count_kv")).map(|v| v as usize).unwrap_or(n_head);
-        if n_head == 0 || n_head_kv == 0 || n_head % n_head_kv != 0 {
-            return Err(ModelError::BadMetadata {
-                key: k("attention.head_count_kv"),
-                detail: format!("{n_head} heads cannot share {n_head_kv} kv heads"),
-            });
+        let n_layer = req_in(md, &k("block_count"), 1, MAX_LAYERS)?;
+        let n_embd = req_in(md, &k("embedding_length"), 1, MAX_WIDTH)?;
+        let n_ff = req_in(md, &k("feed_forward_length"), 1, MAX_WIDTH)?;
+        let n_ctx_train = req_in(md, &k("context_length"), 1, usize::MAX)?;
+        let n_head = req_in(md, &k("attention.head_count"), 1, MAX_HEADS)?;
+        let key_kv = k("attention.head_count_kv");
+        let n_head_kv = in_range(&key_kv, opt_usize(md, &key_kv)?.unwrap_or(n_head), 1, n_head)?;
+        if n_head % n_head_kv != 0 {
+            return Err(invalid(&key_kv, n_head_kv, format!("must divide {} = {n_head}", k("attention.head_count"))));
         }
-        let head_dim = md.get_u64(&k("attention.key_length")).map(|v| v as usize).unwrap_or(n_embd / n_head);
-        let n_vocab = match md.get_u64(&k("vocab_size")) {
-            Some(v) => v as usize,
-            None => md.get_array("tokenizer.ggml.tokens").map(|a| a.len()).unwrap_or(0),
+        let key_len = k("attention.key_length");
+        let head_dim = match opt_usize(md, &key_len)? {
+            Some(hd) => in_range(&key_len, hd, 1, MAX_WIDTH)?,
+            None if n_embd % n_head == 0 => n_embd / n_head,
+            None => {
+                return Err(invalid(
+                    &k("attention.head_count"),
+                    n_head,
+                    format!("must divide {} = {n_embd} when {key_len} is absent", k("embedding_length")),
+                ))
+            }
         };
-        if n_vocab == 0 {
-            return Err(ModelError::MissingMetadata("tokenizer.ggml.tokens".into()));
+        let key_vlen = k("attention.value_length");
+        if let Some(vl) = opt_usize(md, &key_vlen)? {
+            if vl != head_dim {
+                return Err(invalid(&key_vlen, vl, format!("must equal the key length {head_dim} (Hearth uses one head size)")));
+            }
         }
-        let n_rot = md.get_u64(&k("rope.dimension_count")).map(|v| v as usize).unwrap_or(head_dim);
-        if head_dim == 0 || n_rot > head_dim || n_rot % 2 != 0 {
-            return Err(ModelError::BadMetadata { key: k("rope.dimension_count"), detail: format!("{n_rot} vs head dim {head_dim}") });
+        let q_dim = n_head.checked_mul(head_dim).filter(|&q| q <= MAX_WIDTH);
+        if q_dim.is_none() {
+            return Err(invalid(&key_len, head_dim, format!("× {n_head} heads must be at most {MAX_WIDTH}")));
         }
-        let n_layer = req(md, &k("block_count"))?;
-        let rope_freq_scale = match (md.get_str(&k("rope.scaling.type")), opt_f32(md, &k("rope.scaling.factor"))) {
-            (Some("linear"), Some(f)) if f > 0.0 => 1.0 / f,
+        let vocab_size = opt_usize(md, &k("vocab_size"))?;
+        let n_vocab = match vocab_size {
+            Some(v) => in_range(&k("vocab_size"), v, 1, MAX_VOCAB)?,
+            None => {
+                let n = md.get_array("tokenizer.ggml.tokens").map_or(0, <[Value]>::len);
+                if n == 0 {
+                    return Err(ModelError::MissingMetadata("tokenizer.ggml.tokens".into()));
+                }
+                in_range("tokenizer.ggml.tokens", n, 1, MAX_VOCAB)?
+            }
+        };
+        let key_rot = k("rope.dimension_count");
+        let n_rot = opt_usize(md, &key_rot)?.unwrap_or(head_dim);
+        if n_rot == 0 || n_rot > head_dim || n_rot % 2 != 0 {
+            return Err(invalid(&key_rot, n_rot, format!("must be even, above 0 and at most the head size {head_dim}")));
+        }
+        let rope_freq_scale = match (md.get_str(&k("rope.scaling.type")), opt_pos_f32(md, &k("rope.scaling.factor"))?) {
+            (Some("linear"), Some(f)) => 1.0 / f,
             _ => 1.0,
         };
         let gemma = arch.starts_with("gemma");
-        let sliding_window = md.get_u64(&k("attention.sliding_window")).map(|v| v as usize).filter(|&w| w > 0);
+        let sliding_window = opt_usize(md, &k("attention.sliding_window"))?.filter(|&w| w > 0);
         // Gemma 3: every sixth layer is global, the others use the sliding window
-        // (llama.cpp `hparams.set_swa_pattern(6)`).
+        // (llama.cpp `hparams.set_swa_pattern(6)`). n_layer is at most MAX_LAYERS here.
         let swa_layers = (0..n_layer).map(|il| sliding_window.is_some() && gemma && (il + 1) % 6 != 0).collect();
+        let rope_theta = opt_pos_f32(md, &k("rope.freq_base"))?.unwrap_or(10_000.0);
         Ok(Config {
             name: md.get_str("general.name").map(str::to_string),
             n_vocab,
-            n_ctx_train: req(md, &k("context_length"))?,
+            vocab_from_key: vocab_size.is_some(),
+            n_ctx_train,
             n_embd,
             n_layer,
-            n_ff: req(md, &k("feed_forward_length"))?,
+            n_ff,
             n_head,
             n_head_kv,
             head_dim,
-            rms_eps: opt_f32(md, &k("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
-            rope_theta: opt_f32(md, &k("rope.freq_base")).unwrap_or(10_000.0),
-            rope_theta_swa: if gemma { 10_000.0 } else { opt_f32(md, &k("rope.freq_base")).unwrap_or(10_000.0) },
+            rms_eps: opt_pos_f32(md, &k("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5),
+            rope_theta,
+            rope_theta_swa: if gemma { 10_000.0 } else { rope_theta },
             n_rot,
             rope_neox: matches!(arch.as_str(), "qwen2" | "gemma3" | "gemma2" | "gemma" | "phi3"),
             rope_freq_scale,
             sliding_window,
             swa_layers,
-            attn_softcap: opt_f32(md, &k("attn_logit_softcapping")).filter(|&c| c > 0.0),
-            final_softcap: opt_f32(md, &k("final_logit_softcapping")).filter(|&c| c > 0.0),
+            attn_softcap: opt_softcap(md, &k("attn_logit_softcapping"))?,
+            final_softcap: opt_softcap(md, &k("final_logit_softcapping"))?,
             arch,
         })
     }
 
-    /// Width of the key/value projections.
+    /// Width of the key/value projections (checked against [`limits::MAX_WIDTH`] when read).
     pub fn kv_dim(&self) -> usize {
-        self.n_head_kv * self.head_dim
+        self.n_head_kv.saturating_mul(self.head_dim)
     }
 
-    /// Width of the query projection.
+    /// Width of the query projection (checked against [`limits::MAX_WIDTH`] when read).
     pub fn q_dim(&self) -> usize {
-        self.n_head * self.head_dim
+        self.n_head.saturating_mul(self.head_dim)
     }
 }

@@ -3,7 +3,7 @@
 //! Pre-norm decoder blocks: `x += Wo·attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))`, then
 //! `x += Wdown·(silu(Wgate·n(x)) ⊙ Wup·n(x))`; tied or separate output projection.
 
-use super::{forward_batches, Config, Forward, Head, ModelError, ModelOptions, Weights};
+use super::{clamp_options, elems, forward_batches, Config, Forward, Head, ModelError, ModelOptions, Weights};
 use crate::backend::{Activation, AttnParams, Backend, RopeParams};
 
 struct Layer<B: Backend> {
@@ -51,12 +51,16 @@ pub struct Llama<B: Backend> {
 
 impl<B: Backend> Llama<B> {
     pub fn build(b: &mut B, cfg: Config, mut w: Weights<B>, opts: ModelOptions) -> Result<Self, ModelError> {
-        let opts = ModelOptions { n_ctx: opts.n_ctx.clamp(1, cfg.n_ctx_train.max(1)), n_batch: opts.n_batch.max(1) };
+        let opts = clamp_options(&cfg, opts);
         let (d, qd, kvd, ff) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff);
         let tok_embd = w.take("token_embd.weight", &[d, cfg.n_vocab])?;
         let output_norm = w.take("output_norm.weight", &[d])?;
         let output = w.take_opt("output.weight", &[d, cfg.n_vocab])?;
-        let mut layers = Vec::with_capacity(cfg.n_layer);
+        let kv_len = elems("KV cache (context × kv width)", opts.n_ctx, kvd)?;
+        let nb = opts.n_batch;
+        let e = |w: usize| elems("activations (batch × width)", nb, w);
+        // The directory was checked against n_layer (Config::from_header): one entry per block.
+        let mut layers = Vec::with_capacity(cfg.n_layer.min(super::config::limits::MAX_LAYERS));
         for il in 0..cfg.n_layer {
             let n = |s: &str| format!("blk.{il}.{s}");
             layers.push(Layer {
@@ -72,21 +76,20 @@ impl<B: Backend> Llama<B> {
                 gate: w.take(&n("ffn_gate.weight"), &[d, ff])?,
                 up: w.take(&n("ffn_up.weight"), &[d, ff])?,
                 down: w.take(&n("ffn_down.weight"), &[ff, d])?,
-                k_cache: b.alloc(opts.n_ctx * kvd)?,
-                v_cache: b.alloc(opts.n_ctx * kvd)?,
+                k_cache: b.alloc(kv_len)?,
+                v_cache: b.alloc(kv_len)?,
             });
         }
-        let nb = opts.n_batch;
         let s = Scratch {
-            x: b.alloc(nb * d)?,
-            h: b.alloc(nb * d)?,
-            q: b.alloc(nb * qd)?,
-            k: b.alloc(nb * kvd)?,
-            v: b.alloc(nb * kvd)?,
-            att: b.alloc(nb * qd)?,
-            o: b.alloc(nb * d)?,
-            gate: b.alloc(nb * ff)?,
-            up: b.alloc(nb * ff)?,
+            x: b.alloc(e(d)?)?,
+            h: b.alloc(e(d)?)?,
+            q: b.alloc(e(qd)?)?,
+            k: b.alloc(e(kvd)?)?,
+            v: b.alloc(e(kvd)?)?,
+            att: b.alloc(e(qd)?)?,
+            o: b.alloc(e(d)?)?,
+            gate: b.alloc(e(ff)?)?,
+            up: b.alloc(e(ff)?)?,
             last: b.alloc(d)?,
             logits: b.alloc(cfg.n_vocab)?,
         };

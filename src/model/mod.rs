@@ -7,6 +7,8 @@
 pub mod config;
 mod gemma;
 mod llama;
+mod validate;
+pub mod synthetic;
 
 use crate::backend::{Backend, BackendError, WeightDesc};
 pub use config::{Config, SUPPORTED_ARCHITECTURES};
@@ -20,8 +22,9 @@ pub enum ModelError {
     UnsupportedArchitecture { name: String, supported: Vec<String> },
     #[error("missing metadata key {0}")]
     MissingMetadata(String),
-    #[error("bad metadata {key}: {detail}")]
-    BadMetadata { key: String, detail: String },
+    /// A hyper-parameter (or a tensor it must match) breaks a rule: the file is malformed.
+    #[error("invalid model: {key} = {value}: {rule}")]
+    Invalid { key: String, value: String, rule: String },
     #[error("missing tensor {0}")]
     MissingTensor(String),
     #[error("tensor {name} has shape {got:?}, expected {expected:?}")]
@@ -148,6 +151,18 @@ impl<B: Backend> Weights<B> {
             Ok(None)
         }
     }
+}
+
+/// `a × b` elements for an allocation, or [`ModelError::Invalid`] naming `what` when it
+/// overflows (the configuration's limits keep real models far from that).
+pub(crate) fn elems(what: &str, a: usize, b: usize) -> Result<usize, ModelError> {
+    a.checked_mul(b).ok_or_else(|| config::invalid(what, format!("{a} × {b}"), "overflows the address space"))
+}
+
+/// The options a builder uses: the context clamped to `1..=n_ctx_train`, a batch of at
+/// least one token.
+pub(crate) fn clamp_options(cfg: &Config, opts: ModelOptions) -> ModelOptions {
+    ModelOptions { n_ctx: opts.n_ctx.clamp(1, cfg.n_ctx_train.max(1)), n_batch: opts.n_batch.max(1) }
 }
 
 /// Builds the model for `cfg.arch` from uploaded weights.

@@ -308,7 +308,7 @@ test("offline: with the context offline, load from the store and chat", async ()
   }
 });
 
-test("malformed GGUF URLs give UNSUPPORTED_MODEL, store nothing, and the page keeps working", async () => {
+test("malformed GGUF URLs give INVALID_MODEL, store nothing, and the page keeps working", async () => {
   const r = await inPage(page, async (H) => {
     const codes = [];
     for (const url of ["/fixtures/bad-header.gguf", "/fixtures/not-a-model.gguf"]) {
@@ -319,7 +319,7 @@ test("malformed GGUF URLs give UNSUPPORTED_MODEL, store nothing, and the page ke
     return { codes, stored, text: c.choices[0].message.content };
   });
   assert.equal(r.error, undefined, JSON.stringify(r.error));
-  assert.deepEqual(r.codes, ["UNSUPPORTED_MODEL", "UNSUPPORTED_MODEL"]);
+  assert.deepEqual(r.codes, ["INVALID_MODEL", "INVALID_MODEL"]);
   assert.deepEqual(r.stored, [ID]);
   assert.equal(r.text, G2.text);
   assert.deepEqual(page.errors, []);

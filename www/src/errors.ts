@@ -1,6 +1,14 @@
-/** The stable error codes every Hearth API rejects with (the same set the wasm engine throws). */
+/**
+ * The stable error codes every Hearth API rejects with (the same set the wasm engine throws).
+ * `INVALID_MODEL`: the file is malformed (bad GGUF bytes, a hyper-parameter that breaks a rule
+ * or disagrees with the tensors, tensors past the end of the file, a chat template that does
+ * not parse or exceeds its limits on an ordinary conversation); the message names the key, its
+ * value and the rule. `UNSUPPORTED_MODEL`: a well-formed file Hearth does not run (GGUF version,
+ * architecture, tokenizer or tensor type).
+ */
 export type HearthErrorCode =
   | "UNSUPPORTED_MODEL"
+  | "INVALID_MODEL"
   | "INTEGRITY"
   | "QUOTA"
   | "NETWORK"
@@ -12,6 +20,7 @@ export type HearthErrorCode =
 
 const CODES: ReadonlySet<string> = new Set<HearthErrorCode>([
   "UNSUPPORTED_MODEL",
+  "INVALID_MODEL",
   "INTEGRITY",
   "QUOTA",
   "NETWORK",
