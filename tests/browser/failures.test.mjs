@@ -208,9 +208,9 @@ test("ABORTED: an abort mid-download keeps the prefix; the retry resumes; the pa
   await reloadAndLoad(ID);
 });
 
-test("malformed model: UNSUPPORTED_MODEL stores nothing; a good model then loads in the same page; the page reloads", async () => {
+test("malformed model: INVALID_MODEL stores nothing; a good model then loads in the same page; the page reloads", async () => {
   const f = await failLoad(page, "/fixtures/not-a-model.gguf", {});
-  assert.equal(f.err?.code, "UNSUPPORTED_MODEL", JSON.stringify(f));
+  assert.equal(f.err?.code, "INVALID_MODEL", JSON.stringify(f));
   assert.deepEqual(f.stored.map((m) => m.id), [ID]);
   assert.equal(f.locks, 0);
   const r = await loadAndAsk(page, ID);

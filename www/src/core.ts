@@ -455,6 +455,9 @@ async function feedFromStore(
   if (signal) openOpts.signal = signal;
   try {
     for await (const chunk of store.open(source, openOpts)) {
+      // The file's size (Content-Length or the stored size) before the first byte: the engine
+      // then checks every tensor range against it as soon as the header is parsed.
+      if (fed === 0 && total > 0) engine.set_total_size(total);
       for (let off = 0; off < chunk.length; off += FEED_PIECE) {
         engine.feed(chunk.subarray(off, Math.min(off + FEED_PIECE, chunk.length)));
       }
@@ -477,8 +480,7 @@ async function feedFromStore(
       }
     }
     // A file the engine refused or crashed on is not kept (the next load downloads it again).
-    // (INVALID_MODEL: the code issue 16 adds for malformed files, next to UNSUPPORTED_MODEL.)
-    if (isTrap(e) || err.code === "UNSUPPORTED_MODEL" || (err.code as string) === "INVALID_MODEL") await store.delete(source.id);
+    if (isTrap(e) || err.code === "UNSUPPORTED_MODEL" || err.code === "INVALID_MODEL") await store.delete(source.id);
     throw err;
   }
 }

@@ -16,6 +16,7 @@ const NAMES: Record<Exclude<HearthErrorCode, "BAD_REQUEST">, string> = {
   NETWORK: "NetworkError",
   INTEGRITY: "DataError",
   UNSUPPORTED_MODEL: "NotSupportedError",
+  INVALID_MODEL: "DataError",
   DEVICE_LOST: "OperationError",
   INTERNAL: "UnknownError",
 };

@@ -8,7 +8,9 @@
 
 /** The Rust engine, one model, one KV cache. */
 export interface WasmEngine {
-  /** Streams GGUF bytes in file order; throws UNSUPPORTED_MODEL for malformed or unsupported files. */
+  /** Streams GGUF bytes in file order; throws INVALID_MODEL for malformed files, UNSUPPORTED_MODEL for files Hearth does not run. */
+  /** Declares the file's total size before the first `feed` (tensor ranges are then checked as soon as the header is parsed). */
+  set_total_size(bytes: number): void;
   feed(chunk: Uint8Array): void;
   /** Whether the header (architecture, tokenizer) has been parsed and accepted. */
   header_done(): boolean;
