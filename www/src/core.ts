@@ -25,6 +25,8 @@ export interface Driver {
   readonly info: ModelInfo;
   generate(req: GenerateRequest, onDelta: (text: string) => void, signal?: AbortSignal): Promise<GenerateResult>;
   countTokens(text: string): Promise<number>;
+  /** Tokens of each text, in one call (one Worker round trip). */
+  countTokensBatch(texts: string[]): Promise<number[]>;
   renderChat(messages: ChatMessage[]): Promise<string>;
   reset(): Promise<void>;
   dispose(): Promise<void>;
@@ -407,6 +409,17 @@ export class EngineCore implements Driver {
     return this.queue.run(async () => {
       try {
         return this.live().count_tokens(text);
+      } catch (e) {
+        throw HearthError.from(e);
+      }
+    });
+  }
+
+  countTokensBatch(texts: string[]): Promise<number[]> {
+    return this.queue.run(async () => {
+      try {
+        const engine = this.live();
+        return texts.map((t) => engine.count_tokens(t));
       } catch (e) {
         throw HearthError.from(e);
       }

@@ -114,6 +114,10 @@ export class WorkerDriver implements Driver {
     return (await this.request({ type: "countTokens", text })).value as number;
   }
 
+  async countTokensBatch(texts: string[]): Promise<number[]> {
+    return (await this.request({ type: "countTokensBatch", texts })).value as number[];
+  }
+
   async renderChat(messages: ChatMessage[]): Promise<string> {
     return (await this.request({ type: "renderChat", messages })).value as string;
   }
