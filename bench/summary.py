@@ -39,7 +39,22 @@ SKIP_CAPS = {"I", "The", "A", "An", "This", "That", "It", "He", "She", "They", "
 
 
 def sentences(text):
+    """Naive split (as for Lead-3): after . ! ? and closing quotes."""
     return [s for s in SENTENCE_SPLIT.split(text.strip()) if s.strip()]
+
+
+NOT_AN_END = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Gen|Gov|Sen|Rep|No|vs|U\.S|U\.K)|\b[A-Z])\.$")
+
+
+def count_sentences(text):
+    """Sentences for the obedience checks: the naive split, re-joined after abbreviations and initials."""
+    out = []
+    for s in sentences(text):
+        if out and NOT_AN_END.search(out[-1]):
+            out[-1] += " " + s
+        else:
+            out.append(s)
+    return len(out), out
 
 
 def summary_lines(summary):
@@ -62,7 +77,7 @@ def format_ok(summary, type_, length):
         return len(lines) == n and all(ITEM.match(l) for l in lines)
     if "\n\n" in summary.strip() or any(ITEM.match(l) or l.lstrip().startswith("#") for l in lines):
         return False
-    return 1 <= len(sentences(" ".join(lines))) <= n
+    return 1 <= count_sentences(" ".join(lines))[0] <= n
 
 
 def length_ok(summary, type_, length):
@@ -70,8 +85,8 @@ def length_ok(summary, type_, length):
     lines = [l for l in summary.splitlines() if l.strip()]
     if type_ == "key-points":
         items = [ITEM.sub("", l) for l in lines]
-        return len(items) == n and all(len(sentences(i)) <= 2 and len(i.split()) <= 45 for i in items)
-    s = sentences(" ".join(lines))
+        return len(items) == n and all(count_sentences(i)[0] <= 2 and len(i.split()) <= 45 for i in items)
+    s = count_sentences(" ".join(lines))[1]
     return 1 <= len(s) <= n and all(len(x.split()) <= 40 for x in s)
 
 
@@ -169,6 +184,9 @@ def main():
             runs[m] = {"info": raw["info"], "error": raw["error"], "wall_s": raw["wall_s"], "rc": rc}
             outputs.extend(raw["outputs"])
 
+    # Lead-3 on exactly the articles summarized (all of them unless a run failed part-way).
+    done_ids = {str(o["id"]) for o in outputs}
+    records = [r for r in records if str(r["id"]) in done_ids] or records
     lead = [rouge(r["highlights"], lead3(r["article"])) for r in records]
     scores = {"lead-3": {k: mean([x[k] for x in lead]) for k in ["rouge1", "rouge2", "rougeLsum"]} | {"n": len(lead)}}
     groups = {}

@@ -31,7 +31,7 @@ import {
   type SummarizerPrompts,
   type SummarizerType,
 } from "./prompts.js";
-import { ItemCollector, SentenceCollector, endsSentence, scoreSentences, selectSalient, shapeHeadline, splitSentences, trimToSentenceEnd } from "./summary-text.js";
+import { ItemCollector, SentenceCollector, endsSentence, sourceWords, scoreSentences, selectSalient, shapeHeadline, splitSentences, trimToSentenceEnd } from "./summary-text.js";
 import type { ChatMessage, GenerateRequest, GenerateResult } from "./types.js";
 
 export type { SummarizerFormat, SummarizerLength, SummarizerPrompts, SummarizerType };
@@ -240,7 +240,7 @@ export class HearthSummarizer {
 
   /** Exactly `n` bullets: the model's, cleaned, then (if it wrote fewer) the text's most salient sentences. */
   private async *keyPoints(messages: ChatMessage[], n: number, source: string, signal: AbortSignal | undefined): AsyncGenerator<string> {
-    const items = new ItemCollector(n);
+    const items = new ItemCollector(n, sourceWords(source));
     const bullet = this.format === "markdown" ? "- " : "";
     let emitted = 0;
     const emit = (added: string[]) => added.map((t) => `${emitted++ ? "\n" : ""}${bullet}${t}`).join("");
@@ -282,7 +282,7 @@ export class HearthSummarizer {
 
   /** One paragraph of whole sentences, at most `n` (the model's; the most salient sentence of the text if it wrote none). */
   private async *sentences(messages: ChatMessage[], n: number, source: string, signal: AbortSignal | undefined): AsyncGenerator<string> {
-    const col = new SentenceCollector(n);
+    const col = new SentenceCollector(n, sourceWords(source));
     let emitted = 0;
     const emit = (added: string[]) => added.map((t) => `${emitted++ ? " " : ""}${t}`).join("");
     const gen = this.stream(messages, signal);

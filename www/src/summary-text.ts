@@ -10,6 +10,9 @@ const ABBREVIATIONS = new Set(
     .split(" "),
 );
 
+/** Words of one bullet: longer ones keep their leading whole sentences up to this. */
+const MAX_ITEM_WORDS = 40;
+
 const TERMINAL = /[.!?…](?:["'”’)\]]*)$/;
 
 /** Whether `s` ends like a finished sentence (terminal punctuation, maybe closing quotes). */
@@ -58,6 +61,38 @@ const STOPWORDS = new Set(
 /** Lowercase content words of `s` (stop words and one-letter words dropped). */
 export function contentWords(s: string): string[] {
   return (s.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).filter((w) => w.length > 1 && !STOPWORDS.has(w));
+}
+
+/** Crude stem for matching a summary's words against its source ("apologised" ~ "apologized"). */
+const stem = (w: string) => w.slice(0, 5);
+
+/**
+ * The content-word stems of a source text, for {@link supported}: a summary line whose words
+ * mostly do not occur in the source ("This is a short summary of the main point.") is dropped.
+ */
+export function sourceWords(text: string): Set<string> {
+  return new Set(contentWords(text).map(stem));
+}
+
+/** Whether at least `share` of `line`'s content words occur in the source. */
+export function supported(line: string, source: Set<string> | null, share = 0.4): boolean {
+  if (!source) return true;
+  const ws = contentWords(line);
+  if (!ws.length) return false;
+  return ws.filter((w) => source.has(stem(w))).length >= share * ws.length;
+}
+
+/** At most `maxWords` words of whole sentences (always the first sentence, however long). */
+export function capWords(text: string, maxWords: number): string {
+  const sentences = splitSentences(text);
+  let out = sentences[0] ?? "";
+  let n = out.split(" ").length;
+  for (const s of sentences.slice(1)) {
+    n += s.split(" ").length;
+    if (n > maxWords) break;
+    out += ` ${s}`;
+  }
+  return out;
 }
 
 /** Word-set overlap of two texts in [0, 1] (Jaccard over content words). */
@@ -156,7 +191,11 @@ export function trimToSentenceEnd(text: string): string {
  */
 export class ItemCollector {
   readonly items: string[] = [];
-  constructor(private readonly max: number) {}
+  /** `source`: the content words of the summarized text (see {@link sourceWords}); null: no check. */
+  constructor(
+    private readonly max: number,
+    private readonly source: Set<string> | null = null,
+  ) {}
 
   get full(): boolean {
     return this.items.length >= this.max;
@@ -173,11 +212,11 @@ export class ItemCollector {
     return added;
   }
 
-  /** Adds an item unless it is a fragment, a duplicate, or the list is full. */
+  /** Adds an item unless it is a fragment, a duplicate, unsupported by the source, or the list is full. */
   add(text: string): boolean {
     if (this.full) return false;
-    const t = closeSentence(text);
-    if (t.split(" ").length < 3) return false;
+    const t = closeSentence(capWords(text, MAX_ITEM_WORDS));
+    if (t.split(" ").length < 3 || !supported(t, this.source)) return false;
     if (this.items.some((x) => overlap(x, t) >= 0.6)) return false;
     this.items.push(t);
     return true;
@@ -192,7 +231,11 @@ export class ItemCollector {
 export class SentenceCollector {
   readonly sentences: string[] = [];
   private buf = "";
-  constructor(private readonly max: number) {}
+  /** `source`: as for {@link ItemCollector}. */
+  constructor(
+    private readonly max: number,
+    private readonly source: Set<string> | null = null,
+  ) {}
 
   get full(): boolean {
     return this.sentences.length >= this.max;
@@ -226,7 +269,7 @@ export class SentenceCollector {
   private accept(s: string, close: boolean): string[] {
     if (this.full) return [];
     const c = cleanLine(s);
-    if (!c || isPreamble(c) || c.split(" ").length < 3) return [];
+    if (!c || isPreamble(c) || c.split(" ").length < 3 || !supported(c, this.source)) return [];
     if (!close && !endsSentence(c)) return [];
     const t = closeSentence(c);
     if (this.sentences.some((x) => overlap(x, t) >= 0.6)) return [];
