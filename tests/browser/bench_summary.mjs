@@ -43,6 +43,7 @@ const outputs = [];
 let info = null;
 let error = null;
 const t0 = Date.now();
+const save = () => fs.writeFileSync(OUT, JSON.stringify({ model: MODEL_ID, info, error, wall_s: (Date.now() - t0) / 1000, outputs }, null, 1));
 try {
   const page = await openPage(b.context, srv);
   page.setDefaultTimeout(TIMEOUT_S * 1000);
@@ -82,6 +83,7 @@ try {
           return { summary: summary.trim(), ttft_ms: (first || end) - t, total_ms: end - t, input_tokens, input_quota: s.inputQuota };
         }, { prompts, type, LENGTH, INPUT_BUDGET, text: rec.article });
         outputs.push({ id: rec.id, model: MODEL_ID, type, length: LENGTH, prompts, ...r });
+        save(); // a run stopped part-way keeps what it measured
         console.error(`[bench_summary] ${MODEL_ID} ${prompts} ${type} ${i + 1}/${records.length} ${rec.id.slice(0, 8)}: ${(r.total_ms / 1000).toFixed(1)} s ${JSON.stringify(r.summary.slice(0, 100))}`);
       }
     }
@@ -93,5 +95,5 @@ try {
   await b.close().catch(() => {});
   await srv.close();
 }
-fs.writeFileSync(OUT, JSON.stringify({ model: MODEL_ID, info, error, wall_s: (Date.now() - t0) / 1000, outputs }, null, 1));
+save();
 process.exit(error ? 1 : 0);

@@ -56,8 +56,8 @@ export interface SummarizerOptions {
   prompts?: SummarizerPrompts;
   /**
    * Hearth extension: a text over this many tokens is cut to its most salient sentences before
-   * the model reads it (default: {@link HearthSummarizer.inputQuota}, i.e. only what does not fit
-   * one pass). Smaller is faster; `make bench-summary` measures what it costs in quality.
+   * the model reads it (default 600: on the registry's small models as good as reading the whole
+   * page, and about twice as fast on the CPU; `Infinity`: only what does not fit one pass).
    */
   inputBudget?: number;
   signal?: AbortSignal;
@@ -85,6 +85,8 @@ export interface SummarizeOptions {
  * longer one is map-reduced (cutting more would drop whole topics).
  */
 const SELECT_UP_TO = 2;
+/** Default {@link SummarizerOptions.inputBudget} (see there; measured in BENCHMARKS.md). */
+const DEFAULT_INPUT_BUDGET = 600;
 /** Penalty on repeated tokens in the final pass (small models otherwise loop on one fact). */
 const REPEAT_PENALTY = 1.1;
 
@@ -112,7 +114,7 @@ export class HearthSummarizer {
   private constructor(
     private readonly driver: Driver,
     opts: SummarizerOptions,
-    private readonly overhead: { final: number; map: number },
+    private readonly overhead: { final: number; map: number; anyType: number },
   ) {
     this.type = opts.type ?? "key-points";
     this.format = opts.format ?? "markdown";
@@ -125,7 +127,7 @@ export class HearthSummarizer {
     this.prompts = opts.prompts ?? "small-model";
     this.maxOutput = this.prompts === "legacy" ? MAX_OUTPUT_TOKENS[this.length] : outputTokenBudget(this.type, this.length);
     this.inputQuota = Math.max(0, driver.info.n_ctx - overhead.final - this.maxOutput);
-    this.inputBudget = opts.inputBudget ?? Infinity;
+    this.inputBudget = opts.inputBudget ?? DEFAULT_INPUT_BUDGET;
   }
 
   /** Validates options and measures the prompt overhead. */
@@ -138,8 +140,9 @@ export class HearthSummarizer {
     pick("format", opts.format, ["markdown", "plain-text"]);
     pick("length", opts.length, ["short", "medium", "long"]);
     pick("prompts", opts.prompts, ["small-model", "legacy"]);
-    if (opts.inputBudget !== undefined && !(Number.isInteger(opts.inputBudget) && opts.inputBudget >= 32)) {
-      throw new HearthError("BAD_REQUEST", "inputBudget must be an integer >= 32");
+    const ib = opts.inputBudget;
+    if (ib !== undefined && !(ib === Infinity || (Number.isInteger(ib) && ib >= 32))) {
+      throw new HearthError("BAD_REQUEST", "inputBudget must be an integer >= 32, or Infinity");
     }
     const type = opts.type ?? "key-points";
     const length = opts.length ?? "short";
@@ -153,7 +156,19 @@ export class HearthSummarizer {
       { role: "system", content: legacy ? legacyMapSystemPrompt(opts.sharedContext) : mapSystemPrompt(opts.sharedContext) },
       { role: "user", content: legacy ? legacyMapUserPrompt("", 99, 99) : mapUserPrompt("") },
     ]);
-    const s = new HearthSummarizer(driver, opts, { final, map });
+    // What one pass takes whatever the type (its prompt and output budget): a text is cut the same
+    // way for every type, so summaries of one text in several types share their prompt prefix.
+    let anyType = 0;
+    if (!legacy) {
+      const types = ["key-points", "tldr", "teaser", "headline"] as const;
+      const prompts = await Promise.all(types.map((t) => driver.renderChat([
+        { role: "system", content: summarySystemPrompt(opts.sharedContext) },
+        { role: "user", content: summaryUserPrompt("", t, length) },
+      ])));
+      const counts = await driver.countTokensBatch(prompts);
+      anyType = Math.max(...types.map((t, i) => counts[i]! + outputTokenBudget(t, length)));
+    }
+    const s = new HearthSummarizer(driver, opts, { final, map, anyType });
     if (s.inputQuota < 32) throw new HearthError("CONTEXT_OVERFLOW", `the context window (${driver.info.n_ctx} tokens) is too small to summarize`);
     return s;
   }
@@ -221,7 +236,7 @@ export class HearthSummarizer {
     if (!text) return;
     const contextTokens = opts.context ? await this.driver.countTokens(`Context: ${opts.context}\n\n`) : 0;
     const quota = Math.max(32, this.inputQuota - contextTokens);
-    const budget = Math.min(quota, this.inputBudget);
+    const budget = Math.max(32, Math.min(this.driver.info.n_ctx - this.overhead.anyType - contextTokens, this.inputBudget));
     let tokens = await this.driver.countTokens(text);
     if (tokens > SELECT_UP_TO * quota) {
       text = await this.mapFacts(text, quota, opts);
