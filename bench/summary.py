@@ -135,6 +135,8 @@ def main():
     ap.add_argument("--legacy-limit", type=int, default=0, help="the legacy prompts on the first N articles only (0: all); "
                     "the other prompt sets are then also scored on those N, for a like-for-like row")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: the single-thread wasm build)")
+    ap.add_argument("--legacy-every", type=int, default=1, help="the legacy prompts on every K-th article only (a spread sample; "
+                    "the other prompt sets are then also scored on those, for a like-for-like row)")
     ap.add_argument("--input-budget", type=int, default=0, help="the summarizer's inputBudget option (0: its default)")
     ap.add_argument("--tag", default="", help="suffix of the result file names")
     ap.add_argument("--rescore", default=None, help="score an existing result JSON again instead of running")
@@ -175,6 +177,8 @@ def main():
                 cmd += ["--limit", str(args.limit)]
             if args.input_budget:
                 cmd += ["--input-budget", str(args.input_budget)]
+            if args.legacy_every > 1:
+                cmd += ["--legacy-every", str(args.legacy_every)]
             if args.legacy_limit:
                 cmd += ["--legacy-limit", str(args.legacy_limit)]
             print(f"bench-summary: {m} on {len(records)} articles ({args.types}; {args.prompts})", file=sys.stderr)

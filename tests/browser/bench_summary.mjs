@@ -6,7 +6,7 @@
 // Not a test: it asserts nothing about quality or speed. Raw outputs as JSON to --out.
 //   node tests/browser/bench_summary.mjs --model ID --data FILE.jsonl --out FILE.json
 //        [--types key-points,tldr] [--length short] [--prompts small-model,legacy]
-//        [--limit N] [--offset N] [--legacy-limit N] [--input-budget N] [--threads N (0: the single-thread build)] [--timeout S]
+//        [--limit N] [--offset N] [--legacy-limit N] [--legacy-every K] [--input-budget N] [--threads N (0: the single-thread build)] [--timeout S]
 import fs from "node:fs";
 import path from "node:path";
 import { REPO, launchBrowser, startTestServer, openPage, requireFile } from "./harness.mjs";
@@ -24,6 +24,7 @@ const OFFSET = Number(opt("--offset", "0"));
 const THREADS = Number(opt("--threads", "0"));
 const INPUT_BUDGET = Number(opt("--input-budget", "0")); // the summarizer's inputBudget (0: its default)
 const LEGACY_LIMIT = Number(opt("--legacy-limit", "0")); // legacy prompts on the first N articles only (0: all)
+const LEGACY_EVERY = Number(opt("--legacy-every", "1")); // legacy prompts on every K-th article only (a spread sample)
 const TIMEOUT_S = Number(opt("--timeout", "600"));
 if (!DATA || !OUT) throw new Error("--data FILE.jsonl and --out FILE.json are required");
 requireFile(path.join(REPO, "www", "dist", "index.js"), "make www");
@@ -60,7 +61,7 @@ try {
   // reuses its KV cache), as on a page that shows key points and a TL;DR of the same text.
   for (const [i, rec] of records.entries()) {
     for (const prompts of PROMPTS) {
-      if (prompts === "legacy" && LEGACY_LIMIT > 0 && i >= LEGACY_LIMIT) continue;
+      if (prompts === "legacy" && ((LEGACY_LIMIT > 0 && i >= LEGACY_LIMIT) || i % LEGACY_EVERY !== 0)) continue;
       for (const type of TYPES) {
         const r = await page.evaluate(async ({ prompts, type, LENGTH, INPUT_BUDGET, text }) => {
           const key = `${prompts}/${type}`;

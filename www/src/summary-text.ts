@@ -10,6 +10,9 @@ const ABBREVIATIONS = new Set(
     .split(" "),
 );
 
+/** {@link overlap} from which a line repeats an earlier one. */
+const REPEAT = 0.7;
+
 /** Words of one bullet: longer ones keep their leading whole sentences up to this. */
 const MAX_ITEM_WORDS = 40;
 
@@ -95,14 +98,17 @@ export function capWords(text: string, maxWords: number): string {
   return out;
 }
 
-/** Word-set overlap of two texts in [0, 1] (Jaccard over content words). */
+/**
+ * How much of the shorter text's content words the other one has, in [0, 1] (the overlap
+ * coefficient): a line that restates part of an earlier, longer line counts as a repeat.
+ */
 export function overlap(a: string, b: string): number {
   const A = new Set(contentWords(a));
   const B = new Set(contentWords(b));
   if (!A.size || !B.size) return 0;
   let n = 0;
   for (const w of A) if (B.has(w)) n++;
-  return n / (A.size + B.size - n);
+  return n / Math.min(A.size, B.size);
 }
 
 /**
@@ -170,7 +176,8 @@ export function isPreamble(line: string): boolean {
 
 /** Ends `s` with a period when it has no terminal punctuation (it ended at a line break). */
 export function closeSentence(s: string): string {
-  const t = s.trim().replace(/[,;:–—-]+$/, "").trim();
+  // "hepatitis A ." (news corpora put a space before punctuation) → "hepatitis A."
+  const t = s.trim().replace(/\s+([.,;:!?])/g, "$1").replace(/[,;:–—-]+$/, "").trim();
   return endsSentence(t) ? t : `${t}.`;
 }
 
@@ -217,7 +224,7 @@ export class ItemCollector {
     if (this.full) return false;
     const t = closeSentence(capWords(text, MAX_ITEM_WORDS));
     if (t.split(" ").length < 3 || !supported(t, this.source)) return false;
-    if (this.items.some((x) => overlap(x, t) >= 0.6)) return false;
+    if (this.items.some((x) => overlap(x, t) >= REPEAT)) return false;
     this.items.push(t);
     return true;
   }
@@ -272,7 +279,7 @@ export class SentenceCollector {
     if (!c || isPreamble(c) || c.split(" ").length < 3 || !supported(c, this.source)) return [];
     if (!close && !endsSentence(c)) return [];
     const t = closeSentence(c);
-    if (this.sentences.some((x) => overlap(x, t) >= 0.6)) return [];
+    if (this.sentences.some((x) => overlap(x, t) >= REPEAT)) return [];
     this.sentences.push(t);
     return [t];
   }
