@@ -192,6 +192,7 @@ def main():
     done_ids = {str(o["id"]) for o in outputs}
     records = [r for r in records if str(r["id"]) in done_ids] or records
     lead = [rouge(r["highlights"], lead3(r["article"])) for r in records]
+    lead_by_id = {str(r["id"]): x for r, x in zip(records, lead)}
     scores = {"lead-3": {k: mean([x[k] for x in lead]) for k in ["rouge1", "rouge2", "rougeLsum"]} | {"n": len(lead)}}
     groups = {}
     for o in outputs:
@@ -226,6 +227,7 @@ def main():
             "length": mean([float(s["length_ok"]) for s in sc]),
             "cut": mean([float(s["cut"]) for s in sc]),
             "faithful": mean([s["faithful"] for s in sc]),
+            "lead3_rougeLsum_same_articles": mean([lead_by_id[str(o["id"])]["rougeLsum"] for o in os_ if str(o["id"]) in lead_by_id]),
             "words": mean([s["words"] for s in sc]),
             "ttft_ms_median": statistics.median(o["ttft_ms"] for o in os_),
             "total_ms_median": statistics.median(o["total_ms"] for o in os_),
@@ -248,13 +250,13 @@ def table(scores, n, data):
     num = lambda x: "–" if x is None else f"{x:.1f}"
     rows = [f"{n} articles of `{data}`, length `short`; ROUGE F x100 (rouge-score, stemming); format/length obedience, "
             "cut = ends mid-sentence, faithful = share of the summary's numbers and capitalised words found in the article.\n",
-            "| model | prompts | type | R-1 | R-2 | R-Lsum | format | length | cut | faithful | words | TTFT (median) | total (median) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| model | prompts | type | articles | R-1 | R-2 | R-Lsum | Lead-3 R-Lsum, same articles | format | length | cut | faithful | words | TTFT (median) | total (median) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     l3 = scores["lead-3"]
-    rows.append(f"| Lead-3 (extractive baseline) | – | – | {num(l3['rouge1'])} | {num(l3['rouge2'])} | {num(l3['rougeLsum'])} | – | – | – | 100 % | – | – | – |")
+    rows.append(f"| Lead-3 (extractive baseline) | – | – | {l3['n']} | {num(l3['rouge1'])} | {num(l3['rouge2'])} | {num(l3['rougeLsum'])} | {num(l3['rougeLsum'])} | – | – | – | 100 % | – | – | – |")
     for key, s in sorted((k, v) for k, v in scores.items() if k != "lead-3"):
         m, p, t = key.split("/")
-        rows.append(f"| {m} | {p} | {t} | {num(s['rouge1'])} | {num(s['rouge2'])} | {num(s['rougeLsum'])} | {pct(s['format'])} | {pct(s['length'])} | "
+        rows.append(f"| {m} | {p} | {t} | {s['n']} | {num(s['rouge1'])} | {num(s['rouge2'])} | {num(s['rougeLsum'])} | {num(s['lead3_rougeLsum_same_articles'])} | {pct(s['format'])} | {pct(s['length'])} | "
                     f"{pct(s['cut'])} | {pct(s['faithful'])} | {s['words']:.0f} | {s['ttft_ms_median'] / 1000:.1f} s | {s['total_ms_median'] / 1000:.1f} s |")
     return "\n".join(rows) + "\n"
 
