@@ -17,6 +17,7 @@ Scores, per model, prompt set and type (means over the articles):
 - length: key-points = the requested number of items, each at most 2 sentences and 45 words;
   tldr = at most 1/3/5 sentences and 40 words per sentence.
 - cut: share of summaries whose last character is not sentence-final punctuation (mid-sentence).
+- copied: share of the summary's sentences (bullets) found word for word in the article.
 - faithful: share of the summary's numbers and capitalised words (not first in a sentence or
   bullet; "I" and a few sentence words skipped) that occur in the article. A heuristic stand-in
   for named entities; summaries with none are left out of the mean.
@@ -114,6 +115,20 @@ def faithful(summary, article):
     return found / len(keys)
 
 
+def norm(s):
+    return " ".join(re.findall(r"[a-z0-9]+", s.lower()))
+
+
+def copied(summary, article):
+    """Share of the summary's items/sentences that are word for word in the article (how extractive it is:
+    small models copy, and the Summarizer fills a short list with the text's salient sentences)."""
+    parts = [p for p in summary_lines(summary).splitlines() if len(p.split()) >= 4]
+    if not parts:
+        return None
+    art = norm(article)
+    return sum(1 for p in parts if norm(p) in art) / len(parts)
+
+
 def mean(xs):
     xs = [x for x in xs if x is not None]
     return statistics.fmean(xs) if xs else None
@@ -207,6 +222,7 @@ def main():
             "length_ok": length_ok(o["summary"], o["type"], length),
             "cut": cut_mid_sentence(o["summary"]),
             "faithful": faithful(o["summary"], rec["article"]),
+            "copied": copied(o["summary"], rec["article"]),
             "words": len(o["summary"].split()),
         }
         groups.setdefault((o["model"], o.get("prompts", "small-model"), o["type"]), []).append(o)
@@ -227,6 +243,7 @@ def main():
             "length": mean([float(s["length_ok"]) for s in sc]),
             "cut": mean([float(s["cut"]) for s in sc]),
             "faithful": mean([s["faithful"] for s in sc]),
+            "copied": mean([s["copied"] for s in sc]),
             "lead3_rougeLsum_same_articles": mean([lead_by_id[str(o["id"])]["rougeLsum"] for o in os_ if str(o["id"]) in lead_by_id]),
             "words": mean([s["words"] for s in sc]),
             "ttft_ms_median": statistics.median(o["ttft_ms"] for o in os_),
@@ -249,15 +266,16 @@ def table(scores, n, data):
     pct = lambda x: "–" if x is None else f"{100 * x:.0f} %"
     num = lambda x: "–" if x is None else f"{x:.1f}"
     rows = [f"{n} articles of `{data}`, length `short`; ROUGE F x100 (rouge-score, stemming); format/length obedience, "
-            "cut = ends mid-sentence, faithful = share of the summary's numbers and capitalised words found in the article.\n",
-            "| model | prompts | type | articles | R-1 | R-2 | R-Lsum | Lead-3 R-Lsum, same articles | format | length | cut | faithful | words | TTFT (median) | total (median) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "cut = ends mid-sentence, faithful = share of the summary's numbers and capitalised words found in the article, "
+            "copied = share of its sentences found word for word in the article.\n",
+            "| model | prompts | type | articles | R-1 | R-2 | R-Lsum | Lead-3 R-Lsum, same articles | format | length | cut | faithful | copied | words | TTFT (median) | total (median) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     l3 = scores["lead-3"]
-    rows.append(f"| Lead-3 (extractive baseline) | – | – | {l3['n']} | {num(l3['rouge1'])} | {num(l3['rouge2'])} | {num(l3['rougeLsum'])} | {num(l3['rougeLsum'])} | – | – | – | 100 % | – | – | – |")
+    rows.append(f"| Lead-3 (extractive baseline) | – | – | {l3['n']} | {num(l3['rouge1'])} | {num(l3['rouge2'])} | {num(l3['rougeLsum'])} | {num(l3['rougeLsum'])} | – | – | – | 100 % | 100 % | – | – | – |")
     for key, s in sorted((k, v) for k, v in scores.items() if k != "lead-3"):
         m, p, t = key.split("/")
         rows.append(f"| {m} | {p} | {t} | {s['n']} | {num(s['rouge1'])} | {num(s['rouge2'])} | {num(s['rougeLsum'])} | {num(s['lead3_rougeLsum_same_articles'])} | {pct(s['format'])} | {pct(s['length'])} | "
-                    f"{pct(s['cut'])} | {pct(s['faithful'])} | {s['words']:.0f} | {s['ttft_ms_median'] / 1000:.1f} s | {s['total_ms_median'] / 1000:.1f} s |")
+                    f"{pct(s['cut'])} | {pct(s['faithful'])} | {pct(s['copied'])} | {s['words']:.0f} | {s['ttft_ms_median'] / 1000:.1f} s | {s['total_ms_median'] / 1000:.1f} s |")
     return "\n".join(rows) + "\n"
 
 
