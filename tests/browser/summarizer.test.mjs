@@ -90,7 +90,7 @@ test("tldr: one paragraph of one finished sentence; plain-text key-points have n
 
 test("a text over one pass is cut to its salient sentences and keeps the shape; legacy prompts still run", async () => {
   // ~3 passes of the 512-token context would be map-reduce; ~1.5 passes is one pass over salient sentences.
-  const long = TEXTS.join("\n\n").repeat(2) + "\n\n" + TEXTS[0];
+  const long = [...TEXTS, ...TEXTS, TEXTS[0]].join("\n\n");
   const [o] = await summarize({ type: "key-points", length: "short", format: "markdown" }, [long]);
   console.log(`# over one pass (${o.tokens} tokens, quota ${o.quota}): ${JSON.stringify(o.whole)}`);
   assert.ok(o.tokens > o.quota && o.tokens <= 2 * o.quota, `${o.tokens} tokens, quota ${o.quota}`);
