@@ -4,9 +4,9 @@
  *
  * The default pipeline is written for small models: a short instruction after the text, the
  * reply forced into the requested shape as it streams (exactly N bullets for key-points; whole
- * sentences only, within the sentence budget, for tldr/teaser), a text somewhat over one pass cut
- * to its most salient sentences, and a much longer text summarized by a map-reduce whose map
- * step keeps the facts (names, numbers) of every part. `prompts: "legacy"` runs the previous
+ * sentences only, within the sentence budget, for tldr/teaser), a text over `inputBudget` (600
+ * tokens by default) cut to its most salient sentences, and a text over twice one pass first
+ * map-reduced by a map step that keeps the facts (names, numbers) of every part. `prompts: "legacy"` runs the previous
  * prompts and plain map-reduce unchanged, for comparison (`make bench-summary`).
  */
 
