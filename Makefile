@@ -5,12 +5,12 @@ WASM_BINDGEN_VERSION := 0.2.130
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build fuzz-long wasm wasm-baseline wasm-threads demo bench bench-build bench-deps hearth-release bench-kernels clean
+.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build fuzz-long wasm wasm-baseline wasm-threads demo bench bench-build bench-deps hearth-release bench-kernels bench-summary bench-summary-deps clean
 
 help:
 	@echo "make demo   build everything, fetch the default model, serve the browser demo on 127.0.0.1"
 	@echo "make test   install what the tests need, run every test"
-	@echo "make models | models-all | wasm | bench | bench-kernels | fuzz-long | setup"
+	@echo "make models | models-all | wasm | bench | bench-kernels | bench-summary | fuzz-long | setup"
 
 ## setup: idempotent install of everything the build and tests need (Debian, as root).
 setup:
@@ -89,6 +89,22 @@ bench-deps:
 	@python3 -c "import llama_cpp" 2>/dev/null || { echo "bench-deps: building llama-cpp-python 0.3.36 (once, ~6 min)"; \
 	  start=$$(date +%s); CMAKE_ARGS="-DGGML_NATIVE=ON" pip install --break-system-packages --no-cache-dir llama-cpp-python==0.3.36 \
 	  && echo "bench-deps: llama-cpp-python built in $$(( $$(date +%s) - start )) s (once; not part of the bench's time)"; }
+
+## bench-summary: summary quality of the real Summarizer API (headless Chromium, www/dist over the
+## single-thread wasm build) on a JSONL of {id, article, highlights}: ROUGE vs the highlights,
+## Lead-3, format/length obedience, a faithfulness proxy; both prompt sets (small-model, legacy).
+## Writes bench/results/summary-<date>.{json,md}. Not part of `make test`.
+## `make bench-summary DATA=path/to/file.jsonl MODELS=id,… SUMMARY_ARGS="--limit 10"`
+DATA ?= ../shared/data/cnndm-dev-60.jsonl
+MODELS ?=
+SUMMARY_ARGS ?=
+bench-summary: www bench-summary-deps
+	@test -f www/pkg/hearth_bg.wasm || { echo "www/pkg is missing: run make wasm-baseline"; exit 1; }
+	python3 bench/summary.py --data "$(DATA)" --models "$(MODELS)" $(SUMMARY_ARGS)
+
+## bench-summary-deps: Google's rouge-score package (once).
+bench-summary-deps:
+	@python3 -c "import rouge_score" 2>/dev/null || pip install --break-system-packages --no-cache-dir rouge-score==0.1.2
 
 ## bench-kernels: GPU kernel microbenchmarks (lavapipe here: slow, minutes).
 bench-kernels: setup

@@ -30,6 +30,8 @@ export interface Driver {
   readonly info: ModelInfo;
   generate(req: GenerateRequest, onDelta: (text: string) => void, signal?: AbortSignal): Promise<GenerateResult>;
   countTokens(text: string): Promise<number>;
+  /** Tokens of each text, in one call (one Worker round trip). */
+  countTokensBatch(texts: string[]): Promise<number[]>;
   renderChat(messages: ChatMessage[]): Promise<string>;
   reset(): Promise<void>;
   dispose(): Promise<void>;
@@ -381,6 +383,10 @@ export class EngineCore implements Driver {
 
   countTokens(text: string): Promise<number> {
     return this.queue.run(() => this.call((e) => e.count_tokens(text)));
+  }
+
+  countTokensBatch(texts: string[]): Promise<number[]> {
+    return this.queue.run(() => this.call((e) => texts.map((t) => e.count_tokens(t))));
   }
 
   renderChat(messages: ChatMessage[]): Promise<string> {

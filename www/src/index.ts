@@ -27,6 +27,7 @@ export {
   type SummarizerType,
   type SummarizerFormat,
   type SummarizerLength,
+  type SummarizerPrompts,
 } from "./summarizer.js";
 export {
   HearthLanguageModel,

@@ -9,6 +9,7 @@ export type ToWorker =
   | { id: number; type: "load"; model: string; config: LoadConfig }
   | { id: number; type: "generate"; request: GenerateRequest }
   | { id: number; type: "countTokens"; text: string }
+  | { id: number; type: "countTokensBatch"; texts: string[] }
   | { id: number; type: "renderChat"; messages: ChatMessage[] }
   | { id: number; type: "reset" }
   | { id: number; type: "dispose" }
@@ -26,7 +27,7 @@ export interface WireError {
 export type FromWorker =
   | { id: number; type: "progress"; progress: LoadProgress }
   | { id: number; type: "delta"; text: string }
-  | { id: number; type: "result"; value: ModelInfo | GenerateResult | number | string | null }
+  | { id: number; type: "result"; value: ModelInfo | GenerateResult | number | number[] | string | null }
   | { id: number; type: "error"; error: WireError }
   /** Not tied to a request (id 0). */
   | { id: 0; type: "backendchange"; change: BackendChange; info: ModelInfo }

@@ -1,27 +1,41 @@
 /**
  * Summaries shaped like the WICG Summarizer API (`summarize`, `summarizeStreaming`,
- * `inputQuota`, `measureInputUsage`). A text longer than the context is summarized by
- * map-reduce over chunks, not truncated.
+ * `inputQuota`, `measureInputUsage`).
+ *
+ * The default pipeline is written for small models: a short instruction after the text, the
+ * reply forced into the requested shape as it streams (exactly N bullets for key-points; whole
+ * sentences only, within the sentence budget, for tldr/teaser), a text over `inputBudget` (600
+ * tokens by default) cut to its most salient sentences, and a text over twice one pass first
+ * map-reduced by a map step that keeps the facts (names, numbers) of every part. `prompts: "legacy"` runs the previous
+ * prompts and plain map-reduce unchanged, for comparison (`make bench-summary`).
  */
 
 import { streamGeneration } from "./chat.js";
 import type { Driver } from "./core.js";
-import { HearthError, throwIfAborted } from "./errors.js";
+import { HearthError, abortError, throwIfAborted } from "./errors.js";
 import {
   MAX_OUTPUT_TOKENS,
-  joinPartialSummaries,
+  SIZE_COUNT,
+  legacyJoinPartialSummaries,
+  legacyMapSystemPrompt,
+  legacyMapUserPrompt,
+  legacySummarySystemPrompt,
+  legacySummaryUserPrompt,
   mapSystemPrompt,
   mapUserPrompt,
+  outputTokenBudget,
   summarySystemPrompt,
   summaryUserPrompt,
   type SummarizerFormat,
   type SummarizerLength,
+  type SummarizerPrompts,
   type SummarizerType,
 } from "./prompts.js";
-import type { ChatMessage, GenerateResult } from "./types.js";
+import { ItemCollector, SentenceCollector, endsSentence, sourceWords, scoreSentences, selectSalient, shapeHeadline, splitSentences, trimToSentenceEnd } from "./summary-text.js";
+import type { ChatMessage, GenerateRequest, GenerateResult } from "./types.js";
 import { checkSampling } from "./validate.js";
 
-export type { SummarizerFormat, SummarizerLength, SummarizerType };
+export type { SummarizerFormat, SummarizerLength, SummarizerPrompts, SummarizerType };
 
 /** Options of `engine.summarizer()` (and of the `Summarizer.create()` polyfill). */
 export interface SummarizerOptions {
@@ -36,6 +50,17 @@ export interface SummarizerOptions {
   outputLanguage?: string;
   /** Sampling temperature (default 0: greedy, reproducible). */
   temperature?: number;
+  /**
+   * Hearth extension: `small-model` (default) or `legacy`, the prompts and unshaped output of
+   * Hearth before its summary benchmark (kept for comparison).
+   */
+  prompts?: SummarizerPrompts;
+  /**
+   * Hearth extension: a text over this many tokens is cut to its most salient sentences before
+   * the model reads it (default 600: on the registry's small models as good as reading the whole
+   * page, and about twice as fast on the CPU; `Infinity`: only what does not fit one pass).
+   */
+  inputBudget?: number;
   signal?: AbortSignal;
 }
 
@@ -56,6 +81,16 @@ export interface SummarizeOptions {
   onChunkProgress?: (p: SummarizeProgress) => void;
 }
 
+/**
+ * A text up to this many times one pass is cut to its most salient sentences (one pass); a
+ * longer one is map-reduced (cutting more would drop whole topics).
+ */
+const SELECT_UP_TO = 2;
+/** Default {@link SummarizerOptions.inputBudget} (see there; measured in BENCHMARKS.md). */
+const DEFAULT_INPUT_BUDGET = 600;
+/** Penalty on repeated tokens in the final pass (small models otherwise loop on one fact). */
+const REPEAT_PENALTY = 1.1;
+
 /** A summarizer bound to an engine. */
 export class HearthSummarizer {
   readonly type: SummarizerType;
@@ -65,17 +100,22 @@ export class HearthSummarizer {
   readonly expectedInputLanguages: readonly string[] | null;
   readonly expectedContextLanguages: readonly string[] | null;
   readonly outputLanguage: string | null;
+  /** Which prompt set this summarizer uses (Hearth extension). */
+  readonly prompts: SummarizerPrompts;
   /**
    * Tokens of input one pass can take (context window − prompt − output budget). Longer inputs
-   * are still summarized, by map-reduce; this is the threshold where that starts.
+   * are still summarized (salient sentences, or map-reduce); this is the threshold where that starts.
    */
   readonly inputQuota: number;
+  private readonly temperature: number;
+  private readonly maxOutput: number;
+  private readonly inputBudget: number;
   private destroyed = false;
 
   private constructor(
     private readonly driver: Driver,
     opts: SummarizerOptions,
-    private readonly overhead: { final: number; map: number },
+    private readonly overhead: { final: number; map: number; anyType: number },
   ) {
     this.type = opts.type ?? "key-points";
     this.format = opts.format ?? "markdown";
@@ -85,9 +125,11 @@ export class HearthSummarizer {
     this.expectedContextLanguages = opts.expectedContextLanguages ?? null;
     this.outputLanguage = opts.outputLanguage ?? null;
     this.temperature = opts.temperature ?? 0;
-    this.inputQuota = Math.max(0, driver.info.n_ctx - overhead.final - MAX_OUTPUT_TOKENS[this.length]);
+    this.prompts = opts.prompts ?? "small-model";
+    this.maxOutput = this.prompts === "legacy" ? MAX_OUTPUT_TOKENS[this.length] : outputTokenBudget(this.type, this.length);
+    this.inputQuota = Math.max(0, driver.info.n_ctx - overhead.final - this.maxOutput);
+    this.inputBudget = opts.inputBudget ?? DEFAULT_INPUT_BUDGET;
   }
-  private readonly temperature: number;
 
   /** Validates options and measures the prompt overhead. */
   static async create(driver: Driver, opts: SummarizerOptions = {}): Promise<HearthSummarizer> {
@@ -99,18 +141,36 @@ export class HearthSummarizer {
     pick("format", opts.format, ["markdown", "plain-text"]);
     pick("length", opts.length, ["short", "medium", "long"]);
     checkSampling({ temperature: opts.temperature }); // the one validation path (validate.ts)
+    pick("prompts", opts.prompts, ["small-model", "legacy"]);
+    const ib = opts.inputBudget;
+    if (ib !== undefined && !(ib === Infinity || (Number.isInteger(ib) && ib >= 32))) {
+      throw new HearthError("BAD_REQUEST", "inputBudget must be an integer >= 32, or Infinity");
+    }
     const type = opts.type ?? "key-points";
     const length = opts.length ?? "short";
     const format = opts.format ?? "markdown";
+    const legacy = opts.prompts === "legacy";
     const final = await promptTokens(driver, [
-      { role: "system", content: summarySystemPrompt(type, length, format, opts.sharedContext) },
-      { role: "user", content: summaryUserPrompt("") },
+      { role: "system", content: legacy ? legacySummarySystemPrompt(type, length, format, opts.sharedContext) : summarySystemPrompt(opts.sharedContext) },
+      { role: "user", content: legacy ? legacySummaryUserPrompt("") : summaryUserPrompt("", type, length) },
     ]);
     const map = await promptTokens(driver, [
-      { role: "system", content: mapSystemPrompt(opts.sharedContext) },
-      { role: "user", content: mapUserPrompt("", 99, 99) },
+      { role: "system", content: legacy ? legacyMapSystemPrompt(opts.sharedContext) : mapSystemPrompt(opts.sharedContext) },
+      { role: "user", content: legacy ? legacyMapUserPrompt("", 99, 99) : mapUserPrompt("") },
     ]);
-    const s = new HearthSummarizer(driver, opts, { final, map });
+    // What one pass takes whatever the type (its prompt and output budget): a text is cut the same
+    // way for every type, so summaries of one text in several types share their prompt prefix.
+    let anyType = 0;
+    if (!legacy) {
+      const types = ["key-points", "tldr", "teaser", "headline"] as const;
+      const prompts = await Promise.all(types.map((t) => driver.renderChat([
+        { role: "system", content: summarySystemPrompt(opts.sharedContext) },
+        { role: "user", content: summaryUserPrompt("", t, length) },
+      ])));
+      const counts = await driver.countTokensBatch(prompts);
+      anyType = Math.max(...types.map((t, i) => counts[i]! + outputTokenBudget(t, length)));
+    }
+    const s = new HearthSummarizer(driver, opts, { final, map, anyType });
     if (s.inputQuota < 32) throw new HearthError("CONTEXT_OVERFLOW", `the context window (${driver.info.n_ctx} tokens) is too small to summarize`);
     return s;
   }
@@ -149,7 +209,7 @@ export class HearthSummarizer {
       },
       pull: async (controller) => {
         try {
-          iterator ??= this.run(input, opts)[Symbol.asyncIterator]();
+          iterator ??= (this.prompts === "legacy" ? this.runLegacy(input, opts) : this.run(input, opts))[Symbol.asyncIterator]();
           const r = await iterator.next();
           if (r.done) controller.close();
           else controller.enqueue(r.value);
@@ -168,7 +228,202 @@ export class HearthSummarizer {
     this.destroyed = true;
   }
 
+  // -------------------------------------------------------------------------------------------
+  // The small-model pipeline.
+
   private async *run(input: string, opts: SummarizeOptions): AsyncGenerator<string, void, undefined> {
+    const { signal } = opts;
+    throwIfAborted(signal);
+    let text = input.trim();
+    if (!text) return;
+    const contextTokens = opts.context ? await this.driver.countTokens(`Context: ${opts.context}\n\n`) : 0;
+    const quota = Math.max(32, this.inputQuota - contextTokens);
+    const budget = Math.max(32, Math.min(this.driver.info.n_ctx - this.overhead.anyType - contextTokens, this.inputBudget));
+    let tokens = await this.driver.countTokens(text);
+    if (tokens > SELECT_UP_TO * quota) {
+      text = await this.mapFacts(text, quota, opts);
+      tokens = await this.driver.countTokens(text);
+    }
+    if (tokens > budget) text = await this.selectSentences(text, budget);
+    const messages: ChatMessage[] = [
+      { role: "system", content: summarySystemPrompt(this.sharedContext || undefined) },
+      { role: "user", content: summaryUserPrompt(text, this.type, this.length, opts.context) },
+    ];
+    const n = SIZE_COUNT[this.type][this.length];
+    if (this.type === "key-points") yield* this.keyPoints(messages, n, text, signal);
+    else if (this.type === "headline") yield* this.headline(messages, n, text, signal);
+    else yield* this.sentences(messages, n, text, signal);
+  }
+
+  /** Exactly `n` bullets: the model's, cleaned, then (if it wrote fewer) the text's most salient sentences. */
+  private async *keyPoints(messages: ChatMessage[], n: number, source: string, signal: AbortSignal | undefined): AsyncGenerator<string> {
+    const items = new ItemCollector(n, sourceWords(source));
+    const bullet = this.format === "markdown" ? "- " : "";
+    let emitted = 0;
+    const emit = (added: string[]) => added.map((t) => `${emitted++ ? "\n" : ""}${bullet}${t}`).join("");
+    let line = "";
+    const gen = this.stream(messages, signal);
+    for await (const d of gen.deltas) {
+      line += d;
+      let nl: number;
+      let out = "";
+      while ((nl = line.indexOf("\n")) >= 0) {
+        out += emit(items.push(line.slice(0, nl)));
+        line = line.slice(nl + 1);
+      }
+      if (out) yield out;
+      if (items.full) {
+        gen.stop();
+        break;
+      }
+    }
+    const r = await gen.result;
+    if (!items.full && line.trim()) {
+      // A reply cut at the token budget keeps only its finished sentences.
+      const last = r?.finish_reason === "length" ? trimToSentenceEnd(line) : line;
+      if (last) {
+        const out = emit(items.push(last));
+        if (out) yield out;
+      }
+    }
+    if (!items.full) {
+      const before = items.items.length;
+      for (const s of salientSentences(source)) {
+        if (items.full) break;
+        items.add(s);
+      }
+      const out = emit(items.items.slice(before));
+      if (out) yield out;
+    }
+  }
+
+  /** One paragraph of whole sentences, at most `n` (the model's; the most salient sentence of the text if it wrote none). */
+  private async *sentences(messages: ChatMessage[], n: number, source: string, signal: AbortSignal | undefined): AsyncGenerator<string> {
+    const col = new SentenceCollector(n, sourceWords(source));
+    let emitted = 0;
+    const emit = (added: string[]) => added.map((t) => `${emitted++ ? " " : ""}${t}`).join("");
+    const gen = this.stream(messages, signal);
+    for await (const d of gen.deltas) {
+      const out = emit(col.push(d));
+      if (out) yield out;
+      if (col.full) {
+        gen.stop();
+        break;
+      }
+    }
+    const r = await gen.result;
+    if (!col.full) {
+      const out = emit(col.finish(r?.finish_reason === "length"));
+      if (out) yield out;
+    }
+    if (emitted === 0) {
+      const s = salientSentences(source)[0];
+      if (s) yield s;
+    }
+  }
+
+  /** One line of at most `n` words. */
+  private async *headline(messages: ChatMessage[], n: number, source: string, signal: AbortSignal | undefined): AsyncGenerator<string> {
+    let reply = "";
+    const gen = this.stream(messages, signal);
+    for await (const d of gen.deltas) {
+      reply += d;
+      if (shapeHeadline(reply.slice(0, reply.lastIndexOf("\n") + 1), n)) {
+        gen.stop();
+        break;
+      }
+    }
+    await gen.result;
+    let h = shapeHeadline(reply, n);
+    if (!h) h = shapeHeadline(salientSentences(source)[0] ?? "", n);
+    if (h) yield h;
+  }
+
+  /**
+   * Starts the final generation: its deltas, `stop()` to end it early once the shape is complete,
+   * and its result (null when stopped early). A caller's abort rejects as usual.
+   */
+  private stream(messages: ChatMessage[], signal: AbortSignal | undefined): { deltas: AsyncIterable<string>; stop(): void; result: Promise<GenerateResult | null> } {
+    let stopped = false;
+    const req: GenerateRequest = { kind: "chat", messages, max_tokens: this.maxOutput, temperature: this.temperature, repeat_penalty: REPEAT_PENALTY };
+    const s = streamGeneration(signal, (sig, push) => this.driver.generate(req, push, sig), { delta: (t) => t });
+    const result = s.done.then(
+      (r) => r as GenerateResult | null,
+      (e: unknown) => {
+        if (stopped && !signal?.aborted) return null;
+        throw signal?.aborted ? abortError(signal) : e;
+      },
+    );
+    result.catch(() => undefined); // the caller sees a failure through `deltas`
+    return {
+      deltas: s,
+      stop: () => {
+        stopped = true;
+        s.abort();
+      },
+      result,
+    };
+  }
+
+  /** The text cut to its most salient sentences that fit `budget` tokens (one batched count). */
+  private async selectSentences(text: string, budget: number): Promise<string> {
+    const sentences = splitSentences(text);
+    const tokens = await this.driver.countTokensBatch(sentences);
+    // Leave room for the joins between sentences.
+    return selectSalient(sentences, tokens, Math.floor(budget * 0.95))
+      .map((i) => sentences[i]!)
+      .join(" ");
+  }
+
+  /**
+   * Map step of a long text: each part → its facts as bullet lines (kept when they share words
+   * with the part), plus the part's most salient sentence with a number when the model's facts
+   * carry none of the part's numbers; repeated while the result does not fit `SELECT_UP_TO` passes.
+   */
+  private async mapFacts(text: string, budget: number, opts: SummarizeOptions): Promise<string> {
+    const { signal } = opts;
+    const n_ctx = this.driver.info.n_ctx;
+    for (let round = 0; ; round++) {
+      const tokens = await this.driver.countTokens(text);
+      if (tokens <= SELECT_UP_TO * budget) return text;
+      if (round >= 4) throw new HearthError("CONTEXT_OVERFLOW", "the text did not shrink enough to fit the context after 4 rounds of summarizing its parts");
+      const mapOutMax = Math.min(192, Math.floor(n_ctx / 4));
+      const parts = await splitByTokens(this.driver, text, Math.max(32, n_ctx - this.overhead.map - mapOutMax - 8));
+      const mapOut = Math.max(32, Math.min(mapOutMax, Math.floor((1.5 * budget) / parts.length)));
+      const facts: string[] = [];
+      opts.onChunkProgress?.({ round, done: 0, total: parts.length });
+      for (let i = 0; i < parts.length; i++) {
+        const part = parts[i]!;
+        const messages: ChatMessage[] = [
+          { role: "system", content: mapSystemPrompt(this.sharedContext || undefined) },
+          { role: "user", content: mapUserPrompt(part) },
+        ];
+        const r = await this.driver.generate({ kind: "chat", messages, max_tokens: mapOut, temperature: this.temperature, repeat_penalty: REPEAT_PENALTY }, () => undefined, signal);
+        const reply = r.finish_reason === "length" ? r.text.slice(0, r.text.lastIndexOf("\n") + 1) || trimToSentenceEnd(r.text) : r.text;
+        const col = new ItemCollector(12);
+        for (const line of reply.split("\n")) col.push(line);
+        const kept = col.items.filter((f) => sharesWords(f, part));
+        const numbers = part.match(/\d[\d,.]*/g) ?? [];
+        if (numbers.length && !kept.some((f) => numbers.some((x) => f.includes(x)))) {
+          const anchor = salientSentences(part).find((s) => /\d/.test(s));
+          if (anchor) kept.push(anchor);
+        }
+        if (!kept.length) kept.push(...salientSentences(part).slice(0, 2));
+        facts.push(...kept);
+        opts.onChunkProgress?.({ round, done: i + 1, total: parts.length });
+      }
+      const next = facts.join("\n");
+      if ((await this.driver.countTokens(next)) >= tokens) {
+        throw new HearthError("CONTEXT_OVERFLOW", "summarizing the parts of the text did not make it shorter");
+      }
+      text = next;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The legacy pipeline (`prompts: "legacy"`): the prompts and plain map-reduce before issue 22.
+
+  private async *runLegacy(input: string, opts: SummarizeOptions): AsyncGenerator<string, void, undefined> {
     const { signal } = opts;
     throwIfAborted(signal);
     let text = input.trim();
@@ -182,41 +437,31 @@ export class HearthSummarizer {
       const mapOutMax = Math.min(MAX_OUTPUT_TOKENS.medium, Math.floor(this.driver.info.n_ctx / 4));
       const budget = this.driver.info.n_ctx - this.overhead.map - mapOutMax - 8;
       const parts = await splitByTokens(this.driver, text, Math.max(32, budget));
-      // Give each part an output budget such that the joined partial summaries fit one pass,
-      // so one reduce round usually suffices (small models otherwise fill whatever they get).
       const mapOut = Math.max(24, Math.min(mapOutMax, Math.floor((0.85 * (this.inputQuota - contextTokens)) / parts.length) - 6));
       const summaries: string[] = [];
       opts.onChunkProgress?.({ round, done: 0, total: parts.length });
       for (let i = 0; i < parts.length; i++) {
-        const r = await this.generate(
-          [
-            { role: "system", content: mapSystemPrompt(this.sharedContext || undefined) },
-            { role: "user", content: mapUserPrompt(parts[i]!, i, parts.length) },
-          ],
-          mapOut,
-          signal,
-        );
+        const messages: ChatMessage[] = [
+          { role: "system", content: legacyMapSystemPrompt(this.sharedContext || undefined) },
+          { role: "user", content: legacyMapUserPrompt(parts[i]!, i, parts.length) },
+        ];
+        const r = await this.driver.generate({ kind: "chat", messages, max_tokens: mapOut, temperature: this.temperature }, () => undefined, signal);
         summaries.push(r.text.trim() || parts[i]!.slice(0, 200));
         opts.onChunkProgress?.({ round, done: i + 1, total: parts.length });
       }
-      const next = joinPartialSummaries(summaries);
+      const next = legacyJoinPartialSummaries(summaries);
       if ((await this.driver.countTokens(next)) >= tokens) {
         throw new HearthError("CONTEXT_OVERFLOW", "summarizing the parts of the text did not make it shorter");
       }
       text = next;
     }
     const messages: ChatMessage[] = [
-      { role: "system", content: summarySystemPrompt(this.type, this.length, this.format, this.sharedContext || undefined) },
-      { role: "user", content: summaryUserPrompt(text, opts.context) },
+      { role: "system", content: legacySummarySystemPrompt(this.type, this.length, this.format, this.sharedContext || undefined) },
+      { role: "user", content: legacySummaryUserPrompt(text, opts.context) },
     ];
-    const stream = streamGeneration(signal, (sig, push) => this.driver.generate({ kind: "chat", messages, max_tokens: MAX_OUTPUT_TOKENS[this.length], temperature: this.temperature }, push, sig), {
+    yield* streamGeneration(signal, (sig, push) => this.driver.generate({ kind: "chat", messages, max_tokens: this.maxOutput, temperature: this.temperature }, push, sig), {
       delta: (t) => t,
     });
-    yield* stream;
-  }
-
-  private generate(messages: ChatMessage[], maxTokens: number, signal: AbortSignal | undefined): Promise<GenerateResult> {
-    return this.driver.generate({ kind: "chat", messages, max_tokens: maxTokens, temperature: this.temperature }, () => undefined, signal);
   }
 }
 
@@ -224,43 +469,63 @@ async function promptTokens(driver: Driver, messages: ChatMessage[]): Promise<nu
   return driver.countTokens(await driver.renderChat(messages));
 }
 
+/** The text's whole sentences (6–50 words), most salient first. */
+function salientSentences(text: string): string[] {
+  const all = splitSentences(text);
+  const scores = scoreSentences(all);
+  return all
+    .map((s, i) => ({ s, score: scores[i]! }))
+    .filter(({ s }) => endsSentence(s) && s.split(/\s+/).length >= 6 && s.split(/\s+/).length <= 50)
+    .sort((a, b) => b.score - a.score)
+    .map(({ s }) => s);
+}
+
+/** Whether a fact shares at least half of its capitalised words and numbers with its source (a faithfulness filter). */
+function sharesWords(fact: string, source: string): boolean {
+  const keys = fact.match(/\b(?:[A-Z][\p{L}]+|\d[\d,.]*)/gu) ?? [];
+  if (!keys.length) return true;
+  const found = keys.filter((k) => source.includes(k.replace(/[.,]+$/, ""))).length;
+  return found * 2 >= keys.length;
+}
+
 /**
- * Splits text into parts of at most `budget` tokens, on paragraph, then sentence, then word
- * boundaries (a single over-long word is cut by characters).
+ * Splits text into parts of at most `budget` tokens on paragraph and sentence boundaries, then
+ * word boundaries, then characters (a single over-long word). Tokens are counted in batches
+ * (one Worker round trip per level), not per piece.
  */
 export async function splitByTokens(driver: Driver, text: string, budget: number): Promise<string[]> {
-  const pieces: Array<{ text: string; tokens: number }> = [];
-  const addPiece = async (t: string, level: number): Promise<void> => {
-    const n = await driver.countTokens(t);
-    if (n <= budget) {
-      pieces.push({ text: t, tokens: n });
-      return;
-    }
-    const splitters = [/(?<=\n\s*\n)(?=\S)/, /(?<=[.!?。]\s+)(?=\S)/, /(?<=\s)(?=\S)/];
-    if (level < splitters.length) {
-      const sub = t.split(splitters[level]!).filter((s) => s.length > 0);
-      if (sub.length > 1) {
-        for (const s of sub) await addPiece(s, level + 1);
-        return;
+  const levels = [/(?<=\n\s*\n|[.!?。]\s+)(?=\S)/, /(?<=\s)(?=\S)/];
+  let pieces: string[] = text.split(levels[0]!).filter((s) => s.length > 0);
+  let counts = await driver.countTokensBatch(pieces);
+  for (let level = 1; level <= levels.length; level++) {
+    if (counts.every((n) => n <= budget)) break;
+    const next: string[] = [];
+    for (let i = 0; i < pieces.length; i++) {
+      const p = pieces[i]!;
+      const n = counts[i]!;
+      if (n <= budget) next.push(p);
+      else if (level < levels.length) next.push(...p.split(levels[level]!).filter((s) => s.length > 0));
+      else {
+        // One unbreakable run: cut by characters in proportion to the budget (with margin).
+        const cut = Math.max(1, Math.floor((p.length * budget) / n / 2));
+        for (let j = 0; j < p.length; j += cut) next.push(p.slice(j, j + cut));
       }
-      return addPiece(t, level + 1);
     }
-    // One unbreakable run: cut by characters in proportion to the budget.
-    const cut = Math.max(1, Math.floor((t.length * budget) / n));
-    for (let i = 0; i < t.length; i += cut) await addPiece(t.slice(i, i + cut), level);
-  };
-  await addPiece(text, 0);
+    pieces = next;
+    counts = await driver.countTokensBatch(pieces);
+  }
   const parts: string[] = [];
   let cur = "";
   let curTokens = 0;
-  for (const p of pieces) {
-    if (cur && curTokens + p.tokens > budget) {
+  for (let i = 0; i < pieces.length; i++) {
+    const n = counts[i]!;
+    if (cur && curTokens + n > budget) {
       parts.push(cur);
       cur = "";
       curTokens = 0;
     }
-    cur += p.text;
-    curTokens += p.tokens;
+    cur += pieces[i]!;
+    curTokens += n;
   }
   if (cur.trim()) parts.push(cur);
   return parts;

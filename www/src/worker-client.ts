@@ -170,6 +170,10 @@ export class WorkerDriver implements Driver {
     return (await this.call({ type: "countTokens", text })).value as number;
   }
 
+  async countTokensBatch(texts: string[]): Promise<number[]> {
+    return (await this.call({ type: "countTokensBatch", texts })).value as number[];
+  }
+
   async renderChat(messages: ChatMessage[]): Promise<string> {
     return (await this.call({ type: "renderChat", messages })).value as string;
   }

@@ -72,6 +72,9 @@ async function handle(msg: ToWorker): Promise<void> {
     case "countTokens":
       post({ id, type: "result", value: await needCore().countTokens(msg.text) });
       return;
+    case "countTokensBatch":
+      post({ id, type: "result", value: await needCore().countTokensBatch(msg.texts) });
+      return;
     case "renderChat":
       post({ id, type: "result", value: await needCore().renderChat(msg.messages) });
       return;
