@@ -1,10 +1,8 @@
 //! Model hyper-parameters, read from GGUF metadata only (no per-model constants).
 
+use super::arch::{architecture, Family};
 use super::ModelError;
 use crate::gguf::Metadata;
-
-/// Architecture families Hearth can run, by `general.architecture`.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "mistral", "qwen2", "smollm", "gemma3"];
 
 /// Hyper-parameters of a decoder-only transformer.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,12 +52,7 @@ impl Config {
             .get_str("general.architecture")
             .ok_or_else(|| ModelError::MissingMetadata("general.architecture".into()))?
             .to_string();
-        if !SUPPORTED_ARCHITECTURES.contains(&arch.as_str()) {
-            return Err(ModelError::UnsupportedArchitecture {
-                name: arch,
-                supported: SUPPORTED_ARCHITECTURES.iter().map(|s| s.to_string()).collect(),
-            });
-        }
+        let info = architecture(&arch)?;
         let k = |s: &str| format!("{arch}.{s}");
         let n_embd = req(md, &k("embedding_length"))?;
         let n_head = req(md, &k("attention.head_count"))?;
@@ -87,7 +80,7 @@ impl Config {
             (Some("linear"), Some(f)) if f > 0.0 => 1.0 / f,
             _ => 1.0,
         };
-        let gemma = arch.starts_with("gemma");
+        let gemma = info.family == Family::Gemma;
         let sliding_window = md.get_u64(&k("attention.sliding_window")).map(|v| v as usize).filter(|&w| w > 0);
         // Gemma 3: every sixth layer is global, the others use the sliding window
         // (llama.cpp `hparams.set_swa_pattern(6)`).
@@ -106,7 +99,7 @@ impl Config {
             rope_theta: opt_f32(md, &k("rope.freq_base")).unwrap_or(10_000.0),
             rope_theta_swa: if gemma { 10_000.0 } else { opt_f32(md, &k("rope.freq_base")).unwrap_or(10_000.0) },
             n_rot,
-            rope_neox: matches!(arch.as_str(), "qwen2" | "gemma3" | "gemma2" | "gemma" | "phi3"),
+            rope_neox: info.rope_neox,
             rope_freq_scale,
             sliding_window,
             swa_layers,
