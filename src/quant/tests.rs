@@ -24,9 +24,10 @@ pub(crate) fn block_counts(ty: GgmlType) -> &'static [usize] {
     }
 }
 
-#[test]
-fn scalar_dot_agrees_with_dequantize_then_dot() {
-    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+/// Checks a row dot product against dequantize-then-dot (in f64) on random rows of every
+/// supported format at several lengths; `dot(ty, row, x)` runs the kernel under test.
+pub(crate) fn check_dot_against_dequantize(seed: u64, dot: impl Fn(GgmlType, &[u8], &[f32]) -> f32) {
+    let mut rng = Rng(seed);
     for ty in supported() {
         for &blocks in block_counts(ty) {
             let n = blocks * ty.block_size();
@@ -39,12 +40,20 @@ fn scalar_dot_agrees_with_dequantize_then_dot() {
             // f32 accumulation over n terms: a few units of f32 epsilon (1.2e-7) relative to
             // Σ|w·x|, whatever the summation order.
             let tol = 1e-6 * magnitude + 1e-30;
-            let got = dot_scalar(ty, &row, &x).unwrap();
-            assert_eq!(got.to_bits(), dot_scalar_fn(ty).unwrap()(&row, &x).to_bits(), "{ty:?}");
+            let got = dot(ty, &row, &x);
             let err = (got as f64 - reference).abs();
             assert!(err <= tol, "{ty:?} n={n}: {got} vs {reference} (err {err:e}, tol {tol:e})");
         }
     }
+}
+
+#[test]
+fn scalar_dot_agrees_with_dequantize_then_dot() {
+    check_dot_against_dequantize(0x1234_5678_9ABC_DEF1, |ty, row, x| {
+        let got = dot_scalar(ty, row, x).unwrap();
+        assert_eq!(got.to_bits(), dot_scalar_fn(ty).unwrap()(row, x).to_bits(), "{ty:?}");
+        got
+    });
 }
 
 #[test]

@@ -86,99 +86,41 @@ macro_rules! avx2 {
     }};
 }
 
+/// An `AVX2` row with all three kernels: the f32 dot, the integer dot, the four-token one.
+#[cfg(target_arch = "x86_64")]
+macro_rules! avx2_row {
+    ($ty:ident: $dot:path, $q8:path, $q8x4:path) => {
+        Kernels { dot: avx2!(dot $dot), dot_q8: avx2!(q8 $q8), dot_q8x4: avx2!(q8x4 $q8x4), ..row(GgmlType::$ty) }
+    };
+}
+
 /// x86_64 with AVX2 + FMA + F16C.
 #[cfg(target_arch = "x86_64")]
+#[rustfmt::skip]
 const AVX2: &[Kernels] = &[
     Kernels { dot: avx2!(dot simd_x86::dot_f32), ..row(GgmlType::F32) },
     Kernels { dot: avx2!(dot simd_x86::dot_f16), ..row(GgmlType::F16) },
     Kernels { dot: avx2!(dot simd_x86::dot_bf16), ..row(GgmlType::BF16) },
-    Kernels {
-        dot: avx2!(dot simd_x86::dot_q4_0),
-        dot_q8: avx2!(q8 simd_x86_q8::dot_q4_0),
-        dot_q8x4: avx2!(q8x4 simd_x86_q8::dot4_q4_0),
-        ..row(GgmlType::Q4_0)
-    },
-    Kernels {
-        dot: avx2!(dot simd_x86::dot_q4_1),
-        dot_q8: avx2!(q8 simd_x86_q8::dot_q4_1),
-        dot_q8x4: avx2!(q8x4 simd_x86_q8::dot4_q4_1),
-        ..row(GgmlType::Q4_1)
-    },
-    Kernels {
-        dot: avx2!(dot simd_x86::dot_q5_0),
-        dot_q8: avx2!(q8 simd_x86_q8::dot_q5_0),
-        dot_q8x4: avx2!(q8x4 simd_x86_q8::dot4_q5_0),
-        ..row(GgmlType::Q5_0)
-    },
-    Kernels {
-        dot: avx2!(dot simd_x86::dot_q5_1),
-        dot_q8: avx2!(q8 simd_x86_q8::dot_q5_1),
-        dot_q8x4: avx2!(q8x4 simd_x86_q8::dot4_q5_1),
-        ..row(GgmlType::Q5_1)
-    },
-    Kernels {
-        dot: avx2!(dot simd_x86::dot_q8_0),
-        dot_q8: avx2!(q8 simd_x86_q8::dot_q8_0),
-        dot_q8x4: avx2!(q8x4 simd_x86_q8::dot4_q8_0),
-        ..row(GgmlType::Q8_0)
-    },
-    Kernels {
-        dot: avx2!(dot simd_x86::dot_q4_k),
-        dot_q8: avx2!(q8 simd_x86_q8::dot_q4_k),
-        dot_q8x4: avx2!(q8x4 simd_x86_q8::dot4_q4_k),
-        ..row(GgmlType::Q4_K)
-    },
-    Kernels {
-        dot: avx2!(dot simd_x86::dot_q5_k),
-        dot_q8: avx2!(q8 simd_x86_q8::dot_q5_k),
-        dot_q8x4: avx2!(q8x4 simd_x86_q8::dot4_q5_k),
-        ..row(GgmlType::Q5_K)
-    },
-    Kernels {
-        dot: avx2!(dot simd_x86::dot_q6_k),
-        dot_q8: avx2!(q8 simd_x86_q8::dot_q6_k),
-        dot_q8x4: avx2!(q8x4 simd_x86_q8::dot4_q6_k),
-        ..row(GgmlType::Q6_K)
-    },
+    avx2_row!(Q4_0: simd_x86::dot_q4_0, simd_x86_q8::dot_q4_0, simd_x86_q8::dot4_q4_0),
+    avx2_row!(Q4_1: simd_x86::dot_q4_1, simd_x86_q8::dot_q4_1, simd_x86_q8::dot4_q4_1),
+    avx2_row!(Q5_0: simd_x86::dot_q5_0, simd_x86_q8::dot_q5_0, simd_x86_q8::dot4_q5_0),
+    avx2_row!(Q5_1: simd_x86::dot_q5_1, simd_x86_q8::dot_q5_1, simd_x86_q8::dot4_q5_1),
+    avx2_row!(Q8_0: simd_x86::dot_q8_0, simd_x86_q8::dot_q8_0, simd_x86_q8::dot4_q8_0),
+    avx2_row!(Q4_K: simd_x86::dot_q4_k, simd_x86_q8::dot_q4_k, simd_x86_q8::dot4_q4_k),
+    avx2_row!(Q5_K: simd_x86::dot_q5_k, simd_x86_q8::dot_q5_k, simd_x86_q8::dot4_q5_k),
+    avx2_row!(Q6_K: simd_x86::dot_q6_k, simd_x86_q8::dot_q6_k, simd_x86_q8::dot4_q6_k),
 ];
 
 /// wasm32 with SIMD128 (and relaxed SIMD in the threaded build).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[rustfmt::skip]
 const SIMD128: &[Kernels] = &[
     Kernels { dot: Some(simd_wasm::dot_f32), ..row(GgmlType::F32) },
-    Kernels {
-        dot: Some(simd_wasm::dot_q4_0),
-        dot_q8: Some(simd_wasm_q8::dot_q4_0),
-        dot_q8x4: Some(simd_wasm_q8::dot4_q4_0),
-        tile: Some(simd_wasm_tile::tile_q4_0),
-        ..row(GgmlType::Q4_0)
-    },
-    Kernels {
-        dot: Some(simd_wasm::dot_q4_1),
-        dot_q8: Some(simd_wasm_q8::dot_q4_1),
-        dot_q8x4: Some(simd_wasm_q8::dot4_q4_1),
-        tile: Some(simd_wasm_tile::tile_q4_1),
-        ..row(GgmlType::Q4_1)
-    },
-    Kernels {
-        dot_q8: Some(simd_wasm_q8::dot_q5_0),
-        dot_q8x4: Some(simd_wasm_q8::dot4_q5_0),
-        tile: Some(simd_wasm_tile::tile_q5_0),
-        ..row(GgmlType::Q5_0)
-    },
-    Kernels {
-        dot_q8: Some(simd_wasm_q8::dot_q5_1),
-        dot_q8x4: Some(simd_wasm_q8::dot4_q5_1),
-        tile: Some(simd_wasm_tile::tile_q5_1),
-        ..row(GgmlType::Q5_1)
-    },
-    Kernels {
-        dot: Some(simd_wasm::dot_q8_0),
-        dot_q8: Some(simd_wasm_q8::dot_q8_0),
-        dot_q8x4: Some(simd_wasm_q8::dot4_q8_0),
-        tile: Some(simd_wasm_tile::tile_q8_0),
-        ..row(GgmlType::Q8_0)
-    },
+    Kernels { dot: Some(simd_wasm::dot_q4_0), dot_q8: Some(simd_wasm_q8::dot_q4_0), dot_q8x4: Some(simd_wasm_q8::dot4_q4_0), tile: Some(simd_wasm_tile::tile_q4_0), ..row(GgmlType::Q4_0) },
+    Kernels { dot: Some(simd_wasm::dot_q4_1), dot_q8: Some(simd_wasm_q8::dot_q4_1), dot_q8x4: Some(simd_wasm_q8::dot4_q4_1), tile: Some(simd_wasm_tile::tile_q4_1), ..row(GgmlType::Q4_1) },
+    Kernels { dot_q8: Some(simd_wasm_q8::dot_q5_0), dot_q8x4: Some(simd_wasm_q8::dot4_q5_0), tile: Some(simd_wasm_tile::tile_q5_0), ..row(GgmlType::Q5_0) },
+    Kernels { dot_q8: Some(simd_wasm_q8::dot_q5_1), dot_q8x4: Some(simd_wasm_q8::dot4_q5_1), tile: Some(simd_wasm_tile::tile_q5_1), ..row(GgmlType::Q5_1) },
+    Kernels { dot: Some(simd_wasm::dot_q8_0), dot_q8: Some(simd_wasm_q8::dot_q8_0), dot_q8x4: Some(simd_wasm_q8::dot4_q8_0), tile: Some(simd_wasm_tile::tile_q8_0), ..row(GgmlType::Q8_0) },
     Kernels { dot_q8: Some(simd_wasm_q8::dot_q4_k), dot_q8x4: Some(simd_wasm_q8::dot4_q4_k), ..row(GgmlType::Q4_K) },
     Kernels { dot_q8: Some(simd_wasm_q8::dot_q5_k), dot_q8x4: Some(simd_wasm_q8::dot4_q5_k), ..row(GgmlType::Q5_K) },
     Kernels { dot_q8: Some(simd_wasm_q8::dot_q6_k), ..row(GgmlType::Q6_K) },

@@ -123,12 +123,28 @@ pub(super) unsafe fn dot_q8_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
     hsum(acc)
 }
 
+/// The quants (< 32) of sub-blocks 2i (low nibbles of `qs[32i..32i + 32]`) and 2i + 1 (high
+/// nibbles) of a Q4_K/Q5_K block `b` whose `qs` start at `qs_off`; Q5_K adds bit 2i (2i + 1)
+/// of `qh[l]` (given as `qh`) as bit 4 of element 64i + l (64i + 32 + l).
+#[inline(always)]
+unsafe fn k4_pair<const Q5: bool>(b: &[u8], qh: __m256i, qs_off: usize, i: usize) -> (__m256i, __m256i) {
+    let (m4, one) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(1));
+    let v = load32(b, qs_off + 32 * i);
+    let mut lo = _mm256_and_si256(v, m4);
+    let mut hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    if Q5 {
+        let h0 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32)), one);
+        let h1 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32 + 1)), one);
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
+    }
+    (lo, hi)
+}
+
 /// Shared Q4_K/Q5_K loop: `qs` at byte 48 (Q5_K, with `qh` at 16) or 16 (Q4_K).
 #[inline(always)]
 unsafe fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
     let (bytes, qs_off) = if Q5 { (BlockQ5K::BYTES, 48) } else { (BlockQ4K::BYTES, 16) };
-    let m4 = _mm256_set1_epi8(0x0F);
-    let one = _mm256_set1_epi8(1);
     let mut acc = _mm256_setzero_ps();
     let mut mins = 0.0f32;
     let it = row.chunks_exact(bytes).zip(x.qs.chunks_exact(QK_K));
@@ -143,16 +159,7 @@ unsafe fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
         for i in 0..4 {
             let (s0, m0) = scale_min_k4(2 * i, &scales);
             let (s1, m1) = scale_min_k4(2 * i + 1, &scales);
-            let v = load32(b, qs_off + 32 * i);
-            let mut lo = _mm256_and_si256(v, m4);
-            let mut hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            if Q5 {
-                // bit 2i (2i + 1) of qh[l] is bit 4 of element 64i + l (64i + 32 + l).
-                let h0 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32)), one);
-                let h1 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32 + 1)), one);
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
-            }
+            let (lo, hi) = k4_pair::<Q5>(b, qh, qs_off, i);
             let p0 = _mm256_cvtepi32_ps(dot_us(lo, load32(qx, 64 * i)));
             let p1 = _mm256_cvtepi32_ps(dot_us(hi, load32(qx, 64 * i + 32)));
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d * s0 as f32 * dx[2 * i]), p0, acc);
@@ -279,8 +286,6 @@ pub(super) unsafe fn dot4_q8_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
 #[inline(always)]
 unsafe fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
     let (bytes, qs_off) = if Q5 { (BlockQ5K::BYTES, 48) } else { (BlockQ4K::BYTES, 16) };
-    let m4 = _mm256_set1_epi8(0x0F);
-    let one = _mm256_set1_epi8(1);
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut mins = [0.0f32; 4];
     let nsb = blocks4(&x) / 8;
@@ -292,15 +297,7 @@ unsafe fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4]
         for i in 0..4 {
             let (s0, m0) = scale_min_k4(2 * i, &scales);
             let (s1, m1) = scale_min_k4(2 * i + 1, &scales);
-            let v = load32(b, qs_off + 32 * i);
-            let mut lo = _mm256_and_si256(v, m4);
-            let mut hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            if Q5 {
-                let h0 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32)), one);
-                let h1 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32 + 1)), one);
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
-            }
+            let (lo, hi) = k4_pair::<Q5>(b, qh, qs_off, i);
             let (c0, c1) = (8 * sb + 2 * i, 8 * sb + 2 * i + 1);
             let (f0, f1) = (d * s0 as f32, d * s1 as f32);
             for k in 0..4 {

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::quant::synth::Rng;
-use crate::quant::tests::{block_counts, random_row};
+use crate::quant::tests::{block_counts, check_dot_against_dequantize, random_row};
 use crate::quant::{dequantize, dot_scalar_fn, FORMATS};
 
 /// Every supported type (the ones with a `quant::FORMATS` row).
@@ -29,29 +29,12 @@ fn every_supported_type_has_a_dot_and_no_other_does() {
 
 #[test]
 fn fast_dot_agrees_with_dequantize_then_dot() {
-    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
-    for ty in supported() {
-        let fast = dot_fn(ty).unwrap();
-        for &blocks in block_counts(ty) {
-            let n = blocks * ty.block_size();
-            let row = random_row(&mut rng, ty, blocks);
-            let x: Vec<f32> = (0..n).map(|_| rng.f()).collect();
-            let mut w = vec![0.0f32; n];
-            dequantize(ty, &row, &mut w).unwrap();
-            let reference: f64 = w.iter().zip(&x).map(|(&w, &x)| w as f64 * x as f64).sum();
-            let magnitude: f64 = w.iter().zip(&x).map(|(&w, &x)| (w as f64 * x as f64).abs()).sum();
-            // f32 accumulation over n terms: a few units of f32 epsilon (1.2e-7) relative to
-            // Σ|w·x|, whatever the summation order.
-            let tol = 1e-6 * magnitude + 1e-30;
-            let checked = dot(ty, &row, &x).unwrap();
-            let f = fast(&row, &x);
-            assert_eq!(checked.to_bits(), f.to_bits(), "{ty:?}: dot and dot_fn differ");
-            let err = (f as f64 - reference).abs();
-            assert!(err <= tol, "{ty:?} n={n}: {f} vs {reference} (err {err:e}, tol {tol:e})");
-        }
-    }
+    check_dot_against_dequantize(0x1234_5678_9ABC_DEF1, |ty, row, x| {
+        let fast = dot_fn(ty).unwrap()(row, x);
+        assert_eq!(dot(ty, row, x).unwrap().to_bits(), fast.to_bits(), "{ty:?}: dot and dot_fn differ");
+        fast
+    });
 }
-
 
 #[test]
 fn mismatched_lengths_do_not_read_out_of_bounds() {
