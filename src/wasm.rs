@@ -403,19 +403,19 @@ mod test_hooks {
 }
 
 /// Checks the CPU integer kernels this wasm build selected (SIMD128) against their scalar
-/// references on random rows (`quant::check_q8_kernels`), and the activation quantizer
-/// (`quant::check_quantize`); returns JSON
+/// references on random rows (`kernels::check_q8_kernels`), and the activation quantizer
+/// (`kernels::check_quantize`); returns JSON
 /// `[{ty, kernel, cols, error, tolerance, ok}]`.
 #[wasm_bindgen]
 pub fn cpu_kernel_check(seed: u32) -> Result<String, JsValue> {
     install_panic_hook();
-    let mut checks = crate::quant::check_q8_kernels(u64::from(seed));
-    checks.push(crate::quant::check_quantize(u64::from(seed)));
+    let mut checks = crate::backend::cpu::kernels::check_q8_kernels(u64::from(seed));
+    checks.push(crate::backend::cpu::kernels::check_quantize(u64::from(seed)));
     serde_json::to_string(&checks).map_err(|e| js_error("INTERNAL", &e.to_string()))
 }
 
 /// Runs every WebGPU kernel against the CPU backend on random inputs at odd sizes (the
-/// checks `cargo test` runs natively, `backend::selfcheck`); resolves to JSON
+/// checks `cargo test` runs natively, `backend::gpu::selfcheck`); resolves to JSON
 /// `[{name, error, tolerance, ok}]`. Rejects with `DEVICE_LOST` when there is no WebGPU.
 #[cfg(feature = "gpu")]
 #[wasm_bindgen]
@@ -425,7 +425,7 @@ pub async fn gpu_selfcheck(seed: u32) -> Result<String, JsValue> {
         .await
         .map_err(|e| js_error("DEVICE_LOST", &format!("WebGPU unavailable: {e}")))?;
     let mut cpu = CpuBackend::with_f32_activations(); // the kernels take f32 activations
-    let checks = crate::backend::selfcheck::compare(&mut gpu, &mut cpu, u64::from(seed))
+    let checks = crate::backend::gpu::selfcheck::compare(&mut gpu, &mut cpu, u64::from(seed))
         .await
         .map_err(|e| js_error("INTERNAL", &e.to_string()))?;
     serde_json::to_string(&checks).map_err(|e| js_error("INTERNAL", &e.to_string()))
@@ -450,8 +450,9 @@ pub struct CpuMatmulBench {
 impl CpuMatmulBench {
     #[wasm_bindgen(constructor)]
     pub fn new(ty: &str, rows: usize, cols: usize, n: usize) -> Result<CpuMatmulBench, JsValue> {
-        install_panic_hook();
-        use crate::backend::selfcheck::{random_weight, Rng};
+    install_panic_hook();
+    let mut checks = crate::backend::cpu::kernels::check_q8_kernels(u64::from(seed));
+    checks.push(crate::backend::cpu::kernels::check_quantize(u64::from(seed)));
         let bad = |m: String| js_error("BAD_REQUEST", &m);
         let ty = crate::quant::GgmlType::ALL.iter().copied().find(|t| t.name() == ty).ok_or_else(|| bad(format!("unknown type {ty}")))?;
         // At most 16M weights and 4M activations or outputs (64 MB of f32 in wasm memory).

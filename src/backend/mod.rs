@@ -9,7 +9,6 @@
 //! a writable binding that aliases another).
 
 pub mod cpu;
-pub mod selfcheck;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 

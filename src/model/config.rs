@@ -5,11 +5,9 @@
 //! [`Config::from_header`] also checks them against the tensor directory (see `validate`).
 //! A violation is [`ModelError::Invalid`], naming the key, its value and the rule.
 
+use super::arch::{architecture, Family};
 use super::ModelError;
 use crate::gguf::{Header, Metadata, Value};
-
-/// Architecture families Hearth can run, by `general.architecture`.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "mistral", "qwen2", "smollm", "gemma3"];
 
 /// Bounds on hyper-parameters, far above any model Hearth can run in a browser (the largest
 /// open models have ~130 layers, widths of ~30 000, vocabularies of ~260 000) and far below
@@ -127,12 +125,7 @@ impl Config {
             .get_str("general.architecture")
             .ok_or_else(|| ModelError::MissingMetadata("general.architecture".into()))?
             .to_string();
-        if !SUPPORTED_ARCHITECTURES.contains(&arch.as_str()) {
-            return Err(ModelError::UnsupportedArchitecture {
-                name: arch,
-                supported: SUPPORTED_ARCHITECTURES.iter().map(|s| s.to_string()).collect(),
-            });
-        }
+        let info = architecture(&arch)?;
         let k = |s: &str| format!("{arch}.{s}");
         let n_layer = req_in(md, &k("block_count"), 1, MAX_LAYERS)?;
         let n_embd = req_in(md, &k("embedding_length"), 1, MAX_WIDTH)?;
@@ -186,7 +179,7 @@ impl Config {
             (Some("linear"), Some(f)) => 1.0 / f,
             _ => 1.0,
         };
-        let gemma = arch.starts_with("gemma");
+        let gemma = info.family == Family::Gemma;
         let sliding_window = opt_usize(md, &k("attention.sliding_window"))?.filter(|&w| w > 0);
         // Gemma 3: every sixth layer is global, the others use the sliding window
         // (llama.cpp `hparams.set_swa_pattern(6)`). n_layer is at most MAX_LAYERS here.
@@ -207,7 +200,7 @@ impl Config {
             rope_theta,
             rope_theta_swa: if gemma { 10_000.0 } else { rope_theta },
             n_rot,
-            rope_neox: matches!(arch.as_str(), "qwen2" | "gemma3" | "gemma2" | "gemma" | "phi3"),
+            rope_neox: info.rope_neox,
             rope_freq_scale,
             sliding_window,
             swa_layers,

@@ -4,6 +4,7 @@
 //! against the configuration, and returns a [`Forward`] implementation that owns its
 //! weights, KV cache and activation buffers (all allocated here, before the first token).
 
+pub mod arch;
 pub mod config;
 mod gemma;
 mod llama;
@@ -11,7 +12,8 @@ mod validate;
 pub mod synthetic;
 
 use crate::backend::{Backend, BackendError, WeightDesc};
-pub use config::{Config, SUPPORTED_ARCHITECTURES};
+pub use arch::{Architecture, Family, ARCHITECTURES};
+pub use config::Config;
 use std::collections::HashMap;
 use thiserror::Error;
 
@@ -172,12 +174,8 @@ pub fn build<B: Backend + 'static>(
     weights: Weights<B>,
     opts: ModelOptions,
 ) -> Result<Box<dyn Forward<B>>, ModelError> {
-    match cfg.arch.as_str() {
-        "llama" | "mistral" | "qwen2" | "smollm" => Ok(Box::new(llama::Llama::build(b, cfg, weights, opts)?)),
-        "gemma3" => Ok(Box::new(gemma::Gemma::build(b, cfg, weights, opts)?)),
-        other => Err(ModelError::UnsupportedArchitecture {
-            name: other.to_string(),
-            supported: SUPPORTED_ARCHITECTURES.iter().map(|s| s.to_string()).collect(),
-        }),
+    match arch::architecture(&cfg.arch)?.family {
+        Family::Llama => Ok(Box::new(llama::Llama::build(b, cfg, weights, opts)?)),
+        Family::Gemma => Ok(Box::new(gemma::Gemma::build(b, cfg, weights, opts)?)),
     }
 }

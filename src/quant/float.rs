@@ -3,7 +3,7 @@
 //! ggml stores them one element per "block"; BF16 → f32 is `bits << 16` (ggml
 //! `ggml_compute_bf16_to_fp32`), F16 → f32 is the exact IEEE conversion.
 
-use super::{GgmlType, QuantFormat};
+use super::{Field, GgmlType, QuantFormat};
 
 /// The F32 format: 4-byte little-endian IEEE binary32.
 #[derive(Clone, Copy, Debug)]
@@ -31,7 +31,8 @@ fn bf16_of(b: &[u8]) -> f32 {
 impl QuantFormat for F32Format {
     const TY: GgmlType = GgmlType::F32;
     const BLOCK: usize = 1;
-    const BYTES: usize = 4;
+    const BYTES: usize = size_of::<f32>();
+    const FIELDS: &'static [Field] = &[Field::F32(0)];
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         out[0] = f32_of(b);
     }
@@ -43,7 +44,8 @@ impl QuantFormat for F32Format {
 impl QuantFormat for F16Format {
     const TY: GgmlType = GgmlType::F16;
     const BLOCK: usize = 1;
-    const BYTES: usize = 2;
+    const BYTES: usize = size_of::<half::f16>();
+    const FIELDS: &'static [Field] = &[Field::F16(0)];
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         out[0] = f16_of(b);
     }
@@ -55,7 +57,8 @@ impl QuantFormat for F16Format {
 impl QuantFormat for BF16Format {
     const TY: GgmlType = GgmlType::BF16;
     const BLOCK: usize = 1;
-    const BYTES: usize = 2;
+    const BYTES: usize = size_of::<half::bf16>();
+    const FIELDS: &'static [Field] = &[Field::BF16(0)];
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         out[0] = bf16_of(b);
     }

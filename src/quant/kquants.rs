@@ -6,7 +6,7 @@
 //! (and min) that multiply the super-block's f16 `d` (and `dmin`):
 //! `w = (d·sc)·q − (dmin·m)`.
 
-use super::{bytes_at, half_at, GgmlType, QuantFormat};
+use super::{bytes_at, half_at, Field, GgmlType, QuantFormat};
 use half::f16;
 
 /// Elements per k-quant super-block (ggml `QK_K`).
@@ -136,10 +136,10 @@ pub fn scale_min_k4(j: usize, q: &[u8; K_SCALE_SIZE]) -> (u8, u8) {
 
 /// A super-block in a uniform form: integer quants in element order and, per sub-block of
 /// `SUB` elements, `w = scale·q − min`.
-pub(super) struct Unpacked<const NSUB: usize> {
-    pub(super) q: [i8; QK_K],
-    pub(super) scale: [f32; NSUB],
-    pub(super) min: [f32; NSUB],
+pub struct Unpacked<const NSUB: usize> {
+    pub q: [i8; QK_K],
+    pub scale: [f32; NSUB],
+    pub min: [f32; NSUB],
 }
 
 impl<const NSUB: usize> Unpacked<NSUB> {
@@ -167,7 +167,7 @@ impl<const NSUB: usize> Unpacked<NSUB> {
     }
 }
 
-pub(super) fn unpack_q2k(b: &[u8]) -> Unpacked<16> {
+pub fn unpack_q2k(b: &[u8]) -> Unpacked<16> {
     let blk = BlockQ2K::from_bytes(b);
     let (d, dmin) = (blk.d.to_f32(), blk.dmin.to_f32());
     // Element e = 128n + 32j + 16h + l holds bits 2j..2j+2 of qs[32n + 16h + l].
@@ -180,7 +180,7 @@ pub(super) fn unpack_q2k(b: &[u8]) -> Unpacked<16> {
     Unpacked { q, scale, min }
 }
 
-pub(super) fn unpack_q3k(b: &[u8]) -> Unpacked<16> {
+pub fn unpack_q3k(b: &[u8]) -> Unpacked<16> {
     let blk = BlockQ3K::from_bytes(b);
     let d = blk.d.to_f32();
     // As Q2_K, minus 4 where the `hmask` bit (4n + j) of byte 16h + l is clear.
@@ -200,7 +200,7 @@ fn k4_scales(d: f16, dmin: f16, scales: &[u8; K_SCALE_SIZE]) -> ([f32; 8], [f32;
     (sm.map(|(s, _)| d * s as f32), sm.map(|(_, m)| dmin * m as f32))
 }
 
-pub(super) fn unpack_q4k(b: &[u8]) -> Unpacked<8> {
+pub fn unpack_q4k(b: &[u8]) -> Unpacked<8> {
     let blk = BlockQ4K::from_bytes(b);
     // Element e = 64i + 32h + l is nibble h of qs[32i + l].
     let q = std::array::from_fn(|e| ((blk.qs[32 * (e / 64) + e % 32] >> (4 * ((e / 32) % 2))) & 0x0F) as i8);
@@ -208,7 +208,7 @@ pub(super) fn unpack_q4k(b: &[u8]) -> Unpacked<8> {
     Unpacked { q, scale, min }
 }
 
-pub(super) fn unpack_q5k(b: &[u8]) -> Unpacked<8> {
+pub fn unpack_q5k(b: &[u8]) -> Unpacked<8> {
     let blk = BlockQ5K::from_bytes(b);
     // As Q4_K, plus 16 where bit (e / 32) of qh[e % 32] is set.
     let q = std::array::from_fn(|e| {
@@ -220,7 +220,7 @@ pub(super) fn unpack_q5k(b: &[u8]) -> Unpacked<8> {
     Unpacked { q, scale, min }
 }
 
-pub(super) fn unpack_q6k(b: &[u8]) -> Unpacked<16> {
+pub fn unpack_q6k(b: &[u8]) -> Unpacked<16> {
     let blk = BlockQ6K::from_bytes(b);
     let d = blk.d.to_f32();
     // Element e = 128n + 32k + l: nibble (k / 2) of ql[64n + 32(k % 2) + l], high bits
@@ -236,11 +236,12 @@ pub(super) fn unpack_q6k(b: &[u8]) -> Unpacked<16> {
 }
 
 macro_rules! kquant_format {
-    ($block:ty, $ty:ident, $bytes:literal, $unpack:ident) => {
+    ($block:ty, $ty:ident, $fields:expr, $unpack:ident) => {
         impl QuantFormat for $block {
             const TY: GgmlType = GgmlType::$ty;
             const BLOCK: usize = QK_K;
-            const BYTES: usize = $bytes;
+            const BYTES: usize = size_of::<Self>();
+            const FIELDS: &'static [Field] = $fields;
             fn dequantize_block(b: &[u8], out: &mut [f32]) {
                 $unpack(b).dequantize(out)
             }
@@ -251,8 +252,9 @@ macro_rules! kquant_format {
     };
 }
 
-kquant_format!(BlockQ2K, Q2_K, 84, unpack_q2k);
-kquant_format!(BlockQ3K, Q3_K, 110, unpack_q3k);
-kquant_format!(BlockQ4K, Q4_K, 144, unpack_q4k);
-kquant_format!(BlockQ5K, Q5_K, 176, unpack_q5k);
-kquant_format!(BlockQ6K, Q6_K, 210, unpack_q6k);
+// The f16 fields: offsets of `d` and `dmin` in the structs above.
+kquant_format!(BlockQ2K, Q2_K, &[Field::Scale(80), Field::Scale(82)], unpack_q2k);
+kquant_format!(BlockQ3K, Q3_K, &[Field::Scale(108)], unpack_q3k);
+kquant_format!(BlockQ4K, Q4_K, &[Field::Scale(0), Field::Scale(2)], unpack_q4k);
+kquant_format!(BlockQ5K, Q5_K, &[Field::Scale(0), Field::Scale(2)], unpack_q5k);
+kquant_format!(BlockQ6K, Q6_K, &[Field::Scale(208)], unpack_q6k);

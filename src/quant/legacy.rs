@@ -5,7 +5,7 @@
 //! store weight `j` in the low nibble of `qs[j]` and weight `j + 16` in its high nibble; the
 //! 5-bit types keep bit 4 of weight `j` in bit `j` of the little-endian `u32` `qh`.
 
-use super::{bytes_at, half_at, GgmlType, QuantFormat};
+use super::{bytes_at, half_at, Field, GgmlType, QuantFormat};
 use half::f16;
 
 /// Elements per legacy block (ggml `QK4_0` = `QK4_1` = `QK5_0` = `QK5_1` = `QK8_0`).
@@ -93,7 +93,7 @@ impl BlockQ8_0 {
 
 /// The 32 unsigned 4-bit values of a nibble-packed block, in element order.
 #[inline(always)]
-pub(super) fn nibbles(qs: &[u8; 16]) -> [u8; QK] {
+pub fn nibbles(qs: &[u8; 16]) -> [u8; QK] {
     let mut q = [0u8; QK];
     for j in 0..16 {
         q[j] = qs[j] & 0x0F;
@@ -104,7 +104,7 @@ pub(super) fn nibbles(qs: &[u8; 16]) -> [u8; QK] {
 
 /// The 32 unsigned 5-bit values of a Q5 block (ggml `dequantize_row_q5_0`).
 #[inline(always)]
-pub(super) fn fives(qh: [u8; 4], qs: &[u8; 16]) -> [u8; QK] {
+pub fn fives(qh: [u8; 4], qs: &[u8; 16]) -> [u8; QK] {
     let qh = u32::from_le_bytes(qh);
     let mut q = nibbles(qs);
     for (j, v) in q.iter_mut().enumerate() {
@@ -122,7 +122,8 @@ fn int_dot(q: impl Iterator<Item = i32>, x: &[f32]) -> f32 {
 impl QuantFormat for BlockQ4_0 {
     const TY: GgmlType = GgmlType::Q4_0;
     const BLOCK: usize = QK;
-    const BYTES: usize = 18;
+    const BYTES: usize = size_of::<Self>();
+    const FIELDS: &'static [Field] = &[Field::Scale(0)];
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         let blk = Self::from_bytes(b);
         let d = blk.d.to_f32();
@@ -139,7 +140,8 @@ impl QuantFormat for BlockQ4_0 {
 impl QuantFormat for BlockQ4_1 {
     const TY: GgmlType = GgmlType::Q4_1;
     const BLOCK: usize = QK;
-    const BYTES: usize = 20;
+    const BYTES: usize = size_of::<Self>();
+    const FIELDS: &'static [Field] = &[Field::Scale(0), Field::Min(2)];
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         let blk = Self::from_bytes(b);
         let (d, m) = (blk.d.to_f32(), blk.m.to_f32());
@@ -158,7 +160,8 @@ impl QuantFormat for BlockQ4_1 {
 impl QuantFormat for BlockQ5_0 {
     const TY: GgmlType = GgmlType::Q5_0;
     const BLOCK: usize = QK;
-    const BYTES: usize = 22;
+    const BYTES: usize = size_of::<Self>();
+    const FIELDS: &'static [Field] = &[Field::Scale(0)];
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         let blk = Self::from_bytes(b);
         let d = blk.d.to_f32();
@@ -175,7 +178,8 @@ impl QuantFormat for BlockQ5_0 {
 impl QuantFormat for BlockQ5_1 {
     const TY: GgmlType = GgmlType::Q5_1;
     const BLOCK: usize = QK;
-    const BYTES: usize = 24;
+    const BYTES: usize = size_of::<Self>();
+    const FIELDS: &'static [Field] = &[Field::Scale(0), Field::Min(2)];
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         let blk = Self::from_bytes(b);
         let (d, m) = (blk.d.to_f32(), blk.m.to_f32());
@@ -193,7 +197,8 @@ impl QuantFormat for BlockQ5_1 {
 impl QuantFormat for BlockQ8_0 {
     const TY: GgmlType = GgmlType::Q8_0;
     const BLOCK: usize = QK;
-    const BYTES: usize = 34;
+    const BYTES: usize = size_of::<Self>();
+    const FIELDS: &'static [Field] = &[Field::Scale(0)];
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         let blk = Self::from_bytes(b);
         let d = blk.d.to_f32();

@@ -1,8 +1,15 @@
 //! Block formats of GGML/GGUF tensors: the single source of truth for their layouts.
 //!
-//! Every other layer (the GGUF reader, the CPU backend, the WGSL kernels) asks this module
-//! for block sizes and byte sizes. A type id that is not listed here is rejected by the
-//! GGUF reader as unknown; a listed type without a dequantizer is rejected when used.
+//! Every other layer (the GGUF reader, the CPU backend's kernels, the WGSL kernels through
+//! `override` constants) asks this module for block sizes and byte sizes. A type id that is
+//! not listed in `ggml_types!` is rejected by the GGUF reader as unknown; a listed type
+//! without a [`FORMATS`] row is rejected when used.
+//!
+//! Owns: the GGUF type ids and sizes (`ggml_types!`), one layout file per family
+//! (`float.rs`, `legacy.rs`, `kquants.rs`: block structs, dequantization, scalar reference
+//! dot), the registration list [`FORMATS`], and random valid blocks for tests ([`synth`]).
+//! Nothing here is machine-specific: SIMD kernels are the CPU backend's
+//! (`backend::cpu::kernels`).
 
 use thiserror::Error;
 
@@ -95,45 +102,50 @@ impl GgmlType {
     }
 }
 
-mod check;
 mod float;
 mod kquants;
 mod legacy;
-mod q8;
-#[cfg(target_arch = "x86_64")]
-mod simd_x86;
-#[cfg(target_arch = "x86_64")]
-mod simd_x86_q8;
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod simd_wasm;
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod simd_wasm_q8;
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod simd_wasm_tile;
+pub mod synth;
+// Shared with the CPU kernels' tests (`backend/cpu/kernels/tests.rs`): row and size helpers.
 #[cfg(test)]
-mod tests;
-mod tile;
+pub(crate) mod tests;
 
-pub use check::{check_q8_kernels, check_quantize, KernelCheck};
 pub use float::{BF16Format, F16Format, F32Format};
-pub use kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K};
-pub use legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0};
-pub use q8::{DotQ8Fn, DotQ8x4Fn, Q8Acts, Q8Slice, Q8_BLOCK};
-pub use tile::{dot_q8_tile_fn, DotQ8TileFn, Q8Tile, Q8Tiles};
+pub use kquants::{scale_min_k4, unpack_q3k, unpack_q4k, unpack_q5k, unpack_q6k, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, Unpacked, QK_K};
+pub use legacy::{fives, nibbles, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, QK};
 
 /// A fused dot product of one quantized row with f32 activations: `Σ w[i]·x[i]` with the
-/// row's blocks decoded in registers, never materialised, and f32 accumulation.
+/// row's blocks decoded in registers, never materialised, and f32 accumulation. The
+/// reference ([`dot_scalar_fn`]) lives here; the CPU backend's SIMD kernels
+/// (`backend::cpu::kernels`) have the same type.
 ///
 /// The function assumes `row.len() == ty.bytes_for(x.len())`; callers check that once per
-/// matrix ([`dot`] checks it on every call). If it is violated the function does not cause
-/// undefined behaviour: it stops at the end of the shorter operand, or panics on a slice
+/// matrix ([`dot_scalar`] checks it on every call). If it is violated the function does not
+/// cause undefined behaviour: it stops at the end of the shorter operand, or panics on a slice
 /// index (never reads out of bounds).
 pub type DotFn = fn(row: &[u8], x: &[f32]) -> f32;
 
-/// One block format: its layout, its scalar reference kernels, and its fastest dot product.
+/// A float field of a block, by byte offset: what a random block must keep finite and of a
+/// sensible size ([`synth`]); every other byte of a block may hold any value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// An f16 multiplier (`d`, `dmin`): positive and small.
+    Scale(usize),
+    /// An f16 additive term (`m` of Q4_1 and Q5_1): signed.
+    Min(usize),
+    /// An f32 element (F32).
+    F32(usize),
+    /// An f16 element (F16).
+    F16(usize),
+    /// A bfloat16 element (BF16).
+    BF16(usize),
+}
+
+/// One block format: its layout and its scalar reference kernels.
 ///
-/// Mirrors ggml's `type_traits[]` row (`blck_size`, `type_size`, `to_float`, `vec_dot`).
-/// Adding a format is one new implementation plus one line in `FORMATS` (mod.rs).
+/// Mirrors ggml's `type_traits[]` row (`blck_size`, `type_size`, `to_float`, `vec_dot`
+/// reference). Adding a format is one new implementation (a layout file) plus one line in
+/// [`FORMATS`]; its CPU SIMD kernels, if any, are rows of `backend::cpu::kernels`.
 pub trait QuantFormat {
     /// The GGML type this implements.
     const TY: GgmlType;
@@ -141,32 +153,14 @@ pub trait QuantFormat {
     const BLOCK: usize;
     /// Bytes per block.
     const BYTES: usize;
+    /// The block's float fields (see [`Field`]).
+    const FIELDS: &'static [Field];
 
     /// Decodes one block: `block.len() == BYTES`, `out.len() == BLOCK` (the caller checks).
     fn dequantize_block(block: &[u8], out: &mut [f32]);
 
     /// The plain scalar fused dot product of one block with `x` (`x.len() == BLOCK`).
     fn dot_block(block: &[u8], x: &[f32]) -> f32;
-
-    /// The fastest dot product this CPU supports: a SIMD kernel from `simd_x86`/`simd_wasm`
-    /// when one exists for [`Self::TY`] and the CPU has the features, else the scalar reference.
-    fn fast_dot() -> DotFn {
-        simd_dot(Self::TY).unwrap_or(dot_row_scalar::<Self>)
-    }
-}
-
-/// The SIMD kernel for `ty` on this machine, if there is one.
-fn simd_dot(ty: GgmlType) -> Option<DotFn> {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(f) = simd_x86::select(ty) {
-        return Some(f);
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if let Some(f) = simd_wasm::select(ty) {
-        return Some(f);
-    }
-    let _ = ty;
-    None
 }
 
 /// Row-level scalar reference: the sum over blocks of [`QuantFormat::dot_block`].
@@ -184,25 +178,36 @@ fn dequantize_row<F: QuantFormat + ?Sized>(bytes: &[u8], out: &mut [f32]) {
 }
 
 /// A row of the registration list: ggml's `type_traits` entry for one supported format.
-struct Format {
-    ty: GgmlType,
-    dequantize: fn(&[u8], &mut [f32]),
-    dot_scalar: DotFn,
-    fast_dot: fn() -> DotFn,
+#[derive(Debug)]
+pub struct Format {
+    pub ty: GgmlType,
+    /// Elements per block.
+    pub block: usize,
+    /// Bytes per block.
+    pub bytes: usize,
+    /// The block's float fields.
+    pub fields: &'static [Field],
+    /// Decodes whole blocks (`bytes.len() / self.bytes` of them into `out`).
+    pub dequantize: fn(&[u8], &mut [f32]),
+    /// The scalar reference dot product of a row (the oracle of every fast kernel).
+    pub dot_scalar: DotFn,
 }
 
 const fn format<F: QuantFormat>() -> Format {
+    // The layout file and ggml's table (`ggml_types!` above) must agree.
     assert!(F::TY.block_size() == F::BLOCK && F::TY.type_size() == F::BYTES);
     Format {
         ty: F::TY,
+        block: F::BLOCK,
+        bytes: F::BYTES,
+        fields: F::FIELDS,
         dequantize: dequantize_row::<F>,
         dot_scalar: dot_row_scalar::<F>,
-        fast_dot: F::fast_dot,
     }
 }
 
 /// Every supported format, once. Types not listed are [`QuantError::Unsupported`].
-const FORMATS: &[Format] = &[
+pub const FORMATS: &[Format] = &[
     format::<F32Format>(),
     format::<F16Format>(),
     format::<BF16Format>(),
@@ -218,12 +223,16 @@ const FORMATS: &[Format] = &[
     format::<BlockQ6K>(),
 ];
 
-fn lookup(ty: GgmlType) -> Result<&'static Format, QuantError> {
+/// The [`FORMATS`] row of `ty`. Errors: [`QuantError::Unsupported`] when there is none.
+pub fn format_of(ty: GgmlType) -> Result<&'static Format, QuantError> {
     FORMATS.iter().find(|f| f.ty == ty).ok_or(QuantError::Unsupported(ty))
 }
 
 /// Checks that `bytes` bytes hold exactly `elems` elements of `ty`.
-fn check_len(ty: GgmlType, elems: usize, bytes: usize) -> Result<(), QuantError> {
+///
+/// Errors: [`QuantError::NotBlockAligned`] when `elems` is not a multiple of the block size,
+/// [`QuantError::BadLength`] when `bytes` is not `ty.bytes_for(elems)`.
+pub fn check_len(ty: GgmlType, elems: usize, bytes: usize) -> Result<(), QuantError> {
     let block = ty.block_size();
     if elems % block != 0 {
         return Err(QuantError::NotBlockAligned { ty, elems, block });
@@ -238,9 +247,10 @@ fn check_len(ty: GgmlType, elems: usize, bytes: usize) -> Result<(), QuantError>
 }
 
 impl GgmlType {
-    /// Whether [`dequantize`], [`dot`] and [`dot_fn`] support this type.
+    /// Whether this type has a [`FORMATS`] row ([`dequantize`], [`dot_scalar`]); the CPU
+    /// backend computes with every such type.
     pub fn is_supported(self) -> bool {
-        lookup(self).is_ok()
+        format_of(self).is_ok()
     }
 }
 
@@ -251,72 +261,28 @@ impl GgmlType {
 /// not a multiple of the block size, [`QuantError::BadLength`] when `bytes.len()` is not
 /// exactly `ty.bytes_for(out.len())`. On error `out` is left untouched.
 pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), QuantError> {
-    let f = lookup(ty)?;
+    let f = format_of(ty)?;
     check_len(ty, out.len(), bytes.len())?;
     (f.dequantize)(bytes, out);
     Ok(())
 }
 
-/// The fastest fused dot product for `ty` on this machine (AVX2+FMA on x86_64 when the CPU
-/// has it, SIMD128 on wasm32 when compiled with `+simd128`, scalar otherwise).
-///
-/// Errors: [`QuantError::Unsupported`] for types without a kernel.
-pub fn dot_fn(ty: GgmlType) -> Result<DotFn, QuantError> {
-    Ok((lookup(ty)?.fast_dot)())
-}
-
 /// The plain scalar reference dot product for `ty` (the oracle the fast paths are tested
-/// against). Errors: as [`dot`].
+/// against). Errors: [`QuantError::Unsupported`].
 pub fn dot_scalar_fn(ty: GgmlType) -> Result<DotFn, QuantError> {
-    Ok(lookup(ty)?.dot_scalar)
+    Ok(format_of(ty)?.dot_scalar)
 }
 
-/// `Σ w[i]·x[i]` for one quantized row `row` of type `ty` and activations `x`, using the
-/// fastest kernel ([`dot_fn`]).
+/// `Σ w[i]·x[i]` for one quantized row `row` of type `ty` and activations `x`, with the plain
+/// scalar reference kernel.
 ///
 /// Errors: [`QuantError::Unsupported`], [`QuantError::NotBlockAligned`] (`x.len()` not a
 /// multiple of the block size) or [`QuantError::BadLength`] (`row.len()` is not
 /// `ty.bytes_for(x.len())`).
-pub fn dot(ty: GgmlType, row: &[u8], x: &[f32]) -> Result<f32, QuantError> {
-    let f = lookup(ty)?;
-    check_len(ty, x.len(), row.len())?;
-    Ok(((f.fast_dot)())(row, x))
-}
-
-/// As [`dot`], but with the plain scalar reference kernel. Same errors.
 pub fn dot_scalar(ty: GgmlType, row: &[u8], x: &[f32]) -> Result<f32, QuantError> {
-    let f = lookup(ty)?;
+    let f = format_of(ty)?;
     check_len(ty, x.len(), row.len())?;
     Ok((f.dot_scalar)(row, x))
-}
-
-/// The fastest integer dot product of a `ty` row with 8-bit activations ([`Q8Acts`]) on
-/// this machine, or `None` when the format has none (F32, F16, BF16, Q2_K: use [`dot_fn`]).
-pub fn dot_q8_fn(ty: GgmlType) -> Option<DotQ8Fn> {
-    q8::fastest(ty)
-}
-
-/// The four-token integer kernel for `ty` on this machine (prefill), or `None` when there is
-/// none (then call the [`dot_q8_fn`] kernel once per token). Its reference is four calls of
-/// [`dot_q8_scalar_fn`].
-pub fn dot_q8x4_fn(ty: GgmlType) -> Option<DotQ8x4Fn> {
-    q8::fastest_x4(ty)
-}
-
-/// The scalar reference integer dot product for `ty` (the oracle of [`dot_q8_fn`]), or
-/// `None` as [`dot_q8_fn`].
-pub fn dot_q8_scalar_fn(ty: GgmlType) -> Option<DotQ8Fn> {
-    q8::scalar(ty)
-}
-
-/// `Σ w[i]·x[i]` for one `ty` row and 8-bit activations, with the fastest integer kernel.
-///
-/// Errors: [`QuantError::Unsupported`] when `ty` has no integer kernel,
-/// [`QuantError::NotBlockAligned`] or [`QuantError::BadLength`] as [`dot`].
-pub fn dot_q8(ty: GgmlType, row: &[u8], x: Q8Slice<'_>) -> Result<f32, QuantError> {
-    let f = dot_q8_fn(ty).ok_or(QuantError::Unsupported(ty))?;
-    check_len(ty, x.len(), row.len())?;
-    Ok(f(row, x))
 }
 
 /// Copies `N` bytes starting at `off` (panics if out of range; callers pass whole blocks).

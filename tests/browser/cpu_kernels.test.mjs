@@ -1,6 +1,6 @@
 // The CPU integer kernels of both wasm builds inside Chromium — SIMD128 (baseline) and
 // relaxed SIMD (threaded build, on a cross-origin isolated page) — each against its scalar
-// reference on random rows (src/quant/check.rs, the checks `cargo test` makes natively),
+// reference on random rows (src/backend/cpu/kernels/check.rs, the checks `cargo test` makes natively),
 // through the wasm export `cpu_kernel_check`. Native tests never run these kernels.
 import { test } from "node:test";
 import assert from "node:assert/strict";

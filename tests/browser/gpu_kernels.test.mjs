@@ -1,6 +1,6 @@
 // The WebGPU kernels inside Chromium (WebGPU on SwiftShader: no shader-f16), each against
 // the CPU backend on the same random inputs — the same checks `cargo test` runs natively on
-// lavapipe (src/backend/selfcheck.rs), through the wasm export `gpu_selfcheck`.
+// lavapipe (src/backend/gpu/selfcheck.rs), through the wasm export `gpu_selfcheck`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";

@@ -1,7 +1,11 @@
 /**
- * The models Hearth knows by id: a copy of `models/registry.toml` for the browser (a test keeps
- * the two in sync). A model not listed here can still be loaded by URL.
+ * The models Hearth knows by id: `models/registry.toml`, which `npm run build` turns into
+ * `registry-data.ts` (scripts/registry_ts.py) before compiling. A model not listed there can
+ * still be loaded by URL.
  */
+
+import { REGISTRY } from "./registry-data.js";
+export { DEFAULT_MODEL_ID, REGISTRY } from "./registry-data.js";
 
 /** One registry entry. */
 export interface RegistryModel {
@@ -24,57 +28,6 @@ export interface RegistryModel {
   /** Whether the model is instruction-tuned with a chat template. */
   chat: boolean;
 }
-
-/** The id loaded when none is given. */
-export const DEFAULT_MODEL_ID = "smollm2-135m-instruct-q4_1";
-
-/** Every model in the registry. */
-export const REGISTRY: readonly RegistryModel[] = [
-  {
-    id: "smollm2-135m-instruct-q4_1",
-    name: "SmolLM2 135M Instruct",
-    file: "SmolLM2-135M-Instruct.Q4_1.gguf",
-    bytes: 98362432,
-    sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-    licence: "Apache-2.0",
-    architecture: "llama",
-    quant: "Q4_1",
-    chat: true,
-  },
-  {
-    id: "gemma3-270m-q4_k_m",
-    name: "Gemma 3 270M (base)",
-    file: "gemma-3-270m-q4_k_m.gguf",
-    bytes: 253113024,
-    sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-    licence: "Gemma Terms of Use",
-    architecture: "gemma3",
-    quant: "Q4_K_M",
-    chat: false,
-  },
-  {
-    id: "qwen2.5-coder-0.5b-instruct-q4_k_m",
-    name: "Qwen2.5-Coder 0.5B Instruct",
-    file: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-    bytes: 491400064,
-    sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-    licence: "Apache-2.0",
-    architecture: "qwen2",
-    quant: "Q4_K_M",
-    chat: true,
-  },
-  {
-    id: "qwen2.5-coder-1.5b-instruct-q4_k_m",
-    name: "Qwen2.5-Coder 1.5B Instruct",
-    file: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-    bytes: 1117320768,
-    sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    licence: "Apache-2.0",
-    architecture: "qwen2",
-    quant: "Q4_K_M",
-    chat: true,
-  },
-];
 
 /** The registry entry with this id, or undefined. */
 export function findModel(id: string): RegistryModel | undefined {

@@ -3,11 +3,12 @@
 //! Plain Rust with f32 accumulation. Matrix products run directly on the quantized
 //! blocks (never a dequantized copy of the model): by default the activations are quantized
 //! to 8-bit blocks once per product and each row is an integer dot product
-//! ([`crate::quant::dot_q8_fn`]), else rows are dotted with f32 activations
-//! ([`crate::quant::dot_fn`]); rows are spread over threads natively and in the threaded wasm
+//! ([`kernels::dot_q8_fn`]), else rows are dotted with f32 activations
+//! ([`kernels::dot_fn`]); rows are spread over threads natively and in the threaded wasm
 //! build (feature `threads`) by a spinning pool on rayon's threads (`pool.rs`), and run on one
 //! thread in the baseline wasm build.
 
+pub mod kernels;
 mod ops;
 #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
 mod pool;
@@ -313,7 +314,7 @@ fn zeroed(len: usize) -> Option<Vec<f32>> {
 
 /// Whether a block type can be used as a matrix on the CPU backend.
 pub fn supports(ty: GgmlType) -> bool {
-    quant::dot_fn(ty).is_ok()
+    kernels::dot_fn(ty).is_ok()
 }
 
 /// Checks `len` bytes fit `desc`, then copies them (`fill`) into an exactly-sized buffer.
@@ -342,7 +343,7 @@ fn weight_layout(desc: &WeightDesc, len: usize) -> Result<usize, BackendError> {
     }
     // Refuse formats we cannot compute with now, not at the first token.
     if desc.dims.len() > 1 {
-        quant::dot_fn(desc.ty)?;
+        kernels::dot_fn(desc.ty)?;
     }
     Ok(row_bytes)
 }

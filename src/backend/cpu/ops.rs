@@ -1,6 +1,7 @@
 //! Numeric kernels of the CPU backend, on plain slices.
 
 use super::super::{Activation, AttnParams, BackendError, RopeParams};
+use super::kernels;
 use crate::quant::{self, GgmlType};
 
 /// Rows handed to one task: enough work to amortise scheduling, small enough to balance.
@@ -105,13 +106,13 @@ impl<'a> Shared<'a> {
 /// activations quantized to 8 bits.
 #[derive(Debug, Default)]
 pub struct MatmulScratch {
-    acts: quant::Q8Acts,
-    tiles: quant::Q8Tiles,
+    acts: kernels::Q8Acts,
+    tiles: kernels::Q8Tiles,
 }
 
 /// `out[t, r] = row_r(w) · x[t]` over quantized rows.
 ///
-/// With `q8` set and an integer kernel for `ty` ([`quant::dot_q8_fn`]), `x` is quantized
+/// With `q8` set and an integer kernel for `ty` ([`kernels::dot_q8_fn`]), `x` is quantized
 /// once to 8-bit blocks and every row is an integer dot product (as llama.cpp does);
 /// otherwise rows are dotted with the f32 activations.
 #[allow(clippy::too_many_arguments)]
@@ -127,7 +128,7 @@ pub fn matmul(
     q8: bool,
     scratch: &mut MatmulScratch,
 ) -> Result<(), BackendError> {
-    match quant::dot_q8_fn(ty) {
+    match kernels::dot_q8_fn(ty) {
         Some(dot) if q8 => matmul_q8(ty, dot, w, row_bytes, rows, cols, x, out, n, scratch),
         _ => matmul_f32(ty, w, row_bytes, rows, cols, x, out, n),
     }
@@ -136,7 +137,7 @@ pub fn matmul(
 #[allow(clippy::too_many_arguments)]
 fn matmul_q8(
     ty: GgmlType,
-    dot: quant::DotQ8Fn,
+    dot: kernels::DotQ8Fn,
     w: &[u8],
     row_bytes: usize,
     rows: usize,
@@ -162,11 +163,11 @@ fn matmul_q8(
         .ok_or_else(|| BackendError::Shape { op: "matmul", detail: format!("{cols} columns are not whole 8-bit blocks") })?;
     // Four tokens per pass where a tile kernel exists: each weight block is unpacked once for
     // four tokens. The interleaved tiles where this build has kernels for them, else four slices.
-    let tile = quant::dot_q8_tile_fn(ty).filter(|_| scratch.tiles.fill(acts, n, cols));
+    let tile = kernels::dot_q8_tile_fn(ty).filter(|_| scratch.tiles.fill(acts, n, cols));
     let dot4 = if tile.is_some() {
         None
     } else {
-        quant::dot_q8x4_fn(ty)
+        kernels::dot_q8x4_fn(ty)
     };
     let tiles = &scratch.tiles;
     let out = Shared::new(&mut out[..rows * n]);
@@ -218,7 +219,7 @@ fn matmul_f32(
     out: &mut [f32],
     n: usize,
 ) -> Result<(), BackendError> {
-    let dot = quant::dot_fn(ty)?;
+    let dot = kernels::dot_fn(ty)?;
     if n == 1 {
         per_row(out, w, row_bytes, |row| dot(row, x));
         return Ok(());

@@ -16,12 +16,13 @@ mod encode;
 mod pipelines;
 mod readback;
 mod ring;
+pub mod selfcheck;
 mod weights;
 #[cfg(test)]
 mod tests;
 
 pub use context::{GpuContext, GpuFeatures};
-pub use pipelines::{Op, PipelineKey};
+pub use pipelines::{Op, PipelineKey, WeightKernel, WEIGHT_KERNELS};
 pub use weights::GpuWeight;
 
 use crate::backend::{Activation, AttnParams, Backend, BackendError, RopeParams, WeightDesc};

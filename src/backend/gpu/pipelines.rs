@@ -1,9 +1,10 @@
 //! Kernel sources, bind-group layouts and the compute-pipeline cache.
 //!
 //! Each op has one WGSL file, except the weight-reading ops (matvec, matmul, embed): they
-//! share `weights.wgsl`, completed by one `dequant_*.wgsl` per block family. Each op has a
-//! fixed binding signature. Pipelines are specialised with WGSL `override` constants and
-//! cached by a typed [`PipelineKey`].
+//! share `weights.wgsl`, completed by one `dequant_*.wgsl` per block family ([`WEIGHT_KERNELS`]).
+//! Each op has a fixed binding signature. Pipelines are specialised with WGSL `override`
+//! constants (among them each format's block size and bytes, from `quant`) and cached by a
+//! typed [`PipelineKey`].
 
 use super::context::{map_wgpu_error, scoped};
 use crate::backend::BackendError;
@@ -89,23 +90,38 @@ macro_rules! weight_kernel {
     };
 }
 
-/// The shader (name, WGSL) that reads weights of type `ty`, or `None` when no kernel reads
-/// that block format. Types sharing a file are told apart by `override` constants.
-pub fn weight_source(ty: GgmlType) -> Option<(&'static str, &'static str)> {
-    Some(match ty {
-        GgmlType::F32 | GgmlType::F16 => weight_kernel!("float"),
-        GgmlType::Q4_0 | GgmlType::Q4_1 => weight_kernel!("q4"),
-        GgmlType::Q5_0 => weight_kernel!("q5_0"),
-        GgmlType::Q8_0 => weight_kernel!("q8_0"),
-        GgmlType::Q4_K | GgmlType::Q5_K => weight_kernel!("q4_k"),
-        GgmlType::Q6_K => weight_kernel!("q6_k"),
-        _ => return None,
-    })
+/// One block format the weight kernels read: its shader (name, WGSL) and, where two formats
+/// share a file, the `override` flag set to `true` for this one. The block's size and bytes
+/// come from `quant` (the `BLOCK_ELEMS` and `BLOCK_BYTES` overrides).
+pub struct WeightKernel {
+    pub ty: GgmlType,
+    pub shader: (&'static str, &'static str),
+    pub flag: Option<&'static str>,
+}
+
+/// Every block format with a GPU kernel, once (the weight upload, the pipelines and the
+/// GPU-vs-CPU checks all read this list). Adding one: a `dequant_*.wgsl` file (or a flag in
+/// an existing one) and a row here.
+pub const WEIGHT_KERNELS: &[WeightKernel] = &[
+    WeightKernel { ty: GgmlType::F32, shader: weight_kernel!("float"), flag: None },
+    WeightKernel { ty: GgmlType::F16, shader: weight_kernel!("float"), flag: Some("F16") },
+    WeightKernel { ty: GgmlType::Q4_0, shader: weight_kernel!("q4"), flag: None },
+    WeightKernel { ty: GgmlType::Q4_1, shader: weight_kernel!("q4"), flag: Some("Q4_1") },
+    WeightKernel { ty: GgmlType::Q5_0, shader: weight_kernel!("q5_0"), flag: None },
+    WeightKernel { ty: GgmlType::Q8_0, shader: weight_kernel!("q8_0"), flag: None },
+    WeightKernel { ty: GgmlType::Q4_K, shader: weight_kernel!("q4_k"), flag: None },
+    WeightKernel { ty: GgmlType::Q5_K, shader: weight_kernel!("q4_k"), flag: Some("Q5_K") },
+    WeightKernel { ty: GgmlType::Q6_K, shader: weight_kernel!("q6_k"), flag: None },
+];
+
+/// The [`WEIGHT_KERNELS`] row of `ty`, or `None` when no kernel reads that block format.
+pub fn weight_kernel(ty: GgmlType) -> Option<&'static WeightKernel> {
+    WEIGHT_KERNELS.iter().find(|k| k.ty == ty)
 }
 
 fn source(key: PipelineKey) -> Result<Source, BackendError> {
     let family = |entry| -> Result<Source, BackendError> {
-        let (file, code) = weight_source(key.ty).ok_or(BackendError::UnsupportedType { op: "matmul", ty: key.ty })?;
+        let (file, code) = weight_kernel(key.ty).ok_or(BackendError::UnsupportedType { op: "matmul", ty: key.ty })?.shader;
         Ok(Source { file, code, entry })
     };
     let single = |file, code| Ok(Source { file, code, entry: "main" });
@@ -134,11 +150,11 @@ fn constants(key: PipelineKey) -> Vec<(&'static str, f64)> {
     let mut c = Vec::new();
     match key.op {
         Op::Matvec | Op::Matmul | Op::Embed => {
-            match key.ty {
-                GgmlType::F16 => c.push(("F16", 1.0)),
-                GgmlType::Q4_1 => c.push(("Q4_1", 1.0)),
-                GgmlType::Q5_K => c.push(("Q5_K", 1.0)),
-                _ => {}
+            // The layout facts, from quant's table: no block size is written in WGSL.
+            c.push(("BLOCK_ELEMS", key.ty.block_size() as f64));
+            c.push(("BLOCK_BYTES", key.ty.type_size() as f64));
+            if let Some(flag) = weight_kernel(key.ty).and_then(|k| k.flag) {
+                c.push((flag, 1.0));
             }
             if key.op == Op::Matvec {
                 c.push(("TPR", f64::from(key.variant)));

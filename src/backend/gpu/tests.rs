@@ -22,7 +22,8 @@ fn backend() -> GpuBackend {
     GpuBackend::from_context(context()).expect("backend")
 }
 
-use crate::backend::selfcheck::{self, nrmse, Rng, TYPES};
+use super::selfcheck::{self, nrmse, types};
+use crate::quant::synth::{self, Rng};
 
 #[track_caller]
 fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f64) {
@@ -33,7 +34,7 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f64) {
 // ---- reference data: random GGUF blocks ----
 
 fn random_weight(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
-    selfcheck::random_weight(rng, ty, rows, cols).unwrap_or_else(|| panic!("no test data for {ty:?}"))
+    synth::random_weight(rng, ty, rows, cols).unwrap_or_else(|| panic!("no test data for {ty:?}"))
 }
 
 /// The reference dequantization: `crate::quant`, the single source of truth for layouts.
@@ -79,7 +80,7 @@ fn check_matmul(b: &mut GpuBackend, rng: &mut Rng, ty: GgmlType, rows: usize, co
 fn matmul_every_type_odd_shapes() {
     let mut b = backend();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for ty in TYPES {
+    for ty in types() {
         // k-quant rows are whole super-blocks of 256: several multiples of 256 for them
         let shapes = if ty.block_size() == 256 { [(1, 256), (7, 768), (67, 1024), (33, 512)] } else { [(1, 32), (7, 96), (67, 608), (33, 256)] };
         for (rows, cols) in shapes {
@@ -94,7 +95,7 @@ fn matmul_every_type_odd_shapes() {
 fn matmul_and_embed_split_weights() {
     let ctx = context();
     let mut rng = Rng(7);
-    for ty in TYPES {
+    for ty in types() {
         let cols = if ty.block_size() == 256 { 256 } else { 96 };
         let row_bytes = ty.bytes_for(cols as u64).unwrap();
         // at most 5 rows per buffer: 67 rows become 14 buffers
@@ -123,7 +124,7 @@ fn check_embed(b: &mut GpuBackend, w: &GpuWeight, bytes: &[u8], cols: usize, tok
 fn embed_every_type() {
     let mut b = backend();
     let mut rng = Rng(11);
-    for ty in TYPES {
+    for ty in types() {
         let (rows, cols) = (37, if ty.block_size() == 256 { 768 } else { 608 });
         let bytes = random_weight(&mut rng, ty, rows, cols);
         let w = b.upload(&desc(ty, rows, cols), &bytes).unwrap();

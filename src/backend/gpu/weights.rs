@@ -47,9 +47,9 @@ fn matvec_tpr(ty: GgmlType, cols: usize) -> u32 {
     items.div_ceil(2).next_power_of_two().clamp(4, 64) as u32
 }
 
-/// Block types the weight kernels read: those with a `dequant_*.wgsl` file.
+/// Block types the weight kernels read: those with a [`pipelines::WEIGHT_KERNELS`] row.
 pub(super) fn supported(ty: GgmlType) -> bool {
-    pipelines::weight_source(ty).is_some()
+    pipelines::weight_kernel(ty).is_some()
 }
 
 impl GpuBackend {

@@ -6,8 +6,6 @@ override F16: bool = false;    // false: F32 weights, true: F16 weights
 
 const ITEM_UNITS: u32 = 1u;
 
-fn row_bytes() -> u32 { return p.cols * select(4u, 2u, F16); }
-
 // Unit u holds columns 8u .. 8u + 8.
 fn dequant(row_byte: u32, u: u32) -> Unit {
     if (F16) {

@@ -1,22 +1,19 @@
 // Q4_0 / Q4_1 weights for weights.wgsl, read straight from their GGUF blocks (ggml
 // `block_q4_0` / `block_q4_1`, no repacking):
 //
-//   Q4_0: { d: f16, qs: [u8; 16] }          18 bytes, x = d * (q - 8)
-//   Q4_1: { d: f16, m: f16, qs: [u8; 16] }  20 bytes, x = d * q + m
+//   Q4_0: { d: f16, qs: [u8; 16] }          x = d * (q - 8)
+//   Q4_1: { d: f16, m: f16, qs: [u8; 16] }  x = d * q + m
 // Byte j of qs holds element j (low nibble) and element j + 16 (high nibble). Q4_0 blocks
-// are not 4-byte aligned (18 bytes): they start at byte 0 or 2 of a word.
+// are not 4-byte aligned (BLOCK_BYTES is 2 mod 4): they start at byte 0 or 2 of a word.
 
 override Q4_1: bool = false;   // false: Q4_0, true: Q4_1
 
 const ITEM_UNITS: u32 = 4u;    // a matvec work item is one block
 
-fn block_bytes() -> u32 { return select(18u, 20u, Q4_1); }
-fn row_bytes() -> u32 { return (p.cols / 32u) * block_bytes(); }
-
 // Unit u is quarter (u % 4) of block (u / 4): `lo` holds the columns unit_cols(u).x .. +4
 // (low nibbles), `hi` those at unit_cols(u).y .. +4 (high nibbles).
 fn dequant(row_byte: u32, u: u32) -> Unit {
-    let base = row_byte + (u >> 2u) * block_bytes();
+    let base = row_byte + (u >> 2u) * BLOCK_BYTES;
     let d = load_f16(base);
     var m = -8.0 * d;
     var qs = base + 2u;
@@ -39,7 +36,7 @@ fn unit_cols(u: u32) -> vec2<u32> {
 // other half is funnel-shifted from two neighbouring words.
 fn item_dot(row_byte: u32, b: u32, xb: u32) -> f32 {
     let xi = xb + b * 8u;
-    let base = row_byte + b * block_bytes();
+    let base = row_byte + b * BLOCK_BYTES;
     let a = base >> 2u;
     var prev = w[a];
     var d: f32;

@@ -1,19 +1,16 @@
 // Q4_K / Q5_K weights for weights.wgsl, read straight from their GGUF super-blocks (ggml
 // `block_q4_K` / `block_q5_K`, QK_K = 256, no repacking):
 //
-//   Q4_K: { d: f16, dmin: f16, scales: [u8; 12], qs: [u8; 128] }               144 bytes
-//   Q5_K: { d: f16, dmin: f16, scales: [u8; 12], qh: [u8; 32], qs: [u8; 128] } 176 bytes
+//   Q4_K: { d: f16, dmin: f16, scales: [u8; 12], qs: [u8; 128] }
+//   Q5_K: { d: f16, dmin: f16, scales: [u8; 12], qh: [u8; 32], qs: [u8; 128] }
 // Sub-block s (0..8) holds elements 32s .. 32s + 32, with a 6-bit scale and min packed in
 // `scales` (ggml get_scale_min_k4): x = d·sc·q − dmin·m. Element 32s + l is nibble (s % 2)
-// of qs[32(s / 2) + l]; Q5_K adds bit s of qh[l] as bit 4. Both sizes are multiples of 4,
-// so every field is word-aligned.
+// of qs[32(s / 2) + l]; Q5_K adds bit s of qh[l] as bit 4. Both block sizes are multiples
+// of 4, so every field is word-aligned.
 
 override Q5_K: bool = false;   // false: Q4_K, true: Q5_K
 
 const ITEM_UNITS: u32 = 4u;    // a matvec work item is one 32-element sub-block
-
-fn block_bytes() -> u32 { return select(144u, 176u, Q5_K); }
-fn row_bytes() -> u32 { return (p.cols / 256u) * block_bytes(); }
 
 // (d·sc, dmin·m) of sub-block s of the super-block at `base` (ggml get_scale_min_k4).
 fn scale_min(base: u32, s: u32) -> vec2<f32> {
@@ -44,7 +41,7 @@ fn quants(base: u32, s: u32, k: u32) -> vec4<f32> {
 // Unit u is quarter (u % 4) of the 32-column chunk (u / 4): 8 consecutive columns.
 fn dequant(row_byte: u32, u: u32) -> Unit {
     let j = u >> 2u;
-    let base = row_byte + (j >> 3u) * block_bytes();
+    let base = row_byte + (j >> 3u) * BLOCK_BYTES;
     let s = j & 7u;
     let k = 2u * (u & 3u);
     let sm = scale_min(base, s);
@@ -59,7 +56,7 @@ fn unit_cols(u: u32) -> vec2<u32> {
 // One sub-block: d·sc·Σq·x − dmin·m·Σx, with the scale and min decoded once.
 fn item_dot(row_byte: u32, j: u32, xb: u32) -> f32 {
     let xi = xb + j * 8u;
-    let base = row_byte + (j >> 3u) * block_bytes();
+    let base = row_byte + (j >> 3u) * BLOCK_BYTES;
     let s = j & 7u;
     var qx = 0.0;
     var sx = vec4<f32>(0.0);

@@ -1,15 +1,12 @@
 // Q5_0 weights for weights.wgsl, read straight from their GGUF blocks (ggml `block_q5_0`,
 // no repacking):
 //
-//   Q5_0: { d: f16, qh: [u8; 4], qs: [u8; 16] }  22 bytes, x = d * (q - 16)
+//   Q5_0: { d: f16, qh: [u8; 4], qs: [u8; 16] }  x = d * (q - 16)
 // Element j's low 4 bits are nibble (j / 16) of qs[j % 16]; its bit 4 is bit j of the
-// little-endian u32 qh. Blocks are not 4-byte aligned (22 bytes): they start at byte 0 or
-// 2 of a word, so qh and qs are read with load_u32.
+// little-endian u32 qh. Blocks are not 4-byte aligned (BLOCK_BYTES is 2 mod 4): they start
+// at byte 0 or 2 of a word, so qh and qs are read with load_u32.
 
 const ITEM_UNITS: u32 = 4u;    // a matvec work item is one block
-const BLOCK_BYTES: u32 = 22u;
-
-fn row_bytes() -> u32 { return (p.cols / 32u) * BLOCK_BYTES; }
 
 // The 5-bit values of elements 4q .. 4q + 4 (lo) and 16 + 4q .. 16 + 4q + 4 (hi).
 fn q5_quarter(base: u32, qh: u32, q: u32) -> Unit {

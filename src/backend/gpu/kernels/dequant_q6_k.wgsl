@@ -1,17 +1,14 @@
 // Q6_K weights for weights.wgsl, read straight from their GGUF super-blocks (ggml
 // `block_q6_K`, QK_K = 256, no repacking):
 //
-//   Q6_K: { ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d: f16 }  210 bytes
+//   Q6_K: { ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d: f16 }
 // x = d·sc·(q − 32) with a signed 8-bit scale per 16 elements. Element 128n + 32k + l
 // (n < 2, k < 4, l < 32) has low bits nibble (k / 2) of ql[64n + 32(k % 2) + l], high bits
 // 2k .. 2k + 2 of qh[32n + l], and scale scales[8n + 2k + l / 16]. Super-blocks are not
-// 4-byte aligned (210 bytes): they start at byte 0 or 2 of a word, so words are read with
-// load_u32.
+// 4-byte aligned (BLOCK_BYTES is 2 mod 4): they start at byte 0 or 2 of a word, so words
+// are read with load_u32.
 
 const ITEM_UNITS: u32 = 4u;    // a matvec work item is one 32-element chunk (two scales)
-const BLOCK_BYTES: u32 = 210u;
-
-fn row_bytes() -> u32 { return (p.cols / 256u) * BLOCK_BYTES; }
 
 // Signed scale i of the super-block at `base`.
 fn scale(base: u32, i: u32) -> f32 {

@@ -1,13 +1,10 @@
 // Q8_0 weights for weights.wgsl, read straight from their GGUF blocks (ggml `block_q8_0`,
 // no repacking):
 //
-//   Q8_0: { d: f16, qs: [i8; 32] }  34 bytes, x = d * q
-// Blocks are not 4-byte aligned (34 bytes): they start at byte 0 or 2 of a word.
+//   Q8_0: { d: f16, qs: [i8; 32] }  x = d * q
+// Blocks are not 4-byte aligned (BLOCK_BYTES is 2 mod 4): they start at byte 0 or 2 of a word.
 
 const ITEM_UNITS: u32 = 4u;    // a matvec work item is one block
-const BLOCK_BYTES: u32 = 34u;
-
-fn row_bytes() -> u32 { return (p.cols / 32u) * BLOCK_BYTES; }
 
 // Unit u is quarter (u % 4) of block (u / 4): 8 consecutive columns.
 fn dequant(row_byte: u32, u: u32) -> Unit {

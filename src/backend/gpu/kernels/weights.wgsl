@@ -3,7 +3,6 @@
 // `dequant_*.wgsl` file (the only step of "preprocessing": concatenation), which supplies,
 // for its block format:
 //
-//   fn row_bytes() -> u32                  bytes of one weight row (p.cols elements)
 //   fn dequant(row_byte: u32, u: u32) -> Unit
 //                                          the 8 elements of unit u of the row at row_byte
 //   fn unit_cols(u: u32) -> vec2<u32>      their columns: lo at .x .. +4, hi at .y .. +4
@@ -15,6 +14,11 @@
 // Units 4k .. 4k + 3 must cover exactly columns 32k .. 32k + 31 (the matmul tile step).
 // Weights are bound as words; formats whose blocks are not 4-byte aligned read them with
 // load_u32 / load_f16 (f16 decoded with unpack2x16float, so no shader-f16 is needed).
+
+// The block format's layout, from the Rust table (src/quant, FORMATS): set by pipelines.rs
+// for every weight pipeline, so no block size is written in a kernel.
+override BLOCK_ELEMS: u32;     // elements per block (1 for F32/F16, 32, or 256)
+override BLOCK_BYTES: u32;     // bytes per block
 
 override WG: u32 = 64;         // matvec threads per workgroup (≤ 256, power of two)
 override TPR: u32 = 16;        // matvec threads per row (power of two, ≤ WG)
@@ -33,6 +37,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read> tokens: array<u32>;
+
+// Bytes of one weight row (p.cols elements, whole blocks).
+fn row_bytes() -> u32 { return (p.cols / BLOCK_ELEMS) * BLOCK_BYTES; }
 
 // Eight dequantized elements (see unit_cols for their columns).
 struct Unit { lo: vec4<f32>, hi: vec4<f32> }

@@ -1,5 +1,5 @@
 //! SIMD128 prefill tile kernels: one row of a legacy 32-element format dotted with the four
-//! interleaved tokens of a [`Q8Tile`].
+//! interleaved tokens of a [`Q8Tile`] (rows of `mod.rs`'s `SIMD128` table).
 //!
 //! Per block the weights are unpacked once and each token's products are integer sums: with
 //! relaxed SIMD `i32x4.relaxed_dot_i8x16_i7x16_add` for the unsigned 4/5-bit formats (exact, as
@@ -13,21 +13,9 @@
 
 use super::q8::Q8_BLOCK;
 use super::simd_wasm_q8::{f16_at, fives32, load16, nibbles32};
-use super::tile::{DotQ8TileFn, Q8Tile};
-use super::GgmlType;
+use super::tile::Q8Tile;
+use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, QuantFormat};
 use core::arch::wasm32::*;
-
-/// The tile kernel for `ty`, if one exists.
-pub(super) fn select(ty: GgmlType) -> Option<DotQ8TileFn> {
-    Some(match ty {
-        GgmlType::Q4_0 => tile_q4_0 as DotQ8TileFn,
-        GgmlType::Q4_1 => tile_q4_1,
-        GgmlType::Q5_0 => tile_q5_0,
-        GgmlType::Q5_1 => tile_q5_1,
-        GgmlType::Q8_0 => tile_q8_0,
-        _ => return None,
-    })
-}
 
 /// Lane k: the sum of the four lanes of `p[k]`.
 #[inline(always)]
@@ -101,22 +89,22 @@ fn legacy_tile<const SIGNED: bool>(
     [f32x4_extract_lane::<0>(r), f32x4_extract_lane::<1>(r), f32x4_extract_lane::<2>(r), f32x4_extract_lane::<3>(r)]
 }
 
-fn tile_q4_0(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
-    legacy_tile::<false>(row, x, 18, |b| nibbles32(b, 2), |_, d| -8.0 * d)
+pub(super) fn tile_q4_0(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+    legacy_tile::<false>(row, x, BlockQ4_0::BYTES, |b| nibbles32(b, 2), |_, d| -8.0 * d)
 }
 
-fn tile_q4_1(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
-    legacy_tile::<false>(row, x, 20, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
+pub(super) fn tile_q4_1(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+    legacy_tile::<false>(row, x, BlockQ4_1::BYTES, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
 }
 
-fn tile_q5_0(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
-    legacy_tile::<false>(row, x, 22, |b| fives32(b, 2, 6), |_, d| -16.0 * d)
+pub(super) fn tile_q5_0(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+    legacy_tile::<false>(row, x, BlockQ5_0::BYTES, |b| fives32(b, 2, 6), |_, d| -16.0 * d)
 }
 
-fn tile_q5_1(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
-    legacy_tile::<false>(row, x, 24, |b| fives32(b, 4, 8), |b, _| f16_at(b, 2))
+pub(super) fn tile_q5_1(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+    legacy_tile::<false>(row, x, BlockQ5_1::BYTES, |b| fives32(b, 4, 8), |b, _| f16_at(b, 2))
 }
 
-fn tile_q8_0(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
-    legacy_tile::<true>(row, x, 34, |b| [load16(b, 2), load16(b, 18)], |_, _| 0.0)
+pub(super) fn tile_q8_0(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+    legacy_tile::<true>(row, x, BlockQ8_0::BYTES, |b| [load16(b, 2), load16(b, 18)], |_, _| 0.0)
 }

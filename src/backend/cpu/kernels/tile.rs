@@ -8,7 +8,6 @@
 //! lengths (which spilled in the `[Q8Slice; 4]` kernels).
 
 use super::q8::{Q8Acts, Q8_BLOCK};
-use super::GgmlType;
 
 /// One group of four tokens (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -113,18 +112,6 @@ impl Q8Tiles {
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
             qw: &self.qw[g * q..(g + 1) * q],
         })
-    }
-}
-
-/// The tile kernel for `ty` in this build, if there is one (the wasm builds, for the legacy
-/// 32-element formats); elsewhere prefill uses the `[Q8Slice; 4]` kernels.
-pub fn dot_q8_tile_fn(ty: GgmlType) -> Option<DotQ8TileFn> {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return super::simd_wasm_tile::select(ty);
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    {
-        let _ = ty;
-        None
     }
 }
 

@@ -1,5 +1,6 @@
 //! AVX2 integer dot products of quantized rows with 8-bit activations (x86_64), chosen at
-//! run time; each mirrors its scalar reference in `q8.rs`.
+//! run time (rows of `mod.rs`'s `AVX2` table); each mirrors its scalar reference in
+//! `reference.rs`.
 //!
 //! Per 32 elements: the weight integers as 32 unsigned bytes, `_mm256_maddubs_epi16` with
 //! the 32 signed activation bytes (pairs summed to i16, no saturation: |q_w| ≤ 63,
@@ -8,65 +9,10 @@
 //! activation block sums `s_x`, so the weights stay unsigned (ggml's `mul_sum_us8_pairs`).
 //! Every load is inside a `chunks_exact` chunk, so no read leaves its slice.
 
-use super::q8::{blocks4, DotQ8Fn, DotQ8x4Fn, Q8Slice, Q8_BLOCK};
-use super::simd_x86::{f16_at, has_avx2_fma_f16c, hsum};
-use super::GgmlType;
+use super::q8::{blocks4, Q8Slice, Q8_BLOCK};
+use super::simd_x86::{f16_at, hsum};
+use crate::quant::{scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, QuantFormat, QK_K};
 use std::arch::x86_64::*;
-
-/// The AVX2 kernel for `ty`, if this CPU has AVX2, FMA and F16C and a kernel exists.
-pub(super) fn select(ty: GgmlType) -> Option<DotQ8Fn> {
-    if !has_avx2_fma_f16c() {
-        return None;
-    }
-    // SAFETY (for every wrapper below): the features the kernels are compiled for were
-    // detected above, and the wrappers are only reachable through this function.
-    macro_rules! wrap {
-        ($k:ident) => {{
-            fn safe(row: &[u8], x: Q8Slice<'_>) -> f32 {
-                unsafe { $k(row, x) }
-            }
-            Some(safe as DotQ8Fn)
-        }};
-    }
-    match ty {
-        GgmlType::Q4_0 => wrap!(dot_q4_0),
-        GgmlType::Q4_1 => wrap!(dot_q4_1),
-        GgmlType::Q5_0 => wrap!(dot_q5_0),
-        GgmlType::Q5_1 => wrap!(dot_q5_1),
-        GgmlType::Q8_0 => wrap!(dot_q8_0),
-        GgmlType::Q4_K => wrap!(dot_q4_k),
-        GgmlType::Q5_K => wrap!(dot_q5_k),
-        GgmlType::Q6_K => wrap!(dot_q6_k),
-        _ => None,
-    }
-}
-
-/// The AVX2 four-token kernel for `ty` (prefill), under the same conditions as [`select`].
-pub(super) fn select_x4(ty: GgmlType) -> Option<DotQ8x4Fn> {
-    if !has_avx2_fma_f16c() {
-        return None;
-    }
-    // SAFETY: as in `select`.
-    macro_rules! wrap {
-        ($k:ident) => {{
-            fn safe(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
-                unsafe { $k(row, x) }
-            }
-            Some(safe as DotQ8x4Fn)
-        }};
-    }
-    match ty {
-        GgmlType::Q4_0 => wrap!(dot4_q4_0),
-        GgmlType::Q4_1 => wrap!(dot4_q4_1),
-        GgmlType::Q5_0 => wrap!(dot4_q5_0),
-        GgmlType::Q5_1 => wrap!(dot4_q5_1),
-        GgmlType::Q8_0 => wrap!(dot4_q8_0),
-        GgmlType::Q4_K => wrap!(dot4_q4_k),
-        GgmlType::Q5_K => wrap!(dot4_q5_k),
-        GgmlType::Q6_K => wrap!(dot4_q6_k),
-        _ => None,
-    }
-}
 
 /// How far ahead of the block being dotted the weights are requested. Decode streams each
 /// matrix from memory once per token; the hardware prefetcher alone left the kernels
@@ -144,30 +90,30 @@ unsafe fn legacy(row: &[u8], x: Q8Slice<'_>, bytes: usize, quants: impl Fn(&[u8]
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q4_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
+pub(super) unsafe fn dot_q4_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
     // d·Σ (q − 8)·x = d·d_x·Σ q·q_x − 8d·s_x
-    legacy(row, x, 18, |b| nibbles32(b, 2), |_, d| -8.0 * d)
+    legacy(row, x, BlockQ4_0::BYTES, |b| nibbles32(b, 2), |_, d| -8.0 * d)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q4_1(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    legacy(row, x, 20, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
+pub(super) unsafe fn dot_q4_1(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    legacy(row, x, BlockQ4_1::BYTES, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q5_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    legacy(row, x, 22, |b| _mm256_or_si256(nibbles32(b, 6), bit4_from_bits32(b, 2)), |_, d| -16.0 * d)
+pub(super) unsafe fn dot_q5_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    legacy(row, x, BlockQ5_0::BYTES, |b| _mm256_or_si256(nibbles32(b, 6), bit4_from_bits32(b, 2)), |_, d| -16.0 * d)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q5_1(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    legacy(row, x, 24, |b| _mm256_or_si256(nibbles32(b, 8), bit4_from_bits32(b, 4)), |b, _| f16_at(b, 2))
+pub(super) unsafe fn dot_q5_1(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    legacy(row, x, BlockQ5_1::BYTES, |b| _mm256_or_si256(nibbles32(b, 8), bit4_from_bits32(b, 4)), |b, _| f16_at(b, 2))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q8_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
+pub(super) unsafe fn dot_q8_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
     let mut acc = _mm256_setzero_ps();
-    for ((b, qx), &dx) in row.chunks_exact(34).zip(x.qs.chunks_exact(Q8_BLOCK)).zip(x.d) {
+    for ((b, qx), &dx) in row.chunks_exact(BlockQ8_0::BYTES).zip(x.qs.chunks_exact(Q8_BLOCK)).zip(x.d) {
         prefetch_ahead(b);
         let w = load32(b, 2);
         // Signed × signed: |w| as unsigned, the sign moved onto x (ggml `mul_sum_i8_pairs`).
@@ -177,15 +123,31 @@ unsafe fn dot_q8_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
     hsum(acc)
 }
 
+/// The quants (< 32) of sub-blocks 2i (low nibbles of `qs[32i..32i + 32]`) and 2i + 1 (high
+/// nibbles) of a Q4_K/Q5_K block `b` whose `qs` start at `qs_off`; Q5_K adds bit 2i (2i + 1)
+/// of `qh[l]` (given as `qh`) as bit 4 of element 64i + l (64i + 32 + l).
+#[inline(always)]
+unsafe fn k4_pair<const Q5: bool>(b: &[u8], qh: __m256i, qs_off: usize, i: usize) -> (__m256i, __m256i) {
+    let (m4, one) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(1));
+    let v = load32(b, qs_off + 32 * i);
+    let mut lo = _mm256_and_si256(v, m4);
+    let mut hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    if Q5 {
+        let h0 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32)), one);
+        let h1 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32 + 1)), one);
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
+    }
+    (lo, hi)
+}
+
 /// Shared Q4_K/Q5_K loop: `qs` at byte 48 (Q5_K, with `qh` at 16) or 16 (Q4_K).
 #[inline(always)]
 unsafe fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    let (bytes, qs_off) = if Q5 { (176, 48) } else { (144, 16) };
-    let m4 = _mm256_set1_epi8(0x0F);
-    let one = _mm256_set1_epi8(1);
+    let (bytes, qs_off) = if Q5 { (BlockQ5K::BYTES, 48) } else { (BlockQ4K::BYTES, 16) };
     let mut acc = _mm256_setzero_ps();
     let mut mins = 0.0f32;
-    let it = row.chunks_exact(bytes).zip(x.qs.chunks_exact(256));
+    let it = row.chunks_exact(bytes).zip(x.qs.chunks_exact(QK_K));
     for ((b, qx), (dx, sx)) in it.zip(x.d.chunks_exact(8).zip(x.s.chunks_exact(8))) {
         prefetch_ahead(b);
         let d = f16_at(b, 0);
@@ -195,18 +157,9 @@ unsafe fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
         let mut m = 0.0f32;
         // Sub-blocks 2i (low nibbles) and 2i + 1 (high nibbles) share qs[32i..32i + 32].
         for i in 0..4 {
-            let (s0, m0) = super::kquants::scale_min_k4(2 * i, &scales);
-            let (s1, m1) = super::kquants::scale_min_k4(2 * i + 1, &scales);
-            let v = load32(b, qs_off + 32 * i);
-            let mut lo = _mm256_and_si256(v, m4);
-            let mut hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            if Q5 {
-                // bit 2i (2i + 1) of qh[l] is bit 4 of element 64i + l (64i + 32 + l).
-                let h0 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32)), one);
-                let h1 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32 + 1)), one);
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
-            }
+            let (s0, m0) = scale_min_k4(2 * i, &scales);
+            let (s1, m1) = scale_min_k4(2 * i + 1, &scales);
+            let (lo, hi) = k4_pair::<Q5>(b, qh, qs_off, i);
             let p0 = _mm256_cvtepi32_ps(dot_us(lo, load32(qx, 64 * i)));
             let p1 = _mm256_cvtepi32_ps(dot_us(hi, load32(qx, 64 * i + 32)));
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d * s0 as f32 * dx[2 * i]), p0, acc);
@@ -219,12 +172,12 @@ unsafe fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q4_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
+pub(super) unsafe fn dot_q4_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
     dot_k4::<false>(row, x)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q5_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
+pub(super) unsafe fn dot_q5_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
     dot_k4::<true>(row, x)
 }
 
@@ -248,10 +201,10 @@ unsafe fn q6k_half(b: &[u8], n: usize) -> [__m256i; 4] {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
+pub(super) unsafe fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
     let k32 = _mm256_set1_epi8(32);
     let mut acc = _mm256_setzero_ps();
-    let it = row.chunks_exact(210).zip(x.qs.chunks_exact(256));
+    let it = row.chunks_exact(BlockQ6K::BYTES).zip(x.qs.chunks_exact(QK_K));
     for ((b, qx), dx) in it.zip(x.d.chunks_exact(8)) {
         prefetch_ahead(b);
         let d = f16_at(b, 208);
@@ -305,36 +258,34 @@ unsafe fn legacy_x4<const SIGNED: bool>(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot4_q4_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
-    legacy_x4::<false>(row, x, 18, |b| nibbles32(b, 2), |_, d| -8.0 * d)
+pub(super) unsafe fn dot4_q4_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, BlockQ4_0::BYTES, |b| nibbles32(b, 2), |_, d| -8.0 * d)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot4_q4_1(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
-    legacy_x4::<false>(row, x, 20, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
+pub(super) unsafe fn dot4_q4_1(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, BlockQ4_1::BYTES, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot4_q5_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
-    legacy_x4::<false>(row, x, 22, |b| _mm256_or_si256(nibbles32(b, 6), bit4_from_bits32(b, 2)), |_, d| -16.0 * d)
+pub(super) unsafe fn dot4_q5_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, BlockQ5_0::BYTES, |b| _mm256_or_si256(nibbles32(b, 6), bit4_from_bits32(b, 2)), |_, d| -16.0 * d)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot4_q5_1(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
-    legacy_x4::<false>(row, x, 24, |b| _mm256_or_si256(nibbles32(b, 8), bit4_from_bits32(b, 4)), |b, _| f16_at(b, 2))
+pub(super) unsafe fn dot4_q5_1(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, BlockQ5_1::BYTES, |b| _mm256_or_si256(nibbles32(b, 8), bit4_from_bits32(b, 4)), |b, _| f16_at(b, 2))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot4_q8_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
-    legacy_x4::<true>(row, x, 34, |b| load32(b, 2), |_, _| 0.0)
+pub(super) unsafe fn dot4_q8_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<true>(row, x, BlockQ8_0::BYTES, |b| load32(b, 2), |_, _| 0.0)
 }
 
 /// As [`dot_k4`], for four activation vectors at once.
 #[inline(always)]
 unsafe fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
-    let (bytes, qs_off) = if Q5 { (176, 48) } else { (144, 16) };
-    let m4 = _mm256_set1_epi8(0x0F);
-    let one = _mm256_set1_epi8(1);
+    let (bytes, qs_off) = if Q5 { (BlockQ5K::BYTES, 48) } else { (BlockQ4K::BYTES, 16) };
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut mins = [0.0f32; 4];
     let nsb = blocks4(&x) / 8;
@@ -344,17 +295,9 @@ unsafe fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4]
         let scales: [u8; 12] = b[4..16].try_into().unwrap_or([0; 12]);
         let qh = if Q5 { load32(b, 16) } else { _mm256_setzero_si256() };
         for i in 0..4 {
-            let (s0, m0) = super::kquants::scale_min_k4(2 * i, &scales);
-            let (s1, m1) = super::kquants::scale_min_k4(2 * i + 1, &scales);
-            let v = load32(b, qs_off + 32 * i);
-            let mut lo = _mm256_and_si256(v, m4);
-            let mut hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            if Q5 {
-                let h0 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32)), one);
-                let h1 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32 + 1)), one);
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
-            }
+            let (s0, m0) = scale_min_k4(2 * i, &scales);
+            let (s1, m1) = scale_min_k4(2 * i + 1, &scales);
+            let (lo, hi) = k4_pair::<Q5>(b, qh, qs_off, i);
             let (c0, c1) = (8 * sb + 2 * i, 8 * sb + 2 * i + 1);
             let (f0, f1) = (d * s0 as f32, d * s1 as f32);
             for k in 0..4 {
@@ -370,12 +313,12 @@ unsafe fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4]
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot4_q4_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+pub(super) unsafe fn dot4_q4_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
     dot_k4_x4::<false>(row, x)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot4_q5_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+pub(super) unsafe fn dot4_q5_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
     dot_k4_x4::<true>(row, x)
 }
 
@@ -383,11 +326,11 @@ unsafe fn dot4_q5_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
 /// together once and multiplied with the four tokens' blocks (Qwen2.5 0.5B's pp128 spent 12 %
 /// in the one-token kernel).
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot4_q6_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+pub(super) unsafe fn dot4_q6_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
     let k32 = _mm256_set1_epi8(32);
     let mut acc = [_mm256_setzero_ps(); 4];
     let nsb = blocks4(&x) / 8;
-    for (sb, b) in row.chunks_exact(210).take(nsb).enumerate() {
+    for (sb, b) in row.chunks_exact(BlockQ6K::BYTES).take(nsb).enumerate() {
         let d = f16_at(b, 208);
         for n in 0..2 {
             for (k, &qk) in q6k_half(b, n).iter().enumerate() {

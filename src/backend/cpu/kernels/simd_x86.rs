@@ -6,43 +6,13 @@
 //! (and mins, through `Σ x`) are applied once per block or sub-block. Rows are walked with
 //! `chunks_exact`, so a length mismatch stops early instead of reading out of bounds.
 
-use super::{DotFn, GgmlType};
+use crate::quant::{scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, QuantFormat, QK, QK_K};
 use std::arch::x86_64::*;
 
-/// Whether this CPU has what every kernel here and in `simd_x86_q8` is compiled for.
+/// Whether this CPU has what every kernel here and in `simd_x86_q8` is compiled for (the
+/// condition on which `mod.rs` hands out its `AVX2` table).
 pub(super) fn has_avx2_fma_f16c() -> bool {
     is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
-}
-
-/// The AVX2 kernel for `ty`, if this CPU has AVX2, FMA and F16C and a kernel exists.
-pub(super) fn select(ty: GgmlType) -> Option<DotFn> {
-    if !has_avx2_fma_f16c() {
-        return None;
-    }
-    // SAFETY (for every wrapper below): the features the kernels are compiled for were
-    // detected above, and the wrappers are only reachable through this function.
-    macro_rules! wrap {
-        ($k:ident) => {{
-            fn safe(row: &[u8], x: &[f32]) -> f32 {
-                unsafe { $k(row, x) }
-            }
-            Some(safe as DotFn)
-        }};
-    }
-    match ty {
-        GgmlType::F32 => wrap!(dot_f32),
-        GgmlType::F16 => wrap!(dot_f16),
-        GgmlType::BF16 => wrap!(dot_bf16),
-        GgmlType::Q4_0 => wrap!(dot_q4_0),
-        GgmlType::Q4_1 => wrap!(dot_q4_1),
-        GgmlType::Q5_0 => wrap!(dot_q5_0),
-        GgmlType::Q5_1 => wrap!(dot_q5_1),
-        GgmlType::Q8_0 => wrap!(dot_q8_0),
-        GgmlType::Q4_K => wrap!(dot_q4_k),
-        GgmlType::Q5_K => wrap!(dot_q5_k),
-        GgmlType::Q6_K => wrap!(dot_q6_k),
-        _ => None,
-    }
 }
 
 #[inline(always)]
@@ -92,7 +62,7 @@ unsafe fn cvt(v: __m256i) -> __m256 {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_f32(row: &[u8], x: &[f32]) -> f32 {
+pub(super) unsafe fn dot_f32(row: &[u8], x: &[f32]) -> f32 {
     let n = x.len().min(row.len() / 4);
     let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     let mut i = 0;
@@ -111,7 +81,7 @@ unsafe fn dot_f32(row: &[u8], x: &[f32]) -> f32 {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_f16(row: &[u8], x: &[f32]) -> f32 {
+pub(super) unsafe fn dot_f16(row: &[u8], x: &[f32]) -> f32 {
     let n = x.len().min(row.len() / 2);
     let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     let mut i = 0;
@@ -129,7 +99,7 @@ unsafe fn dot_f16(row: &[u8], x: &[f32]) -> f32 {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_bf16(row: &[u8], x: &[f32]) -> f32 {
+pub(super) unsafe fn dot_bf16(row: &[u8], x: &[f32]) -> f32 {
     let n = x.len().min(row.len() / 2);
     let mut a0 = _mm256_setzero_ps();
     let mut i = 0;
@@ -185,10 +155,10 @@ unsafe fn qx32(q: [__m256; 4], xs: &[f32]) -> __m256 {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
+pub(super) unsafe fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
     // Σ d·(q − 8)·x = d·Σ q·x − 8d·Σ x
     let (mut acc, mut accs) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    for (b, xs) in row.chunks_exact(18).zip(x.chunks_exact(32)) {
+    for (b, xs) in row.chunks_exact(BlockQ4_0::BYTES).zip(x.chunks_exact(QK)) {
         let d = _mm256_set1_ps(f16_at(b, 0));
         acc = _mm256_fmadd_ps(d, qx32(nibbles32(b, 2), xs), acc);
         accs = _mm256_fmadd_ps(d, sx32(xs), accs);
@@ -197,10 +167,10 @@ unsafe fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q4_1(row: &[u8], x: &[f32]) -> f32 {
+pub(super) unsafe fn dot_q4_1(row: &[u8], x: &[f32]) -> f32 {
     // Σ (d·q + m)·x = d·Σ q·x + m·Σ x
     let (mut acc, mut accm) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    for (b, xs) in row.chunks_exact(20).zip(x.chunks_exact(32)) {
+    for (b, xs) in row.chunks_exact(BlockQ4_1::BYTES).zip(x.chunks_exact(QK)) {
         let d = _mm256_set1_ps(f16_at(b, 0));
         let m = _mm256_set1_ps(f16_at(b, 2));
         acc = _mm256_fmadd_ps(d, qx32(nibbles32(b, 4), xs), acc);
@@ -234,9 +204,9 @@ unsafe fn fives32(b: &[u8], off: usize) -> [__m256; 4] {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q5_0(row: &[u8], x: &[f32]) -> f32 {
+pub(super) unsafe fn dot_q5_0(row: &[u8], x: &[f32]) -> f32 {
     let (mut acc, mut accs) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    for (b, xs) in row.chunks_exact(22).zip(x.chunks_exact(32)) {
+    for (b, xs) in row.chunks_exact(BlockQ5_0::BYTES).zip(x.chunks_exact(QK)) {
         let d = _mm256_set1_ps(f16_at(b, 0));
         acc = _mm256_fmadd_ps(d, qx32(fives32(b, 2), xs), acc);
         accs = _mm256_fmadd_ps(d, sx32(xs), accs);
@@ -245,9 +215,9 @@ unsafe fn dot_q5_0(row: &[u8], x: &[f32]) -> f32 {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q5_1(row: &[u8], x: &[f32]) -> f32 {
+pub(super) unsafe fn dot_q5_1(row: &[u8], x: &[f32]) -> f32 {
     let (mut acc, mut accm) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    for (b, xs) in row.chunks_exact(24).zip(x.chunks_exact(32)) {
+    for (b, xs) in row.chunks_exact(BlockQ5_1::BYTES).zip(x.chunks_exact(QK)) {
         let d = _mm256_set1_ps(f16_at(b, 0));
         let m = _mm256_set1_ps(f16_at(b, 2));
         acc = _mm256_fmadd_ps(d, qx32(fives32(b, 4), xs), acc);
@@ -257,9 +227,9 @@ unsafe fn dot_q5_1(row: &[u8], x: &[f32]) -> f32 {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
+pub(super) unsafe fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
     let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    for (b, xs) in row.chunks_exact(34).zip(x.chunks_exact(32)) {
+    for (b, xs) in row.chunks_exact(BlockQ8_0::BYTES).zip(x.chunks_exact(QK)) {
         let d = _mm256_set1_ps(f16_at(b, 0));
         let a = _mm256_mul_ps(cvt(i8x8(b, 2)), xload(xs, 0));
         let c = _mm256_mul_ps(cvt(i8x8(b, 10)), xload(xs, 8));
@@ -277,14 +247,14 @@ unsafe fn dot_k4<const Q5: bool>(row: &[u8], x: &[f32], bytes: usize, qh_off: us
     let m4 = _mm256_set1_epi32(0x0F);
     let sixteen = _mm256_set1_epi32(16);
     let (mut acc, mut accm) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    for (b, xs) in row.chunks_exact(bytes).zip(x.chunks_exact(256)) {
+    for (b, xs) in row.chunks_exact(bytes).zip(x.chunks_exact(QK_K)) {
         let d = f16_at(b, 0);
         let dmin = f16_at(b, 2);
         let scales: &[u8; 12] = b[4..16].try_into().unwrap_or(&[0; 12]);
         // Sub-block pairs (2i, 2i + 1) share the bytes qs[32i..32i + 32].
         for i in 0..4 {
-            let (s0, m0) = super::kquants::scale_min_k4(2 * i, scales);
-            let (s1, m1) = super::kquants::scale_min_k4(2 * i + 1, scales);
+            let (s0, m0) = scale_min_k4(2 * i, scales);
+            let (s1, m1) = scale_min_k4(2 * i + 1, scales);
             let (mut q0, mut q1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
             for c in 0..4 {
                 let v = u8x8(b, qs_off + 32 * i + 8 * c);
@@ -310,22 +280,22 @@ unsafe fn dot_k4<const Q5: bool>(row: &[u8], x: &[f32], bytes: usize, qh_off: us
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q4_k(row: &[u8], x: &[f32]) -> f32 {
-    dot_k4::<false>(row, x, 144, 0, 16)
+pub(super) unsafe fn dot_q4_k(row: &[u8], x: &[f32]) -> f32 {
+    dot_k4::<false>(row, x, BlockQ4K::BYTES, 0, 16)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q5_k(row: &[u8], x: &[f32]) -> f32 {
-    dot_k4::<true>(row, x, 176, 16, 48)
+pub(super) unsafe fn dot_q5_k(row: &[u8], x: &[f32]) -> f32 {
+    dot_k4::<true>(row, x, BlockQ5K::BYTES, 16, 48)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q6_k(row: &[u8], x: &[f32]) -> f32 {
+pub(super) unsafe fn dot_q6_k(row: &[u8], x: &[f32]) -> f32 {
     let m4 = _mm256_set1_epi32(0x0F);
     let m30 = _mm256_set1_epi32(0x30);
     let off32 = _mm256_set1_epi32(32);
     let mut acc = _mm256_setzero_ps();
-    for (b, xs) in row.chunks_exact(210).zip(x.chunks_exact(256)) {
+    for (b, xs) in row.chunks_exact(BlockQ6K::BYTES).zip(x.chunks_exact(QK_K)) {
         let d = f16_at(b, 208);
         for n in 0..2 {
             // q[k][s]: 8-lane partial sums for the four 32-element quarters k, halves s.

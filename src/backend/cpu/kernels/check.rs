@@ -1,6 +1,6 @@
 //! The integer kernels this build selected (AVX2, SIMD128 or scalar), checked at run time
 //! against their scalar references on random rows: the checks `cargo test` makes natively
-//! (`quant::tests`), runnable where the test build never runs — in the browser, whose
+//! (`tests.rs`), runnable where the test build never runs — in the browser, whose
 //! SIMD128 kernels are exported as `cpu_kernel_check` (`wasm.rs`,
 //! `tests/browser/wasm_api.test.mjs`).
 //!
@@ -8,23 +8,12 @@
 //! dot product that cancels to near zero is not judged by its tiny result). The integer
 //! sums are exact; only the f32 scale products and their order may differ.
 
-use super::q8::{fastest, fastest_x4, quantize_block, quantize_block_fast, scalar, Q8_BLOCK};
-use super::{dequantize, dot_q8_tile_fn, GgmlType, Q8Acts, Q8Tiles};
-use crate::backend::selfcheck::{random_weight, Rng};
+use super::q8::{quantize_block, Q8_BLOCK};
+use super::{dot_q8_fn, dot_q8_scalar_fn, dot_q8_tile_fn, dot_q8x4_fn, quantize_block_fast, Q8Acts, Q8Tiles};
+use crate::quant::synth::{random_weight, Rng};
+use crate::quant::{dequantize, FORMATS};
 
-/// Formats with an integer kernel that [`random_weight`] can generate.
-const TYPES: [GgmlType; 8] = [
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-];
-
-/// Allowed error (as in `quant::tests`).
+/// Allowed error (as in `tests.rs`).
 const TOLERANCE: f64 = 2e-6;
 
 /// One kernel on one row length.
@@ -48,8 +37,9 @@ pub struct KernelCheck {
 pub fn check_q8_kernels(seed: u64) -> Vec<KernelCheck> {
     let mut rng = Rng(seed | 1);
     let mut out = Vec::new();
-    for ty in TYPES {
-        let (Some(fast), Some(reference)) = (fastest(ty), scalar(ty)) else { continue };
+    // Every format this machine runs an integer kernel for (and that has a reference).
+    for ty in FORMATS.iter().map(|f| f.ty) {
+        let (Some(fast), Some(reference)) = (dot_q8_fn(ty), dot_q8_scalar_fn(ty)) else { continue };
         for blocks in [1, 3, 7] {
             let cols = blocks * ty.block_size();
             let Some(row) = random_weight(&mut rng, ty, 1, cols) else { continue };
@@ -74,7 +64,7 @@ pub fn check_q8_kernels(seed: u64) -> Vec<KernelCheck> {
             let vs_one = |four: [f32; 4]| (0..4).map(|k| (four[k] as f64 - one[k] as f64).abs() / mag(k)).fold(0.0, f64::max);
             let err = (0..4).map(|k| (one[k] as f64 - reference(&row, xs[k]) as f64).abs() / mag(k)).fold(0.0, f64::max);
             out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "dot", cols, error: err, tolerance: TOLERANCE, ok: err <= TOLERANCE });
-            if let Some(f4) = fastest_x4(ty) {
+            if let Some(f4) = dot_q8x4_fn(ty) {
                 let err = vs_one(f4(&row, [xs[0], xs[1], xs[2], xs[3]]));
                 out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "dot4", cols, error: err, tolerance: TOLERANCE, ok: err <= TOLERANCE });
             }

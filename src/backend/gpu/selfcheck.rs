@@ -8,98 +8,15 @@
 //! matmul) tokens). Error measure: normalised RMS error `sqrt(Σ(got - want)² / Σ want²)` (ggml's
 //! test-backend-ops NMSE, square-rooted).
 
-use super::{Activation, AttnParams, Backend, BackendError, RopeParams, WeightDesc};
+use super::pipelines::WEIGHT_KERNELS;
+use crate::backend::{Activation, AttnParams, Backend, BackendError, RopeParams, WeightDesc};
+use crate::quant::synth::{random_weight, Rng};
 use crate::quant::GgmlType;
-use half::f16;
 
-/// Block types the GPU kernels cover and the checks exercise: every format with a
-/// `dequant_*.wgsl` kernel.
-pub const TYPES: [GgmlType; 9] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q8_0,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-];
-
-/// xorshift64*: deterministic test data without a dependency.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// Uniform in [-1, 1).
-    pub fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    pub fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.f()).collect()
-    }
-    pub fn byte(&mut self) -> u8 {
-        (self.next() >> 56) as u8
-    }
-    fn bytes(&mut self, out: &mut Vec<u8>, n: usize) {
-        (0..n).for_each(|_| out.push(self.byte()));
-    }
-}
-
-/// Random GGUF rows of `ty` with small finite scales (every other field random bytes, so
-/// every bit of the packed quants, scales and mins is exercised); `None` for types without
-/// test data, or when `cols` is not a whole number of blocks.
-pub fn random_weight(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Option<Vec<u8>> {
-    if cols % ty.block_size() != 0 {
-        return None;
-    }
-    let mut out = Vec::new();
-    let scale = |rng: &mut Rng| f16::from_f32(0.05 + 0.1 * rng.f().abs()).to_le_bytes();
-    // k-quants: d·sc·q reaches 63·31 (Q5_K) or 128·32 (Q6_K) times d; keep values near 1.
-    let kscale = |rng: &mut Rng| f16::from_f32((0.05 + 0.1 * rng.f().abs()) / 64.0).to_le_bytes();
-    let blocks = cols / ty.block_size();
-    for _ in 0..rows {
-        match ty {
-            GgmlType::F32 => (0..cols).for_each(|_| out.extend(rng.f().to_le_bytes())),
-            GgmlType::F16 => (0..cols).for_each(|_| out.extend(f16::from_f32(rng.f()).to_le_bytes())),
-            GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => {
-                for _ in 0..blocks {
-                    out.extend(scale(rng));
-                    if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
-                        out.extend(f16::from_f32(rng.f() * 0.5).to_le_bytes());
-                    }
-                    // Q5_0/Q5_1: 4 bytes of qh before the 16 of qs
-                    let n = match ty {
-                        GgmlType::Q8_0 => 32,
-                        GgmlType::Q5_0 | GgmlType::Q5_1 => 20,
-                        _ => 16,
-                    };
-                    rng.bytes(&mut out, n);
-                }
-            }
-            GgmlType::Q4_K | GgmlType::Q5_K => {
-                for _ in 0..blocks {
-                    out.extend(kscale(rng)); // d
-                    out.extend(kscale(rng)); // dmin
-                    // scales[12], (Q5_K: qh[32]), qs[128]
-                    rng.bytes(&mut out, if ty == GgmlType::Q5_K { 12 + 32 + 128 } else { 12 + 128 });
-                }
-            }
-            GgmlType::Q6_K => {
-                for _ in 0..blocks {
-                    rng.bytes(&mut out, 128 + 64 + 16); // ql, qh, scales
-                    out.extend(kscale(rng)); // d
-                }
-            }
-            _ => return None,
-        }
-    }
-    Some(out)
+/// Block types the GPU kernels cover and the checks exercise: every
+/// [`WEIGHT_KERNELS`] row.
+pub fn types() -> impl Iterator<Item = GgmlType> {
+    WEIGHT_KERNELS.iter().map(|k| k.ty)
 }
 
 /// Normalised RMS error of `got` against `want` (infinite when the lengths differ).
@@ -152,7 +69,7 @@ pub async fn op_sequence<B: Backend>(b: &mut B, seed: u64) -> Result<Vec<(String
     let kcols = 256;
     let xk = b.alloc(n_tiled * kcols)?;
     b.write(&xk, 0, &rng.vec(n_tiled * kcols))?;
-    for ty in TYPES {
+    for ty in types() {
         let (cols, x) = if ty.block_size() == kcols { (kcols, &xk) } else { (cols, &x) };
         let bytes = random_weight(&mut rng, ty, rows, cols).ok_or(BackendError::UnsupportedType { op: "selfcheck", ty })?;
         let w = b.upload(&WeightDesc { name: "test".into(), ty, dims: vec![cols, rows] }, &bytes)?;

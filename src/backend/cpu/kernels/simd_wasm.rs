@@ -6,19 +6,8 @@
 //! unfused multiply-add, the engine's choice: on x86 with FMA, V8 emits `vfmadd`).
 //! Rows are walked with `chunks_exact`; every load is inside its chunk.
 
-use super::{DotFn, GgmlType};
+use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QuantFormat, QK};
 use core::arch::wasm32::*;
-
-/// The SIMD128 kernel for `ty`, if one exists.
-pub(super) fn select(ty: GgmlType) -> Option<DotFn> {
-    match ty {
-        GgmlType::F32 => Some(dot_f32 as DotFn),
-        GgmlType::Q4_0 => Some(dot_q4_0 as DotFn),
-        GgmlType::Q4_1 => Some(dot_q4_1 as DotFn),
-        GgmlType::Q8_0 => Some(dot_q8_0 as DotFn),
-        _ => None,
-    }
-}
 
 #[inline(always)]
 fn hsum(v: v128) -> f32 {
@@ -113,7 +102,7 @@ fn nibble_dot(b: &[u8], off: usize, xs: &[f32]) -> v128 {
     f32x4_add(qx16(u8_to_f32(lo), xs, 0), qx16(u8_to_f32(hi), xs, 16))
 }
 
-fn dot_f32(row: &[u8], x: &[f32]) -> f32 {
+pub(super) fn dot_f32(row: &[u8], x: &[f32]) -> f32 {
     let mut acc = f32x4_splat(0.0);
     let mut chunks = 0;
     for (w, xs) in row.chunks_exact(16).zip(x.chunks_exact(4)) {
@@ -127,19 +116,19 @@ fn dot_f32(row: &[u8], x: &[f32]) -> f32 {
     s
 }
 
-fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
+pub(super) fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
     // Σ d·(q − 8)·x = d·(Σ q·x − 8·Σ x)
     let mut acc = f32x4_splat(0.0);
-    for (b, xs) in row.chunks_exact(18).zip(x.chunks_exact(32)) {
+    for (b, xs) in row.chunks_exact(BlockQ4_0::BYTES).zip(x.chunks_exact(QK)) {
         let qx = madd(f32x4_splat(-8.0), sx32(xs), nibble_dot(b, 2, xs));
         acc = madd(f32x4_splat(f16_at(b, 0)), qx, acc);
     }
     hsum(acc)
 }
 
-fn dot_q4_1(row: &[u8], x: &[f32]) -> f32 {
+pub(super) fn dot_q4_1(row: &[u8], x: &[f32]) -> f32 {
     let mut acc = f32x4_splat(0.0);
-    for (b, xs) in row.chunks_exact(20).zip(x.chunks_exact(32)) {
+    for (b, xs) in row.chunks_exact(BlockQ4_1::BYTES).zip(x.chunks_exact(QK)) {
         let d = f32x4_splat(f16_at(b, 0));
         let m = f32x4_splat(f16_at(b, 2));
         // Same association as before relaxed SIMD, so the baseline build's sums are unchanged.
@@ -148,9 +137,9 @@ fn dot_q4_1(row: &[u8], x: &[f32]) -> f32 {
     hsum(acc)
 }
 
-fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
+pub(super) fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
     let mut acc = f32x4_splat(0.0);
-    for (b, xs) in row.chunks_exact(34).zip(x.chunks_exact(32)) {
+    for (b, xs) in row.chunks_exact(BlockQ8_0::BYTES).zip(x.chunks_exact(QK)) {
         let qx = f32x4_add(qx16(i8_to_f32(load16(b, 2)), xs, 0), qx16(i8_to_f32(load16(b, 18)), xs, 16));
         acc = madd(f32x4_splat(f16_at(b, 0)), qx, acc);
     }

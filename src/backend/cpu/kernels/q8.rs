@@ -11,15 +11,17 @@
 //! at least as accurate. Q2_K (16-element sub-blocks with mins) needs per-16 sums and is not
 //! covered; it stays on the f32 path.
 //!
+//! The integer dot products themselves are rows of the kernel tables (`mod.rs`); their scalar
+//! references are in `reference.rs`.
+//!
 //! Error of the approximation: rounding gives `|x − d·q| ≤ d/2` per element, so the integer
 //! dot differs from the f32 dot of the dequantized row by at most `Σ_blocks (d_x/2)·Σ|w|`
 //! (plus f32 rounding); the tests check exactly this bound.
 
-use super::{GgmlType, QuantError, QuantFormat};
-use super::{kquants, legacy};
+use crate::quant::{GgmlType, QuantError};
 
 /// Elements per activation block.
-pub const Q8_BLOCK: usize = 32;
+pub const Q8_BLOCK: usize = GgmlType::Q8_0.block_size();
 
 /// An activation vector quantized to 8 bits in blocks of [`Q8_BLOCK`]: reusable scratch
 /// (quantizing again reuses the allocation once it is large enough).
@@ -91,7 +93,7 @@ impl Q8Acts {
         self.s.resize(blocks, 0.0);
         let it = x.chunks_exact(Q8_BLOCK).zip(self.qs.chunks_exact_mut(Q8_BLOCK));
         for ((xs, qs), (d, s)) in it.zip(self.d.iter_mut().zip(self.s.iter_mut())) {
-            (*d, *s) = quantize_block_fast(xs, qs);
+            (*d, *s) = super::quantize_block_fast(xs, qs);
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
         {
@@ -129,21 +131,10 @@ impl Q8Acts {
     }
 }
 
-/// [`quantize_block`] with SIMD128 where the build has it (the same results, bit for bit:
-/// checked by `check::check_quantize`): in the browser the scalar loop's `roundf` calls were
-/// 10 % of a prefill, spent on the calling thread while the pool's workers waited.
-#[inline]
-pub(super) fn quantize_block_fast(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return super::simd_wasm_q8::quantize_block(xs, qs);
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    quantize_block(xs, qs)
-}
-
 /// ggml `quantize_row_q8_1` for one block: returns `(d, d·Σq)` (the reference; rounding half
 /// away from zero, as `roundf`).
 #[inline]
-pub(super) fn quantize_block(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
+pub fn quantize_block(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
     let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let d = amax / 127.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
@@ -175,140 +166,3 @@ pub(super) fn blocks4(x: &[Q8Slice<'_>; 4]) -> usize {
     x.iter().map(|x| x.d.len().min(x.s.len()).min(x.qs.len() / Q8_BLOCK)).min().unwrap_or(0)
 }
 
-/// The four-token kernel for `ty` on this machine, if there is one (AVX2 natively, SIMD128
-/// in a `+simd128` wasm build; elsewhere callers make four single calls).
-pub(super) fn fastest_x4(ty: GgmlType) -> Option<DotQ8x4Fn> {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(f) = super::simd_x86_q8::select_x4(ty) {
-        return Some(f);
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if let Some(f) = super::simd_wasm_q8::select_x4(ty) {
-        return Some(f);
-    }
-    let _ = ty;
-    None
-}
-
-/// The scalar reference integer dot for `ty`, if the format has one.
-pub(super) fn scalar(ty: GgmlType) -> Option<DotQ8Fn> {
-    Some(match ty {
-        GgmlType::Q4_0 => dot_q4_0,
-        GgmlType::Q4_1 => dot_q4_1,
-        GgmlType::Q5_0 => dot_q5_0,
-        GgmlType::Q5_1 => dot_q5_1,
-        GgmlType::Q8_0 => dot_q8_0,
-        GgmlType::Q3_K => dot_q3_k,
-        GgmlType::Q4_K => dot_q4_k,
-        GgmlType::Q5_K => dot_q5_k,
-        GgmlType::Q6_K => dot_q6_k,
-        _ => return None,
-    })
-}
-
-/// The fastest integer dot for `ty` on this machine (AVX2 natively when detected, SIMD128
-/// in a `+simd128` wasm build, else the scalar reference), if the format has one. Q3_K has
-/// no SIMD kernel and its scalar integer dot measured slower than the f32 path, so it keeps
-/// the f32 path (`None`).
-pub(super) fn fastest(ty: GgmlType) -> Option<DotQ8Fn> {
-    if ty == GgmlType::Q3_K {
-        return None;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if let Some(f) = super::simd_x86_q8::select(ty) {
-        return Some(f);
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if let Some(f) = super::simd_wasm_q8::select(ty) {
-        return Some(f);
-    }
-    scalar(ty)
-}
-
-/// `Σ a·b` of two integer sequences.
-#[inline(always)]
-fn isum(a: impl IntoIterator<Item = i32>, b: &[i8]) -> i32 {
-    a.into_iter().zip(b).map(|(a, &b)| a * b as i32).sum()
-}
-
-/// Walks the 32-element blocks of a legacy row: `f(block_bytes, q_x, d_x, s_x)` summed.
-#[inline(always)]
-fn legacy_blocks(row: &[u8], x: Q8Slice<'_>, bytes: usize, f: impl Fn(&[u8], &[i8], f32, f32) -> f32) -> f32 {
-    row.chunks_exact(bytes)
-        .zip(x.qs.chunks_exact(Q8_BLOCK))
-        .zip(x.d.iter().zip(x.s))
-        .map(|((b, qx), (&d, &s))| f(b, qx, d, s))
-        .sum()
-}
-
-fn dot_q4_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    legacy_blocks(row, x, 18, |b, qx, dx, _| {
-        let w = legacy::BlockQ4_0::from_bytes(b);
-        w.d.to_f32() * dx * isum(legacy::nibbles(&w.qs).map(|q| q as i32 - 8), qx) as f32
-    })
-}
-
-fn dot_q4_1(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    // Σ (d·q + m)·x = d·d_x·Σ q·q_x + m·s_x
-    legacy_blocks(row, x, 20, |b, qx, dx, sx| {
-        let w = legacy::BlockQ4_1::from_bytes(b);
-        w.d.to_f32() * dx * isum(legacy::nibbles(&w.qs).map(i32::from), qx) as f32 + w.m.to_f32() * sx
-    })
-}
-
-fn dot_q5_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    legacy_blocks(row, x, 22, |b, qx, dx, _| {
-        let w = legacy::BlockQ5_0::from_bytes(b);
-        w.d.to_f32() * dx * isum(legacy::fives(w.qh, &w.qs).map(|q| q as i32 - 16), qx) as f32
-    })
-}
-
-fn dot_q5_1(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    legacy_blocks(row, x, 24, |b, qx, dx, sx| {
-        let w = legacy::BlockQ5_1::from_bytes(b);
-        w.d.to_f32() * dx * isum(legacy::fives(w.qh, &w.qs).map(i32::from), qx) as f32 + w.m.to_f32() * sx
-    })
-}
-
-fn dot_q8_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    legacy_blocks(row, x, 34, |b, qx, dx, _| {
-        let w = legacy::BlockQ8_0::from_bytes(b);
-        w.d.to_f32() * dx * isum(w.qs.map(i32::from), qx) as f32
-    })
-}
-
-/// Walks the 256-element super-blocks of a k-quant row; per sub-block `k` of `256 / NSUB`
-/// elements: `scale_k·d_x·Σ q·q_x − min_k·s_x`. `s_x` covers 32 elements, so formats with
-/// 16-element sub-blocks must have no mins (Q3_K, Q6_K).
-#[inline(always)]
-fn kquant_blocks<const NSUB: usize>(row: &[u8], x: Q8Slice<'_>, bytes: usize, unpack: fn(&[u8]) -> kquants::Unpacked<NSUB>) -> f32 {
-    let sub = kquants::QK_K / NSUB;
-    let per = kquants::QK_K / Q8_BLOCK;
-    let mut acc = 0.0;
-    let it = row.chunks_exact(bytes).zip(x.qs.chunks_exact(kquants::QK_K));
-    for ((b, qx), (dx, sx)) in it.zip(x.d.chunks_exact(per).zip(x.s.chunks_exact(per))) {
-        let u = unpack(b);
-        for (k, (q, qx)) in u.q.chunks_exact(sub).zip(qx.chunks_exact(sub)).enumerate() {
-            let c = k * sub / Q8_BLOCK;
-            let dot = isum(q.iter().map(|&q| q as i32), qx) as f32;
-            acc += u.scale[k] * (dx[c] * dot) - u.min[k] * sx[c];
-        }
-    }
-    acc
-}
-
-fn dot_q3_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    kquant_blocks(row, x, <kquants::BlockQ3K as QuantFormat>::BYTES, kquants::unpack_q3k)
-}
-
-fn dot_q4_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    kquant_blocks(row, x, <kquants::BlockQ4K as QuantFormat>::BYTES, kquants::unpack_q4k)
-}
-
-fn dot_q5_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    kquant_blocks(row, x, <kquants::BlockQ5K as QuantFormat>::BYTES, kquants::unpack_q5k)
-}
-
-fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    kquant_blocks(row, x, <kquants::BlockQ6K as QuantFormat>::BYTES, kquants::unpack_q6k)
-}

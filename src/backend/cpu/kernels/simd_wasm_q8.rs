@@ -1,6 +1,6 @@
 //! WebAssembly SIMD128 integer dot products of quantized rows with 8-bit activations
-//! (compiled in with `-C target-feature=+simd128`); each mirrors its scalar reference in
-//! `q8.rs`.
+//! (compiled in with `-C target-feature=+simd128`; rows of `mod.rs`'s `SIMD128` table); each
+//! mirrors its scalar reference in `reference.rs`.
 //!
 //! Base SIMD128 has no u8×i8 multiply-add, so bytes are widened to i16 and multiplied with
 //! `i32x4_dot_i16x8` (pairs summed into i32, exact), then one float multiply-add per 32
@@ -10,38 +10,9 @@
 //! 7-bit operand non-negative and |pair sum| ≤ 2·127·63 its result is exact on every engine.
 //! Rows and activations are walked over the blocks both cover; every load is bounds-checked.
 
-use super::q8::{blocks4, DotQ8Fn, DotQ8x4Fn, Q8Slice, Q8_BLOCK};
-use super::GgmlType;
+use super::q8::{blocks4, Q8Slice, Q8_BLOCK};
+use crate::quant::{scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, QuantFormat, QK_K};
 use core::arch::wasm32::*;
-
-/// The SIMD128 kernel for `ty`, if one exists.
-pub(super) fn select(ty: GgmlType) -> Option<DotQ8Fn> {
-    Some(match ty {
-        GgmlType::Q4_0 => dot_q4_0 as DotQ8Fn,
-        GgmlType::Q4_1 => dot_q4_1,
-        GgmlType::Q5_0 => dot_q5_0,
-        GgmlType::Q5_1 => dot_q5_1,
-        GgmlType::Q8_0 => dot_q8_0,
-        GgmlType::Q4_K => dot_q4_k,
-        GgmlType::Q5_K => dot_q5_k,
-        GgmlType::Q6_K => dot_q6_k,
-        _ => return None,
-    })
-}
-
-/// The SIMD128 four-token kernel for `ty` (prefill), if one exists.
-pub(super) fn select_x4(ty: GgmlType) -> Option<DotQ8x4Fn> {
-    Some(match ty {
-        GgmlType::Q4_0 => dot4_q4_0 as DotQ8x4Fn,
-        GgmlType::Q4_1 => dot4_q4_1,
-        GgmlType::Q5_0 => dot4_q5_0,
-        GgmlType::Q5_1 => dot4_q5_1,
-        GgmlType::Q8_0 => dot4_q8_0,
-        GgmlType::Q4_K => dot4_q4_k,
-        GgmlType::Q5_K => dot4_q5_k,
-        _ => return None,
-    })
-}
 
 #[inline(always)]
 fn hsum(v: v128) -> f32 {
@@ -176,25 +147,25 @@ pub(super) fn fives32(b: &[u8], qh_off: usize, qs_off: usize) -> [v128; 2] {
     [v128_or(lo, h0), v128_or(hi, h1)]
 }
 
-fn dot_q4_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    legacy(row, x, 18, |b| nibbles32(b, 2), |_, d| -8.0 * d)
+pub(super) fn dot_q4_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    legacy(row, x, BlockQ4_0::BYTES, |b| nibbles32(b, 2), |_, d| -8.0 * d)
 }
 
-fn dot_q4_1(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    legacy(row, x, 20, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
+pub(super) fn dot_q4_1(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    legacy(row, x, BlockQ4_1::BYTES, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
 }
 
-fn dot_q5_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    legacy(row, x, 22, |b| fives32(b, 2, 6), |_, d| -16.0 * d)
+pub(super) fn dot_q5_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    legacy(row, x, BlockQ5_0::BYTES, |b| fives32(b, 2, 6), |_, d| -16.0 * d)
 }
 
-fn dot_q5_1(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    legacy(row, x, 24, |b| fives32(b, 4, 8), |b, _| f16_at(b, 2))
+pub(super) fn dot_q5_1(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    legacy(row, x, BlockQ5_1::BYTES, |b| fives32(b, 4, 8), |b, _| f16_at(b, 2))
 }
 
-fn dot_q8_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
+pub(super) fn dot_q8_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
     let mut acc = f32x4_splat(0.0);
-    for (i, b) in row.chunks_exact(34).take(blocks(&x)).enumerate() {
+    for (i, b) in row.chunks_exact(BlockQ8_0::BYTES).take(blocks(&x)).enumerate() {
         let o = Q8_BLOCK * i;
         let p = i32x4_add(sdot(widen::<true>(load16(b, 2)), xload(&x, o)), sdot(widen::<true>(load16(b, 18)), xload(&x, o + 16)));
         acc = fma(acc, f16_at(b, 0) * x.d[i], p);
@@ -221,20 +192,20 @@ fn k4_quants<const Q5: bool>(b: &[u8], qs_off: usize, i: usize, h: usize) -> (v1
 
 /// Shared Q4_K/Q5_K loop: `qs` at byte 48 (Q5_K, with `qh` at 16) or 16 (Q4_K).
 #[inline(always)]
-fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
-    let (bytes, qs_off) = if Q5 { (176, 48) } else { (144, 16) };
+pub(super) fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
+    let (bytes, qs_off) = if Q5 { (BlockQ5K::BYTES, 48) } else { (BlockQ4K::BYTES, 16) };
     let mut acc = f32x4_splat(0.0);
     let mut mins = 0.0f32;
     for (sb, b) in row.chunks_exact(bytes).take(blocks(&x) / 8).enumerate() {
         let (dx, sx) = (&x.d[8 * sb..], &x.s[8 * sb..]);
-        let o = 256 * sb;
+        let o = QK_K * sb;
         let d = f16_at(b, 0);
         let dmin = f16_at(b, 2);
         let scales: [u8; 12] = b[4..16].try_into().unwrap_or([0; 12]);
         let mut m = 0.0f32;
         for i in 0..4 {
-            let (s0, m0) = super::kquants::scale_min_k4(2 * i, &scales);
-            let (s1, m1) = super::kquants::scale_min_k4(2 * i + 1, &scales);
+            let (s0, m0) = scale_min_k4(2 * i, &scales);
+            let (s1, m1) = scale_min_k4(2 * i + 1, &scales);
             let (mut p0, mut p1) = (i32x4_splat(0), i32x4_splat(0));
             for h in 0..2 {
                 let (lo, hi) = k4_quants::<Q5>(b, qs_off, i, h);
@@ -250,21 +221,21 @@ fn dot_k4<const Q5: bool>(row: &[u8], x: Q8Slice<'_>) -> f32 {
     hsum(acc) - mins
 }
 
-fn dot_q4_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
+pub(super) fn dot_q4_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
     dot_k4::<false>(row, x)
 }
 
-fn dot_q5_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
+pub(super) fn dot_q5_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
     dot_k4::<true>(row, x)
 }
 
-fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
+pub(super) fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
     let m4 = u8x16_splat(0x0F);
     let m3 = u8x16_splat(0x03);
     let k32 = i8x16_splat(32);
     let mut acc = f32x4_splat(0.0);
-    for (sb, b) in row.chunks_exact(210).take(blocks(&x) / 8).enumerate() {
-        let (dx, o) = (&x.d[8 * sb..], 256 * sb);
+    for (sb, b) in row.chunks_exact(BlockQ6K::BYTES).take(blocks(&x) / 8).enumerate() {
+        let (dx, o) = (&x.d[8 * sb..], QK_K * sb);
         let d = f16_at(b, 208);
         for n in 0..2 {
             for k in 0..4 {
@@ -288,14 +259,11 @@ fn dot_q6_k(row: &[u8], x: Q8Slice<'_>) -> f32 {
     hsum(acc)
 }
 
-/// [`super::q8::quantize_block`] on 32 elements (fewer or more: the scalar reference): the same
-/// scale, bytes and sum, bit for bit. Rounding half away from zero without `roundf`:
+/// [`super::q8::quantize_block`] on exactly 32 elements (`mod.rs` hands other lengths to the
+/// scalar reference): the same scale, bytes and sum, bit for bit. Rounding half away from zero without `roundf`:
 /// `t = trunc(v)`, plus the sign of `v` where `|v − t| ≥ 0.5` (`v − t` is exact); `pmax` from
 /// zero skips NaN like `f32::max`; conversion and narrowing saturate like `as i8`.
 pub(super) fn quantize_block(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
-    if xs.len() != Q8_BLOCK || qs.len() != Q8_BLOCK {
-        return super::q8::quantize_block(xs, qs);
-    }
     let v: [v128; 8] = std::array::from_fn(|j| load16(xs, 4 * j));
     let m = v
         .iter()
@@ -382,30 +350,30 @@ fn legacy_x4<const SIGNED: bool>(
     std::array::from_fn(|k| hsum(acc[k]) + extra[k])
 }
 
-fn dot4_q4_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
-    legacy_x4::<false>(row, x, 18, |b| nibbles32(b, 2), |_, d| -8.0 * d)
+pub(super) fn dot4_q4_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, BlockQ4_0::BYTES, |b| nibbles32(b, 2), |_, d| -8.0 * d)
 }
 
-fn dot4_q4_1(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
-    legacy_x4::<false>(row, x, 20, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
+pub(super) fn dot4_q4_1(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, BlockQ4_1::BYTES, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
 }
 
-fn dot4_q5_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
-    legacy_x4::<false>(row, x, 22, |b| fives32(b, 2, 6), |_, d| -16.0 * d)
+pub(super) fn dot4_q5_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, BlockQ5_0::BYTES, |b| fives32(b, 2, 6), |_, d| -16.0 * d)
 }
 
-fn dot4_q5_1(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
-    legacy_x4::<false>(row, x, 24, |b| fives32(b, 4, 8), |b, _| f16_at(b, 2))
+pub(super) fn dot4_q5_1(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<false>(row, x, BlockQ5_1::BYTES, |b| fives32(b, 4, 8), |b, _| f16_at(b, 2))
 }
 
-fn dot4_q8_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
-    legacy_x4::<true>(row, x, 34, |b| [load16(b, 2), load16(b, 18)], |_, _| 0.0)
+pub(super) fn dot4_q8_0(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    legacy_x4::<true>(row, x, BlockQ8_0::BYTES, |b| [load16(b, 2), load16(b, 18)], |_, _| 0.0)
 }
 
 /// As [`dot_k4`], for four activation vectors at once (same per-token order of operations).
 #[inline(always)]
-fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
-    let (bytes, qs_off) = if Q5 { (176, 48) } else { (144, 16) };
+pub(super) fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+    let (bytes, qs_off) = if Q5 { (BlockQ5K::BYTES, 48) } else { (BlockQ4K::BYTES, 16) };
     let mut acc = [f32x4_splat(0.0); 4];
     let mut mins = [0.0f32; 4];
     let nsb = blocks4(&x) / 8;
@@ -415,8 +383,8 @@ fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
         let scales: [u8; 12] = b[4..16].try_into().unwrap_or([0; 12]);
         let mut m = [0.0f32; 4];
         for i in 0..4 {
-            let (s0, m0) = super::kquants::scale_min_k4(2 * i, &scales);
-            let (s1, m1) = super::kquants::scale_min_k4(2 * i + 1, &scales);
+            let (s0, m0) = scale_min_k4(2 * i, &scales);
+            let (s1, m1) = scale_min_k4(2 * i + 1, &scales);
             let mut w = [uprep(i16x8_splat(0)); 4]; // [lo h0, lo h1, hi h0, hi h1]
             for h in 0..2 {
                 let (lo, hi) = k4_quants::<Q5>(b, qs_off, i, h);
@@ -424,7 +392,7 @@ fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
                 w[2 + h] = uprep(hi);
             }
             for k in 0..4 {
-                let (o, dx, sx) = (256 * sb, &x[k].d[8 * sb..], &x[k].s[8 * sb..]);
+                let (o, dx, sx) = (QK_K * sb, &x[k].d[8 * sb..], &x[k].s[8 * sb..]);
                 let (mut p0, mut p1) = (i32x4_splat(0), i32x4_splat(0));
                 for h in 0..2 {
                     p0 = udot(w[h], xload(&x[k], o + 64 * i + 16 * h), p0);
@@ -442,10 +410,10 @@ fn dot_k4_x4<const Q5: bool>(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
     std::array::from_fn(|k| hsum(acc[k]) - mins[k])
 }
 
-fn dot4_q4_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+pub(super) fn dot4_q4_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
     dot_k4_x4::<false>(row, x)
 }
 
-fn dot4_q5_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+pub(super) fn dot4_q5_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
     dot_k4_x4::<true>(row, x)
 }

@@ -1,0 +1,227 @@
+//! The CPU backend's compute on quantized rows: one table row per block format per machine,
+//! as ggml keeps `type_traits_cpu` apart from the layout table (`type_traits`).
+//!
+//! Layouts, dequantization and the f32 scalar reference of each format are `crate::quant`'s
+//! (its `FORMATS` row); this module owns what is machine-specific: the SIMD kernels, the
+//! 8-bit activations they multiply (`q8.rs`, `tile.rs`), the scalar references of the integer
+//! kernels (`reference.rs`) and their run-time check (`check.rs`).
+//!
+//! Machines: `AVX2` (x86_64 with AVX2, FMA and F16C, detected at run time; `simd_x86*.rs`),
+//! `SIMD128` (wasm32 built with `+simd128`, and `+relaxed-simd` in the threaded build;
+//! `simd_wasm*.rs`), and the portable machine (no SIMD: the scalar references). A format's
+//! [`Kernels`] on this machine ([`kernels`]) is its row in the machine's table, each field it
+//! leaves empty filled as that field's documentation says.
+//!
+//! Adding a kernel: write it next to its siblings (`simd_<machine>*.rs`, `pub(super)`), then
+//! set its field in the format's row of that machine's table below; `tests.rs` and `check.rs`
+//! test every row against the references without further listing.
+
+mod check;
+mod q8;
+mod reference;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd_wasm;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd_wasm_q8;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd_wasm_tile;
+#[cfg(target_arch = "x86_64")]
+mod simd_x86;
+#[cfg(target_arch = "x86_64")]
+mod simd_x86_q8;
+#[cfg(test)]
+mod tests;
+mod tile;
+
+pub use check::{check_q8_kernels, check_quantize, KernelCheck};
+pub use q8::{DotQ8Fn, DotQ8x4Fn, Q8Acts, Q8Slice, Q8_BLOCK};
+pub use tile::{DotQ8TileFn, Q8Tile, Q8Tiles};
+
+use crate::quant::{self, DotFn, GgmlType, QuantError};
+
+/// One format's kernels on one machine (ggml's `type_traits_cpu` row). A field left `None`
+/// in a machine's table means:
+/// - `dot` (f32 activations): the format's scalar reference (`quant::dot_scalar_fn`);
+/// - `dot_q8` (8-bit activations): the portable machine's kernel, if any; with none, matrix
+///   products keep f32 activations;
+/// - `dot_q8x4` (four tokens, prefill): four `dot_q8` calls;
+/// - `tile` (four interleaved tokens, prefill): `dot_q8x4`.
+#[derive(Debug, Clone, Copy)]
+pub struct Kernels {
+    pub ty: GgmlType,
+    pub dot: Option<DotFn>,
+    pub dot_q8: Option<DotQ8Fn>,
+    pub dot_q8x4: Option<DotQ8x4Fn>,
+    pub tile: Option<DotQ8TileFn>,
+}
+
+/// A row with no kernel: the base of every table row (`Kernels { dot: …, ..row(ty) }`).
+const fn row(ty: GgmlType) -> Kernels {
+    Kernels { ty, dot: None, dot_q8: None, dot_q8x4: None, tile: None }
+}
+
+/// `Some` safe wrapper of the AVX2 kernel `$k`.
+///
+/// SAFETY (every wrapper): the kernels are compiled for AVX2, FMA and F16C; the wrappers are
+/// reachable only through [`AVX2`], which [`machine`] hands out only after detecting them.
+#[cfg(target_arch = "x86_64")]
+macro_rules! avx2 {
+    (dot $k:path) => {{
+        fn safe(row: &[u8], x: &[f32]) -> f32 {
+            unsafe { $k(row, x) }
+        }
+        Some(safe as DotFn)
+    }};
+    (q8 $k:path) => {{
+        fn safe(row: &[u8], x: Q8Slice<'_>) -> f32 {
+            unsafe { $k(row, x) }
+        }
+        Some(safe as DotQ8Fn)
+    }};
+    (q8x4 $k:path) => {{
+        fn safe(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
+            unsafe { $k(row, x) }
+        }
+        Some(safe as DotQ8x4Fn)
+    }};
+}
+
+/// An `AVX2` row with all three kernels: the f32 dot, the integer dot, the four-token one.
+#[cfg(target_arch = "x86_64")]
+macro_rules! avx2_row {
+    ($ty:ident: $dot:path, $q8:path, $q8x4:path) => {
+        Kernels { dot: avx2!(dot $dot), dot_q8: avx2!(q8 $q8), dot_q8x4: avx2!(q8x4 $q8x4), ..row(GgmlType::$ty) }
+    };
+}
+
+/// x86_64 with AVX2 + FMA + F16C.
+#[cfg(target_arch = "x86_64")]
+#[rustfmt::skip]
+const AVX2: &[Kernels] = &[
+    Kernels { dot: avx2!(dot simd_x86::dot_f32), ..row(GgmlType::F32) },
+    Kernels { dot: avx2!(dot simd_x86::dot_f16), ..row(GgmlType::F16) },
+    Kernels { dot: avx2!(dot simd_x86::dot_bf16), ..row(GgmlType::BF16) },
+    avx2_row!(Q4_0: simd_x86::dot_q4_0, simd_x86_q8::dot_q4_0, simd_x86_q8::dot4_q4_0),
+    avx2_row!(Q4_1: simd_x86::dot_q4_1, simd_x86_q8::dot_q4_1, simd_x86_q8::dot4_q4_1),
+    avx2_row!(Q5_0: simd_x86::dot_q5_0, simd_x86_q8::dot_q5_0, simd_x86_q8::dot4_q5_0),
+    avx2_row!(Q5_1: simd_x86::dot_q5_1, simd_x86_q8::dot_q5_1, simd_x86_q8::dot4_q5_1),
+    avx2_row!(Q8_0: simd_x86::dot_q8_0, simd_x86_q8::dot_q8_0, simd_x86_q8::dot4_q8_0),
+    avx2_row!(Q4_K: simd_x86::dot_q4_k, simd_x86_q8::dot_q4_k, simd_x86_q8::dot4_q4_k),
+    avx2_row!(Q5_K: simd_x86::dot_q5_k, simd_x86_q8::dot_q5_k, simd_x86_q8::dot4_q5_k),
+    avx2_row!(Q6_K: simd_x86::dot_q6_k, simd_x86_q8::dot_q6_k, simd_x86_q8::dot4_q6_k),
+];
+
+/// wasm32 with SIMD128 (and relaxed SIMD in the threaded build).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[rustfmt::skip]
+const SIMD128: &[Kernels] = &[
+    Kernels { dot: Some(simd_wasm::dot_f32), ..row(GgmlType::F32) },
+    Kernels { dot: Some(simd_wasm::dot_q4_0), dot_q8: Some(simd_wasm_q8::dot_q4_0), dot_q8x4: Some(simd_wasm_q8::dot4_q4_0), tile: Some(simd_wasm_tile::tile_q4_0), ..row(GgmlType::Q4_0) },
+    Kernels { dot: Some(simd_wasm::dot_q4_1), dot_q8: Some(simd_wasm_q8::dot_q4_1), dot_q8x4: Some(simd_wasm_q8::dot4_q4_1), tile: Some(simd_wasm_tile::tile_q4_1), ..row(GgmlType::Q4_1) },
+    Kernels { dot_q8: Some(simd_wasm_q8::dot_q5_0), dot_q8x4: Some(simd_wasm_q8::dot4_q5_0), tile: Some(simd_wasm_tile::tile_q5_0), ..row(GgmlType::Q5_0) },
+    Kernels { dot_q8: Some(simd_wasm_q8::dot_q5_1), dot_q8x4: Some(simd_wasm_q8::dot4_q5_1), tile: Some(simd_wasm_tile::tile_q5_1), ..row(GgmlType::Q5_1) },
+    Kernels { dot: Some(simd_wasm::dot_q8_0), dot_q8: Some(simd_wasm_q8::dot_q8_0), dot_q8x4: Some(simd_wasm_q8::dot4_q8_0), tile: Some(simd_wasm_tile::tile_q8_0), ..row(GgmlType::Q8_0) },
+    Kernels { dot_q8: Some(simd_wasm_q8::dot_q4_k), dot_q8x4: Some(simd_wasm_q8::dot4_q4_k), ..row(GgmlType::Q4_K) },
+    Kernels { dot_q8: Some(simd_wasm_q8::dot_q5_k), dot_q8x4: Some(simd_wasm_q8::dot4_q5_k), ..row(GgmlType::Q5_K) },
+    Kernels { dot_q8: Some(simd_wasm_q8::dot_q6_k), ..row(GgmlType::Q6_K) },
+];
+
+/// This machine's SIMD table (empty on the portable machine).
+fn machine() -> &'static [Kernels] {
+    #[cfg(target_arch = "x86_64")]
+    if simd_x86::has_avx2_fma_f16c() {
+        return AVX2;
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return SIMD128;
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    &[]
+}
+
+/// The portable machine's integer kernel for `ty`: the scalar reference, except for Q3_K,
+/// whose scalar integer dot measured slower than the f32 path (it keeps f32 activations).
+fn portable_q8(ty: GgmlType) -> Option<DotQ8Fn> {
+    if ty == GgmlType::Q3_K {
+        return None;
+    }
+    dot_q8_scalar_fn(ty)
+}
+
+/// The kernels this machine runs for `ty`, every field filled as [`Kernels`] documents
+/// (`dot` is `None` only for types without a `quant::FORMATS` row).
+pub fn kernels(ty: GgmlType) -> Kernels {
+    let simd = machine().iter().find(|k| k.ty == ty).copied().unwrap_or(row(ty));
+    Kernels {
+        dot: simd.dot.or_else(|| quant::dot_scalar_fn(ty).ok()),
+        dot_q8: simd.dot_q8.or_else(|| portable_q8(ty)),
+        ..simd
+    }
+}
+
+/// The fastest fused dot product for `ty` on this machine (AVX2+FMA on x86_64 when the CPU
+/// has it, SIMD128 on wasm32 when compiled with `+simd128`, the scalar reference otherwise).
+///
+/// Errors: [`QuantError::Unsupported`] for types without a `quant::FORMATS` row.
+pub fn dot_fn(ty: GgmlType) -> Result<DotFn, QuantError> {
+    kernels(ty).dot.ok_or(QuantError::Unsupported(ty))
+}
+
+/// `Σ w[i]·x[i]` for one quantized row `row` of type `ty` and activations `x`, using the
+/// fastest kernel ([`dot_fn`]).
+///
+/// Errors: [`QuantError::Unsupported`], [`QuantError::NotBlockAligned`] (`x.len()` not a
+/// multiple of the block size) or [`QuantError::BadLength`] (`row.len()` is not
+/// `ty.bytes_for(x.len())`).
+pub fn dot(ty: GgmlType, row: &[u8], x: &[f32]) -> Result<f32, QuantError> {
+    let f = dot_fn(ty)?;
+    quant::check_len(ty, x.len(), row.len())?;
+    Ok(f(row, x))
+}
+
+/// The fastest integer dot product of a `ty` row with 8-bit activations ([`Q8Acts`]) on
+/// this machine, or `None` when the format has none (F32, F16, BF16, Q2_K, Q3_K: use
+/// [`dot_fn`]).
+pub fn dot_q8_fn(ty: GgmlType) -> Option<DotQ8Fn> {
+    kernels(ty).dot_q8
+}
+
+/// The four-token integer kernel for `ty` on this machine (prefill), or `None` when there is
+/// none (then call the [`dot_q8_fn`] kernel once per token). Its reference is four calls of
+/// [`dot_q8_scalar_fn`].
+pub fn dot_q8x4_fn(ty: GgmlType) -> Option<DotQ8x4Fn> {
+    kernels(ty).dot_q8x4
+}
+
+/// The interleaved four-token kernel for `ty` in this build, if there is one (the wasm
+/// builds, for the 32-element formats); elsewhere prefill uses [`dot_q8x4_fn`].
+pub fn dot_q8_tile_fn(ty: GgmlType) -> Option<DotQ8TileFn> {
+    kernels(ty).tile
+}
+
+/// The scalar reference integer dot product for `ty` (the oracle of [`dot_q8_fn`]), or
+/// `None` when the format has none.
+pub fn dot_q8_scalar_fn(ty: GgmlType) -> Option<DotQ8Fn> {
+    reference::REFERENCE.iter().find(|k| k.ty == ty).and_then(|k| k.dot_q8)
+}
+
+/// `Σ w[i]·x[i]` for one `ty` row and 8-bit activations, with the fastest integer kernel.
+///
+/// Errors: [`QuantError::Unsupported`] when `ty` has no integer kernel,
+/// [`QuantError::NotBlockAligned`] or [`QuantError::BadLength`] as [`dot`].
+pub fn dot_q8(ty: GgmlType, row: &[u8], x: Q8Slice<'_>) -> Result<f32, QuantError> {
+    let f = dot_q8_fn(ty).ok_or(QuantError::Unsupported(ty))?;
+    quant::check_len(ty, x.len(), row.len())?;
+    Ok(f(row, x))
+}
+
+/// [`q8::quantize_block`] with SIMD128 where the build has it (the same results, bit for bit:
+/// checked by `check::check_quantize`): in the browser the scalar loop's `roundf` calls were
+/// 10 % of a prefill, spent on the calling thread while the pool's workers waited.
+#[inline]
+fn quantize_block_fast(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if xs.len() == Q8_BLOCK && qs.len() == Q8_BLOCK {
+        return simd_wasm_q8::quantize_block(xs, qs);
+    }
+    q8::quantize_block(xs, qs)
+}
