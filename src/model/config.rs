@@ -4,7 +4,7 @@ use super::ModelError;
 use crate::gguf::Metadata;
 
 /// Architecture families Hearth can run, by `general.architecture`.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "mistral", "qwen2", "smollm", "gemma3"];
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "mistral", "qwen2", "qwen3", "smollm", "smollm3", "phi3", "gemma3"];
 
 /// Hyper-parameters of a decoder-only transformer.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +35,8 @@ pub struct Config {
     pub swa_layers: Vec<bool>,
     pub attn_softcap: Option<f32>,
     pub final_softcap: Option<f32>,
+    /// RoPE variants, layer patterns and attention scale (`features.rs`).
+    pub features: super::features::Features,
 }
 
 fn req(md: &Metadata, key: &str) -> Result<usize, ModelError> {
@@ -91,11 +93,14 @@ impl Config {
         let sliding_window = md.get_u64(&k("attention.sliding_window")).map(|v| v as usize).filter(|&w| w > 0);
         // Gemma 3: every sixth layer is global, the others use the sliding window
         // (llama.cpp `hparams.set_swa_pattern(6)`).
-        let swa_layers = (0..n_layer).map(|il| sliding_window.is_some() && gemma && (il + 1) % 6 != 0).collect();
+        // (llama.cpp `hparams.set_swa_pattern(6)`, or the file's `attention.sliding_window_pattern`).
+        let swa_layers = super::features::swa_layers(md, &arch, n_layer, sliding_window)?;
+        let n_ctx_train = req(md, &k("context_length"))?;
+        let features = super::features::read(md, &arch, n_ctx_train, n_layer, n_embd, n_head, head_dim)?;
         Ok(Config {
             name: md.get_str("general.name").map(str::to_string),
             n_vocab,
-            n_ctx_train: req(md, &k("context_length"))?,
+            n_ctx_train,
             n_embd,
             n_layer,
             n_ff: req(md, &k("feed_forward_length"))?,
@@ -104,14 +109,15 @@ impl Config {
             head_dim,
             rms_eps: opt_f32(md, &k("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
             rope_theta: opt_f32(md, &k("rope.freq_base")).unwrap_or(10_000.0),
-            rope_theta_swa: if gemma { 10_000.0 } else { opt_f32(md, &k("rope.freq_base")).unwrap_or(10_000.0) },
+            rope_theta_swa: if gemma { opt_f32(md, &k("rope.freq_base_swa")).unwrap_or(10_000.0) } else { opt_f32(md, &k("rope.freq_base")).unwrap_or(10_000.0) },
             n_rot,
-            rope_neox: matches!(arch.as_str(), "qwen2" | "gemma3" | "gemma2" | "gemma" | "phi3"),
+            rope_neox: matches!(arch.as_str(), "qwen2" | "qwen3" | "gemma3" | "gemma2" | "gemma" | "phi3"),
             rope_freq_scale,
             sliding_window,
             swa_layers,
             attn_softcap: opt_f32(md, &k("attn_logit_softcapping")).filter(|&c| c > 0.0),
             final_softcap: opt_f32(md, &k("final_logit_softcapping")).filter(|&c| c > 0.0),
+            features,
             arch,
         })
     }

@@ -79,6 +79,7 @@ impl<B: Backend> Gemma<B> {
                 sliding: cfg.swa_layers.get(il).copied().unwrap_or(false),
             });
         }
+        w.finish()?;
         let nb = opts.n_batch;
         let s = Scratch {
             x: b.alloc(nb * d)?,
@@ -115,7 +116,7 @@ impl<B: Backend> Gemma<B> {
                 n_head: c.n_head,
                 n_head_kv: c.n_head_kv,
                 head_dim: hd,
-                scale: 1.0 / (hd as f32).sqrt(),
+                scale: c.features.attn_scale,
                 window: if l.sliding { c.sliding_window } else { None },
                 softcap: c.attn_softcap,
             };

@@ -5,6 +5,7 @@
 //! weights, KV cache and activation buffers (all allocated here, before the first token).
 
 pub mod config;
+pub mod features;
 mod gemma;
 mod llama;
 
@@ -26,6 +27,8 @@ pub enum ModelError {
     MissingTensor(String),
     #[error("tensor {name} has shape {got:?}, expected {expected:?}")]
     TensorShape { name: String, expected: Vec<usize>, got: Vec<usize> },
+    #[error("unsupported model: tensor {0} is not used by Hearth's implementation of this architecture")]
+    UnusedTensor(String),
     #[error("context overflow: position {needed} exceeds the context of {n_ctx} tokens")]
     ContextOverflow { needed: usize, n_ctx: usize },
     #[error(transparent)]
@@ -141,6 +144,16 @@ impl<B: Backend> Weights<B> {
         }
         Ok(w)
     }
+    /// Refuses a file with tensors the model did not take: a feature Hearth does not implement
+    /// (an output bias, extra norms, experts, …) is an error, never silently skipped.
+    fn finish(self) -> Result<(), ModelError> {
+        let mut left: Vec<&String> = self.map.keys().collect();
+        left.sort();
+        match left.first() {
+            None => Ok(()),
+            Some(name) => Err(ModelError::UnusedTensor(name.to_string())),
+        }
+    }
     fn take_opt(&mut self, name: &str, dims: &[usize]) -> Result<Option<B::Weight>, ModelError> {
         if self.map.contains_key(name) {
             self.take(name, dims).map(Some)
@@ -158,7 +171,7 @@ pub fn build<B: Backend + 'static>(
     opts: ModelOptions,
 ) -> Result<Box<dyn Forward<B>>, ModelError> {
     match cfg.arch.as_str() {
-        "llama" | "mistral" | "qwen2" | "smollm" => Ok(Box::new(llama::Llama::build(b, cfg, weights, opts)?)),
+        "llama" | "mistral" | "qwen2" | "qwen3" | "smollm" | "smollm3" | "phi3" => Ok(Box::new(llama::Llama::build(b, cfg, weights, opts)?)),
         "gemma3" => Ok(Box::new(gemma::Gemma::build(b, cfg, weights, opts)?)),
         other => Err(ModelError::UnsupportedArchitecture {
             name: other.to_string(),
