@@ -25,6 +25,7 @@ prompt's last position (float16, synthetic/<model>.f16).
 
 Usage: python3 tests/goldens/make_synthetic.py [family ...]
 """
+import functools
 import json
 import math
 import pathlib
@@ -237,20 +238,27 @@ VT = {"u32": gguf.GGUFValueType.UINT32, "f32": gguf.GGUFValueType.FLOAT32,
       "str": gguf.GGUFValueType.STRING, "bool": gguf.GGUFValueType.BOOL}
 
 
+@functools.lru_cache(maxsize=None)
+def vocab_fields(name):
+    """The `tokenizer.*` keys of a vocabulary file, as (key, value, type, sub type)."""
+    vocab = gguf.GGUFReader(str(VOCAB / name))
+    out = []
+    for key, field in vocab.fields.items():
+        if key.startswith("tokenizer."):
+            sub = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
+            out.append((key, field.contents(), field.types[0], sub))
+    return out
+
+
 def write_gguf(rec, path):
-    vocab = gguf.GGUFReader(str(VOCAB / rec["vocab"]))
-    n_vocab = len(vocab.fields["tokenizer.ggml.tokens"].data)
+    fields = vocab_fields(rec["vocab"])
+    n_vocab = len(next(v for k, v, _, _ in fields if k == "tokenizer.ggml.tokens"))
     arch = rec["metadata"][0][2]
     w = gguf.GGUFWriter(str(path), arch)
     for key, ty, val in rec["metadata"][1:]:
         w.add_key_value(key, val, VT[ty])
-    for key, field in vocab.fields.items():
-        if not key.startswith("tokenizer."):
-            continue
-        if field.types[0] == gguf.GGUFValueType.ARRAY:
-            w.add_key_value(key, field.contents(), field.types[0], sub_type=field.types[-1])
-        else:
-            w.add_key_value(key, field.contents(), field.types[0])
+    for key, val, ty, sub in fields:
+        w.add_key_value(key, val, ty, sub_type=sub)
     for t in rec["tensors"]:
         dims = [n_vocab if x == "@n_vocab" else x for x in t["dims"]]
         t = dict(t, dims=dims)
@@ -299,26 +307,41 @@ def run_llama(path, rec):
 
 
 def main():
+    import os
     families = sys.argv[1:] or list(FAMILIES)
+    formats = os.environ.get("SYNTHETIC_FORMATS", ",".join(FORMATS)).split(",")
     OUT.mkdir(exist_ok=True)
     path = OUT / "recipes.json"
     doc = json.loads(path.read_text()) if path.exists() else {"models": []}
     keep = [m for m in doc["models"] if m["family"] not in families]
-    import llama_cpp
-    doc = {"about": "tests/goldens/make_synthetic.py", "llama_cpp_python": llama_cpp.__version__,
+    if os.environ.get("SYNTHETIC_WRITE_ONLY"):
+        llama_cpp = None
+    else:
+        import llama_cpp
+    doc = {"about": "tests/goldens/make_synthetic.py", "llama_cpp_python": llama_cpp and llama_cpp.__version__,
            "n_ctx": N_CTX, "models": keep}
+    # SYNTHETIC_KEEP=dir keeps (and reuses) the written GGUF files there.
+    keep_dir = os.environ.get("SYNTHETIC_KEEP")
     with tempfile.TemporaryDirectory() as tmp:
         for family in families:
-            for ty in FORMATS:
+            for ty in formats:
                 rec = recipe(family, ty)
-                gpath = pathlib.Path(tmp) / f"{rec['name']}.gguf"
-                n_vocab = write_gguf(rec, gpath)
+                gpath = pathlib.Path(keep_dir or tmp) / f"{rec['name']}.gguf"
+                if keep_dir and gpath.exists():
+                    n_vocab = len(next(v for k, v, _, _ in vocab_fields(rec["vocab"]) if k == "tokenizer.ggml.tokens"))
+                else:
+                    n_vocab = write_gguf(rec, gpath)
+                if os.environ.get("SYNTHETIC_WRITE_ONLY"):
+                    print("wrote", gpath, flush=True)
+                    continue
                 got_vocab, prompts, logits = run_llama(gpath, rec)
                 assert got_vocab == n_vocab
                 rec["n_vocab"] = n_vocab
                 rec["prompts"] = prompts
                 logits.tofile(OUT / f"{rec['name']}.f16")
                 doc["models"].append(rec)
+    if os.environ.get("SYNTHETIC_WRITE_ONLY"):
+        return
     doc["models"].sort(key=lambda m: (list(FAMILIES).index(m["family"]), FORMATS.index(m["format"])))
     path.write_text(json.dumps(doc, indent=None, separators=(",", ":")) + "\n")
 
