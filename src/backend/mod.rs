@@ -78,6 +78,18 @@ pub struct RopeParams {
     pub freq_scale: f32,
 }
 
+/// What [`Backend::rope_ext`] adds to [`RopeParams`] (ggml `rope_ext`'s frequency factors and
+/// magnitude scale, with YaRN's extrapolation mix off).
+#[derive(Debug)]
+pub struct RopeExt<'a, W> {
+    /// An F32 vector of `n_rot / 2` factors: pair `i`'s angle is divided by `factors[i]`
+    /// (Llama 3's `rope_freqs`, LongRoPE's `rope_factors_short`/`_long`).
+    pub factors: Option<&'a W>,
+    /// Multiplies the rotated pairs (LongRoPE's attention factor); 1.0 leaves them as they are.
+    /// Dimensions past `n_rot` are not scaled (as in ggml).
+    pub mscale: f32,
+}
+
 /// Parameters of one causal attention call over the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AttnParams {
@@ -155,6 +167,11 @@ pub trait Backend {
     fn add_bias(&mut self, x: &Self::Tensor, bias: &Self::Weight, rows: usize, dim: usize) -> Result<(), BackendError>;
     /// Rotates `x` (`[n_tokens, n_heads * head_dim]`) in place; token `t` is at position `pos0 + t`.
     fn rope(&mut self, x: &Self::Tensor, n_tokens: usize, n_heads: usize, head_dim: usize, pos0: usize, p: RopeParams) -> Result<(), BackendError>;
+    /// [`Backend::rope`] with frequency factors and a magnitude scale: pair `i` of a token at
+    /// position `pos` turns by `pos · freq_scale · theta^(-2i/n_rot) / factors[i]`, and the
+    /// rotated pair is multiplied by `ext.mscale`.
+    #[allow(clippy::too_many_arguments)]
+    fn rope_ext(&mut self, x: &Self::Tensor, n_tokens: usize, n_heads: usize, head_dim: usize, pos0: usize, p: RopeParams, ext: RopeExt<'_, Self::Weight>) -> Result<(), BackendError>;
     /// Copies `len` elements from `src[src_off..]` to `dst[dst_off..]` (`src` and `dst` differ).
     fn copy(&mut self, src: &Self::Tensor, src_off: usize, dst: &Self::Tensor, dst_off: usize, len: usize) -> Result<(), BackendError>;
     /// Causal grouped-query attention of `q` (`[n_tokens, n_head*head_dim]`) over the caches

@@ -27,7 +27,7 @@ impl EngineError {
             EngineError::Model(ModelError::ContextOverflow { .. }) | EngineError::ContextOverflow { .. } => "CONTEXT_OVERFLOW",
             EngineError::Model(ModelError::Backend(BE::DeviceLost(_))) | EngineError::Backend(BE::DeviceLost(_)) => "DEVICE_LOST",
             EngineError::Model(ModelError::Backend(BE::OutOfMemory { .. })) | EngineError::Backend(BE::OutOfMemory { .. }) => "QUOTA",
-            EngineError::Model(ModelError::UnsupportedArchitecture { .. }) => "UNSUPPORTED_MODEL",
+            EngineError::Model(ModelError::UnsupportedArchitecture { .. } | ModelError::Unsupported { .. } | ModelError::UnusedTensor(_)) => "UNSUPPORTED_MODEL",
             EngineError::Model(ModelError::Backend(BE::UnsupportedType { .. } | BE::Quant(_))) => "UNSUPPORTED_MODEL",
             EngineError::Model(_) => "INVALID_MODEL",
             EngineError::Backend(BE::UnsupportedType { .. }) | EngineError::Backend(BE::Quant(_)) => "UNSUPPORTED_MODEL",

@@ -10,7 +10,8 @@ use super::ModelError;
 /// The file that computes an architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
-    /// `llama.rs`: Llama-style decoders (SwiGLU, RMSNorm, optional QKV biases).
+    /// `llama.rs`: Llama-style decoders (SwiGLU, RMSNorm, optional QKV biases, QK norms, fused
+    /// QKV / gate-up as Phi-3 stores them).
     Llama,
     /// `gemma.rs`: Gemma 3 (GeGLU, extra norms, sliding-window layers, soft-capping).
     Gemma,
@@ -32,7 +33,10 @@ pub const ARCHITECTURES: &[Architecture] = &[
     Architecture { name: "llama", family: Family::Llama, rope_neox: false },
     Architecture { name: "mistral", family: Family::Llama, rope_neox: false },
     Architecture { name: "qwen2", family: Family::Llama, rope_neox: true },
+    Architecture { name: "qwen3", family: Family::Llama, rope_neox: true },
     Architecture { name: "smollm", family: Family::Llama, rope_neox: false },
+    Architecture { name: "smollm3", family: Family::Llama, rope_neox: false },
+    Architecture { name: "phi3", family: Family::Llama, rope_neox: true },
     Architecture { name: "gemma3", family: Family::Gemma, rope_neox: true },
 ];
 
@@ -56,7 +60,7 @@ mod tests {
             assert!(ARCHITECTURES[..i].iter().all(|b| b.name != a.name), "{} twice", a.name);
             assert_eq!(architecture(a.name), Ok(a));
         }
-        let Err(ModelError::UnsupportedArchitecture { name, supported }) = architecture("phi3") else { panic!("phi3 accepted") };
-        assert_eq!((name.as_str(), supported.len()), ("phi3", ARCHITECTURES.len()));
+        let Err(ModelError::UnsupportedArchitecture { name, supported }) = architecture("bert") else { panic!("bert accepted") };
+        assert_eq!((name.as_str(), supported.len()), ("bert", ARCHITECTURES.len()));
     }
 }

@@ -54,6 +54,8 @@ pub struct Config {
     pub swa_layers: Vec<bool>,
     pub attn_softcap: Option<f32>,
     pub final_softcap: Option<f32>,
+    /// RoPE variants, layer patterns and attention scale (`features.rs`).
+    pub features: super::features::Features,
 }
 
 /// The error for `key` holding `value`, which breaks `rule`.
@@ -182,9 +184,11 @@ impl Config {
         let gemma = info.family == Family::Gemma;
         let sliding_window = opt_usize(md, &k("attention.sliding_window"))?.filter(|&w| w > 0);
         // Gemma 3: every sixth layer is global, the others use the sliding window
-        // (llama.cpp `hparams.set_swa_pattern(6)`). n_layer is at most MAX_LAYERS here.
-        let swa_layers = (0..n_layer).map(|il| sliding_window.is_some() && gemma && (il + 1) % 6 != 0).collect();
+        // (llama.cpp `hparams.set_swa_pattern(6)`, or the file's `attention.sliding_window_pattern`).
+        let swa_layers = super::features::swa_layers(md, &arch, n_layer, sliding_window)?;
+        let features = super::features::read(md, &arch, n_ctx_train, n_layer, n_embd, n_head, head_dim)?;
         let rope_theta = opt_pos_f32(md, &k("rope.freq_base"))?.unwrap_or(10_000.0);
+        let rope_theta_swa = if gemma { opt_pos_f32(md, &k("rope.freq_base_swa"))?.unwrap_or(10_000.0) } else { rope_theta };
         Ok(Config {
             name: md.get_str("general.name").map(str::to_string),
             n_vocab,
@@ -198,7 +202,7 @@ impl Config {
             head_dim,
             rms_eps: opt_pos_f32(md, &k("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5),
             rope_theta,
-            rope_theta_swa: if gemma { 10_000.0 } else { rope_theta },
+            rope_theta_swa,
             n_rot,
             rope_neox: info.rope_neox,
             rope_freq_scale,
@@ -206,6 +210,7 @@ impl Config {
             swa_layers,
             attn_softcap: opt_softcap(md, &k("attn_logit_softcapping"))?,
             final_softcap: opt_softcap(md, &k("final_logit_softcapping"))?,
+            features,
             arch,
         })
     }

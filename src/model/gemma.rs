@@ -83,6 +83,7 @@ impl<B: Backend> Gemma<B> {
                 sliding: cfg.swa_layers.get(il).copied().unwrap_or(false),
             });
         }
+        w.finish()?;
         let s = Scratch {
             x: b.alloc(e(d)?)?,
             h: b.alloc(e(d)?)?,
@@ -118,7 +119,7 @@ impl<B: Backend> Gemma<B> {
                 n_head: c.n_head,
                 n_head_kv: c.n_head_kv,
                 head_dim: hd,
-                scale: 1.0 / (hd as f32).sqrt(),
+                scale: c.features.attn_scale,
                 window: if l.sliding { c.sliding_window } else { None },
                 softcap: c.attn_softcap,
             };

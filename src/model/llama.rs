@@ -1,26 +1,48 @@
-//! The Llama family: Llama 2/3, SmolLM/SmolLM2, Mistral, Qwen2 (biases on Q/K/V, NeoX RoPE).
+//! The Llama family: Llama 2/3 (Llama 3 RoPE scaling via `rope_freqs`), SmolLM/SmolLM2/SmolLM3
+//! (SmolLM3: every fourth layer without RoPE), Mistral (sliding window when the file gives
+//! one), Qwen2 (biases on Q/K/V, NeoX RoPE), Qwen3 (per-head QK-norm) and Phi-3/Phi-4-mini
+//! (fused QKV and gate/up, partial rotary, LongRoPE factors).
 //!
 //! Pre-norm decoder blocks: `x += Wo·attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))`, then
-//! `x += Wdown·(silu(Wgate·n(x)) ⊙ Wup·n(x))`; tied or separate output projection.
+//! `x += Wdown·(silu(Wgate·n(x)) ⊙ Wup·n(x))`; tied or separate output projection. Which
+//! variant a file is comes from its metadata and tensors only.
 
+use super::features::FreqFactors;
 use super::{clamp_options, elems, forward_batches, Config, Forward, Head, ModelError, ModelOptions, Weights};
-use crate::backend::{Activation, AttnParams, Backend, RopeParams};
+use crate::backend::{Activation, AttnParams, Backend, BackendError, RopeExt, RopeParams};
+
+/// Query/key/value projections: three matrices, or one fused `attn_qkv` (Phi-3) whose output
+/// rows are `[q | k | v]`.
+enum Qkv<B: Backend> {
+    Split { wq: B::Weight, wk: B::Weight, wv: B::Weight },
+    Fused(B::Weight),
+}
+
+/// Gate/up projections: two matrices, or one fused `ffn_up` of `2·n_ff` rows (Phi-3) whose
+/// output is `[gate | up]` (ggml's swiglu: silu of the first half times the second).
+enum GateUp<B: Backend> {
+    Split { gate: B::Weight, up: B::Weight },
+    Fused(B::Weight),
+}
 
 struct Layer<B: Backend> {
     attn_norm: B::Weight,
-    wq: B::Weight,
-    wk: B::Weight,
-    wv: B::Weight,
+    qkv: Qkv<B>,
     wo: B::Weight,
     bq: Option<B::Weight>,
     bk: Option<B::Weight>,
     bv: Option<B::Weight>,
+    /// Per-head RMSNorm of queries and keys before RoPE (Qwen3).
+    q_norm: Option<B::Weight>,
+    k_norm: Option<B::Weight>,
     ffn_norm: B::Weight,
-    gate: B::Weight,
-    up: B::Weight,
+    gate_up: GateUp<B>,
     down: B::Weight,
     k_cache: B::Tensor,
     v_cache: B::Tensor,
+    /// Whether this layer rotates queries and keys (SmolLM3 skips every fourth).
+    rope: bool,
+    window: Option<usize>,
 }
 
 /// Activation buffers, sized for `n_batch` tokens, allocated once.
@@ -34,6 +56,10 @@ struct Scratch<B: Backend> {
     o: B::Tensor,
     gate: B::Tensor,
     up: B::Tensor,
+    /// Output of a fused projection (QKV or gate/up), `None` when no layer has one.
+    fused: Option<B::Tensor>,
+    /// Normalised keys (QK-norm).
+    kn: B::Tensor,
     last: B::Tensor,
     logits: B::Tensor,
 }
@@ -45,6 +71,8 @@ pub struct Llama<B: Backend> {
     output_norm: B::Weight,
     /// `None` when the output projection is tied to the embedding.
     output: Option<B::Weight>,
+    /// RoPE frequency factors shared by every layer (Llama 3 `rope_freqs`, LongRoPE).
+    rope_factors: Option<B::Weight>,
     layers: Vec<Layer<B>>,
     s: Scratch<B>,
 }
@@ -53,6 +81,7 @@ impl<B: Backend> Llama<B> {
     pub fn build(b: &mut B, cfg: Config, mut w: Weights<B>, opts: ModelOptions) -> Result<Self, ModelError> {
         let opts = clamp_options(&cfg, opts);
         let (d, qd, kvd, ff) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff);
+        let f = &cfg.features;
         let tok_embd = w.take("token_embd.weight", &[d, cfg.n_vocab])?;
         let output_norm = w.take("output_norm.weight", &[d])?;
         let output = w.take_opt("output.weight", &[d, cfg.n_vocab])?;
@@ -61,25 +90,66 @@ impl<B: Backend> Llama<B> {
         let e = |w: usize| elems("activations (batch × width)", nb, w);
         // The directory was checked against n_layer (Config::from_header): one entry per block.
         let mut layers = Vec::with_capacity(cfg.n_layer.min(super::config::limits::MAX_LAYERS));
+        let half_rot = [cfg.n_rot / 2];
+        let rope_factors = match f.factors {
+            FreqFactors::None => None,
+            FreqFactors::Llama3 => w.take_opt("rope_freqs.weight", &half_rot)?,
+            FreqFactors::LongRope => {
+                let long = w.take_opt("rope_factors_long.weight", &half_rot)?;
+                let short = w.take_opt("rope_factors_short.weight", &half_rot)?;
+                if long.is_some() != short.is_some() {
+                    return Err(ModelError::MissingTensor("rope_factors_long.weight and rope_factors_short.weight".into()));
+                }
+                if opts.n_ctx > f.orig_ctx { long } else { short }
+            }
+        };
+        let mut fused_width = 0;
         for il in 0..cfg.n_layer {
             let n = |s: &str| format!("blk.{il}.{s}");
+            let attn_norm = w.take(&n("attn_norm.weight"), &[d])?;
+            let qkv = match w.take_opt(&n("attn_qkv.weight"), &[d, qd + 2 * kvd])? {
+                Some(fused) => {
+                    fused_width = fused_width.max(qd + 2 * kvd);
+                    Qkv::Fused(fused)
+                }
+                None => Qkv::Split {
+                    wq: w.take(&n("attn_q.weight"), &[d, qd])?,
+                    wk: w.take(&n("attn_k.weight"), &[d, kvd])?,
+                    wv: w.take(&n("attn_v.weight"), &[d, kvd])?,
+                },
+            };
+            let wo = w.take(&n("attn_output.weight"), &[qd, d])?;
+            let ffn_norm = w.take(&n("ffn_norm.weight"), &[d])?;
+            let gate_up = match w.take_opt(&n("ffn_gate.weight"), &[d, ff])? {
+                Some(gate) => GateUp::Split { gate, up: w.take(&n("ffn_up.weight"), &[d, ff])? },
+                None => {
+                    fused_width = fused_width.max(2 * ff);
+                    GateUp::Fused(w.take(&n("ffn_up.weight"), &[d, 2 * ff])?)
+                }
+            };
             layers.push(Layer {
-                attn_norm: w.take(&n("attn_norm.weight"), &[d])?,
-                wq: w.take(&n("attn_q.weight"), &[d, qd])?,
-                wk: w.take(&n("attn_k.weight"), &[d, kvd])?,
-                wv: w.take(&n("attn_v.weight"), &[d, kvd])?,
-                wo: w.take(&n("attn_output.weight"), &[qd, d])?,
+                attn_norm,
+                qkv,
+                wo,
                 bq: w.take_opt(&n("attn_q.bias"), &[qd])?,
                 bk: w.take_opt(&n("attn_k.bias"), &[kvd])?,
                 bv: w.take_opt(&n("attn_v.bias"), &[kvd])?,
-                ffn_norm: w.take(&n("ffn_norm.weight"), &[d])?,
-                gate: w.take(&n("ffn_gate.weight"), &[d, ff])?,
-                up: w.take(&n("ffn_up.weight"), &[d, ff])?,
+                q_norm: w.take_opt(&n("attn_q_norm.weight"), &[cfg.head_dim])?,
+                k_norm: w.take_opt(&n("attn_k_norm.weight"), &[cfg.head_dim])?,
+                ffn_norm,
+                gate_up,
                 down: w.take(&n("ffn_down.weight"), &[ff, d])?,
                 k_cache: b.alloc(kv_len)?,
                 v_cache: b.alloc(kv_len)?,
+                rope: f.no_rope_every.is_none_or(|every| (il + 1) % every != 0),
+                window: if cfg.swa_layers.get(il).copied().unwrap_or(false) { cfg.sliding_window } else { None },
             });
+            let l = layers.last().expect("just pushed");
+            if l.q_norm.is_some() != l.k_norm.is_some() {
+                return Err(ModelError::MissingTensor(n("attn_q_norm.weight and attn_k_norm.weight")));
+            }
         }
+        w.finish()?;
         let s = Scratch {
             x: b.alloc(e(d)?)?,
             h: b.alloc(e(d)?)?,
@@ -90,56 +160,117 @@ impl<B: Backend> Llama<B> {
             o: b.alloc(e(d)?)?,
             gate: b.alloc(e(ff)?)?,
             up: b.alloc(e(ff)?)?,
+            fused: if fused_width > 0 { Some(b.alloc(e(fused_width)?)?) } else { None },
+            kn: b.alloc(e(kvd)?)?,
             last: b.alloc(d)?,
             logits: b.alloc(cfg.n_vocab)?,
         };
-        Ok(Llama { cfg, opts, tok_embd, output_norm, output, layers, s })
+        Ok(Llama { cfg, opts, tok_embd, output_norm, output, rope_factors, layers, s })
+    }
+
+    /// Splits each token's row of a fused projection (`width` wide) into `parts`
+    /// (destination, offset in the row, length).
+    fn split(b: &mut B, fused: &B::Tensor, n: usize, width: usize, parts: &[(&B::Tensor, usize, usize)]) -> Result<(), ModelError> {
+        for t in 0..n {
+            for &(dst, off, len) in parts {
+                b.copy(fused, t * width + off, dst, t * len, len)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rotates `heads` heads of `x` with this model's RoPE (plain, or with factors / scale).
+    fn rope(&self, b: &mut B, x: &B::Tensor, n: usize, heads: usize, pos0: usize) -> Result<(), ModelError> {
+        let c = &self.cfg;
+        let p = RopeParams { theta: c.rope_theta, n_rot: c.n_rot, neox: c.rope_neox, freq_scale: c.rope_freq_scale };
+        let mscale = c.features.attn_factor;
+        if self.rope_factors.is_none() && mscale == 1.0 {
+            b.rope(x, n, heads, c.head_dim, pos0, p)?;
+        } else {
+            b.rope_ext(x, n, heads, c.head_dim, pos0, p, RopeExt { factors: self.rope_factors.as_ref(), mscale })?;
+        }
+        Ok(())
     }
 
     /// One batch of at most `n_batch` tokens through every layer (leaves the result in `s.x`).
     fn layers(&self, b: &mut B, tokens: &[u32], pos0: usize) -> Result<(), ModelError> {
         let c = &self.cfg;
         let n = tokens.len();
-        let (d, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);
+        let (d, qd, kvd, ff, hd) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff, c.head_dim);
         let s = &self.s;
-        let rope = RopeParams { theta: c.rope_theta, n_rot: c.n_rot, neox: c.rope_neox, freq_scale: c.rope_freq_scale };
-        let attn = AttnParams {
-            n_tokens: n,
-            pos0,
-            n_head: c.n_head,
-            n_head_kv: c.n_head_kv,
-            head_dim: c.head_dim,
-            scale: 1.0 / (c.head_dim as f32).sqrt(),
-            window: None,
-            softcap: c.attn_softcap,
-        };
         b.embed(&self.tok_embd, tokens, &s.x)?;
         for l in &self.layers {
+            let attn = AttnParams {
+                n_tokens: n,
+                pos0,
+                n_head: c.n_head,
+                n_head_kv: c.n_head_kv,
+                head_dim: hd,
+                scale: c.features.attn_scale,
+                window: l.window,
+                softcap: c.attn_softcap,
+            };
             b.rms_norm(&s.x, &l.attn_norm, &s.h, n, d, c.rms_eps)?;
-            b.matmul(&l.wq, &s.h, &s.q, n)?;
-            b.matmul(&l.wk, &s.h, &s.k, n)?;
-            b.matmul(&l.wv, &s.h, &s.v, n)?;
+            match (&l.qkv, &s.fused) {
+                (Qkv::Split { wq, wk, wv }, _) => {
+                    b.matmul(wq, &s.h, &s.q, n)?;
+                    b.matmul(wk, &s.h, &s.k, n)?;
+                    b.matmul(wv, &s.h, &s.v, n)?;
+                }
+                (Qkv::Fused(wqkv), Some(f)) => {
+                    b.matmul(wqkv, &s.h, f, n)?;
+                    Self::split(b, f, n, qd + 2 * kvd, &[(&s.q, 0, qd), (&s.k, qd, kvd), (&s.v, qd + kvd, kvd)])?;
+                }
+                (Qkv::Fused(_), None) => return Err(no_fused_scratch()),
+            }
             for (bias, t, dim) in [(&l.bq, &s.q, qd), (&l.bk, &s.k, kvd), (&l.bv, &s.v, kvd)] {
                 if let Some(bias) = bias {
                     b.add_bias(t, bias, n, dim)?;
                 }
             }
-            b.rope(&s.q, n, c.n_head, c.head_dim, pos0, rope)?;
-            b.rope(&s.k, n, c.n_head_kv, c.head_dim, pos0, rope)?;
-            b.copy(&s.k, 0, &l.k_cache, pos0 * kvd, n * kvd)?;
+            // Qwen3: RMSNorm over each head of q and k (q into `att` as scratch), then RoPE.
+            let (q, k) = match (&l.q_norm, &l.k_norm) {
+                (Some(qn), Some(kn)) => {
+                    b.rms_norm(&s.q, qn, &s.att, n * c.n_head, hd, c.rms_eps)?;
+                    b.rms_norm(&s.k, kn, &s.kn, n * c.n_head_kv, hd, c.rms_eps)?;
+                    (&s.att, &s.kn)
+                }
+                _ => (&s.q, &s.k),
+            };
+            if l.rope {
+                self.rope(b, q, n, c.n_head, pos0)?;
+                self.rope(b, k, n, c.n_head_kv, pos0)?;
+            }
+            b.copy(k, 0, &l.k_cache, pos0 * kvd, n * kvd)?;
             b.copy(&s.v, 0, &l.v_cache, pos0 * kvd, n * kvd)?;
-            b.attention(&s.q, &l.k_cache, &l.v_cache, &s.att, attn)?;
-            b.matmul(&l.wo, &s.att, &s.o, n)?;
+            // The attention output goes to whichever of q/att does not hold the queries.
+            let out = if std::ptr::eq(q, &s.att) { &s.q } else { &s.att };
+            b.attention(q, &l.k_cache, &l.v_cache, out, attn)?;
+            b.matmul(&l.wo, out, &s.o, n)?;
             b.add_assign(&s.x, &s.o, n * d)?;
             b.rms_norm(&s.x, &l.ffn_norm, &s.h, n, d, c.rms_eps)?;
-            b.matmul(&l.gate, &s.h, &s.gate, n)?;
-            b.matmul(&l.up, &s.h, &s.up, n)?;
+            match (&l.gate_up, &s.fused) {
+                (GateUp::Split { gate, up }, _) => {
+                    b.matmul(gate, &s.h, &s.gate, n)?;
+                    b.matmul(up, &s.h, &s.up, n)?;
+                }
+                (GateUp::Fused(w), Some(f)) => {
+                    b.matmul(w, &s.h, f, n)?;
+                    Self::split(b, f, n, 2 * ff, &[(&s.gate, 0, ff), (&s.up, ff, ff)])?;
+                }
+                (GateUp::Fused(_), None) => return Err(no_fused_scratch()),
+            }
             b.glu(&s.gate, &s.up, n * ff, Activation::Silu)?;
             b.matmul(&l.down, &s.gate, &s.o, n)?;
             b.add_assign(&s.x, &s.o, n * d)?;
         }
         Ok(())
     }
+}
+
+/// A fused layer without its scratch buffer (cannot happen: `build` allocates it).
+fn no_fused_scratch() -> ModelError {
+    BackendError::Shape { op: "forward", detail: "fused projection without its scratch buffer".into() }.into()
 }
 
 impl<B: Backend> Forward<B> for Llama<B> {

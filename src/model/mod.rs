@@ -6,6 +6,7 @@
 
 pub mod arch;
 pub mod config;
+pub mod features;
 mod gemma;
 mod llama;
 mod validate;
@@ -27,10 +28,15 @@ pub enum ModelError {
     /// A hyper-parameter (or a tensor it must match) breaks a rule: the file is malformed.
     #[error("invalid model: {key} = {value}: {rule}")]
     Invalid { key: String, value: String, rule: String },
+    /// A well-formed file using a feature Hearth does not implement (refused, never ignored).
+    #[error("unsupported model: {key}: {detail}")]
+    Unsupported { key: String, detail: String },
     #[error("missing tensor {0}")]
     MissingTensor(String),
     #[error("tensor {name} has shape {got:?}, expected {expected:?}")]
     TensorShape { name: String, expected: Vec<usize>, got: Vec<usize> },
+    #[error("unsupported model: tensor {0} is not used by Hearth's implementation of this architecture")]
+    UnusedTensor(String),
     #[error("context overflow: position {needed} exceeds the context of {n_ctx} tokens")]
     ContextOverflow { needed: usize, n_ctx: usize },
     #[error(transparent)]
@@ -145,6 +151,16 @@ impl<B: Backend> Weights<B> {
             return Err(ModelError::TensorShape { name: name.to_string(), expected: dims.to_vec(), got: desc.dims });
         }
         Ok(w)
+    }
+    /// Refuses a file with tensors the model did not take: a feature Hearth does not implement
+    /// (an output bias, extra norms, experts, …) is an error, never silently skipped.
+    fn finish(self) -> Result<(), ModelError> {
+        let mut left: Vec<&String> = self.map.keys().collect();
+        left.sort();
+        match left.first() {
+            None => Ok(()),
+            Some(name) => Err(ModelError::UnusedTensor(name.to_string())),
+        }
     }
     fn take_opt(&mut self, name: &str, dims: &[usize]) -> Result<Option<B::Weight>, ModelError> {
         if self.map.contains_key(name) {

@@ -17,7 +17,7 @@ mod vmath;
 
 pub use ops::threads;
 
-use super::{Activation, AttnParams, Backend, BackendError, RopeParams, WeightDesc};
+use super::{Activation, AttnParams, Backend, BackendError, RopeExt, RopeParams, WeightDesc};
 use crate::gguf::TensorBytes;
 use crate::quant::{self, GgmlType};
 use std::cell::RefCell;
@@ -212,7 +212,21 @@ impl Backend for CpuBackend {
         }
         let mut x = x.0.borrow_mut();
         check_len("rope", "x", x.len(), n_tokens * n_heads * head_dim)?;
-        ops::rope(&mut x, n_tokens, n_heads, head_dim, pos0, p);
+        ops::rope(&mut x, n_tokens, n_heads, head_dim, pos0, p, None, 1.0);
+        Ok(())
+    }
+
+    fn rope_ext(&mut self, x: &CpuTensor, n_tokens: usize, n_heads: usize, head_dim: usize, pos0: usize, p: RopeParams, ext: RopeExt<'_, CpuWeight>) -> Result<(), BackendError> {
+        if p.n_rot > head_dim || p.n_rot % 2 != 0 {
+            return Err(shape("rope", format!("n_rot {} vs head_dim {head_dim}", p.n_rot)));
+        }
+        let factors = match ext.factors {
+            Some(w) => Some(self.vector(w, p.n_rot / 2, "rope")?),
+            None => None,
+        };
+        let mut x = x.0.borrow_mut();
+        check_len("rope", "x", x.len(), n_tokens * n_heads * head_dim)?;
+        ops::rope(&mut x, n_tokens, n_heads, head_dim, pos0, p, factors.as_deref().map(Vec::as_slice), ext.mscale);
         Ok(())
     }
 

@@ -285,9 +285,11 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
 }
 
 /// Rotates `n_heads` heads of `head_dim` for each of `n_tokens` tokens at positions `pos0..`,
-/// in place, as ggml's `rope_f32`: pair `i` turns by `pos · freq_scale · theta^(-2i/n_rot)`.
-/// The frequencies are computed once per call and each position's sines and cosines once for
-/// all its heads (the same values a per-head computation gives).
+/// in place, as ggml's `rope_f32`: pair `i` turns by `pos · freq_scale · theta^(-2i/n_rot)`,
+/// divided by `factors[i]` when there are factors, and the rotated pair is multiplied by
+/// `mscale`. The frequencies are computed once per call and each position's sines and cosines
+/// once for all its heads (the same values a per-head computation gives).
+#[allow(clippy::too_many_arguments)]
 pub fn rope(
     x: &mut [f32],
     n_tokens: usize,
@@ -295,13 +297,18 @@ pub fn rope(
     head_dim: usize,
     pos0: usize,
     p: RopeParams,
+    factors: Option<&[f32]>,
+    mscale: f32,
 ) {
     if n_heads == 0 || head_dim == 0 {
         return;
     }
     let half = p.n_rot / 2;
     let freqs: Vec<f32> = (0..half)
-        .map(|i| p.theta.powf(-2.0 * i as f32 / p.n_rot as f32))
+        .map(|i| {
+            let f = p.theta.powf(-2.0 * i as f32 / p.n_rot as f32);
+            factors.map_or(f, |ff| f / ff[i])
+        })
         .collect();
     let mut sin_cos = vec![(0.0f32, 1.0f32); half];
     for (t, token) in x
@@ -311,7 +318,8 @@ pub fn rope(
     {
         let pos = (pos0 + t) as f32 * p.freq_scale;
         for (sc, f) in sin_cos.iter_mut().zip(&freqs) {
-            *sc = (pos * f).sin_cos();
+            let (s, c) = (pos * f).sin_cos();
+            *sc = (s * mscale, c * mscale);
         }
         for head in token.chunks_exact_mut(head_dim) {
             rotate(head, &sin_cos, p.neox);
@@ -402,11 +410,43 @@ mod tests {
     fn rope_neox_and_normal_rotate_different_pairs() {
         let p = RopeParams { theta: 10000.0, n_rot: 4, neox: false, freq_scale: 1.0 };
         let mut a = [1.0, 0.0, 1.0, 0.0];
-        rope(&mut a, 1, 1, 4, 1, p);
+        rope(&mut a, 1, 1, 4, 1, p, None, 1.0);
         assert!((a[0] - 1f32.cos()).abs() < 1e-6 && (a[1] - 1f32.sin()).abs() < 1e-6);
         let mut b = [1.0, 1.0, 0.0, 0.0];
-        rope(&mut b, 1, 1, 4, 1, RopeParams { neox: true, ..p });
+        rope(&mut b, 1, 1, 4, 1, RopeParams { neox: true, ..p }, None, 1.0);
         assert!((b[0] - 1f32.cos()).abs() < 1e-6 && (b[2] - 1f32.sin()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rope_with_factors_divides_each_pairs_angle_and_scales_only_rotated_dims() {
+        // Scalar reference: element by element, from the definition (ggml rope_ext with
+        // freq_factors, ext_factor 0, mscale = attn_factor).
+        let (n_tokens, n_heads, hd, n_rot, pos0) = (3, 2, 8, 6, 5);
+        let factors = [1.0f32, 4.0, 32.0];
+        for neox in [false, true] {
+            let p = RopeParams { theta: 500000.0, n_rot, neox, freq_scale: 0.5 };
+            let x0: Vec<f32> = (0..n_tokens * n_heads * hd).map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0).collect();
+            let mut x = x0.clone();
+            rope(&mut x, n_tokens, n_heads, hd, pos0, p, Some(&factors), 1.25);
+            let mut want = x0.clone();
+            for t in 0..n_tokens {
+                for h in 0..n_heads {
+                    let base = (t * n_heads + h) * hd;
+                    for i in 0..n_rot / 2 {
+                        let angle = (pos0 + t) as f64 * 0.5 * 500000f64.powf(-2.0 * i as f64 / n_rot as f64) / factors[i] as f64;
+                        let (a, b) = if neox { (base + i, base + i + n_rot / 2) } else { (base + 2 * i, base + 2 * i + 1) };
+                        let (x0a, x0b) = (x0[a] as f64, x0[b] as f64);
+                        want[a] = ((x0a * angle.cos() - x0b * angle.sin()) * 1.25) as f32;
+                        want[b] = ((x0a * angle.sin() + x0b * angle.cos()) * 1.25) as f32;
+                    }
+                }
+            }
+            for (i, (g, w)) in x.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() < 1e-5, "neox={neox} element {i}: {g} vs {w}");
+            }
+            // The dimensions past n_rot are left as they were (not scaled).
+            assert_eq!(x[6..8], x0[6..8]);
+        }
     }
 
     #[test]
@@ -422,7 +462,7 @@ mod tests {
         let mut x = [
             1.0, 0.0, 7.0, 8.0, 1.0, 0.0, 7.0, 8.0, 1.0, 0.0, 7.0, 8.0, 1.0, 0.0, 7.0, 8.0,
         ];
-        rope(&mut x, 2, 2, 4, 3, p);
+        rope(&mut x, 2, 2, 4, 3, p, None, 1.0);
         for (t, token) in x.chunks_exact(8).enumerate() {
             let angle = (3 + t) as f32 * 0.5;
             for head in token.chunks_exact(4) {

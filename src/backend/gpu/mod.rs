@@ -25,7 +25,7 @@ pub use context::{GpuContext, GpuFeatures};
 pub use pipelines::{Op, PipelineKey, WeightKernel, WEIGHT_KERNELS};
 pub use weights::GpuWeight;
 
-use crate::backend::{Activation, AttnParams, Backend, BackendError, RopeParams, WeightDesc};
+use crate::backend::{Activation, AttnParams, Backend, BackendError, RopeExt, RopeParams, WeightDesc};
 use crate::gguf::TensorBytes;
 use crate::quant::GgmlType;
 use encode::{create_buffer, Bind, BindKey};
@@ -279,10 +279,18 @@ impl Backend for GpuBackend {
     }
 
     fn rope(&mut self, x: &GpuTensor, n_tokens: usize, n_heads: usize, head_dim: usize, pos0: usize, p: RopeParams) -> Result<(), BackendError> {
+        self.rope_ext(x, n_tokens, n_heads, head_dim, pos0, p, RopeExt { factors: None, mscale: 1.0 })
+    }
+
+    fn rope_ext(&mut self, x: &GpuTensor, n_tokens: usize, n_heads: usize, head_dim: usize, pos0: usize, p: RopeParams, ext: RopeExt<'_, GpuWeight>) -> Result<(), BackendError> {
         const OP: &str = "rope";
         if p.n_rot > head_dim || p.n_rot % 2 != 0 {
             return Err(shape(OP, format!("n_rot {} must be even and ≤ head_dim {head_dim}", p.n_rot)));
         }
+        let factors = match ext.factors {
+            Some(w) => Some(self.f32_vector(OP, w, p.n_rot / 2)?),
+            None => None,
+        };
         let len = n_tokens.saturating_mul(n_heads).saturating_mul(head_dim);
         check_len(OP, "x", x, len)?;
         to_u32(OP, "last position", pos0.saturating_add(n_tokens))?;
@@ -296,10 +304,19 @@ impl Backend for GpuBackend {
             u32::from(p.neox),
             p.theta.to_bits(),
             p.freq_scale.to_bits(),
+            ext.mscale.to_bits(),
         ];
         let (gx, gy) = grid(OP, threads.div_ceil(64), self.ctx.limits.max_compute_workgroups_per_dimension)?;
-        let bufs = [Bind::from(x)];
-        self.dispatch(PipelineKey { op: Op::Rope, ty: GgmlType::F32, variant: 0 }, &bufs, &params, None, (gx, gy, 1))
+        match factors {
+            None => {
+                let bufs = [Bind::from(x)];
+                self.dispatch(PipelineKey { op: Op::Rope, ty: GgmlType::F32, variant: 0 }, &bufs, &params, None, (gx, gy, 1))
+            }
+            Some(f) => {
+                let bufs = [Bind::from(x), Bind { id: f.id, buf: &f.buf }];
+                self.dispatch(PipelineKey { op: Op::RopeFactors, ty: GgmlType::F32, variant: 0 }, &bufs, &params, None, (gx, gy, 1))
+            }
+        }
     }
 
     fn copy(&mut self, src: &GpuTensor, src_off: usize, dst: &GpuTensor, dst_off: usize, len: usize) -> Result<(), BackendError> {

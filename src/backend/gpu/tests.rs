@@ -6,7 +6,7 @@
 //! test-backend-ops NMSE, square-rooted), with a tolerance per op stated at each check.
 
 use super::*;
-use crate::backend::{Activation, AttnParams, Backend, RopeParams, WeightDesc};
+use crate::backend::{Activation, AttnParams, Backend, RopeExt, RopeParams, WeightDesc};
 use std::sync::OnceLock;
 
 fn context() -> GpuContext {
@@ -191,6 +191,37 @@ fn rope_normal_and_neox() {
             rope_ref(&mut want, n_tokens, n_heads, hd, pos0, p);
             // GPU sin/cos/pow of angles up to ~500 rad: f32 argument error ~ 500·6e-8
             assert_close(&format!("rope neox={neox} pos0={pos0}"), &b.read(&x, 0, xs.len()).unwrap(), &want, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn rope_with_frequency_factors_and_mscale() {
+    let mut b = backend();
+    let mut rng = Rng(6);
+    for neox in [false, true] {
+        for (n_tokens, n_heads, hd, n_rot, pos0) in [(1, 4, 64, 64, 37), (6, 3, 128, 96, 3)] {
+            let p = RopeParams { theta: 500000.0, n_rot, neox, freq_scale: 0.5 };
+            let factors: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + (i % 7) as f32 * 4.5).collect();
+            let fw = b.upload(&WeightDesc { name: "rope_freqs.weight".into(), ty: GgmlType::F32, dims: vec![n_rot / 2] }, bytemuck::cast_slice(&factors)).unwrap();
+            let xs = rng.vec(n_tokens * n_heads * hd);
+            let x = tensor(&mut b, &xs);
+            b.rope_ext(&x, n_tokens, n_heads, hd, pos0, p, RopeExt { factors: Some(&fw), mscale: 1.19 }).unwrap();
+            // Reference: each pair's angle divided by its factor, the rotated pairs scaled.
+            let mut want = xs.clone();
+            for t in 0..n_tokens {
+                for h in 0..n_heads {
+                    let base = (t * n_heads + h) * hd;
+                    for i in 0..n_rot / 2 {
+                        let theta = ((pos0 + t) as f64) * 0.5 * 500000f64.powf(-2.0 * i as f64 / n_rot as f64) / f64::from(factors[i]);
+                        let (a, bb) = if neox { (base + i, base + i + n_rot / 2) } else { (base + 2 * i, base + 2 * i + 1) };
+                        let (x0, x1) = (f64::from(xs[a]), f64::from(xs[bb]));
+                        want[a] = ((x0 * theta.cos() - x1 * theta.sin()) * 1.19) as f32;
+                        want[bb] = ((x0 * theta.sin() + x1 * theta.cos()) * 1.19) as f32;
+                    }
+                }
+            }
+            assert_close(&format!("rope factors neox={neox} n_rot={n_rot}"), &b.read(&x, 0, xs.len()).unwrap(), &want, 1e-4);
         }
     }
 }
