@@ -4,7 +4,7 @@
 
 use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
-use crate::engine::{EngineError, FinishReason, GenerateParams, Generation, Loader, SamplerParams, Session};
+use crate::engine::{Constraint, EngineError, FinishReason, GenerateParams, Generation, Loader, SamplerParams, Session};
 use crate::model::{ModelError, ModelOptions};
 use crate::template::ChatMessage;
 use serde::Deserialize;
@@ -52,6 +52,8 @@ struct Sampling {
     seed: Option<u64>,
     #[serde(default)]
     stop: Vec<String>,
+    /// `{"json_schema": {…}} | {"regex": "…"} | {"lark": "…"}` (see `engine::Constraint`).
+    constraint: Option<Constraint>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +84,7 @@ impl Sampling {
         Ok(GenerateParams {
             max_tokens: self.max_tokens.unwrap_or(256),
             stop: self.stop.clone(),
+            constraint: self.constraint.clone(),
             sampler: SamplerParams {
                 temperature,
                 top_p,

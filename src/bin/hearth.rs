@@ -1,6 +1,7 @@
 //! `hearth`: the native command line over the same engine the browser runs.
 //!
 //! hearth run --model FILE_OR_ID --prompt TEXT [--chat] [-n N] [--temp T] [--seed S]
+//!           [--json-schema FILE | --regex RE | --grammar FILE.lark]   (constrained output)
 //! hearth chat --model FILE_OR_ID            (interactive, multi-turn)
 //! hearth inspect FILE_OR_ID                 (metadata and tensor table)
 //! hearth bench --model FILE_OR_ID [--reps 5] [--pp 128,512] [--tg 128]
@@ -8,7 +9,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use hearth::backend::cpu::CpuBackend;
 use hearth::backend::Backend;
-use hearth::engine::{self, GenerateParams, SamplerParams, Session};
+use hearth::engine::{self, Constraint, GenerateParams, SamplerParams, Session};
 use hearth::model::ModelOptions;
 use hearth::registry::Registry;
 use hearth::template::ChatMessage;
@@ -65,6 +66,36 @@ struct SampleArgs {
     stop: Vec<String>,
 }
 
+/// Constrained output (at most one). The run ends when the output is complete ("stop"),
+/// or with "length" if -n comes first.
+#[derive(clap::Args, Clone)]
+#[group(multiple = false)]
+struct ConstraintArgs {
+    /// The output is JSON matching the JSON Schema in FILE.
+    #[arg(long, value_name = "FILE")]
+    json_schema: Option<PathBuf>,
+    /// The output matches this regular expression (whole output).
+    #[arg(long, value_name = "RE")]
+    regex: Option<String>,
+    /// The output matches the Lark grammar in FILE (llguidance's dialect, `start: ...`).
+    #[arg(long, value_name = "FILE")]
+    grammar: Option<PathBuf>,
+}
+
+impl ConstraintArgs {
+    fn constraint(&self) -> Result<Option<Constraint>, String> {
+        let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+        if let Some(p) = &self.json_schema {
+            let schema = serde_json::from_str(&read(p)?).map_err(|e| format!("{}: not JSON: {e}", p.display()))?;
+            return Ok(Some(Constraint::JsonSchema(schema)));
+        }
+        if let Some(p) = &self.grammar {
+            return Ok(Some(Constraint::Lark(read(p)?)));
+        }
+        Ok(self.regex.clone().map(Constraint::Regex))
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Generate from a prompt, streaming text to stdout and speeds to stderr.
@@ -81,6 +112,8 @@ enum Cmd {
         system: Option<String>,
         #[command(flatten)]
         sample: SampleArgs,
+        #[command(flatten)]
+        constraint: ConstraintArgs,
     },
     /// Interactive multi-turn chat in the terminal.
     Chat {
@@ -141,6 +174,7 @@ fn params(s: &SampleArgs) -> GenerateParams {
             repeat_last_n: 64,
             seed: s.seed,
         },
+        constraint: None,
     }
 }
 
@@ -352,8 +386,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Inspect { model } => resolve(Some(&model)).and_then(|p| inspect(&p)),
-        Cmd::Run { model, prompt, chat, system, sample } => with_backend(&model, &mut |path, b| {
-            on_backend!(b, path, model.ctx, |s| cmd_run(s, &prompt, chat, system.as_deref(), &params(&sample)))
+        Cmd::Run { model, prompt, chat, system, sample, constraint } => constraint.constraint().and_then(|c| {
+            let p = GenerateParams { constraint: c, ..params(&sample) };
+            with_backend(&model, &mut |path, b| on_backend!(b, path, model.ctx, |s| cmd_run(s, &prompt, chat, system.as_deref(), &p)))
         }),
         Cmd::Chat { model, system, sample } => with_backend(&model, &mut |path, b| {
             on_backend!(b, path, model.ctx, |s| cmd_chat(s, system.as_deref(), &params(&sample)))
