@@ -112,9 +112,9 @@ test("OpenAI tools on SmolLM2 (generic prompt): required call, streamed delta.to
     `
     const tools = arg.tools;
     const messages = [{ role: "user", content: "What is the weather in Paris, in celsius?" }];
-    const c = await engine.chat.completions.create({ messages, tools, tool_choice: "required", temperature: 0, max_tokens: 96 });
+    const c = await engine.chat.completions.create({ messages, tools, tool_choice: "required", parallel_tool_calls: false, temperature: 0, max_tokens: 96 });
     const chunks = [];
-    const stream = await engine.chat.completions.create({ messages, tools, tool_choice: { type: "function", function: { name: "get_weather" } }, temperature: 0.8, seed: 5, max_tokens: 96, stream: true });
+    const stream = await engine.chat.completions.create({ messages, tools, tool_choice: { type: "function", function: { name: "get_weather" } }, parallel_tool_calls: false, temperature: 0.8, seed: 5, max_tokens: 96, stream: true });
     for await (const ch of stream) chunks.push(ch);
     const call = c.choices[0].message.tool_calls?.[0];
     const round = call ? await engine.chat.completions.create({ messages: [...messages, c.choices[0].message, { role: "tool", tool_call_id: call.id, content: '{"temperature": 21, "sky": "clear"}' }], tools, tool_choice: "none", temperature: 0, max_tokens: 24 }) : null;
