@@ -266,8 +266,10 @@ impl<B: Backend> Session<B> {
     /// compiled first, so a bad one fails before any work; the tokens it forces at the start
     /// are prefilled with the prompt.
     pub fn start(&mut self, prompt: &[u32], p: &GenerateParams) -> Result<Generation<B>, EngineError> {
-        let t0 = clock::now_ms();
+        // Compiling the constraint (and, on a session's first constrained request, building the
+        // token trie) is not prefill: the clock starts after it.
         let mut active = p.constraint.as_ref().map(|c| self.compile(c)).transpose()?;
+        let t0 = clock::now_ms();
         let mut full = prompt.to_vec();
         let mut pending = Vec::new();
         if let Some(a) = active.as_mut() {
