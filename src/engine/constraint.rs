@@ -125,6 +125,8 @@ pub(crate) fn token_table(tokenizer: &Tokenizer) -> Vec<Vec<u8>> {
 pub(crate) struct Compiler {
     factory: ParserFactory,
     eog: Vec<u32>,
+    /// Tokens the tokenizer knows (the model's logits may have more: padding rows).
+    n_tokens: u32,
 }
 
 impl Compiler {
@@ -154,7 +156,7 @@ impl Compiler {
         let env: TokEnv = Arc::new(Vocab { trie, tokenizer, canonical });
         let mut factory = ParserFactory::new_simple(&env).map_err(|e| bad(&format!("constrained decoding: {e}")))?;
         factory.quiet();
-        Ok(Compiler { factory, eog })
+        Ok(Compiler { factory, eog, n_tokens: n })
     }
 
     /// Compiles a constraint; an invalid or unsupported one fails with `BadRequest` naming the
@@ -166,7 +168,7 @@ impl Compiler {
         if let Some(e) = matcher.get_error() {
             return Err(bad(&format!("{}: {e}", c.kind())));
         }
-        Ok(Active { matcher, eog: self.eog.clone() })
+        Ok(Active { matcher, eog: self.eog.clone(), n_tokens: self.n_tokens })
     }
 }
 
@@ -174,6 +176,7 @@ impl Compiler {
 pub(crate) struct Active {
     matcher: Matcher,
     eog: Vec<u32>,
+    n_tokens: u32,
 }
 
 impl Active {
@@ -191,6 +194,9 @@ impl Active {
         if self.eog.binary_search(&tok).is_ok() {
             return self.matcher.is_accepting().map_err(|e| self.fail("failed", e));
         }
+        if tok >= self.n_tokens {
+            return Ok(false); // a padding row of the output matrix: never allowed
+        }
         Ok(self.matcher.validate_tokens(&[tok]).map_err(|e| self.fail("failed", e))? == 1)
     }
 
@@ -200,7 +206,8 @@ impl Active {
         let accepting = self.matcher.is_accepting().map_err(|e| self.fail("failed", e))?;
         let mut any = false;
         for (id, l) in logits.iter_mut().enumerate() {
-            let ok = if self.eog.binary_search(&(id as u32)).is_ok() { accepting } else { mask.is_allowed(id as u32) };
+            let id = id as u32;
+            let ok = if self.eog.binary_search(&id).is_ok() { accepting } else { id < self.n_tokens && mask.is_allowed(id) };
             if ok {
                 any = true;
             } else {
