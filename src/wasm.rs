@@ -4,7 +4,7 @@
 
 use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
-use crate::engine::{EngineError, FinishReason, GenerateParams, Generation, Loader, SamplerParams, Session};
+use crate::engine::{Constraint, EngineError, FinishReason, GenerateParams, Generation, Loader, SamplerParams, Session};
 use crate::model::ModelOptions;
 use crate::template::ChatMessage;
 use serde::Deserialize;
@@ -70,6 +70,8 @@ struct Sampling {
     seed: Option<u64>,
     #[serde(default)]
     stop: Vec<String>,
+    /// `{"json_schema": {…}} | {"regex": "…"} | {"lark": "…"}` (see `engine::Constraint`).
+    constraint: Option<Constraint>,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +97,7 @@ impl Sampling {
         let p = GenerateParams {
             max_tokens: self.max_tokens.unwrap_or(g.max_tokens),
             stop: self.stop.clone(),
+            constraint: self.constraint.clone(),
             sampler: SamplerParams {
                 temperature: self.temperature.unwrap_or(d.temperature),
                 top_p: self.top_p.unwrap_or(d.top_p),

@@ -12,7 +12,7 @@ fn msg(role: &str, content: &str) -> ChatMessage {
 }
 
 fn greedy(n: usize) -> GenerateParams {
-    GenerateParams { max_tokens: n, sampler: SamplerParams::greedy(), stop: vec![] }
+    GenerateParams { max_tokens: n, sampler: SamplerParams::greedy(), stop: vec![], constraint: None }
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn stop_string_cuts_the_text() {
 #[test]
 fn same_seed_same_text() {
     let mut s = common::load(CpuBackend::new());
-    let p = GenerateParams { max_tokens: 16, sampler: SamplerParams { temperature: 0.9, seed: 7, ..Default::default() }, stop: vec![] };
+    let p = GenerateParams { max_tokens: 16, sampler: SamplerParams { temperature: 0.9, seed: 7, ..Default::default() }, stop: vec![], constraint: None };
     let a = s.complete("The weather today", &p, &mut |_| true).unwrap();
     let b = s.complete("The weather today", &p, &mut |_| true).unwrap();
     assert_eq!(a.tokens, b.tokens);

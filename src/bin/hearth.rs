@@ -1,6 +1,7 @@
 //! `hearth`: the native command line over the same engine the browser runs.
 //!
 //! hearth run --model FILE_OR_ID --prompt TEXT [--chat] [-n N] [--temp T] [--seed S]
+//!           [--json-schema FILE | --regex RE | --grammar FILE.lark]   (constrained output)
 //! hearth chat --model FILE_OR_ID            (interactive, multi-turn)
 //! hearth inspect FILE_OR_ID                 (metadata and tensor table)
 //! hearth bench --model FILE_OR_ID [--reps 5] [--pp 128,512] [--tg 128]
@@ -8,7 +9,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use hearth::backend::cpu::CpuBackend;
 use hearth::backend::Backend;
-use hearth::engine::{self, GenerateParams, SamplerParams, Session};
+use hearth::engine::{self, Constraint, GenerateParams, SamplerParams, Session};
 use hearth::model::ModelOptions;
 use hearth::registry::Registry;
 use hearth::template::ChatMessage;
@@ -65,6 +66,36 @@ struct SampleArgs {
     stop: Vec<String>,
 }
 
+/// Constrained output (at most one). The run ends when the output is complete ("stop"),
+/// or with "length" if -n comes first.
+#[derive(clap::Args, Clone)]
+#[group(multiple = false)]
+struct ConstraintArgs {
+    /// The output is JSON matching the JSON Schema in FILE.
+    #[arg(long, value_name = "FILE")]
+    json_schema: Option<PathBuf>,
+    /// The output matches this regular expression (whole output).
+    #[arg(long, value_name = "RE")]
+    regex: Option<String>,
+    /// The output matches the Lark grammar in FILE (llguidance's dialect, `start: ...`).
+    #[arg(long, value_name = "FILE")]
+    grammar: Option<PathBuf>,
+}
+
+impl ConstraintArgs {
+    fn constraint(&self) -> Result<Option<Constraint>, String> {
+        let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+        if let Some(p) = &self.json_schema {
+            let schema = serde_json::from_str(&read(p)?).map_err(|e| format!("{}: not JSON: {e}", p.display()))?;
+            return Ok(Some(Constraint::JsonSchema(schema)));
+        }
+        if let Some(p) = &self.grammar {
+            return Ok(Some(Constraint::Lark(read(p)?)));
+        }
+        Ok(self.regex.clone().map(Constraint::Regex))
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Generate from a prompt, streaming text to stdout and speeds to stderr.
@@ -81,6 +112,8 @@ enum Cmd {
         system: Option<String>,
         #[command(flatten)]
         sample: SampleArgs,
+        #[command(flatten)]
+        constraint: ConstraintArgs,
     },
     /// Interactive multi-turn chat in the terminal.
     Chat {
@@ -143,6 +176,7 @@ fn params(s: &SampleArgs) -> Result<GenerateParams, String> {
             repeat_last_n: 64,
             seed: s.seed,
         },
+        constraint: None,
     };
     p.validate().map_err(|e| e.to_string())?;
     Ok(p)
@@ -358,7 +392,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Inspect { model } => resolve(Some(&model)).and_then(|p| inspect(&p)),
-        Cmd::Run { model, prompt, chat, system, sample } => params(&sample).and_then(|p| {
+        Cmd::Run { model, prompt, chat, system, sample, constraint } => params(&sample).and_then(|p| {
+            let p = GenerateParams { constraint: constraint.constraint()?, ..p };
             with_backend(&model, &mut |path, b| on_backend!(b, path, model.ctx, |s| cmd_run(s, &prompt, chat, system.as_deref(), &p)))
         }),
         Cmd::Chat { model, system, sample } => params(&sample).and_then(|p| {

@@ -6,6 +6,7 @@
 
 mod clock;
 mod error_code;
+mod constraint;
 mod load;
 pub mod sampler;
 mod sampler_check;
@@ -13,6 +14,7 @@ mod stop;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use load::load_file;
+pub use constraint::Constraint;
 pub use load::{LoadProgress, Loader};
 pub use sampler::{Sampler, SamplerParams};
 pub use sampler_check::{MAX_TEMPERATURE, MAX_TOKENS_LIMIT};
@@ -21,6 +23,7 @@ use crate::backend::{Backend, BackendError};
 use crate::model::{Config, Forward, ModelError};
 use crate::template::{ChatMessage, ChatTemplate, TemplateError};
 use crate::tokenizer::{TokenDecoder, Tokenizer, TokenizerError};
+use std::sync::Arc;
 use stop::StopMatcher;
 use thiserror::Error;
 
@@ -50,11 +53,15 @@ pub struct GenerateParams {
     pub sampler: SamplerParams,
     /// Generation stops before the first occurrence of any of these strings.
     pub stop: Vec<String>,
+    /// The output must match this (JSON Schema, regex or Lark grammar). Generation ends with
+    /// `Stop` once the grammar is complete, or `Length` if `max_tokens` comes first (the
+    /// output is then an unfinished prefix of a match).
+    pub constraint: Option<Constraint>,
 }
 
 impl Default for GenerateParams {
     fn default() -> Self {
-        GenerateParams { max_tokens: 256, sampler: SamplerParams::default(), stop: Vec::new() }
+        GenerateParams { max_tokens: 256, sampler: SamplerParams::default(), stop: Vec::new(), constraint: None }
     }
 }
 
@@ -122,16 +129,18 @@ pub struct Completion {
 pub struct Session<B: Backend> {
     backend: B,
     model: Box<dyn Forward<B>>,
-    tokenizer: Tokenizer,
+    tokenizer: Arc<Tokenizer>,
     template: Result<ChatTemplate, TemplateError>,
     /// Tokens whose keys/values are in the KV cache, in order.
     cached: Vec<u32>,
+    /// Built on the first constrained request.
+    constraints: Option<Arc<constraint::Compiler>>,
 }
 
 impl<B: Backend> Session<B> {
     /// Assembles a session (see [`Loader`] for building one from GGUF bytes).
     pub fn new(backend: B, model: Box<dyn Forward<B>>, tokenizer: Tokenizer, template: Result<ChatTemplate, TemplateError>) -> Self {
-        Session { backend, model, tokenizer, template, cached: Vec::new() }
+        Session { backend, model, tokenizer: Arc::new(tokenizer), template, cached: Vec::new(), constraints: None }
     }
 
     pub fn config(&self) -> &Config {
@@ -249,23 +258,56 @@ impl<B: Backend> Session<B> {
         Ok(g.into_completion())
     }
 
+    /// Compiles a constraint against this model's vocabulary (see [`GenerateParams::constraint`]);
+    /// an invalid or unsupported one fails with `BadRequest` naming the problem.
+    fn compile(&mut self, c: &Constraint) -> Result<constraint::Active, EngineError> {
+        let compiler = match &self.constraints {
+            Some(c) => c.clone(),
+            None => {
+                let c = Arc::new(constraint::Compiler::new(self.tokenizer.clone())?);
+                self.constraints = Some(c.clone());
+                c
+            }
+        };
+        compiler.compile(c)
+    }
+
+    /// Checks a constraint without generating: `Ok` if it compiles for this model.
+    pub fn check_constraint(&mut self, c: &Constraint) -> Result<(), EngineError> {
+        self.compile(c).map(|_| ())
+    }
+
     /// Prefills `prompt` (reusing the KV cache for the prefix shared with the previous
-    /// request) and returns a generation to drive with [`Session::step`].
+    /// request) and returns a generation to drive with [`Session::step`]. A constraint is
+    /// compiled first, so a bad one fails before any work; the tokens it forces at the start
+    /// are prefilled with the prompt.
     pub fn start(&mut self, prompt: &[u32], p: &GenerateParams) -> Result<Generation<B>, EngineError> {
         p.validate()?;
+        // Compiling the constraint (and, on a session's first constrained request, building the
+        // token trie) is not prefill: the clock starts after it.
+        let mut active = p.constraint.as_ref().map(|c| self.compile(c)).transpose()?;
         let t0 = clock::now_ms();
-        let (logits, shared_before) = self.prefill_reusing(prompt)?;
+        let mut full = prompt.to_vec();
+        let mut pending = Vec::new();
+        if let Some(a) = active.as_mut() {
+            let room = p.max_tokens.min(self.model.n_ctx().saturating_sub(prompt.len() + 1));
+            pending = a.take_forced(room)?;
+            full.extend_from_slice(&pending);
+        }
+        let (logits, shared_before) = self.prefill_reusing(&full)?;
         Ok(Generation {
+            constraint: active,
+            pending,
             max_tokens: p.max_tokens,
             sampler: Sampler::new(p.sampler),
             decoder: TokenDecoder::skipping_control(&self.tokenizer),
             stop: StopMatcher::new(&p.stop),
-            history: prompt.to_vec(),
+            history: full,
             tokens: Vec::new(),
             text: String::new(),
             logits,
             finish: None,
-            usage: Usage { prompt_tokens: prompt.len(), cached_tokens: shared_before, ..Default::default() },
+            usage: Usage { prompt_tokens: prompt.len(), cached_tokens: shared_before.min(prompt.len()), ..Default::default() },
             t0,
             t_first: None,
         })
@@ -278,15 +320,46 @@ impl<B: Backend> Session<B> {
         if g.finish.is_some() {
             return Ok(None);
         }
+        if !g.pending.is_empty() {
+            // Tokens a constraint forced at the start: already prefilled, emitted now.
+            if g.t_first.is_none() {
+                g.t_first = Some(clock::now_ms());
+            }
+            let forced = std::mem::take(&mut g.pending);
+            return self.emit(g, &forced);
+        }
         if g.tokens.len() >= g.max_tokens {
             return Ok(Some(g.end(FinishReason::Length)?));
         }
+        if g.constraint.as_ref().is_some_and(|c| c.is_stopped()) {
+            return Ok(Some(g.end(FinishReason::Stop)?));
+        }
         let n_vocab = self.model.config().n_vocab;
-        let tok = if g.sampler.is_greedy() {
-            self.backend.argmax_async(&g.logits, 0, n_vocab).await?
-        } else {
-            let l = self.backend.read_async(&g.logits, 0, n_vocab).await?;
-            g.sampler.sample(&l, &g.history)
+        let tok = match g.constraint.as_mut() {
+            None if g.sampler.is_greedy() => self.backend.argmax_async(&g.logits, 0, n_vocab).await?,
+            None => {
+                let l = self.backend.read_async(&g.logits, 0, n_vocab).await?;
+                g.sampler.sample(&l, &g.history)
+            }
+            Some(c) => {
+                // Greedy: the argmax (4 bytes from a GPU) is usually allowed; only when it is
+                // not are all logits read back and masked.
+                let mut pick = None;
+                if g.sampler.is_greedy() {
+                    let t = self.backend.argmax_async(&g.logits, 0, n_vocab).await?;
+                    if c.allows(t)? {
+                        pick = Some(t);
+                    }
+                }
+                match pick {
+                    Some(t) => t,
+                    None => {
+                        let mut l = self.backend.read_async(&g.logits, 0, n_vocab).await?;
+                        c.mask_logits(&mut l)?;
+                        g.sampler.sample(&l, &g.history)
+                    }
+                }
+            }
         };
         if g.t_first.is_none() {
             g.t_first = Some(clock::now_ms());
@@ -294,23 +367,49 @@ impl<B: Backend> Session<B> {
         if self.tokenizer.eog_tokens().contains(&tok) {
             return Ok(Some(g.end(FinishReason::Stop)?));
         }
-        g.tokens.push(tok);
-        g.history.push(tok);
-        let piece = g.decoder.push(&self.tokenizer, tok)?;
-        let (emit, hit) = g.stop.push(&piece);
-        g.text.push_str(&emit);
-        if hit {
-            g.end(FinishReason::Stop)?;
+        let mut batch = vec![tok];
+        if let Some(c) = g.constraint.as_mut() {
+            c.consume(tok)?;
+            // Forced tokens go through the model in one batch with the sampled one, within
+            // max_tokens and the context.
+            let room = g.max_tokens.saturating_sub(g.tokens.len() + 1).min(self.model.n_ctx().saturating_sub(self.cached.len() + 2));
+            batch.extend(c.take_forced(room)?);
+        }
+        let emit = self.emit(g, &batch)?.unwrap_or_default();
+        if g.finish.is_some() {
             return Ok(Some(emit));
         }
         if g.tokens.len() < g.max_tokens {
-            if self.cached.len() + 1 >= self.model.n_ctx() {
+            if self.cached.len() + batch.len() >= self.model.n_ctx() {
                 let rest = g.end(FinishReason::Length)?;
                 return Ok(Some(emit + &rest));
             }
             let pos = self.cached.len();
-            g.logits = self.model.forward(&mut self.backend, &[tok], pos)?;
-            self.cached.push(tok);
+            g.logits = self.model.forward(&mut self.backend, &batch, pos)?;
+            self.cached.extend_from_slice(&batch);
+        }
+        Ok(Some(emit))
+    }
+
+    /// Appends generated tokens to the output (decoding, stop strings), ending the
+    /// generation on a stop string or a completed constraint.
+    fn emit(&self, g: &mut Generation<B>, toks: &[u32]) -> Result<Option<String>, EngineError> {
+        let mut emit = String::new();
+        for &t in toks {
+            g.tokens.push(t);
+            g.history.push(t);
+            let piece = g.decoder.push(&self.tokenizer, t)?;
+            let (e, hit) = g.stop.push(&piece);
+            g.text.push_str(&e);
+            emit.push_str(&e);
+            if hit {
+                g.end(FinishReason::Stop)?;
+                return Ok(Some(emit));
+            }
+        }
+        if g.constraint.as_ref().is_some_and(|c| c.is_stopped()) {
+            let rest = g.end(FinishReason::Stop)?;
+            emit.push_str(&rest);
         }
         Ok(Some(emit))
     }
@@ -318,6 +417,10 @@ impl<B: Backend> Session<B> {
 
 /// One request in progress: sampler state, streamed text, stop matching, timings.
 pub struct Generation<B: Backend> {
+    /// The grammar the output must match, if any.
+    constraint: Option<constraint::Active>,
+    /// Tokens a constraint forced before the first sampled one (prefilled, not yet emitted).
+    pending: Vec<u32>,
     max_tokens: usize,
     sampler: Sampler,
     decoder: TokenDecoder,

@@ -83,6 +83,11 @@ impl Sampler {
                 }
             }
         }
+        // Tokens masked out by a constraint (-inf) can never be drawn, not even by the
+        // rounding fallback at the end.
+        if cand.iter().any(|c| c.1 > f32::NEG_INFINITY) {
+            cand.retain(|c| c.1 > f32::NEG_INFINITY);
+        }
         if p.temperature <= 0.0 {
             return argmax(&cand);
         }

@@ -18,7 +18,14 @@ export {
   type ChatCompletionMessageParam,
   type ChatCompletionStream,
   type CompletionUsage,
+  type ChatCompletionMessage,
+  type ChatCompletionMessageToolCall,
+  type ChatCompletionTool,
+  type ChatCompletionToolChoiceOption,
+  type FinishReason,
+  type ResponseFormat,
 } from "./chat.js";
+export { type ToolCallDelta, type JsonSchema } from "./tools.js";
 export {
   HearthSummarizer,
   type SummarizerOptions,
@@ -36,6 +43,7 @@ export {
   type LanguageModelPrompt,
   type LanguageModelCreateOptions,
   type LanguageModelPromptOptions,
+  type LanguageModelTool,
 } from "./language-model.js";
 export { HearthWriter, HearthRewriter, type WritingOptions, type WriteOptions } from "./writing.js";
 export { WeightStore, models, defaultStore, type LoadProgress, type StoredModel, type OpenOptions, type StoreOptions } from "./store.js";
@@ -49,6 +57,7 @@ export type {
   ChatMessage,
   GenerateResult,
   ModelInfo,
+  OutputConstraint,
   SamplingOptions,
   Usage,
 } from "./types.js";

@@ -7,8 +7,22 @@
 import { streamGeneration } from "./chat.js";
 import type { Driver } from "./core.js";
 import { HearthError, abortError, throwIfAborted } from "./errors.js";
-import type { ChatMessage } from "./types.js";
+import { type ChatCompletionTool, type JsonSchema, ToolCallStreamer, callsText, checkTools, parseCalls, toolFormat, toolGrammar, toolResultsText, withToolSystem } from "./tools.js";
+import type { ChatMessage, OutputConstraint } from "./types.js";
 import { checkSampling } from "./validate.js";
+
+/** A tool the session may call (Prompt API): the model's call runs `execute` and the reply continues. */
+export interface LanguageModelTool {
+  name: string;
+  description?: string;
+  /** JSON Schema of the arguments object `execute` receives. */
+  inputSchema?: JsonSchema;
+  /** Runs the call; the result (a string, or JSON-encoded otherwise) goes back to the model. */
+  execute: (args: Record<string, unknown>) => unknown;
+}
+
+/** Most tool-call rounds in one prompt before it fails (a model calling tools in a loop). */
+export const MAX_TOOL_ROUNDS = 8;
 
 /** A Prompt API message (text only; other content types give `BAD_REQUEST`). */
 export interface LanguageModelMessage {
@@ -31,12 +45,43 @@ export interface LanguageModelCreateOptions {
   topK?: number;
   /** Most tokens per response (Hearth extension; default 512). */
   maxTokens?: number;
+  /** Functions the model may call while answering; their `execute` runs and the answer continues. */
+  tools?: LanguageModelTool[];
   signal?: AbortSignal;
 }
 
 /** Options of one prompt. */
 export interface LanguageModelPromptOptions {
   signal?: AbortSignal;
+  /** The reply must match: a JSON Schema object (the reply is JSON) or a `RegExp` (no flags but `u`/`v`). */
+  responseConstraint?: JsonSchema | RegExp;
+  /** Don't tell the model about the constraint in the prompt (by default it is appended to the input). */
+  omitResponseConstraintInput?: boolean;
+}
+
+/** The engine constraint, and the text that describes it to the model. Throws `BAD_REQUEST`. */
+function constraintOf(c: JsonSchema | RegExp): { constraint: OutputConstraint; schema?: JsonSchema; describe: string } {
+  if (c instanceof RegExp) {
+    if (/[^uv]/.test(c.flags)) throw new HearthError("BAD_REQUEST", `responseConstraint: the RegExp flags "${c.flags}" are not supported (only u and v)`);
+    return { constraint: { regex: c.source }, describe: `Respond with text that matches this regular expression: /${c.source}/` };
+  }
+  if (typeof c !== "object" || c === null || Array.isArray(c)) throw new HearthError("BAD_REQUEST", "responseConstraint must be a JSON Schema object or a RegExp");
+  return { constraint: { json_schema: c }, schema: c, describe: `Respond with JSON that matches this JSON Schema:\n${JSON.stringify(c)}` };
+}
+
+/** The Prompt API tools as the OpenAI-shaped tools the grammar is built from. Throws `BAD_REQUEST`. */
+function checkSessionTools(tools: LanguageModelTool[] | undefined): LanguageModelTool[] {
+  if (tools === undefined) return [];
+  if (!Array.isArray(tools)) throw new HearthError("BAD_REQUEST", "tools must be an array");
+  tools.forEach((t, i) => {
+    if (!t || typeof t.execute !== "function") throw new HearthError("BAD_REQUEST", `tools[${i}].execute must be a function`);
+  });
+  checkTools(asOpenAI(tools));
+  return tools;
+}
+
+function asOpenAI(tools: LanguageModelTool[]): ChatCompletionTool[] {
+  return tools.map((t) => ({ type: "function", function: { name: t.name, ...(t.description !== undefined ? { description: t.description } : {}), parameters: t.inputSchema ?? { type: "object" } } }));
 }
 
 /** Chrome's defaults, as `LanguageModel.params()` reports them. */
@@ -83,14 +128,16 @@ export class HearthLanguageModel extends EventTarget {
   readonly temperature: number;
   readonly topK: number;
   private readonly maxTokens: number;
+  private readonly tools: LanguageModelTool[];
   private history: ChatMessage[];
   private usage = 0;
   private destroyed = false;
   /** Prompt API event handler property. */
   oncontextoverflow: ((e: Event) => void) | null = null;
 
-  private constructor(private readonly driver: Driver, history: ChatMessage[], opts: { temperature: number; topK: number; maxTokens: number }) {
+  private constructor(private readonly driver: Driver, history: ChatMessage[], opts: { temperature: number; topK: number; maxTokens: number; tools: LanguageModelTool[] }) {
     super();
+    this.tools = opts.tools;
     this.contextWindow = driver.info.n_ctx;
     this.history = history;
     this.temperature = opts.temperature;
@@ -107,7 +154,8 @@ export class HearthLanguageModel extends EventTarget {
     const topK = opts.topK ?? LANGUAGE_MODEL_PARAMS.defaultTopK;
     checkSampling({ temperature }); // the one validation path (validate.ts): [0, 2], finite
     if (!(Number.isInteger(topK) && topK >= 1 && topK <= LANGUAGE_MODEL_PARAMS.maxTopK)) throw new HearthError("BAD_REQUEST", "topK must be an integer in [1, 128]");
-    const s = new HearthLanguageModel(driver, history, { temperature, topK, maxTokens: opts.maxTokens ?? 512 });
+    const tools = checkSessionTools(opts.tools);
+    const s = new HearthLanguageModel(driver, history, { temperature, topK, maxTokens: opts.maxTokens ?? 512, tools });
     await s.measureHistory();
     if (s.usage > s.contextWindow) throw new HearthError("CONTEXT_OVERFLOW", `initialPrompts use ${s.usage} tokens; the context window is ${s.contextWindow}`);
     return s;
@@ -233,21 +281,52 @@ export class HearthLanguageModel extends EventTarget {
   }
 
   private async *replyNow(msgs: ChatMessage[], opts: LanguageModelPromptOptions): AsyncGenerator<string, void, undefined> {
+    const rc = opts.responseConstraint === undefined ? undefined : constraintOf(opts.responseConstraint);
+    if (rc && !opts.omitResponseConstraintInput) {
+      const last = msgs[msgs.length - 1];
+      if (last) last.content = `${last.content}\n\n${rc.describe}`;
+    }
+    if (rc && !rc.schema && this.tools.length > 0) throw new HearthError("BAD_REQUEST", "a RegExp responseConstraint cannot be combined with tools (a JSON Schema can)");
     const reserve = Math.min(this.maxTokens, Math.floor(this.contextWindow / 4));
     await this.fit(msgs, reserve);
-    const messages = [...this.history, ...msgs];
-    const maxTokens = Math.max(1, Math.min(this.maxTokens, this.contextWindow - (await this.tokensOf(messages))));
+    let convo = [...this.history, ...msgs];
     const sampling = this.temperature === 0 ? { temperature: 0 } : { temperature: this.temperature, top_k: this.topK };
-    const stream = streamGeneration(opts.signal, (sig, push) => this.driver.generate({ kind: "chat", messages, max_tokens: maxTokens, ...sampling }, push, sig), {
-      delta: (t) => t,
-    });
-    let reply = "";
-    for await (const t of stream) {
-      reply += t;
-      yield t;
+    const format = this.tools.length > 0 ? await toolFormat(this.driver) : "generic";
+    const offered = asOpenAI(this.tools);
+    for (let round = 0; ; round++) {
+      if (round >= MAX_TOOL_ROUNDS) throw new HearthError("BAD_REQUEST", `the model kept calling tools (${MAX_TOOL_ROUNDS} rounds) without answering`);
+      const messages = withToolSystem(convo, format, offered);
+      const maxTokens = Math.max(1, Math.min(this.maxTokens, this.contextWindow - (await this.tokensOf(messages))));
+      const constraint = offered.length > 0 ? toolGrammar(offered, { required: false, parallel: true, textSchema: rc?.schema }) : rc?.constraint;
+      const streamer = new ToolCallStreamer();
+      const stream = streamGeneration(opts.signal, (sig, push) => this.driver.generate({ kind: "chat", messages, max_tokens: maxTokens, ...sampling, ...(constraint ? { constraint } : {}) }, push, sig), {
+        delta: (t) => t,
+      });
+      let reply = "";
+      for await (const t of stream) {
+        reply += t;
+        // With tools, text streams as it comes; a tool-call reply is not shown.
+        const out = offered.length > 0 ? streamer.push(t).content : t;
+        if (out) yield out;
+      }
+      const tail = offered.length > 0 ? streamer.finish().content : undefined;
+      if (tail) yield tail;
+      const calls = offered.length > 0 ? parseCalls(reply) : null;
+      if (!calls) {
+        // Only a finished reply joins the conversation (an aborted one throws above).
+        this.history = [...convo, { role: "assistant", content: reply }];
+        break;
+      }
+      const results: string[] = [];
+      for (const call of calls) {
+        const tool = this.tools.find((t) => t.name === call.name);
+        if (!tool) throw new HearthError("INTERNAL", `the model called ${call.name}, which is not a tool`);
+        throwIfAborted(opts.signal);
+        const r: unknown = await tool.execute(call.arguments);
+        results.push(typeof r === "string" ? r : JSON.stringify(r) ?? "null");
+      }
+      convo = [...convo, { role: "assistant", content: callsText("", calls) }, { role: "user", content: toolResultsText(results) }];
     }
-    // Only a finished reply joins the conversation (an aborted one throws above).
-    this.history = [...messages, { role: "assistant", content: reply }];
     await this.measureHistory();
   }
 
@@ -270,7 +349,7 @@ export class HearthLanguageModel extends EventTarget {
   async clone(opts: { signal?: AbortSignal } = {}): Promise<HearthLanguageModel> {
     this.check();
     throwIfAborted(opts.signal);
-    const c = new HearthLanguageModel(this.driver, this.history.map((m) => ({ ...m })), { temperature: this.temperature, topK: this.topK, maxTokens: this.maxTokens });
+    const c = new HearthLanguageModel(this.driver, this.history.map((m) => ({ ...m })), { temperature: this.temperature, topK: this.topK, maxTokens: this.maxTokens, tools: this.tools });
     c.usage = this.usage;
     return c;
   }

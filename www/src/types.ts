@@ -28,7 +28,17 @@ export interface SamplingOptions {
   seed?: number;
   /** Generation stops before any of these strings (at most 4). */
   stop?: string[];
+  /** The output must match this (constrained decoding); see {@link OutputConstraint}. */
+  constraint?: OutputConstraint;
 }
+
+/**
+ * What constrained decoding holds the output to: a JSON Schema (compact JSON with `", "` and
+ * `": "` separators), a regular expression (Rust `regex` syntax, whole output), or a Lark
+ * grammar (llguidance's dialect). An invalid or unsupported one fails with `BAD_REQUEST` before
+ * any token; one the model cannot finish within `max_tokens` ends with `finish_reason: "length"`.
+ */
+export type OutputConstraint = { json_schema: Record<string, unknown> } | { regex: string } | { lark: string };
 
 /** One generation request: a chat, or a raw completion of a prompt. */
 export type GenerateRequest =
