@@ -8,6 +8,8 @@ mod clock;
 mod error_code;
 mod constraint;
 mod load;
+#[cfg(test)]
+mod load_checks;
 pub mod sampler;
 mod sampler_check;
 mod stop;

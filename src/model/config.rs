@@ -6,7 +6,7 @@
 //! A violation is [`ModelError::Invalid`], naming the key, its value and the rule.
 
 use super::arch::{architecture, Family};
-use super::ModelError;
+use super::{invalid, ModelError};
 use crate::gguf::{Header, Metadata, Value};
 
 /// Bounds on hyper-parameters, far above any model Hearth can run in a browser (the largest
@@ -56,11 +56,6 @@ pub struct Config {
     pub final_softcap: Option<f32>,
     /// RoPE variants, layer patterns and attention scale (`features.rs`).
     pub features: super::features::Features,
-}
-
-/// The error for `key` holding `value`, which breaks `rule`.
-pub(crate) fn invalid(key: &str, value: impl std::fmt::Display, rule: impl Into<String>) -> ModelError {
-    ModelError::Invalid { key: key.to_string(), value: value.to_string(), rule: rule.into() }
 }
 
 /// An optional unsigned integer: absent is `None`, present with another type is an error

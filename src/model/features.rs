@@ -154,13 +154,13 @@ pub fn swa_layers(md: &Metadata, arch: &str, n_layer: usize, window: Option<usiz
     let key = format!("{arch}.attention.sliding_window_pattern");
     if let Some(Value::Array(_, items)) = md.get(&key) {
         if items.len() != n_layer {
-            return Err(super::config::invalid(&key, items.len(), format!("must have one entry per layer ({n_layer})")));
+            return Err(super::invalid(&key, items.len(), format!("must have one entry per layer ({n_layer})")));
         }
         return items
             .iter()
             .map(|v| match v {
                 Value::Bool(b) => Ok(*b),
-                _ => Err(super::config::invalid(&key, v.summary(), "must be an array of bools")),
+                _ => Err(super::invalid(&key, v.summary(), "must be an array of bools")),
             })
             .collect();
     }

@@ -43,6 +43,11 @@ pub enum ModelError {
     Backend(#[from] BackendError),
 }
 
+/// The error for `key` holding `value`, which breaks `rule`.
+pub(crate) fn invalid(key: &str, value: impl std::fmt::Display, rule: impl Into<String>) -> ModelError {
+    ModelError::Invalid { key: key.to_string(), value: value.to_string(), rule: rule.into() }
+}
+
 /// Options fixed when a model is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelOptions {
@@ -174,7 +179,7 @@ impl<B: Backend> Weights<B> {
 /// `a × b` elements for an allocation, or [`ModelError::Invalid`] naming `what` when it
 /// overflows (the configuration's limits keep real models far from that).
 pub(crate) fn elems(what: &str, a: usize, b: usize) -> Result<usize, ModelError> {
-    a.checked_mul(b).ok_or_else(|| config::invalid(what, format!("{a} × {b}"), "overflows the address space"))
+    a.checked_mul(b).ok_or_else(|| invalid(what, format!("{a} × {b}"), "overflows the address space"))
 }
 
 /// The options a builder uses: the context clamped to `1..=n_ctx_train`, a batch of at

@@ -11,7 +11,7 @@
 //! exists so a malformed header fails before the download, and so no loop or allocation is
 //! ever sized by a count the directory does not back.
 
-use super::config::invalid;
+use super::invalid;
 use super::{Config, ModelError};
 use crate::gguf::TensorInfo;
 use std::collections::{HashMap, HashSet};
