@@ -4,8 +4,8 @@
 //! - `{arch}.block_count` equals the number of `blk.N` blocks in the directory, numbered
 //!   `0..N` without gaps (extra blocks would be silently ignored, missing ones fail late);
 //! - `token_embd.weight` is `[embedding_length, n_vocab]`, and so is `output.weight` if present;
-//! - in every block, the Q/K/V/output projections match heads × head size and the
-//!   feed-forward tensors match `feed_forward_length`.
+//! - in every block, the Q/K/V/output projections (or Phi-3's fused `attn_qkv`) match heads ×
+//!   head size and the feed-forward tensors (or Phi-3's fused gate/up) match `feed_forward_length`.
 //!
 //! The model builders check every tensor again as they take it (norms included); this pass
 //! exists so a malformed header fails before the download, and so no loop or allocation is
@@ -57,12 +57,22 @@ pub(crate) fn check_directory(cfg: &Config, tensors: &[TensorInfo]) -> Result<()
     let ff_key = k("feed_forward_length");
     for il in 0..cfg.n_layer {
         let n = |s: &str| format!("blk.{il}.{s}");
-        check(&n("attn_q.weight"), [d, qd], &heads, cfg.n_head)?;
-        check(&n("attn_k.weight"), [d, kvd], &heads_kv, cfg.n_head_kv)?;
-        check(&n("attn_v.weight"), [d, kvd], &heads_kv, cfg.n_head_kv)?;
+        // Q/K/V as three matrices, or one fused `attn_qkv` (Phi-3) of `[q | k | v]` rows.
+        if by_name.contains_key(n("attn_qkv.weight").as_str()) {
+            check(&n("attn_qkv.weight"), [d, qd + 2 * kvd], &heads, cfg.n_head)?;
+        } else {
+            check(&n("attn_q.weight"), [d, qd], &heads, cfg.n_head)?;
+            check(&n("attn_k.weight"), [d, kvd], &heads_kv, cfg.n_head_kv)?;
+            check(&n("attn_v.weight"), [d, kvd], &heads_kv, cfg.n_head_kv)?;
+        }
         check(&n("attn_output.weight"), [qd, d], &heads, cfg.n_head)?;
-        check(&n("ffn_gate.weight"), [d, ff], &ff_key, ff)?;
-        check(&n("ffn_up.weight"), [d, ff], &ff_key, ff)?;
+        // Gate and up as two matrices, or one fused `ffn_up` of `[gate | up]` rows (Phi-3).
+        if by_name.contains_key(n("ffn_gate.weight").as_str()) {
+            check(&n("ffn_gate.weight"), [d, ff], &ff_key, ff)?;
+            check(&n("ffn_up.weight"), [d, ff], &ff_key, ff)?;
+        } else {
+            check(&n("ffn_up.weight"), [d, 2 * ff], &ff_key, ff)?;
+        }
         check(&n("ffn_down.weight"), [ff, d], &ff_key, ff)?;
     }
     Ok(())
