@@ -453,9 +453,8 @@ pub struct CpuMatmulBench {
 impl CpuMatmulBench {
     #[wasm_bindgen(constructor)]
     pub fn new(ty: &str, rows: usize, cols: usize, n: usize) -> Result<CpuMatmulBench, JsValue> {
-    install_panic_hook();
-    let mut checks = crate::backend::cpu::kernels::check_q8_kernels(u64::from(seed));
-    checks.push(crate::backend::cpu::kernels::check_quantize(u64::from(seed)));
+        install_panic_hook();
+        use crate::quant::synth::{random_weight, Rng};
         let bad = |m: String| js_error("BAD_REQUEST", &m);
         let ty = crate::quant::GgmlType::ALL.iter().copied().find(|t| t.name() == ty).ok_or_else(|| bad(format!("unknown type {ty}")))?;
         // At most 16M weights and 4M activations or outputs (64 MB of f32 in wasm memory).
