@@ -54,7 +54,7 @@ function drain(page, src, { fetchPatch = null, offline = false } = {}) {
     const { Sha256 } = await import("/dist/sha256.js");
     const patch = fetchPatch ? new Function("return " + fetchPatch)() : null;
     const store = new WeightStore(patch ? { fetch: async (u, init) => patch(await fetch(u, init), init) } : {});
-    const h = new Sha256();
+    const h = await Sha256.create();
     let bytes = 0;
     try {
       for await (const c of store.open(src, { offline })) { h.update(c); bytes += c.length; }

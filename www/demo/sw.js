@@ -24,8 +24,8 @@ const SHELL = [
   ...[
     "assets", "chat", "checksum", "core", "create-monitor", "dom-errors", "download", "engine", "errors",
     "index", "language-detector", "language-model", "opfs", "polyfill", "prompts", "protocol", "registry",
-    "sha256", "store", "summarizer", "summary-text", "types", "validate", "wasm-api", "wasm-build",
-    "wasm-instance", "worker", "worker-client", "writing",
+    "registry-data", "sha256", "store", "summarizer", "summary-text", "tools", "types", "validate",
+    "wasm-api", "wasm-build", "wasm-instance", "worker", "worker-client", "writing",
   ].map((m) => `../dist/${m}.js`),
   "../dist/vendor/hash-wasm-sha256.js",
   "../dist/vendor/tinyld-light.js",
