@@ -39,7 +39,7 @@ export interface WasmAsset {
  */
 export async function importWasmBuild(build: WasmBuildName, override?: string, instance = 0): Promise<WasmAsset> {
   if (override !== undefined || instance > 0) {
-    const base = override ?? new URL([".", "..", build === "threads" ? "pkg-mt" : "pkg", "hearth.js"].join("/"), import.meta.url).href;
+    const base = override ?? besideThisModule(`../${build === "threads" ? "pkg-mt" : "pkg"}/hearth.js`).href;
     const url = instance > 0 ? `${base.split("#")[0]}#hearth-instance-${instance}` : base;
     const mod = (await import(/* webpackIgnore: true */ /* @vite-ignore */ url)) as HearthWasmModule;
     return { mod, wasmUrl: new URL("hearth_bg.wasm", base) };
