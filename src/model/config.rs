@@ -7,6 +7,7 @@
 
 use super::arch::{architecture, Family};
 use super::{invalid, ModelError};
+use crate::backend::AttnParams;
 use crate::gguf::{Header, Metadata, Value};
 
 /// Bounds on hyper-parameters, far above any model Hearth can run in a browser (the largest
@@ -103,6 +104,21 @@ fn opt_softcap(md: &Metadata, key: &str) -> Result<Option<f32>, ModelError> {
 }
 
 impl Config {
+    /// Attention over `n_tokens` tokens from position `pos0` in a layer with sliding `window`
+    /// (the one place the model families build [`AttnParams`] from the configuration).
+    pub fn attn_params(&self, n_tokens: usize, pos0: usize, window: Option<usize>) -> AttnParams {
+        AttnParams {
+            n_tokens,
+            pos0,
+            n_head: self.n_head,
+            n_head_kv: self.n_head_kv,
+            head_dim: self.head_dim,
+            scale: self.features.attn_scale,
+            window,
+            softcap: self.attn_softcap,
+        }
+    }
+
     /// Reads and checks the configuration, then checks it against the tensor directory
     /// (layer count, every projection's shape, vocabulary vs embedding): what the loader
     /// calls as soon as the header is parsed, before any weight is allocated.

@@ -3,7 +3,7 @@
 //! own RoPE base), tied output. Follows llama.cpp's `llm_build_gemma3_iswa`.
 
 use super::{clamp_options, elems, forward_batches, Config, Forward, Head, ModelError, ModelOptions, Weights};
-use crate::backend::{Activation, AttnParams, Backend, RopeParams};
+use crate::backend::{Activation, Backend, RopeParams};
 
 struct Layer<B: Backend> {
     attn_norm: B::Weight,
@@ -113,16 +113,7 @@ impl<B: Backend> Gemma<B> {
         for l in &self.layers {
             let (theta, freq_scale) = if l.sliding { (c.rope_theta_swa, 1.0) } else { (c.rope_theta, c.rope_freq_scale) };
             let rope = RopeParams { theta, n_rot: c.n_rot, neox: c.rope_neox, freq_scale };
-            let attn = AttnParams {
-                n_tokens: n,
-                pos0,
-                n_head: c.n_head,
-                n_head_kv: c.n_head_kv,
-                head_dim: hd,
-                scale: c.features.attn_scale,
-                window: if l.sliding { c.sliding_window } else { None },
-                softcap: c.attn_softcap,
-            };
+            let attn = c.attn_params(n, pos0, if l.sliding { c.sliding_window } else { None });
             b.rms_norm(&s.x, &l.attn_norm, &s.h, n, d, eps)?;
             b.matmul(&l.wq, &s.h, &s.q, n)?;
             b.matmul(&l.wk, &s.h, &s.k, n)?;

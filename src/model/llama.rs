@@ -9,7 +9,7 @@
 
 use super::features::FreqFactors;
 use super::{clamp_options, elems, forward_batches, Config, Forward, Head, ModelError, ModelOptions, Weights};
-use crate::backend::{Activation, AttnParams, Backend, BackendError, RopeExt, RopeParams};
+use crate::backend::{Activation, Backend, BackendError, RopeExt, RopeParams};
 
 /// Query/key/value projections: three matrices, or one fused `attn_qkv` (Phi-3) whose output
 /// rows are `[q | k | v]`.
@@ -200,16 +200,7 @@ impl<B: Backend> Llama<B> {
         let s = &self.s;
         b.embed(&self.tok_embd, tokens, &s.x)?;
         for l in &self.layers {
-            let attn = AttnParams {
-                n_tokens: n,
-                pos0,
-                n_head: c.n_head,
-                n_head_kv: c.n_head_kv,
-                head_dim: hd,
-                scale: c.features.attn_scale,
-                window: l.window,
-                softcap: c.attn_softcap,
-            };
+            let attn = c.attn_params(n, pos0, l.window);
             b.rms_norm(&s.x, &l.attn_norm, &s.h, n, d, c.rms_eps)?;
             match (&l.qkv, &s.fused) {
                 (Qkv::Split { wq, wk, wv }, _) => {
