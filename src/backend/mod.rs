@@ -90,6 +90,44 @@ pub struct RopeExt<'a, W> {
     pub mscale: f32,
 }
 
+/// One batch's RoPE and KV-cache store ([`Backend::rope_store_kv`]): `q` (`[n_tokens,
+/// n_head*head_dim]`) is rotated in place; `k` is rotated and stored, with `v`, at row `pos0`
+/// of the caches (`[n_ctx, n_head_kv*head_dim]`). `k` itself may be left unrotated.
+#[derive(Debug)]
+pub struct RopeStore<'a, T, W> {
+    pub q: &'a T,
+    pub k: &'a T,
+    pub v: &'a T,
+    pub k_cache: &'a T,
+    pub v_cache: &'a T,
+    pub n_tokens: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub pos0: usize,
+    pub rope: RopeParams,
+    /// `None`: plain [`Backend::rope`]; otherwise [`Backend::rope_ext`] with these.
+    pub ext: Option<RopeExt<'a, W>>,
+}
+
+/// [`Backend::rope_store_kv`] as four separate ops (the default, and the GPU's fallback).
+pub fn rope_store_kv_unfused<B: Backend + ?Sized>(b: &mut B, r: RopeStore<'_, B::Tensor, B::Weight>) -> Result<(), BackendError> {
+    let kvd = r.n_head_kv * r.head_dim;
+    match r.ext {
+        None => {
+            b.rope(r.q, r.n_tokens, r.n_head, r.head_dim, r.pos0, r.rope)?;
+            b.rope(r.k, r.n_tokens, r.n_head_kv, r.head_dim, r.pos0, r.rope)?;
+        }
+        Some(ext) => {
+            let again = RopeExt { factors: ext.factors, mscale: ext.mscale };
+            b.rope_ext(r.q, r.n_tokens, r.n_head, r.head_dim, r.pos0, r.rope, ext)?;
+            b.rope_ext(r.k, r.n_tokens, r.n_head_kv, r.head_dim, r.pos0, r.rope, again)?;
+        }
+    }
+    b.copy(r.k, 0, r.k_cache, r.pos0 * kvd, r.n_tokens * kvd)?;
+    b.copy(r.v, 0, r.v_cache, r.pos0 * kvd, r.n_tokens * kvd)
+}
+
 /// Parameters of one causal attention call over the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AttnParams {
@@ -203,5 +241,18 @@ pub trait Backend {
     /// Submits recorded work without reading anything back (no-op on the CPU).
     fn flush(&mut self) -> Result<(), BackendError> {
         Ok(())
+    }
+    /// `x += y`, then `out = rms_norm(x) * w` over `rows` rows of `dim`: the residual add and
+    /// the next norm (one pass on the GPU). The default is [`Backend::add_assign`] then
+    /// [`Backend::rms_norm`].
+    #[allow(clippy::too_many_arguments)]
+    fn add_rms_norm(&mut self, x: &Self::Tensor, y: &Self::Tensor, w: &Self::Weight, out: &Self::Tensor, rows: usize, dim: usize, eps: f32) -> Result<(), BackendError> {
+        self.add_assign(x, y, rows.checked_mul(dim).ok_or(BackendError::Shape { op: "add_rms_norm", detail: "size overflows".into() })?)?;
+        self.rms_norm(x, w, out, rows, dim, eps)
+    }
+    /// RoPE of q and k and the store of k and v into the KV cache (see [`RopeStore`]; one
+    /// pass on the GPU). The default is [`rope_store_kv_unfused`].
+    fn rope_store_kv(&mut self, r: RopeStore<'_, Self::Tensor, Self::Weight>) -> Result<(), BackendError> {
+        rope_store_kv_unfused(self, r)
     }
 }

@@ -141,6 +141,11 @@ enum Cmd {
         /// Decode steps per rep (one `tgN:` line).
         #[arg(long, default_value_t = 128)]
         tg: usize,
+        /// After the timed runs, one profiled run (--backend gpu): per prefill and decoded
+        /// token, dispatches, submits, bind groups created, weight bytes read, encode and
+        /// GPU time per op (GPU time where the adapter has timestamp queries).
+        #[arg(long)]
+        profile: bool,
     },
 }
 
@@ -263,6 +268,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn cmd_bench<B: Backend + 'static>(mut s: Session<B>, reps: usize, pp: &[usize], tg: usize) -> Result<(), String> {
+    cmd_bench_ref(&mut s, reps, pp, tg)
+}
+
+fn cmd_bench_ref<B: Backend + 'static>(s: &mut Session<B>, reps: usize, pp: &[usize], tg: usize) -> Result<(), String> {
     let n_vocab = s.config().n_vocab as u32;
     let max_pp = pp.iter().copied().max().unwrap_or(0);
     if max_pp == 0 || pp.contains(&0) {
@@ -383,6 +392,60 @@ fn gpu_session(path: &Path, ctx: usize) -> Result<Session<hearth::backend::gpu::
     load(path, b, ctx)
 }
 
+/// `hearth bench --backend gpu --profile`: the timed runs, then one profiled prefill per
+/// prompt size and one profiled decode of `tg` tokens, each printed per token.
+#[cfg(feature = "gpu")]
+fn gpu_profile(path: &Path, ctx: usize, reps: usize, pp: &[usize], tg: usize) -> Result<(), String> {
+    let mut s = gpu_session(path, ctx)?;
+    {
+        let c = s.backend().context();
+        println!("adapter: {:?}", c.info);
+        println!("adapter features: {:?}", c.features);
+        println!(
+            "adapter limits: maxStorageBufferBindingSize {}, maxBufferSize {}, maxComputeWorkgroupStorageSize {}, maxComputeInvocationsPerWorkgroup {}, maxStorageBuffersPerShaderStage {}",
+            c.limits.max_storage_buffer_binding_size,
+            c.limits.max_buffer_size,
+            c.limits.max_compute_workgroup_storage_size,
+            c.limits.max_compute_invocations_per_workgroup,
+            c.limits.max_storage_buffers_per_shader_stage
+        );
+    }
+    // The timed runs first, unprofiled (timestamp waits would slow them).
+    cmd_bench_ref(&mut s, reps, pp, tg)?;
+    let n_vocab = s.config().n_vocab as u32;
+    let toks: Vec<u32> = (0..(pp.iter().copied().max().unwrap_or(1).max(tg + 2)) as u64).map(|i| ((i * 2_654_435_761) % n_vocab as u64) as u32).collect();
+    let e = |e: hearth::engine::EngineError| e.to_string();
+    let b = |e: hearth::backend::BackendError| e.to_string();
+    s.backend_mut().set_profiling(true).map_err(b)?;
+    let snap = |s: &Session<hearth::backend::gpu::GpuBackend>| (s.backend().profile(), s.backend().stats());
+    for &n in pp {
+        s.reset();
+        let (p0, c0) = snap(&s);
+        let l = s.prefill(&toks[..n]).map_err(e)?;
+        s.backend_mut().argmax(&l, 0, n_vocab as usize).map_err(b)?;
+        let (p1, c1) = snap(&s);
+        print!("{}", p1.since(&p0).table(&format!("profile pp{n}"), n, c1.submits - c0.submits, c1.bind_groups - c0.bind_groups));
+    }
+    s.reset();
+    s.prefill(&toks[..1]).map_err(e)?;
+    // One decoded token first so the steady state (cached bind groups) is what is counted.
+    let l = s.prefill(&toks[..2]).map_err(e)?;
+    s.backend_mut().argmax(&l, 0, n_vocab as usize).map_err(b)?;
+    let (p0, c0) = snap(&s);
+    for k in 3..=tg + 2 {
+        let l = s.prefill(&toks[..k]).map_err(e)?;
+        s.backend_mut().argmax(&l, 0, n_vocab as usize).map_err(b)?;
+    }
+    let (p1, c1) = snap(&s);
+    print!("{}", p1.since(&p0).table(&format!("profile tg{tg}"), tg, c1.submits - c0.submits, c1.bind_groups - c0.bind_groups));
+    s.backend_mut().set_profiling(false).map_err(b)
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_profile(_: &Path, _: usize, _: usize, _: &[usize], _: usize) -> Result<(), String> {
+    Err("this build has no GPU backend (built without the `gpu` feature)".into())
+}
+
 #[cfg(not(feature = "gpu"))]
 fn gpu_session(_: &Path, _: usize) -> Result<Session<CpuBackend>, String> {
     Err("this build has no GPU backend (built without the `gpu` feature)".into())
@@ -399,8 +462,12 @@ fn main() -> ExitCode {
         Cmd::Chat { model, system, sample } => params(&sample).and_then(|p| {
             with_backend(&model, &mut |path, b| on_backend!(b, path, model.ctx, |s| cmd_chat(s, system.as_deref(), &p)))
         }),
-        Cmd::Bench { model, reps, pp, tg } => with_backend(&model, &mut |path, b| {
+        Cmd::Bench { model, reps, pp, tg, profile: false } => with_backend(&model, &mut |path, b| {
             on_backend!(b, path, model.ctx, |s| cmd_bench(s, reps.max(1), &pp, tg))
+        }),
+        Cmd::Bench { model, reps, pp, tg, profile: true } => with_backend(&model, &mut |path, b| match b {
+            BackendChoice::Gpu => gpu_profile(path, model.ctx, reps.max(1), &pp, tg),
+            BackendChoice::Cpu => Err("--profile needs --backend gpu".into()),
         }),
     };
     match r {

@@ -9,7 +9,7 @@
 
 use super::features::FreqFactors;
 use super::{clamp_options, elems, forward_batches, Config, Forward, Head, ModelError, ModelOptions, Weights};
-use crate::backend::{Activation, Backend, BackendError, RopeExt, RopeParams};
+use crate::backend::{Activation, Backend, BackendError, RopeExt, RopeParams, RopeStore};
 
 /// Query/key/value projections: three matrices, or one fused `attn_qkv` (Phi-3) whose output
 /// rows are `[q | k | v]`.
@@ -179,16 +179,27 @@ impl<B: Backend> Llama<B> {
         Ok(())
     }
 
-    /// Rotates `heads` heads of `x` with this model's RoPE (plain, or with factors / scale).
-    fn rope(&self, b: &mut B, x: &B::Tensor, n: usize, heads: usize, pos0: usize) -> Result<(), ModelError> {
+    /// RoPE of `q` and `k` and the store of `k` and `s.v` into layer `l`'s KV cache (one
+    /// fused op: [`Backend::rope_store_kv`]).
+    fn rope_store(&self, b: &mut B, q: &B::Tensor, k: &B::Tensor, l: &Layer<B>, n: usize, pos0: usize) -> Result<(), ModelError> {
         let c = &self.cfg;
-        let p = RopeParams { theta: c.rope_theta, n_rot: c.n_rot, neox: c.rope_neox, freq_scale: c.rope_freq_scale };
+        let rope = RopeParams { theta: c.rope_theta, n_rot: c.n_rot, neox: c.rope_neox, freq_scale: c.rope_freq_scale };
         let mscale = c.features.attn_factor;
-        if self.rope_factors.is_none() && mscale == 1.0 {
-            b.rope(x, n, heads, c.head_dim, pos0, p)?;
-        } else {
-            b.rope_ext(x, n, heads, c.head_dim, pos0, p, RopeExt { factors: self.rope_factors.as_ref(), mscale })?;
-        }
+        let ext = if self.rope_factors.is_none() && mscale == 1.0 { None } else { Some(RopeExt { factors: self.rope_factors.as_ref(), mscale }) };
+        b.rope_store_kv(RopeStore {
+            q,
+            k,
+            v: &self.s.v,
+            k_cache: &l.k_cache,
+            v_cache: &l.v_cache,
+            n_tokens: n,
+            n_head: c.n_head,
+            n_head_kv: c.n_head_kv,
+            head_dim: c.head_dim,
+            pos0,
+            rope,
+            ext,
+        })?;
         Ok(())
     }
 
@@ -199,9 +210,12 @@ impl<B: Backend> Llama<B> {
         let (d, qd, kvd, ff, hd) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff, c.head_dim);
         let s = &self.s;
         b.embed(&self.tok_embd, tokens, &s.x)?;
-        for l in &self.layers {
+        for (i, l) in self.layers.iter().enumerate() {
             let attn = c.attn_params(n, pos0, l.window);
-            b.rms_norm(&s.x, &l.attn_norm, &s.h, n, d, c.rms_eps)?;
+            // Later layers' input norm is fused with the previous layer's last residual add.
+            if i == 0 {
+                b.rms_norm(&s.x, &l.attn_norm, &s.h, n, d, c.rms_eps)?;
+            }
             match (&l.qkv, &s.fused) {
                 (Qkv::Split { wq, wk, wv }, _) => {
                     b.matmul(wq, &s.h, &s.q, n)?;
@@ -229,17 +243,16 @@ impl<B: Backend> Llama<B> {
                 _ => (&s.q, &s.k),
             };
             if l.rope {
-                self.rope(b, q, n, c.n_head, pos0)?;
-                self.rope(b, k, n, c.n_head_kv, pos0)?;
+                self.rope_store(b, q, k, l, n, pos0)?;
+            } else {
+                b.copy(k, 0, &l.k_cache, pos0 * kvd, n * kvd)?;
+                b.copy(&s.v, 0, &l.v_cache, pos0 * kvd, n * kvd)?;
             }
-            b.copy(k, 0, &l.k_cache, pos0 * kvd, n * kvd)?;
-            b.copy(&s.v, 0, &l.v_cache, pos0 * kvd, n * kvd)?;
             // The attention output goes to whichever of q/att does not hold the queries.
             let out = if std::ptr::eq(q, &s.att) { &s.q } else { &s.att };
             b.attention(q, &l.k_cache, &l.v_cache, out, attn)?;
             b.matmul(&l.wo, out, &s.o, n)?;
-            b.add_assign(&s.x, &s.o, n * d)?;
-            b.rms_norm(&s.x, &l.ffn_norm, &s.h, n, d, c.rms_eps)?;
+            b.add_rms_norm(&s.x, &s.o, &l.ffn_norm, &s.h, n, d, c.rms_eps)?;
             match (&l.gate_up, &s.fused) {
                 (GateUp::Split { gate, up }, _) => {
                     b.matmul(gate, &s.h, &s.gate, n)?;
@@ -253,7 +266,10 @@ impl<B: Backend> Llama<B> {
             }
             b.glu(&s.gate, &s.up, n * ff, Activation::Silu)?;
             b.matmul(&l.down, &s.gate, &s.o, n)?;
-            b.add_assign(&s.x, &s.o, n * d)?;
+            match self.layers.get(i + 1) {
+                Some(next) => b.add_rms_norm(&s.x, &s.o, &next.attn_norm, &s.h, n, d, c.rms_eps)?,
+                None => b.add_assign(&s.x, &s.o, n * d)?,
+            }
         }
         Ok(())
     }

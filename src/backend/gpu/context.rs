@@ -145,6 +145,9 @@ impl GpuContext {
         need.max_compute_invocations_per_workgroup = 256;
         need.max_compute_workgroup_size_x = 256;
         need.max_compute_workgroup_storage_size = need.max_compute_workgroup_storage_size.max(8448);
+        // Five for the fused RoPE/KV-store kernel where the adapter has them (WebGPU's
+        // default is 8); with four it falls back to separate passes.
+        need.max_storage_buffers_per_shader_stage = have.max_storage_buffers_per_shader_stage.min(8).max(4);
         need.max_storage_buffer_binding_size = have.max_storage_buffer_binding_size;
         need.max_buffer_size = have.max_buffer_size;
         need.max_compute_workgroups_per_dimension =

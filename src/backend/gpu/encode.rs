@@ -3,14 +3,14 @@
 
 use super::context::{map_wgpu_error, scoped};
 use super::pipelines::{signature, Slot, PARAMS_BINDING, TOKENS_PER_DISPATCH};
-use super::{grid, shape, GpuBackend, GpuTensor, Op, PipelineKey};
+use super::{grid, profile, shape, GpuBackend, GpuTensor, Op, PipelineKey};
 use crate::backend::BackendError;
 use crate::quant::GgmlType;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(super) struct BindKey {
     pub(super) op: Op,
-    pub(super) ids: [u64; 4],
+    pub(super) ids: [u64; 6],
 }
 
 /// A storage buffer bound to a kernel, with the id its bind groups are cached under.
@@ -32,7 +32,12 @@ impl GpuBackend {
     pub(super) fn dispatch(&mut self, key: PipelineKey, bufs: &[Bind<'_>], params: &[u32], tokens: Option<&[u32]>, groups: (u32, u32, u32)) -> Result<(), BackendError> {
         self.ctx.errors.check()?;
         if groups.0 == 0 || groups.1 == 0 || groups.2 == 0 {
+            self.profiler.pending_weight_bytes = 0;
             return Ok(());
+        }
+        let t0 = if self.profiler.on { profile::now_ns() } else { 0 };
+        if self.timer_full() {
+            self.submit()?;
         }
         let params: &[u8] = bytemuck::cast_slice(params);
         let token_bytes: &[u8] = tokens.map(bytemuck::cast_slice).unwrap_or(&[]);
@@ -54,7 +59,7 @@ impl GpuBackend {
             self.pipelines.pipeline(device, key)?;
             self.stats.pipelines = first + 1;
         }
-        let mut ids = [0u64; 4];
+        let mut ids = [0u64; 6];
         for (slot, b) in ids.iter_mut().zip(bufs) {
             *slot = b.id;
         }
@@ -92,16 +97,28 @@ impl GpuBackend {
             self.bind_groups.insert(bkey, bg);
         }
         let bkey = BindKey { op: key.op, ids };
+        let slot = self.timestamp_slot(key.op);
+        let device = &self.ctx.device;
         let pipeline = self.pipelines.pipeline(device, key)?;
         let bg = self.bind_groups.get(&bkey).ok_or_else(|| shape("dispatch", "bind group missing from cache"))?;
         let encoder = self
             .encoder
             .get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("hearth") }));
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+        let timestamp_writes = match (slot, self.profiler.timer.as_ref()) {
+            (Some(i), Some(t)) => Some(wgpu::ComputePassTimestampWrites {
+                query_set: t.query_set(),
+                beginning_of_pass_write_index: Some(2 * i),
+                end_of_pass_write_index: Some(2 * i + 1),
+            }),
+            _ => None,
+        };
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, bg, &offsets);
         pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        drop(pass);
         self.stats.dispatches += 1;
+        self.account(key.op, t0);
         Ok(())
     }
 
@@ -112,10 +129,14 @@ impl GpuBackend {
             return Ok(());
         }
         self.ring.upload(&self.ctx.queue);
-        let cmd = self.encoder.take().map(|e| e.finish());
-        self.ctx.queue.submit(cmd);
+        let mut encoder = self.encoder.take();
+        let timed = match encoder.as_mut() {
+            Some(e) => self.resolve_timestamps(e),
+            None => 0,
+        };
+        self.ctx.queue.submit(encoder.map(|e| e.finish()));
         self.stats.submits += 1;
-        Ok(())
+        self.collect_timestamps(timed)
     }
 
     /// An elementwise kernel over `len` elements, 256 per workgroup.

@@ -13,7 +13,9 @@
 
 pub mod context;
 mod encode;
+mod fused;
 mod pipelines;
+mod profile;
 mod readback;
 mod ring;
 pub mod selfcheck;
@@ -22,10 +24,11 @@ mod weights;
 mod tests;
 
 pub use context::{GpuContext, GpuFeatures};
+pub use profile::{GpuProfile, OpProfile};
 pub use pipelines::{Op, PipelineKey, WeightKernel, WEIGHT_KERNELS};
 pub use weights::GpuWeight;
 
-use crate::backend::{Activation, AttnParams, Backend, BackendError, RopeExt, RopeParams, WeightDesc};
+use crate::backend::{Activation, AttnParams, Backend, BackendError, RopeExt, RopeParams, RopeStore, WeightDesc};
 use crate::gguf::TensorBytes;
 use crate::quant::GgmlType;
 use encode::{create_buffer, Bind, BindKey};
@@ -92,6 +95,7 @@ pub struct GpuBackend {
     max_binding: u64,
     next_id: u64,
     stats: GpuStats,
+    profiler: profile::Profiler,
 }
 
 fn shape(op: &'static str, detail: impl Into<String>) -> BackendError {
@@ -167,6 +171,7 @@ impl GpuBackend {
             max_binding,
             next_id: 3,
             stats,
+            profiler: profile::Profiler::default(),
         })
     }
 
@@ -264,6 +269,7 @@ impl Backend for GpuBackend {
         let params = [to_u32(OP, "rows", rows)?, to_u32(OP, "dim", dim)?, eps.to_bits()];
         let (gx, gy) = grid(OP, rows, self.ctx.limits.max_compute_workgroups_per_dimension)?;
         let bufs = [Bind::from(x), Bind { id: chunk.id, buf: &chunk.buf }, Bind::from(out)];
+        self.profiler.pending_weight_bytes = (len * 4) as u64;
         self.dispatch(PipelineKey { op: Op::RmsNorm, ty: GgmlType::F32, variant: 0 }, &bufs, &params, None, (gx, gy, 1))
     }
 
@@ -275,6 +281,7 @@ impl Backend for GpuBackend {
         let params = [to_u32(OP, "rows", rows)?, to_u32(OP, "dim", dim)?];
         let bufs = [Bind::from(x), Bind { id: chunk.id, buf: &chunk.buf }];
         to_u32(OP, "len", len)?;
+        self.profiler.pending_weight_bytes = (len * 4) as u64;
         self.elementwise(Op::AddBias, 0, &bufs, &params, len)
     }
 
@@ -424,5 +431,13 @@ impl Backend for GpuBackend {
 
     fn flush(&mut self) -> Result<(), BackendError> {
         self.submit()
+    }
+
+    fn add_rms_norm(&mut self, x: &GpuTensor, y: &GpuTensor, w: &GpuWeight, out: &GpuTensor, rows: usize, dim: usize, eps: f32) -> Result<(), BackendError> {
+        self.add_rms_norm_fused(x, y, w, out, rows, dim, eps)
+    }
+
+    fn rope_store_kv(&mut self, r: RopeStore<'_, GpuTensor, GpuWeight>) -> Result<(), BackendError> {
+        self.rope_store_kv_fused(r)
     }
 }

@@ -12,7 +12,7 @@ use crate::quant::GgmlType;
 use std::collections::HashMap;
 
 /// A kernel entry point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
     Matvec,
     Matmul,
@@ -30,6 +30,10 @@ pub enum Op {
     Copy,
     ArgmaxPartials,
     ArgmaxFinish,
+    /// The residual add and the next RMSNorm (`add_rms_norm.wgsl`).
+    AddRmsNorm,
+    /// RoPE of q and k and the KV-cache store (`rope_kv.wgsl`).
+    RopeKv,
 }
 
 /// What a pipeline is specialised for: the op, the weight block type (F32 for ops without a
@@ -67,6 +71,8 @@ pub fn signature(op: Op) -> &'static [(u32, Slot)] {
         Op::AddAssign | Op::Glu | Op::AddBias => &[(0, Params), (1, Write), (2, Read)],
         Op::Copy => &[(0, Params), (1, Read), (2, Write)],
         Op::ArgmaxPartials | Op::ArgmaxFinish => &[(0, Params), (1, Read), (2, Write), (3, Write)],
+        Op::AddRmsNorm => &[(0, Params), (1, Write), (2, Read), (3, Read), (4, Write)],
+        Op::RopeKv => &[(0, Params), (1, Write), (2, Read), (3, Read), (4, Write), (5, Write)],
     }
 }
 
@@ -146,6 +152,8 @@ fn source(key: PipelineKey) -> Result<Source, BackendError> {
             Ok(Source { file: "argmax", code: include_str!("kernels/argmax.wgsl"), entry: "partial_max" })
         }
         Op::ArgmaxFinish => Ok(Source { file: "argmax", code: include_str!("kernels/argmax.wgsl"), entry: "finish" }),
+        Op::AddRmsNorm => single("add_rms_norm", include_str!("kernels/add_rms_norm.wgsl")),
+        Op::RopeKv => single("rope_kv", include_str!("kernels/rope_kv.wgsl")),
     }
 }
 

@@ -6,7 +6,7 @@
 //! test-backend-ops NMSE, square-rooted), with a tolerance per op stated at each check.
 
 use super::*;
-use crate::backend::{Activation, AttnParams, Backend, RopeExt, RopeParams, WeightDesc};
+use crate::backend::{Activation, AttnParams, Backend, RopeExt, RopeParams, RopeStore, WeightDesc};
 use std::sync::OnceLock;
 
 fn context() -> GpuContext {
@@ -471,4 +471,83 @@ fn upload_from_pieces_equals_whole_upload() {
         assert_eq!(w.n_chunks(), 5);
         check_embed(&mut b, &w, &bytes, cols, &[22, 0, 5, 4, 9, 13, 17]);
     }
+}
+// ---- fused ops: each against the scalar reference of the ops it replaces ----
+
+#[test]
+fn add_rms_norm_fused_equals_add_then_norm() {
+    let mut b = backend();
+    let mut rng = Rng(21);
+    for (rows, dim) in [(1, 576), (5, 67), (3, 1000), (2, 300)] {
+        let (xs, ys, ws) = (rng.vec(rows * dim), rng.vec(rows * dim), rng.vec(dim));
+        let (x, y, w, out) = (tensor(&mut b, &xs), tensor(&mut b, &ys), f32_weight(&mut b, &ws), b.alloc(rows * dim).unwrap());
+        b.add_rms_norm(&x, &y, &w, &out, rows, dim, 1e-5).unwrap();
+        let sum: Vec<f32> = xs.iter().zip(&ys).map(|(a, c)| a + c).collect();
+        let mut want = Vec::new();
+        for row in sum.chunks(dim) {
+            let ms = row.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / dim as f64;
+            let inv = 1.0 / (ms + 1e-5).sqrt();
+            want.extend(row.iter().zip(&ws).map(|(v, g)| (f64::from(*v) * inv * f64::from(*g)) as f32));
+        }
+        assert_close(&format!("add_rms_norm x rows={rows} dim={dim}"), &b.read(&x, 0, rows * dim).unwrap(), &sum, 1e-7);
+        assert_close(&format!("add_rms_norm out rows={rows} dim={dim}"), &b.read(&out, 0, rows * dim).unwrap(), &want, 1e-5);
+    }
+    let (x, w) = (tensor(&mut b, &[1.0; 8]), f32_weight(&mut b, &[1.0; 8]));
+    assert!(b.add_rms_norm(&x, &x, &w, &x, 1, 8, 1e-5).is_err(), "aliased tensors are refused");
+}
+
+#[test]
+fn rope_store_kv_fused_equals_rope_then_copies() {
+    let mut b = backend();
+    let mut rng = Rng(22);
+    // (tokens, heads, kv heads, head_dim, n_rot, pos0): odd counts, partial rotation.
+    for (n, nh, nkv, hd, n_rot, pos0) in [(1, 9, 3, 64, 64, 37), (7, 6, 2, 40, 32, 5), (5, 2, 1, 96, 96, 500), (3, 5, 5, 18, 10, 0)] {
+        for (neox, mscale) in [(false, 1.0f32), (true, 1.0), (true, 1.19)] {
+            let p = RopeParams { theta: 10000.0, n_rot, neox, freq_scale: 0.75 };
+            let kvd = nkv * hd;
+            let cache_len = (pos0 + n + 2) * kvd;
+            let (qs, ks, vs) = (rng.vec(n * nh * hd), rng.vec(n * kvd), rng.vec(n * kvd));
+            let (q, k, v) = (tensor(&mut b, &qs), tensor(&mut b, &ks), tensor(&mut b, &vs));
+            let (kc, vc) = (tensor(&mut b, &vec![7.0; cache_len]), tensor(&mut b, &vec![7.0; cache_len]));
+            let ext = (mscale != 1.0).then_some(RopeExt { factors: None, mscale });
+            let r = RopeStore { q: &q, k: &k, v: &v, k_cache: &kc, v_cache: &vc, n_tokens: n, n_head: nh, n_head_kv: nkv, head_dim: hd, pos0, rope: p, ext };
+            let before = b.stats().dispatches;
+            b.rope_store_kv(r).unwrap();
+            assert_eq!(b.stats().dispatches - before, 1, "one pass");
+            let (mut wq, mut wk) = (qs.clone(), ks.clone());
+            rope_ref(&mut wq, n, nh, hd, pos0, p);
+            rope_ref(&mut wk, n, nkv, hd, pos0, p);
+            // mscale multiplies the rotated dimensions only.
+            for v in wq.iter_mut().chain(wk.iter_mut()).enumerate().filter(|(i, _)| i % hd < n_rot).map(|(_, v)| v) {
+                *v *= mscale;
+            }
+            let mut want_k = vec![7.0; cache_len];
+            let mut want_v = vec![7.0; cache_len];
+            want_k[pos0 * kvd..][..n * kvd].copy_from_slice(&wk);
+            want_v[pos0 * kvd..][..n * kvd].copy_from_slice(&vs);
+            let what = format!("rope_store_kv n={n} hd={hd} n_rot={n_rot} pos0={pos0} neox={neox} mscale={mscale}");
+            assert_close(&format!("{what} q"), &b.read(&q, 0, qs.len()).unwrap(), &wq, 1e-4);
+            assert_close(&format!("{what} k_cache"), &b.read(&kc, 0, cache_len).unwrap(), &want_k, 1e-4);
+            assert_eq!(b.read(&vc, 0, cache_len).unwrap(), want_v, "{what} v_cache");
+        }
+    }
+}
+
+#[test]
+fn rope_store_kv_with_factors_falls_back_to_separate_ops() {
+    let mut b = backend();
+    let mut rng = Rng(23);
+    let (n, nh, nkv, hd, pos0) = (3, 4, 2, 32, 9);
+    let p = RopeParams { theta: 500000.0, n_rot: hd, neox: true, freq_scale: 1.0 };
+    let factors: Vec<f32> = (0..hd / 2).map(|i| 1.0 + i as f32).collect();
+    let fw = f32_weight(&mut b, &factors);
+    let (qs, ks, vs) = (rng.vec(n * nh * hd), rng.vec(n * nkv * hd), rng.vec(n * nkv * hd));
+    let run = |b: &mut GpuBackend, fused: bool| {
+        let (q, k, v) = (tensor(b, &qs), tensor(b, &ks), tensor(b, &vs));
+        let (kc, vc) = (b.alloc((pos0 + n) * nkv * hd).unwrap(), b.alloc((pos0 + n) * nkv * hd).unwrap());
+        let r = RopeStore { q: &q, k: &k, v: &v, k_cache: &kc, v_cache: &vc, n_tokens: n, n_head: nh, n_head_kv: nkv, head_dim: hd, pos0, rope: p, ext: Some(RopeExt { factors: Some(&fw), mscale: 1.0 }) };
+        if fused { b.rope_store_kv(r).unwrap() } else { crate::backend::rope_store_kv_unfused(b, r).unwrap() }
+        [b.read(&q, 0, qs.len()).unwrap(), b.read(&kc, 0, (pos0 + n) * nkv * hd).unwrap(), b.read(&vc, 0, (pos0 + n) * nkv * hd).unwrap()]
+    };
+    assert_eq!(run(&mut b, true), run(&mut b, false));
 }

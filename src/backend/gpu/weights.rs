@@ -113,6 +113,8 @@ impl GpuBackend {
                 }
                 let params = [chunk.rows as u32, to_u32(OP, "cols", cols)?, batch.len() as u32, chunk.row0 as u32, 0, to_u32(OP, "tokens", tok_off)?];
                 let bufs = [Bind { id: chunk.id, buf: &chunk.buf }, Bind::from(out)];
+                let hits = batch.iter().filter(|&&t| range.contains(&(t as usize))).count() as u64;
+                self.profiler.pending_weight_bytes = hits * table.ty.bytes_for(cols as u64).unwrap_or(0);
                 self.dispatch(key, &bufs, &params, Some(batch), (batch.len() as u32, 1, 1))?;
             }
         }
@@ -134,7 +136,11 @@ impl GpuBackend {
         let tiled = n >= MATMUL_MIN_TOKENS && w.cols % 32 == 0;
         let tpr = matvec_tpr(w.ty, w.cols);
         let (cols, rows, n32) = (to_u32(OP, "cols", w.cols)?, to_u32(OP, "rows", w.rows)?, to_u32(OP, "n", n)?);
+        let row_bytes = w.ty.bytes_for(w.cols as u64).unwrap_or(0);
+        // Weight reads: matvec reads its rows once per token, the tiled matmul once per 32.
+        let passes = if tiled { n.div_ceil(32) } else { n } as u64;
         for chunk in &w.chunks {
+            self.profiler.pending_weight_bytes = chunk.rows as u64 * row_bytes * passes;
             let params = [chunk.rows as u32, cols, n32, chunk.row0 as u32, rows, 0];
             let bufs = [Bind { id: chunk.id, buf: &chunk.buf }, Bind::from(x), Bind::from(out)];
             if tiled {
