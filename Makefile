@@ -5,7 +5,7 @@ WASM_BINDGEN_VERSION := 0.2.130
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build fuzz-long wasm wasm-baseline wasm-threads demo bench bench-build bench-deps hearth-release bench-kernels bench-summary bench-summary-deps clean
+.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build fuzz-long wasm wasm-baseline wasm-threads demo bench bench-build bench-deps bench-deps-vulkan hearth-release bench-kernels bench-summary bench-summary-deps clean
 
 help:
 	@echo "make demo   build everything, fetch the default model, serve the browser demo on 127.0.0.1"
@@ -67,7 +67,7 @@ demo: wasm www models extension
 ## wasm builds and the release CLI each end in a one-core LTO/codegen tail, and the model download
 ## is network time), then the run itself.
 BENCH_ARGS ?=
-bench: setup bench-deps
+bench: setup bench-deps bench-deps-vulkan
 	@echo "bench: building the two wasm engines and the release CLI, fetching the models (side by side, make -j3)"
 	@start=$$(date +%s); $(MAKE) --no-print-directory -j3 -Oline bench-build \
 	  && echo "bench: built in $$(( $$(date +%s) - start )) s"
@@ -89,6 +89,15 @@ bench-deps:
 	@python3 -c "import llama_cpp" 2>/dev/null || { echo "bench-deps: building llama-cpp-python 0.3.36 (once, ~6 min)"; \
 	  start=$$(date +%s); CMAKE_ARGS="-DGGML_NATIVE=ON" pip install --break-system-packages --no-cache-dir llama-cpp-python==0.3.36 \
 	  && echo "bench-deps: llama-cpp-python built in $$(( $$(date +%s) - start )) s (once; not part of the bench's time)"; }
+
+## bench-deps-vulkan: the same-device GPU peer: llama.cpp's llama-bench built with -DGGML_VULKAN=ON
+## from the llama.cpp the pinned llama-cpp-python sdist vendors, into $(VKBUILD) (outside the repo;
+## Debian glslc, libvulkan-dev, spirv-headers). Slow the first time (~40+ min on 2 shared cores);
+## bench/run.py finds it there (--llama-bench) and skips its row when it is absent.
+VKBUILD ?= /work/vkbuild
+bench-deps-vulkan:
+	@dpkg -s glslc libvulkan-dev spirv-headers cmake >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq glslc libvulkan-dev spirv-headers cmake >/dev/null; }
+	HEARTH_VKBUILD_JOBS=2 nice -n 10 scripts/build_llama_vulkan.sh $(VKBUILD)
 
 ## bench-summary: summary quality of the real Summarizer API (headless Chromium, www/dist over the
 ## single-thread wasm build) on a JSONL of {id, article, highlights}: ROUGE vs the highlights,

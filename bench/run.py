@@ -89,16 +89,62 @@ def model_shape(hearth, path):
     return {"weight_bytes": weights, **cfg}
 
 
-def hearth_native(hearth, model, threads, reps, pps, tg, cap, backend="cpu"):
+def hearth_native(hearth, model, threads, reps, pps, tg, cap, backend="cpu", extra=()):
     """`hearth bench` on one backend: {"pp128": tok/s, ..., "tg128": tok/s, "backend": "..."}."""
     out, wall = sh([hearth, "bench", "--model", model, "--backend", backend, "--reps", str(reps),
-                    "--pp", ",".join(map(str, pps)), "--tg", str(tg)], cap, env={"RAYON_NUM_THREADS": str(threads)})
+                    "--pp", ",".join(map(str, pps)), "--tg", str(tg), *extra], cap, env={"RAYON_NUM_THREADS": str(threads)})
     r = {"engine": "hearth", "threads": threads, "wall_s": wall, "stdout": out}
     for k in [f"pp{n}" for n in pps] + [f"tg{tg}"]:
         r[k] = float(re.search(rf"^{k}: ([\d.]+)", out, re.M).group(1))
         m = re.search(rf"^{k} samples: (.*)$", out, re.M)  # raw per-rep tok/s (older binaries: none)
         r[f"{k}_samples"] = [float(x) for x in m.group(1).split()] if m else None
     r["backend"] = re.search(r"backend: (.*)", out).group(1)
+    return r
+
+
+def hearth_gpu_profile(hearth, model, reps, pps, tg, cap):
+    """`hearth bench --backend gpu --profile`: the timed rows plus the adapter (name, features,
+    limits) and the per-token accounting tables (dispatches, weight bytes, encode/GPU time per op)."""
+    r = hearth_native(hearth, model, 1, reps, pps, tg, cap, "gpu", ["--profile"])
+    out = r["stdout"]
+    for k in ("adapter", "adapter features", "adapter limits"):
+        m = re.search(rf"^{k}: (.*)$", out, re.M)
+        r[k.replace(" ", "_")] = m.group(1) if m else None
+    r["profile"] = {}
+    for m in re.finditer(r"^profile (\w+): .*?\n((?:  .*\n)+)", out, re.M):
+        rows = {}
+        for line in m.group(2).splitlines():
+            f = line.split()
+            if len(f) == 5 and f[0] != "op":
+                rows[f[0]] = {"dispatches": float(f[1]), "weight_bytes": float(f[2]), "encode_us": float(f[3]),
+                              "gpu_us": None if f[4] == "-" else float(f[4])}
+        r["profile"][m.group(1)] = rows
+    return r
+
+
+def llama_vulkan(llama_bench, path, reps, pps, tg, cap):
+    """llama.cpp's Vulkan backend (llama-bench -ngl 99) on the same Vulkan device, same prompt
+    sizes and decode count; then one decode graph under GGML_VK_PERF_LOGGER to count its
+    dispatches per token (one timestamp per enqueued node; a fused group counts once)."""
+    cmd = [llama_bench, "-m", str(path), "-ngl", "99", "-t", "1", "-r", str(reps), "-o", "json",
+           "-p", ",".join(map(str, pps)), "-n", str(tg)]
+    out, wall = sh(cmd, cap)
+    rows = json.loads(out)
+    r = {"engine": "llama.cpp-vulkan", "wall_s": wall, "cmd": " ".join(cmd)}
+    for row in rows:
+        k = f"pp{row['n_prompt']}" if row["n_gen"] == 0 else f"tg{row['n_gen']}"
+        r[k] = row["avg_ts"]
+        r[f"{k}_samples"] = row.get("samples_ts")
+        r["backend"] = f"{row.get('backends')} {row.get('gpu_info')}"
+    p = subprocess.run([llama_bench, "-m", str(path), "-ngl", "99", "-t", "1", "-r", "1", "-p", "0", "-n", "1",
+                        "--no-warmup"], cwd=REPO, capture_output=True, text=True, timeout=cap,
+                       env={**os.environ, "GGML_VK_PERF_LOGGER": "1"})
+    r["device"] = [l for l in p.stderr.splitlines() if l.startswith("ggml_vulkan:")]
+    # The last "Vulkan Timings" block is the one-token decode graph.
+    block = p.stderr.rsplit("Vulkan Timings:", 1)[-1] if "Vulkan Timings:" in p.stderr else ""
+    ops = {m.group(1).strip(): int(m.group(2)) for m in re.finditer(r"^(.+?): (\d+) x [\d.e+-]+ us", block, re.M)}
+    r["decode_dispatches"] = sum(ops.values()) if ops else None
+    r["decode_ops"] = ops
     return r
 
 
@@ -208,8 +254,17 @@ def bench_model(a, m, path, is_default):
         if p["gpu"]:
             g = p["gpu"]
             print(f"{m['id']}: native GPU {g} (lavapipe here: software, slow)…", file=sys.stderr)
-            e["native_gpu"] = {**g, "hearth": attempt(hearth_native, a.hearth, m["id"], 1, g["reps"], g["pp_n"], g["tg_n"],
-                                                      a.gpu_cap, "gpu"), "loadavg": loadavg()}
+            e["native_gpu"] = {**g, "hearth": attempt(hearth_gpu_profile, a.hearth, m["id"], g["reps"], g["pp_n"], g["tg_n"],
+                                                      a.gpu_cap), "loadavg": loadavg()}
+            if Path(a.llama_bench).exists():
+                print(f"{m['id']}: llama.cpp Vulkan (llama-bench) on the same device…", file=sys.stderr)
+                e["native_gpu"]["llama.cpp-vulkan"] = attempt(llama_vulkan, a.llama_bench, path, g["reps"], g["pp_n"],
+                                                              g["tg_n"], a.gpu_cap)
+            else:
+                e["native_gpu"]["llama.cpp-vulkan"] = {"error": f"{a.llama_bench} missing: make bench-deps-vulkan"}
+            hg, lv = e["native_gpu"]["hearth"], e["native_gpu"]["llama.cpp-vulkan"]
+            e["native_gpu"]["ratios"] = {k: hg[k] / lv[k] for k in hg if re.fullmatch(r"(pp|tg)\d+", k)
+                                         and isinstance(lv.get(k), (int, float)) and lv[k] > 0}
     if not a.skip_browser:
         b = p["browser"]
         print(f"{m['id']}: browser {b}…", file=sys.stderr)
@@ -261,7 +316,9 @@ def main():
     ap.add_argument("--skip-gpu", action="store_true", help="no native GPU run (`hearth bench --backend gpu`)")
     ap.add_argument("--gpu-pp", type=int, default=32)
     ap.add_argument("--gpu-tg", type=int, default=8)
-    ap.add_argument("--gpu-cap", type=int, default=240)
+    ap.add_argument("--gpu-cap", type=int, default=480)
+    ap.add_argument("--llama-bench", default=os.environ.get("HEARTH_LLAMA_BENCH", "/work/vkbuild/build/bin/llama-bench"),
+                    help="llama-bench built with Vulkan (make bench-deps-vulkan); its row is skipped when absent")
     ap.add_argument("--out", help="result JSON path (default bench/results/<date>-<host>.json; .md/.svg beside it)")
     ap.add_argument("--render", help="re-render the Markdown and SVG of an existing JSON, run nothing")
     a = ap.parse_args()

@@ -25,6 +25,22 @@ if [ ! -f "$SDIST" ]; then
 fi
 SRC="$ROOT/llama_cpp_python-$VERSION/vendor/llama.cpp"
 [ -d "$SRC" ] || tar -xzf "$SDIST" -C "$ROOT"
+# Debian 12's Vulkan headers (1.3.239) predate VK_EXT_layer_settings, which llama.cpp uses
+# only to configure the validation layer: without the extension's header, create the
+# instance without those settings (a no-op unless GGML_VULKAN_VALIDATE is built in).
+VKCPP="$SRC/ggml/src/ggml-vulkan/ggml-vulkan.cpp"
+if ! grep -q "VK_EXT_layer_settings" /usr/include/vulkan/vulkan_core.h && ! grep -q "HEARTH_PATCH" "$VKCPP"; then
+  python3 - "$VKCPP" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+a = s.index("    VkBool32 enable_best_practice = layer_settings;")
+b = s.index("    vk::InstanceCreateInfo instance_create_info(vk::InstanceCreateFlags{}, &app_info, layers, extensions, &layer_setting_info);")
+end = b + len("    vk::InstanceCreateInfo instance_create_info(vk::InstanceCreateFlags{}, &app_info, layers, extensions, &layer_setting_info);")
+s = s[:a] + "    // HEARTH_PATCH: headers without VK_EXT_layer_settings\n    vk::InstanceCreateInfo instance_create_info(vk::InstanceCreateFlags{}, &app_info, layers, extensions);" + s[end:]
+open(p, "w").write(s)
+PY
+fi
 start=$(date +%s)
 cmake -S "$SRC" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release -DGGML_VULKAN=ON -DGGML_NATIVE=ON \
   -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >&2
