@@ -77,6 +77,10 @@ struct Sampling {
 #[derive(Deserialize)]
 struct ChatRequest {
     messages: Vec<ChatMessage>,
+    /// Text the reply starts with (the Prompt API's `prefix: true` assistant message): written
+    /// after the generation prompt, and the model continues it.
+    #[serde(default)]
+    assistant_prefix: String,
     #[serde(flatten)]
     sampling: Sampling,
 }
@@ -138,7 +142,7 @@ trait Engine {
 }
 
 enum Prompt {
-    Chat(Vec<ChatMessage>, GenerateParams),
+    Chat(Vec<ChatMessage>, String, GenerateParams),
     Text(String, GenerateParams),
 }
 
@@ -182,7 +186,7 @@ impl<B: Backend + 'static> Engine for State<B> {
     fn start(&mut self, prompt: Prompt) -> Result<usize, EngineError> {
         let State::Ready { session, generation } = self else { return Err(not_ready()) };
         let (tokens, params) = match prompt {
-            Prompt::Chat(m, p) => (session.chat_tokens(&m)?, p),
+            Prompt::Chat(m, prefix, p) => (session.chat_tokens_with_prefix(&m, &prefix)?, p),
             Prompt::Text(t, p) => (session.text_tokens(&t)?, p),
         };
         *generation = None;
@@ -204,6 +208,12 @@ impl<B: Backend + 'static> Engine for State<B> {
                     "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
                     "cached_tokens": u.cached_tokens, "total_tokens": u.prompt_tokens + u.completion_tokens,
                 });
+                if let Some(c) = u.constraint {
+                    out["usage"]["constraint"] = serde_json::json!({
+                        "vocab_ms": c.vocab_ms, "compile_ms": c.compile_ms, "grammar_ms": c.grammar_ms,
+                        "masks": c.masks, "mask_ms": c.mask_ms, "forced_tokens": c.forced_tokens,
+                    });
+                }
                 *generation = None;
             }
             Ok(out.to_string())
@@ -316,7 +326,7 @@ impl WasmEngine {
         self.with(|e| {
             let r: ChatRequest = parse(request_json)?;
             let p = r.sampling.params()?;
-            e.start(Prompt::Chat(r.messages, p))
+            e.start(Prompt::Chat(r.messages, r.assistant_prefix, p))
         })
     }
 

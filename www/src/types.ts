@@ -42,7 +42,7 @@ export type OutputConstraint = { json_schema: Record<string, unknown> } | { rege
 
 /** One generation request: a chat, or a raw completion of a prompt. */
 export type GenerateRequest =
-  | ({ kind: "chat"; messages: ChatMessage[] } & SamplingOptions)
+  | ({ kind: "chat"; messages: ChatMessage[]; /** The reply starts with this text; the model continues it. */ assistant_prefix?: string } & SamplingOptions)
   | ({ kind: "completion"; prompt: string } & SamplingOptions);
 
 /** Token accounting of one generation. */
@@ -51,6 +51,24 @@ export interface Usage {
   completion_tokens: number;
   /** Prompt tokens whose KV cache entries were reused from the previous request. */
   cached_tokens: number;
+  /** A constrained request only: where the grammar's time went (engine `ConstraintUsage`; ms from `performance.now()`). */
+  constraint?: ConstraintUsage;
+}
+
+/** The grammar's share of a constrained request (for benchmarks). */
+export interface ConstraintUsage {
+  /** Building the vocabulary's token trie: the first constrained request of an engine only (else 0). */
+  vocab_ms: number;
+  /** Compiling this request's constraint (before the prefill). */
+  compile_ms: number;
+  /** Grammar time while generating (checking the argmax, masks, advancing, forced tokens). */
+  grammar_ms: number;
+  /** Full-vocabulary masks computed (greedy: only when the argmax is not allowed). */
+  masks: number;
+  /** Time of those masks (part of `grammar_ms`). */
+  mask_ms: number;
+  /** Tokens the grammar forced (fed without sampling; part of `completion_tokens`). */
+  forced_tokens: number;
 }
 
 /** The outcome of one generation. */
