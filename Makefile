@@ -5,7 +5,7 @@ WASM_BINDGEN_VERSION := 0.2.130
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build fuzz-long wasm wasm-baseline wasm-threads demo bench bench-build bench-deps hearth-release bench-kernels bench-summary bench-summary-deps clean
+.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build fuzz-long wasm wasm-baseline wasm-threads demo bench bench-build bench-deps hearth-release bench-kernels bench-summary bench-summary-deps bench-structured clean
 
 help:
 	@echo "make demo   build everything, fetch the default model, serve the browser demo on 127.0.0.1"
@@ -89,6 +89,13 @@ bench-deps:
 	@python3 -c "import llama_cpp" 2>/dev/null || { echo "bench-deps: building llama-cpp-python 0.3.36 (once, ~6 min)"; \
 	  start=$$(date +%s); CMAKE_ARGS="-DGGML_NATIVE=ON" pip install --break-system-packages --no-cache-dir llama-cpp-python==0.3.36 \
 	  && echo "bench-deps: llama-cpp-python built in $$(( $$(date +%s) - start )) s (once; not part of the bench's time)"; }
+
+## bench-structured: structured output alone (bench/structured.py, also the last part of `make bench`):
+## constrained vs unconstrained decode (native CLI, Chromium), schema compile time in Chromium,
+## tool-calling accuracy per model in models/cache. STRUCTURED_ARGS e.g. "--only tools".
+STRUCTURED_ARGS ?=
+bench-structured: www wasm-baseline hearth-release
+	python3 bench/structured.py $(STRUCTURED_ARGS)
 
 ## bench-summary: summary quality of the real Summarizer API (headless Chromium, www/dist over the
 ## single-thread wasm build) on a JSONL of {id, article, highlights}: ROUGE vs the highlights,
