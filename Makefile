@@ -10,7 +10,7 @@ export CARGO_TERM_COLOR ?= never
 help:
 	@echo "make demo   build everything, fetch the default model, serve the browser demo on 127.0.0.1"
 	@echo "make test   install what the tests need, run every test"
-	@echo "make models | models-all | wasm | bench | bench-kernels | bench-summary | fuzz-long | setup"
+	@echo "make models | models-all | wasm | bench | bench-kernels | bench-summary | bench-structured | fuzz-long | setup"
 
 ## setup: idempotent install of everything the build and tests need (Debian, as root).
 setup:
