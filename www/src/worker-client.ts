@@ -6,6 +6,7 @@ import { HearthError, abortError, throwIfAborted } from "./errors.js";
 import type { FromWorker, ToWorker } from "./protocol.js";
 import type { ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
 import { checkGenerateRequest } from "./validate.js";
+import { poolTrapError } from "./wasm-instance.js";
 
 type Pending = {
   resolve: (v: FromWorker & { type: "result" }) => void;
@@ -17,10 +18,16 @@ type Pending = {
 // Distributes ToWorker over its union members so object literals type-check.
 type Without<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
+/** Tells the Workers of this page's engines apart on their pool trap channels. */
+let channelSeq = 0;
+
 /**
  * An engine living in a dedicated module Worker. When the engine traps (a Rust panic) or the
  * Worker dies, the Worker is terminated and a new one loads the model again (from the store)
- * on the next request.
+ * on the next request. A panic on a thread of the threaded build's pool leaves the Worker
+ * blocked (its engine thread waits for that thread's task): the pool reports it on a
+ * BroadcastChannel this side listens to (`wasm-instance.ts` `setPoolTrapChannel`), which ends the
+ * Worker at once and rejects what was pending with INTERNAL and the panic's text.
  */
 export class WorkerDriver implements Driver {
   private nextId = 1;
@@ -30,6 +37,9 @@ export class WorkerDriver implements Driver {
   private dead = false;
   private respawning: Promise<void> | null = null;
   private worker: Worker;
+  /** The current Worker's pool trap channel (null where BroadcastChannel does not exist). */
+  private trapChannel: BroadcastChannel | null = null;
+  private trapChannelName: string | undefined;
   info!: ModelInfo;
 
   private constructor(
@@ -43,6 +53,7 @@ export class WorkerDriver implements Driver {
 
   private spawn(): Worker {
     const worker = startEngineWorker(this.workerUrl);
+    this.listenForPoolTraps(worker);
     worker.onmessage = (e: MessageEvent<FromWorker>) => {
       if (worker === this.worker) this.onMessage(e.data);
     };
@@ -58,12 +69,42 @@ export class WorkerDriver implements Driver {
     return worker;
   }
 
+  /** A channel for `worker`'s thread pool to report a trap on (its name goes with the load). */
+  private listenForPoolTraps(worker: Worker): void {
+    this.trapChannel?.close();
+    this.trapChannel = null;
+    this.trapChannelName = undefined;
+    if (typeof BroadcastChannel === "undefined") return;
+    const rand = Math.random().toString(36).slice(2);
+    const name = `hearth-pool-trap:${Date.now().toString(36)}:${rand}:${++channelSeq}`;
+    const channel = new BroadcastChannel(name);
+    channel.onmessage = (e: MessageEvent) => {
+      const err = poolTrapError(e.data);
+      if (!err || worker !== this.worker || this.terminated) return;
+      this.crashed(err);
+    };
+    this.trapChannel = channel;
+    this.trapChannelName = name;
+  }
+
+  /**
+   * The Worker's engine is stuck for good (a pool thread trapped): end it now (its pool goes
+   * with it), reject what was pending, and re-create it on the next request.
+   */
+  private crashed(err: HearthError): void {
+    this.dead = true;
+    this.worker.terminate();
+    this.trapChannel?.close();
+    this.trapChannel = null;
+    this.failAll(err);
+  }
+
   /** Starts the Worker and loads the model in it. Whatever fails, the Worker is terminated before this rejects. */
   static async load(workerUrl: string | URL | undefined, model: string, config: LoadConfig, hooks: CoreHooks): Promise<WorkerDriver> {
     throwIfAborted(hooks.signal);
     const d = new WorkerDriver(workerUrl, model, config, hooks);
     try {
-      const r = await d.request({ type: "load", model, config }, { signal: hooks.signal, onProgress: hooks.onProgress });
+      const r = await d.request({ type: "load", model, config, poolTrapChannel: d.trapChannelName }, { signal: hooks.signal, onProgress: hooks.onProgress });
       d.info = r.value as ModelInfo;
       return d;
     } catch (e) {
@@ -77,7 +118,7 @@ export class WorkerDriver implements Driver {
     this.worker.terminate();
     this.worker = this.spawn();
     this.dead = false;
-    const r = await this.request({ type: "load", model: this.model, config: this.config });
+    const r = await this.request({ type: "load", model: this.model, config: this.config, poolTrapChannel: this.trapChannelName });
     this.info = r.value as ModelInfo;
   }
 
@@ -194,6 +235,8 @@ export class WorkerDriver implements Driver {
   private terminate(reason: HearthError): void {
     this.terminated = true;
     this.worker.terminate();
+    this.trapChannel?.close();
+    this.trapChannel = null;
     this.failAll(reason.code === "ABORTED" ? reason : new HearthError("BAD_REQUEST", "the engine was unloaded"));
   }
 }
