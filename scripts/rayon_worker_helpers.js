@@ -40,8 +40,8 @@ waitForMsgType(self, "wasm_bindgen_worker_init").then(async (data) => {
   try {
     pkg.wbg_rayon_start_worker(data.receiver);
   } catch (e) {
-    reportTrap(pkg, data.trapChannel, e);
-    throw e;
+    // Reported: the owner ends this Worker. Unreported (no channel), it stays an uncaught error.
+    if (!reportTrap(pkg, data.trapChannel, e)) throw e;
   }
 });
 
@@ -51,7 +51,7 @@ waitForMsgType(self, "wasm_bindgen_worker_init").then(async (data) => {
  * realm can run again. So the trap is reported past it, to whoever owns the engine (the page's
  * `worker-client.ts`), on the BroadcastChannel named at pool start (`wasm-instance.ts`
  * `setPoolTrapChannel`), with the panic hook's text; the owner ends the engine's Worker (this
- * pool goes with it) and re-creates it on the next request.
+ * pool goes with it) and re-creates it on the next request. Returns whether it was reported.
  */
 function reportTrap(pkg, channel, e) {
   let panic = "";
@@ -61,8 +61,9 @@ function reportTrap(pkg, channel, e) {
     panic = "";
   }
   const trap = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-  if (typeof channel !== "string" || typeof BroadcastChannel === "undefined") return;
+  if (typeof channel !== "string" || typeof BroadcastChannel === "undefined") return false;
   new BroadcastChannel(channel).postMessage({ type: "hearth_pool_trap", panic, trap });
+  return true;
 }
 
 /** `rel` against this file's URL (a parameter, so bundlers leave it alone). */

@@ -18,6 +18,7 @@ import {
 
 requireDist();
 requireFile(path.join(REPO, "www/pkg/hearth_bg.wasm"), "make wasm");
+requireFile(path.join(REPO, "www/pkg-mt/hearth_bg.wasm"), "make wasm");
 requireFile(MODEL_PATH, "make models");
 
 const ID = "smollm2-135m-instruct-q4_1";
@@ -25,6 +26,7 @@ const MODEL_URL_PATH = `/models/${MODEL_FILE}`;
 const MODEL_BYTES = fs.statSync(MODEL_PATH).size;
 const ASK = [{ role: "user", content: "What is 2+2?" }];
 const GLUE = fs.readFileSync(path.join(REPO, "www/pkg/hearth.js"), "utf8");
+const GLUE_MT = fs.readFileSync(path.join(REPO, "www/pkg-mt/hearth.js"), "utf8");
 
 let dir, srv, browser, page, sha;
 before(async () => {
@@ -34,10 +36,15 @@ before(async () => {
   // panic in it touches no other instance) next to the real wasm binary.
   fs.mkdirSync(path.join(dir, "wasm"));
   fs.symlinkSync(path.join(REPO, "www/pkg/hearth_bg.wasm"), path.join(dir, "wasm", "hearth_bg.wasm"));
+  // The same for the threaded build (its pool Workers import ../../../hearth.js from snippets/).
+  fs.mkdirSync(path.join(dir, "wasm-mt"));
+  fs.symlinkSync(path.join(REPO, "www/pkg-mt/hearth_bg.wasm"), path.join(dir, "wasm-mt", "hearth_bg.wasm"));
+  fs.symlinkSync(path.join(REPO, "www/pkg-mt/snippets"), path.join(dir, "wasm-mt", "snippets"));
   // Issue 23's set-up: the default model as ./model.gguf next to a plain page.
   fs.symlinkSync(MODEL_PATH, path.join(dir, "model.gguf"));
   fs.writeFileSync(path.join(dir, "page.html"), "<!doctype html><meta charset=utf-8><title>issue 23</title><p>a page next to model.gguf</p>\n");
   armPanic(null);
+  armPanic(null, { threads: true });
   sha = sha256File(MODEL_PATH);
   srv = await startTestServer({ roots: mountsWithFixtures(dir) });
   browser = await launchBrowser();
@@ -54,16 +61,17 @@ after(async () => {
  * call `method` (feed, step, count_tokens) of the instance it creates; null: the plain glue.
  * Each new instance (a new Worker, or a re-created in-page instance) fetches it again.
  */
-function armPanic(method) {
-  let src = GLUE;
+function armPanic(method, { threads = false } = {}) {
+  let src = threads ? GLUE_MT : GLUE;
   if (method) {
     assert.match(src, /__wbg_init as default/, "the glue's default export");
     src = src.replace(/__wbg_init as default/, "__hearthArmed as default") +
       `\nasync function __hearthArmed(input) { const r = await __wbg_init(input); __test_arm_panic(${JSON.stringify(method)}); return r; }\n`;
   }
-  fs.writeFileSync(path.join(dir, "wasm", "hearth.js"), src);
+  fs.writeFileSync(path.join(dir, threads ? "wasm-mt" : "wasm", "hearth.js"), src);
 }
 const PANIC_WASM = "/fixtures/wasm/hearth.js";
+const PANIC_WASM_MT = "/fixtures/wasm-mt/hearth.js";
 
 /** Evaluates `fn(H, arg)` in `p` (H: the hearth module); HearthErrors come back as {error: {code, message}}. */
 function inPage(p, fn, arg) {
@@ -329,6 +337,55 @@ test("a trap during a request: INTERNAL \"the engine crashed\"; the Worker / in-
   }
   armPanic(null);
   assert.deepEqual(page.errors, []);
+});
+
+test("a panic on a thread of the threaded build's pool: INTERNAL with the panic text, the Worker is re-created; the next chat and load in the page work", { timeout: 600_000 }, async () => {
+  // The threaded build needs a cross-origin isolated page. The panic fires in a task of a
+  // parallel job on a pool Worker while the engine's thread waits for it (blocked in wasm): only
+  // the pool's report on its BroadcastChannel can end that wait (worker-client.ts).
+  const iso = await startTestServer({ isolate: true, roots: mountsWithFixtures(dir) });
+  const p = await openPage(browser.context, iso);
+  try {
+    await p.exposeFunction("__armPlainMt", () => armPanic(null, { threads: true }));
+    armPanic("pool", { threads: true });
+    const r = await inPage(p, async (H, { wasmThreadsUrl, messages }) => {
+      const o = { backend: "cpu", threads: 2, wasmThreadsUrl };
+      const e = await H.Engine.load("smollm2-135m-instruct-q4_1", o);
+      const out = { build: e.model.wasmBuild, threads: e.model.threads };
+      try {
+        await e.chat.completions.create({ messages, temperature: 0, max_tokens: 4 });
+        out.first = "ok?!";
+      } catch (x) {
+        out.first = { code: x.code, message: x.message };
+      }
+      // The re-created Worker fetches the plain glue.
+      await globalThis.__armPlainMt();
+      const c = await e.chat.completions.create({ messages, temperature: 0, max_tokens: 4 });
+      out.after = c.choices[0].message.content;
+      out.afterBuild = e.model.wasmBuild;
+      await e.unload();
+      const e2 = await H.Engine.load("smollm2-135m-instruct-q4_1", o);
+      const c2 = await e2.chat.completions.create({ messages, temperature: 0, max_tokens: 4 });
+      out.again = c2.choices[0].message.content;
+      out.againBuild = e2.model.wasmBuild;
+      await e2.unload();
+      return out;
+    }, { wasmThreadsUrl: PANIC_WASM_MT, messages: ASK });
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    assert.equal(r.build, "threads");
+    assert.equal(r.threads, 2);
+    assert.equal(r.first?.code, "INTERNAL", JSON.stringify(r.first));
+    assert.match(r.first.message, /the engine crashed: panicked at [^\n]*\nhearth test panic in a pool thread \(task \d+; armed by __test_arm_panic\) \(RuntimeError: unreachable[^)]*in a thread-pool Worker\)/);
+    assert.ok(r.after.length > 0);
+    assert.equal(r.afterBuild, "threads");
+    assert.equal(r.again, r.after, "greedy: the same answer from the re-created Worker and a new load");
+    assert.equal(r.againBuild, "threads");
+    assert.deepEqual(p.errors, []);
+  } finally {
+    armPanic(null, { threads: true });
+    await p.close();
+    await iso.close();
+  }
 });
 
 test("unload() during a generation aborts it: the generation rejects ABORTED, the engine is gone", async () => {
