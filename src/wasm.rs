@@ -296,6 +296,7 @@ impl WasmEngine {
     pub fn feed(&self, chunk: &[u8]) -> Result<(), JsValue> {
         self.with(|e| {
             test_hooks::panic_point("feed");
+            test_hooks::pool_panic_point("feed");
             e.feed(chunk)
         })
     }
@@ -338,7 +339,7 @@ impl WasmEngine {
             e.cancel();
         }
         test_hooks::panic_point("step");
-        test_hooks::pool_panic_point();
+        test_hooks::pool_panic_point("step");
         e.step().await.map_err(to_js)
     }
 
@@ -384,20 +385,20 @@ mod test_hooks {
     }
 
     /// Test-only: the next engine call `method` (`"feed"`, `"step"` or `"count_tokens"`) of this
-    /// wasm instance panics; `"pool"`: the next `step` runs a parallel job first whose task
-    /// panics on a thread of the threaded build's pool (a Web Worker), while the engine's thread
-    /// waits for it, as a panic inside a parallel kernel would (the baseline build has no pool:
-    /// there it panics on the engine's thread). Not part of the API.
+    /// wasm instance panics; `"pool:feed"` or `"pool:step"`: that call first runs a parallel job
+    /// whose task panics on a thread of the threaded build's pool (a Web Worker) while the
+    /// engine's thread waits for it, as a panic inside a parallel kernel would (the baseline
+    /// build has no pool: there it panics on the engine's thread). Not part of the API.
     #[wasm_bindgen]
     pub fn __test_arm_panic(method: String) {
         ARMED.with(|a| *a.borrow_mut() = Some(method));
     }
 
-    /// Whether `method` is armed; disarms it.
-    fn take(method: &str) -> bool {
+    /// Whether `prefix` + `method` is armed; disarms it.
+    fn take(prefix: &str, method: &str) -> bool {
         ARMED.with(|a| {
             let mut a = a.borrow_mut();
-            let hit = a.as_deref() == Some(method);
+            let hit = a.as_deref().and_then(|a| a.strip_prefix(prefix)) == Some(method);
             if hit {
                 *a = None;
             }
@@ -407,16 +408,16 @@ mod test_hooks {
 
     /// Panics when the armed method is `method` (once).
     pub(super) fn panic_point(method: &str) {
-        if take(method) {
+        if take("", method) {
             panic!("hearth test panic in {method} (armed by __test_arm_panic)");
         }
     }
 
-    /// With `"pool"` armed (once): a rayon job over the pool whose tasks panic where they run
-    /// on a pool thread. Called from outside the pool, rayon runs every task on the pool's
-    /// threads while this thread blocks, so the panic is always a pool thread's.
-    pub(super) fn pool_panic_point() {
-        if !take("pool") {
+    /// With `"pool:{method}"` armed (once): a rayon job over the pool whose tasks panic where
+    /// they run on a pool thread. Called from outside the pool, rayon runs every task on the
+    /// pool's threads while this thread blocks, so the panic is always a pool thread's.
+    pub(super) fn pool_panic_point(method: &str) {
+        if !take("pool:", method) {
             return;
         }
         #[cfg(feature = "threads")]
@@ -424,12 +425,12 @@ mod test_hooks {
             use rayon::prelude::*;
             (0..rayon::current_num_threads().max(2)).into_par_iter().for_each(|i| {
                 if rayon::current_thread_index().is_some() {
-                    panic!("hearth test panic in a pool thread (task {i}; armed by __test_arm_panic)");
+                    panic!("hearth test panic in a pool thread during {method} (task {i}; armed by __test_arm_panic)");
                 }
             });
         }
         #[cfg(not(feature = "threads"))]
-        panic!("hearth test panic in pool (armed by __test_arm_panic; this build has no thread pool)");
+        panic!("hearth test panic in pool:{method} (armed by __test_arm_panic; this build has no thread pool)");
     }
 }
 

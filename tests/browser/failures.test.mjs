@@ -339,17 +339,30 @@ test("a trap during a request: INTERNAL \"the engine crashed\"; the Worker / in-
   assert.deepEqual(page.errors, []);
 });
 
-test("a panic on a thread of the threaded build's pool: INTERNAL with the panic text, the Worker is re-created; the next chat and load in the page work", { timeout: 600_000 }, async () => {
+test("a panic on a thread of the threaded build's pool, while loading and during a request: INTERNAL with the panic text, the file is not kept, the Worker is re-created; the next chat and load in the page work", { timeout: 600_000 }, async () => {
   // The threaded build needs a cross-origin isolated page. The panic fires in a task of a
   // parallel job on a pool Worker while the engine's thread waits for it (blocked in wasm): only
   // the pool's report on its BroadcastChannel can end that wait (worker-client.ts).
   const iso = await startTestServer({ isolate: true, roots: mountsWithFixtures(dir) });
   const p = await openPage(browser.context, iso);
+  const PANIC = /the engine crashed: panicked at [^\n]*\nhearth test panic in a pool thread during (feed|step) \(task \d+; armed by __test_arm_panic\) \(RuntimeError: unreachable[^)]*in a thread-pool Worker\)/;
   try {
     await p.exposeFunction("__armPlainMt", () => armPanic(null, { threads: true }));
-    armPanic("pool", { threads: true });
-    const r = await inPage(p, async (H, { wasmThreadsUrl, messages }) => {
-      const o = { backend: "cpu", threads: 2, wasmThreadsUrl };
+    const o = { backend: "cpu", threads: 2, wasmThreadsUrl: PANIC_WASM_MT };
+
+    // While loading (the model is downloaded here: this origin's store is empty).
+    armPanic("pool:feed", { threads: true });
+    const f = await failLoad(p, ID, o);
+    armPanic(null, { threads: true });
+    assert.equal(f.err?.code, "INTERNAL", JSON.stringify(f));
+    assert.match(f.err.message, PANIC);
+    assert.match(f.err.message, /during feed/);
+    assert.deepEqual(f.stored, [], "a file whose load crashed is not kept as good");
+    assert.equal(f.locks, 0);
+
+    // During a request; then the re-created Worker, and a new load in the same page.
+    armPanic("pool:step", { threads: true });
+    const r = await inPage(p, async (H, { o, messages }) => {
       const e = await H.Engine.load("smollm2-135m-instruct-q4_1", o);
       const out = { build: e.model.wasmBuild, threads: e.model.threads };
       try {
@@ -368,18 +381,21 @@ test("a panic on a thread of the threaded build's pool: INTERNAL with the panic 
       const c2 = await e2.chat.completions.create({ messages, temperature: 0, max_tokens: 4 });
       out.again = c2.choices[0].message.content;
       out.againBuild = e2.model.wasmBuild;
+      out.fromStore = e2.model.fromStore;
       await e2.unload();
       return out;
-    }, { wasmThreadsUrl: PANIC_WASM_MT, messages: ASK });
+    }, { o, messages: ASK });
     assert.equal(r.error, undefined, JSON.stringify(r.error));
     assert.equal(r.build, "threads");
     assert.equal(r.threads, 2);
     assert.equal(r.first?.code, "INTERNAL", JSON.stringify(r.first));
-    assert.match(r.first.message, /the engine crashed: panicked at [^\n]*\nhearth test panic in a pool thread \(task \d+; armed by __test_arm_panic\) \(RuntimeError: unreachable[^)]*in a thread-pool Worker\)/);
+    assert.match(r.first.message, PANIC);
+    assert.match(r.first.message, /during step/);
     assert.ok(r.after.length > 0);
     assert.equal(r.afterBuild, "threads");
     assert.equal(r.again, r.after, "greedy: the same answer from the re-created Worker and a new load");
     assert.equal(r.againBuild, "threads");
+    assert.equal(r.fromStore, true);
     assert.deepEqual(p.errors, []);
   } finally {
     armPanic(null, { threads: true });

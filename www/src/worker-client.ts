@@ -7,6 +7,8 @@ import type { FromWorker, ToWorker } from "./protocol.js";
 import type { ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
 import { checkGenerateRequest } from "./validate.js";
 import { poolTrapError } from "./wasm-instance.js";
+import { resolveModel } from "./registry.js";
+import { defaultStore } from "./store.js";
 
 type Pending = {
   resolve: (v: FromWorker & { type: "result" }) => void;
@@ -40,6 +42,8 @@ export class WorkerDriver implements Driver {
   /** The current Worker's pool trap channel (null where BroadcastChannel does not exist). */
   private trapChannel: BroadcastChannel | null = null;
   private trapChannelName: string | undefined;
+  /** A load request is pending (the first load, or a respawn's). */
+  private loading = 0;
   info!: ModelInfo;
 
   private constructor(
@@ -96,7 +100,36 @@ export class WorkerDriver implements Driver {
     this.worker.terminate();
     this.trapChannel?.close();
     this.trapChannel = null;
-    this.failAll(err);
+    if (this.loading === 0) {
+      this.failAll(err);
+      return;
+    }
+    // A crash while loading: the file is not kept as good (as the Worker does for a trap on
+    // its own thread), deleted before the load rejects. The delete waits for the model's Web
+    // Lock, which the ended Worker's load held until now.
+    void this.forgetModel().finally(() => this.failAll(err));
+  }
+
+  private async forgetModel(): Promise<void> {
+    try {
+      const opts: { sha256?: string; modelBaseUrl?: string } = {};
+      if (this.config.sha256 !== undefined) opts.sha256 = this.config.sha256;
+      if (this.config.modelBaseUrl !== undefined) opts.modelBaseUrl = this.config.modelBaseUrl;
+      await defaultStore.delete(resolveModel(this.model, opts).id);
+    } catch {
+      // Best effort: the store may be unavailable here (no OPFS in this realm).
+    }
+  }
+
+  /** A load request (see {@link loading}). */
+  private async loadRequest(extra: { signal?: AbortSignal | undefined; onProgress?: CoreHooks["onProgress"] } = {}): Promise<ModelInfo> {
+    this.loading++;
+    try {
+      const r = await this.request({ type: "load", model: this.model, config: this.config, poolTrapChannel: this.trapChannelName }, extra);
+      return r.value as ModelInfo;
+    } finally {
+      this.loading--;
+    }
   }
 
   /** Starts the Worker and loads the model in it. Whatever fails, the Worker is terminated before this rejects. */
@@ -104,8 +137,7 @@ export class WorkerDriver implements Driver {
     throwIfAborted(hooks.signal);
     const d = new WorkerDriver(workerUrl, model, config, hooks);
     try {
-      const r = await d.request({ type: "load", model, config, poolTrapChannel: d.trapChannelName }, { signal: hooks.signal, onProgress: hooks.onProgress });
-      d.info = r.value as ModelInfo;
+      d.info = await d.loadRequest({ signal: hooks.signal, onProgress: hooks.onProgress });
       return d;
     } catch (e) {
       d.terminate(HearthError.from(e));
@@ -118,8 +150,7 @@ export class WorkerDriver implements Driver {
     this.worker.terminate();
     this.worker = this.spawn();
     this.dead = false;
-    const r = await this.request({ type: "load", model: this.model, config: this.config, poolTrapChannel: this.trapChannelName });
-    this.info = r.value as ModelInfo;
+    this.info = await this.loadRequest();
   }
 
   private onMessage(msg: FromWorker): void {
