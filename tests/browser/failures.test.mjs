@@ -13,7 +13,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
-  REPO, MODEL_FILE, MODEL_PATH, requireDist, requireFile, mountsWithFixtures, resetServerStats, sha256File, openTestPage, closeTestPage,
+  REPO, MODEL_FILE, MODEL_PATH, requireDist, requireFile, mountsWithFixtures, resetServerStats, sha256File, openTestPage, closeTestPage, startTestServer, openPage,
 } from "./harness.mjs";
 
 requireDist();
