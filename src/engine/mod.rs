@@ -103,7 +103,7 @@ pub struct Usage {
 
 /// The grammar's share of a constrained request (for benchmarks: `hearth bench --json-schema`,
 /// `usage.constraint` in the browser).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct ConstraintUsage {
     /// Building the vocabulary's token trie: the first constrained request of a session only (else 0).
     pub vocab_ms: f64,
