@@ -5,8 +5,6 @@
 //! hearth chat --model FILE_OR_ID            (interactive, multi-turn)
 //! hearth inspect FILE_OR_ID                 (metadata and tensor table)
 //! hearth bench --model FILE_OR_ID [--reps 5] [--pp 128,512] [--tg 128]
-//! hearth bench --model FILE_OR_ID --prompt TEXT --json-schema FILE [--reps 5] [--tg 256]
-//!           (constrained vs unconstrained decode on the same tokens)
 
 use clap::{Parser, Subcommand, ValueEnum};
 use hearth::backend::cpu::CpuBackend;
@@ -71,7 +69,7 @@ struct SampleArgs {
 /// Constrained output (at most one). The run ends when the output is complete ("stop"),
 /// or with "length" if -n comes first.
 #[derive(clap::Args, Clone)]
-#[group(id = "constraint", multiple = false)]
+#[group(multiple = false)]
 struct ConstraintArgs {
     /// The output is JSON matching the JSON Schema in FILE.
     #[arg(long, value_name = "FILE")]
@@ -140,15 +138,9 @@ enum Cmd {
         /// Prompt sizes, comma-separated (each measured once per rep; one `ppN:` line each).
         #[arg(long, value_delimiter = ',', num_args = 1.., default_value = "128")]
         pp: Vec<usize>,
-        /// Decode steps per rep (one `tgN:` line); with a constraint, its max_tokens.
+        /// Decode steps per rep (one `tgN:` line).
         #[arg(long, default_value_t = 128)]
         tg: usize,
-        /// With a constraint: the chat prompt (user message) the constrained output answers.
-        #[arg(long, requires = "constraint")]
-        prompt: Option<String>,
-        /// Constrained decoding vs unconstrained on the same tokens (needs --prompt).
-        #[command(flatten)]
-        constraint: ConstraintArgs,
     },
 }
 
@@ -218,17 +210,6 @@ fn report(c: &engine::Completion) {
         u.completion_tokens,
         u.decode_tps()
     );
-    if let Some(k) = &u.constraint {
-        eprintln!("{}", constraint_line(k));
-    }
-}
-
-/// One line of grammar timings (also parsed by bench/structured.py).
-fn constraint_line(k: &engine::ConstraintUsage) -> String {
-    format!(
-        "[constraint | vocab {:.2} ms | compile {:.2} ms | grammar {:.2} ms | {} masks {:.3} ms | {} forced tok]",
-        k.vocab_ms, k.compile_ms, k.grammar_ms, k.masks, k.mask_ms, k.forced_tokens
-    )
 }
 
 fn cmd_run<B: Backend + 'static>(mut s: Session<B>, prompt: &str, chat: bool, system: Option<&str>, p: &GenerateParams) -> Result<(), String> {
@@ -335,75 +316,6 @@ fn cmd_bench<B: Backend + 'static>(mut s: Session<B>, reps: usize, pp: &[usize],
     Ok(())
 }
 
-/// Constrained vs unconstrained greedy decoding of the same tokens. Per rep: the constrained
-/// chat completion of `prompt` (K tokens, timed from the end of its prefill to its last token),
-/// then the same K tokens unconstrained (the prompt prefilled, then the argmax of each step and
-/// one forward per token, as unconstrained greedy decoding runs). The constrained run feeds the
-/// tokens its grammar forces in batches (the first ones with the prompt), the unconstrained one
-/// one at a time: that is part of what is measured. Rep 0 is the warm-up; the trie is built
-/// before it (its time is printed apart).
-fn cmd_bench_constrained<B: Backend + 'static>(mut s: Session<B>, reps: usize, prompt: &str, c: Constraint, max_tokens: usize) -> Result<(), String> {
-    let err = |e: engine::EngineError| e.to_string();
-    let n_vocab = s.config().n_vocab;
-    let msgs = [ChatMessage { role: "user".into(), content: prompt.into() }];
-    let prompt_toks = s.chat_tokens(&msgs).map_err(err)?;
-    let p = GenerateParams { max_tokens, sampler: SamplerParams::greedy(), stop: vec![], constraint: Some(c) };
-    let (mut ours, mut theirs, mut per_tok, mut mask, mut compile) = (vec![], vec![], vec![], vec![], vec![]);
-    let mut last = None;
-    for rep in 0..=reps {
-        s.reset();
-        let mut g = s.start(&prompt_toks, &p).map_err(err)?;
-        let t = Instant::now();
-        while pollster::block_on(s.step(&mut g)).map_err(err)?.is_some() {}
-        let ours_s = t.elapsed().as_secs_f64();
-        let done = g.into_completion();
-        let k = done.tokens.len();
-        if k < 2 {
-            return Err(format!("the constrained output has {k} token(s): too short to time"));
-        }
-        s.reset();
-        let mut all = prompt_toks.clone();
-        let l = s.prefill(&all).map_err(err)?;
-        let t = Instant::now();
-        s.backend_mut().argmax(&l, 0, n_vocab).map_err(|e| e.to_string())?;
-        for &tok in &done.tokens[..k - 1] {
-            all.push(tok);
-            let l = s.prefill(&all).map_err(err)?;
-            s.backend_mut().argmax(&l, 0, n_vocab).map_err(|e| e.to_string())?;
-        }
-        let theirs_s = t.elapsed().as_secs_f64();
-        let st = done.usage.constraint.unwrap_or_default();
-        if rep == 0 {
-            println!("vocab (token trie, once per session): {:.1} ms", st.vocab_ms);
-        } else {
-            ours.push(k as f64 / ours_s);
-            theirs.push(k as f64 / theirs_s);
-            per_tok.push(st.grammar_ms / k as f64);
-            compile.push(st.compile_ms);
-            if st.masks > 0 {
-                mask.push(st.mask_ms / st.masks as f64);
-            }
-        }
-        last = Some((done, st));
-    }
-    let (done, st) = last.expect("at least one rep");
-    let samples = |v: &[f64]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(" ");
-    println!("backend: {}", s.backend().describe());
-    println!("prompt tokens: {}", prompt_toks.len());
-    println!("output tokens: {} ({} forced, {} masks), finish {}", done.tokens.len(), st.forced_tokens, st.masks, done.finish_reason.as_str());
-    println!("output: {}", done.text.replace('\n', "\\n"));
-    println!("constrained samples: {}", samples(&ours));
-    println!("constrained: {:.2} tok/s (median of {reps})", median(ours));
-    println!("unconstrained samples: {}", samples(&theirs));
-    println!("unconstrained: {:.2} tok/s (median of {reps})", median(theirs));
-    println!("grammar per token: {:.4} ms (median of {reps})", median(per_tok));
-    if !mask.is_empty() {
-        println!("per mask: {:.4} ms (median of {})", median(mask.clone()), mask.len());
-    }
-    println!("compile: {:.3} ms (median of {reps})", median(compile));
-    Ok(())
-}
-
 fn inspect(path: &Path) -> Result<(), String> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -487,12 +399,8 @@ fn main() -> ExitCode {
         Cmd::Chat { model, system, sample } => params(&sample).and_then(|p| {
             with_backend(&model, &mut |path, b| on_backend!(b, path, model.ctx, |s| cmd_chat(s, system.as_deref(), &p)))
         }),
-        Cmd::Bench { model, reps, pp, tg, prompt, constraint } => constraint.constraint().and_then(|c| {
-            with_backend(&model, &mut |path, b| match (&c, &prompt) {
-                (Some(c), Some(prompt)) => on_backend!(b, path, model.ctx, |s| cmd_bench_constrained(s, reps.max(1), prompt, c.clone(), tg)),
-                (Some(_), None) => Err("a constrained bench needs --prompt".into()),
-                _ => on_backend!(b, path, model.ctx, |s| cmd_bench(s, reps.max(1), &pp, tg)),
-            })
+        Cmd::Bench { model, reps, pp, tg } => with_backend(&model, &mut |path, b| {
+            on_backend!(b, path, model.ctx, |s| cmd_bench(s, reps.max(1), &pp, tg))
         }),
     };
     match r {
