@@ -135,6 +135,11 @@ trait Engine {
     fn count_tokens(&self, text: &str) -> Result<usize, EngineError>;
     fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError>;
     fn reset(&mut self);
+    fn chat_prefix(&self, messages: &[ChatMessage], n_messages: usize) -> Result<Vec<u32>, EngineError>;
+    fn holds_prefix(&self, tokens: &[u32]) -> bool;
+    fn export_prefix(&mut self, tokens: Vec<u32>, model_id: String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, EngineError>> + '_>>;
+    fn restore_prefix(&mut self, bytes: &[u8], model_id: &str) -> Result<usize, EngineError>;
+    fn prefill_prefix(&mut self, tokens: &[u32]) -> Result<(), EngineError>;
 }
 
 enum Prompt {
@@ -231,6 +236,37 @@ impl<B: Backend + 'static> Engine for State<B> {
             *generation = None;
             session.reset();
         }
+    }
+
+    fn chat_prefix(&self, messages: &[ChatMessage], n_messages: usize) -> Result<Vec<u32>, EngineError> {
+        let State::Ready { session, .. } = self else { return Err(not_ready()) };
+        session.chat_prefix_tokens(messages, n_messages)
+    }
+
+    fn holds_prefix(&self, tokens: &[u32]) -> bool {
+        matches!(self, State::Ready { session, .. } if session.holds_prefix(tokens))
+    }
+
+    fn export_prefix(&mut self, tokens: Vec<u32>, model_id: String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, EngineError>> + '_>> {
+        Box::pin(async move {
+            let State::Ready { session, generation } = self else { return Err(not_ready()) };
+            if generation.is_some() {
+                return Err(EngineError::BadRequest("export_prefix during a generation".into()));
+            }
+            session.export_prefix(&tokens, &model_id).await
+        })
+    }
+
+    fn restore_prefix(&mut self, bytes: &[u8], model_id: &str) -> Result<usize, EngineError> {
+        let State::Ready { session, generation } = self else { return Err(not_ready()) };
+        *generation = None;
+        session.restore_prefix(bytes, model_id)
+    }
+
+    fn prefill_prefix(&mut self, tokens: &[u32]) -> Result<(), EngineError> {
+        let State::Ready { session, generation } = self else { return Err(not_ready()) };
+        *generation = None;
+        session.prefill(tokens).map(|_| ())
     }
 }
 
@@ -368,6 +404,42 @@ impl WasmEngine {
             e.reset();
             Ok(())
         })
+    }
+
+    /// The tokens of a chat's reusable prefix, its first `n_messages` messages
+    /// (`Session::chat_prefix_tokens`): what the persisted prompt cache is keyed by.
+    pub fn prompt_prefix(&self, messages_json: &str, n_messages: usize) -> Result<Vec<u32>, JsValue> {
+        self.with(|e| {
+            let m: Vec<ChatMessage> = parse(messages_json)?;
+            e.chat_prefix(&m, n_messages)
+        })
+    }
+
+    /// Whether the KV cache holds these first tokens now (a restore would change nothing).
+    pub fn holds_prefix(&self, tokens: &[u32]) -> bool {
+        self.inner.try_borrow().map(|e| e.holds_prefix(tokens)).unwrap_or(false)
+    }
+
+    /// A KV snapshot of `tokens` (which the cache must hold first) for the model file
+    /// `model_id` (its sha256): `engine/kv_snapshot.rs` has the format.
+    pub async fn export_prefix(&self, tokens: Vec<u32>, model_id: String) -> Result<Vec<u8>, JsValue> {
+        let inner = self.inner.clone();
+        let mut e = inner.try_borrow_mut().map_err(|_| js_error("BAD_REQUEST", "the engine is busy with another call"))?;
+        e.export_prefix(tokens, model_id).await.map_err(to_js)
+    }
+
+    /// Restores a snapshot from `export_prefix`; returns its token count. A snapshot of another
+    /// model, backend or context, or a corrupted one, is refused (`BAD_REQUEST`) before
+    /// anything is written.
+    pub fn restore_prefix(&self, bytes: &[u8], model_id: &str) -> Result<usize, JsValue> {
+        self.with(|e| e.restore_prefix(bytes, model_id))
+    }
+
+    /// Prefills `tokens` alone (reusing what the KV cache shares with them): a prefix that will
+    /// be exported is computed in the batches a restore of it gives, so a request's output is
+    /// the same whether its prefix came from the store or not.
+    pub fn prefill_prefix(&self, tokens: &[u32]) -> Result<(), JsValue> {
+        self.with(|e| e.prefill_prefix(tokens))
     }
 }
 
