@@ -139,7 +139,7 @@ trait Engine {
     fn holds_prefix(&self, tokens: &[u32]) -> bool;
     fn export_prefix(&mut self, tokens: Vec<u32>, model_id: String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, EngineError>> + '_>>;
     fn restore_prefix(&mut self, bytes: &[u8], model_id: &str) -> Result<usize, EngineError>;
-    fn prefill_prefix(&mut self, tokens: &[u32]) -> Result<(), EngineError>;
+    fn prefill_prefix(&mut self, tokens: &[u32]) -> Result<usize, EngineError>;
 }
 
 enum Prompt {
@@ -263,10 +263,10 @@ impl<B: Backend + 'static> Engine for State<B> {
         session.restore_prefix(bytes, model_id)
     }
 
-    fn prefill_prefix(&mut self, tokens: &[u32]) -> Result<(), EngineError> {
+    fn prefill_prefix(&mut self, tokens: &[u32]) -> Result<usize, EngineError> {
         let State::Ready { session, generation } = self else { return Err(not_ready()) };
         *generation = None;
-        session.prefill(tokens).map(|_| ())
+        session.prefill_prefix(tokens)
     }
 }
 
@@ -437,8 +437,9 @@ impl WasmEngine {
 
     /// Prefills `tokens` alone (reusing what the KV cache shares with them): a prefix that will
     /// be exported is computed in the batches a restore of it gives, so a request's output is
-    /// the same whether its prefix came from the store or not.
-    pub fn prefill_prefix(&self, tokens: &[u32]) -> Result<(), JsValue> {
+    /// the same whether its prefix came from the store or not. Returns how many of the tokens
+    /// the cache already held.
+    pub fn prefill_prefix(&self, tokens: &[u32]) -> Result<usize, JsValue> {
         self.with(|e| e.prefill_prefix(tokens))
     }
 }

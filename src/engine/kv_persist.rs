@@ -26,6 +26,14 @@ impl<B: Backend> Session<B> {
         Ok(full[..shared].to_vec())
     }
 
+    /// Prefills `prefix` alone (reusing what the KV cache shares with it) and returns how many of
+    /// its tokens were reused. A prefix that will be exported is computed this way, in the
+    /// batches a restore of it gives: the CPU kernels group a batch's tokens in fours, so another
+    /// split rounds differently and could flip a near-tie greedy token.
+    pub fn prefill_prefix(&mut self, prefix: &[u32]) -> Result<usize, EngineError> {
+        self.prefill_reusing(prefix).map(|(_, shared)| shared)
+    }
+
     /// Whether the KV cache holds `prefix` now (its first tokens are these), so restoring a
     /// snapshot of it would change nothing.
     pub fn holds_prefix(&self, prefix: &[u32]) -> bool {

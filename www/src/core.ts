@@ -353,6 +353,8 @@ export class EngineCore implements Driver {
         if (step.done) {
           if (step.finish_reason === "cancelled" || cancelled) throw abortError(signal);
           const usage: Usage = step.usage ?? { prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0 };
+          // The prefix a miss prefilled just before the generation is work of this request.
+          if (prefix) usage.cached_tokens = Math.max(0, usage.cached_tokens - prefix.prefilled);
           const end = performance.now();
           if (prefix) await this.storePrefix(engine, prefix);
           return {

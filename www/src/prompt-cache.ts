@@ -48,6 +48,9 @@ export interface PreparedPrefix {
   key: string;
   /** `restored`: read from the store; `held`: already in the KV cache; `missing`: to be stored after the request. */
   state: "restored" | "held" | "missing";
+  /** Prefix tokens this request prefilled before its generation started (a miss): the
+   *  generation counts them as reused, but the request computed them. */
+  prefilled: number;
 }
 
 /** Where the engine's KV snapshots are kept, for one model on one backend and build. */
@@ -93,13 +96,13 @@ export class PromptCache {
     const tokens = engine.prompt_prefix(JSON.stringify(messages), nMessages);
     if (tokens.length < MIN_PREFIX_TOKENS) return null;
     const key = await this.key(tokens);
-    if (engine.holds_prefix(tokens)) return { tokens, key, state: "held" };
+    if (engine.holds_prefix(tokens)) return { tokens, key, state: "held", prefilled: 0 };
     const bytes = await this.read(key);
     if (bytes) {
       try {
         engine.restore_prefix(bytes, this.modelSha256);
         await this.touch(key, bytes.length);
-        return { tokens, key, state: "restored" };
+        return { tokens, key, state: "restored", prefilled: 0 };
       } catch (e) {
         // A trap is not a refusal: let the caller's trap handling see it.
         if (e instanceof WebAssembly.RuntimeError) throw e;
@@ -110,8 +113,8 @@ export class PromptCache {
     // fours from a batch's start, so another split rounds differently and, on a near tie, could
     // change a greedy token. Prefilling the prefix first makes a request's output the same
     // whether its prefix came from the store or not.
-    engine.prefill_prefix(tokens);
-    return { tokens, key, state: "missing" };
+    const held = engine.prefill_prefix(tokens);
+    return { tokens, key, state: "missing", prefilled: tokens.length - held };
   }
 
   /** After the request: stores the prefix's snapshot when it was missing (best effort: a full disk only skips it). */

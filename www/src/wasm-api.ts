@@ -38,8 +38,8 @@ export interface WasmEngine {
   export_prefix(tokens: Uint32Array, model_id: string): Promise<Uint8Array>;
   /** Restores a snapshot; returns its token count. Throws BAD_REQUEST for a corrupted or mismatched one (nothing restored). */
   restore_prefix(bytes: Uint8Array, model_id: string): number;
-  /** Prefills these tokens alone (what the cache shares with them is reused). */
-  prefill_prefix(tokens: Uint32Array): void;
+  /** Prefills these tokens alone; returns how many the cache already held. */
+  prefill_prefix(tokens: Uint32Array): number;
   /** Releases the engine's memory (wasm-bindgen). */
   free(): void;
 }
