@@ -306,6 +306,9 @@ mod tests {
                 let keep = (next() as usize % good.len()).min(b.len());
                 b[..keep].copy_from_slice(&good[..keep]);
             }
+            if b == good {
+                continue;
+            }
             assert!(parse(&b, &key()).is_err());
         }
         // Huge declared sizes are refused by length, not allocated.
