@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { REPO, MODEL_PATH, requireDist, requireFile, launchBrowser, startTestServer, openPage } from "./harness.mjs";
+import { REPO, MODEL_PATH, requireDist, requireFile, openTestPage, closeTestPage } from "./harness.mjs";
 
 requireDist();
 requireFile(path.join(REPO, "www/pkg/hearth_bg.wasm"), "make wasm");
@@ -15,17 +15,14 @@ const ID = "smollm2-135m-instruct-q4_1";
 
 let srv, browser, page;
 before(async () => {
-  srv = await startTestServer();
-  browser = await launchBrowser();
-  page = await openPage(browser.context, srv);
+  ({ srv, browser, page } = await openTestPage());
   await page.evaluate(async (id) => {
     const H = await import("/dist/index.js");
     globalThis.engine = await H.Engine.load(id, { backend: "cpu" });
   }, ID);
 });
 after(async () => {
-  await browser?.close();
-  await srv?.close();
+  await closeTestPage({ browser, srv });
 });
 
 test("temperature NaN (and Infinity, out of range) is BAD_REQUEST with the same message from chat, complete, summarizer and the Prompt API", async () => {

@@ -13,7 +13,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
-  REPO, MODEL_FILE, MODEL_PATH, requireDist, requireFile, launchBrowser, startTestServer, openPage, mountsWithFixtures, resetServerStats, sha256File,
+  REPO, MODEL_FILE, MODEL_PATH, requireDist, requireFile, mountsWithFixtures, resetServerStats, sha256File, openTestPage, closeTestPage,
 } from "./harness.mjs";
 
 requireDist();
@@ -36,13 +36,10 @@ before(async () => {
   fs.symlinkSync(path.join(REPO, "www/pkg/hearth_bg.wasm"), path.join(dir, "wasm", "hearth_bg.wasm"));
   armPanic(null);
   sha = sha256File(MODEL_PATH);
-  srv = await startTestServer({ roots: mountsWithFixtures(dir) });
-  browser = await launchBrowser();
-  page = await openPage(browser.context, srv);
+  ({ srv, browser, page } = await openTestPage({ roots: mountsWithFixtures(dir) }));
 });
 after(async () => {
-  await browser?.close();
-  await srv?.close();
+  await closeTestPage({ browser, srv });
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

@@ -76,6 +76,23 @@ export async function openPage(context, srv) {
   return page;
 }
 
+/**
+ * The set-up most browser test files share: the test server (`serverOpts` as
+ * {@link startTestServer}'s), one browser and a blank page on the server's origin.
+ */
+export async function openTestPage(serverOpts = {}) {
+  const srv = await startTestServer(serverOpts);
+  const browser = await launchBrowser();
+  const page = await openPage(browser.context, srv);
+  return { srv, browser, page };
+}
+
+/** Closes what {@link openTestPage} opened: the browser, then the server (either may be missing when set-up failed). */
+export async function closeTestPage({ browser, srv }) {
+  await browser?.close();
+  await srv?.close();
+}
+
 export const MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf";
 export const MODEL_PATH = path.join(REPO, "models", "cache", MODEL_FILE);
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { requireDist, launchBrowser, startTestServer, openPage, makeFixture, mountsWithFixtures, sha256File, resetServerStats } from "./harness.mjs";
+import { requireDist, makeFixture, mountsWithFixtures, sha256File, resetServerStats, openTestPage, closeTestPage } from "./harness.mjs";
 
 requireDist();
 const SIZE = 64 * 1024 * 1024 + 12345; // 8 chunks of 8 MiB and a short one
@@ -15,13 +15,10 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "hearth-store-"));
   sha = sha256File(makeFixture(dir, "big.gguf", SIZE, 7));
   smallSha = sha256File(makeFixture(dir, "small.gguf", 3 * 1024 * 1024 + 5, 9));
-  srv = await startTestServer({ roots: mountsWithFixtures(dir) });
-  browser = await launchBrowser();
-  page = await openPage(browser.context, srv);
+  ({ srv, browser, page } = await openTestPage({ roots: mountsWithFixtures(dir) }));
 });
 after(async () => {
-  await browser?.close();
-  await srv?.close();
+  await closeTestPage({ browser, srv });
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
