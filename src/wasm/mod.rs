@@ -89,6 +89,7 @@ impl WasmEngine {
     pub fn feed(&self, chunk: &[u8]) -> Result<(), JsValue> {
         self.with(|e| {
             test_hooks::panic_point("feed");
+            test_hooks::pool_panic_point("feed");
             e.feed(chunk)
         })
     }
@@ -134,6 +135,7 @@ impl WasmEngine {
             e.cancel();
         }
         test_hooks::panic_point("step");
+        test_hooks::pool_panic_point("step");
         answer(&e.step().await.map_err(to_js)?)
     }
 
