@@ -7,6 +7,8 @@
 mod clock;
 mod error_code;
 mod constraint;
+mod kv_persist;
+pub mod kv_snapshot;
 mod load;
 #[cfg(test)]
 mod load_checks;
@@ -46,6 +48,10 @@ pub enum EngineError {
     ContextOverflow { prompt: usize, n_ctx: usize },
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A KV snapshot that does not belong to this model/backend/context or is corrupted
+    /// ([`Session::restore_prefix`]); nothing was restored.
+    #[error(transparent)]
+    Snapshot(kv_snapshot::SnapshotError),
 }
 
 /// What to generate.

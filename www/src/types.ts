@@ -42,7 +42,18 @@ export type OutputConstraint = { json_schema: Record<string, unknown> } | { rege
 
 /** One generation request: a chat, or a raw completion of a prompt. */
 export type GenerateRequest =
-  | ({ kind: "chat"; messages: ChatMessage[]; /** The reply starts with this text; the model continues it. */ assistant_prefix?: string } & SamplingOptions)
+  | ({
+      kind: "chat";
+      messages: ChatMessage[];
+      /**
+       * How many leading messages form the prompt's reusable prefix for the persisted prompt
+       * cache (`Engine.load({promptCache})`); default: the leading system messages.
+       * 0: do not use the persisted cache for this request.
+       */
+      cache_prefix?: number;
+      /** The reply starts with this text; the model continues it (Prompt API `prefix`). */
+      assistant_prefix?: string;
+    } & SamplingOptions)
   | ({ kind: "completion"; prompt: string } & SamplingOptions);
 
 /** Token accounting of one generation. */
@@ -122,8 +133,16 @@ export interface BackendChange {
 }
 
 /** Options of a load, minus the callbacks (these travel to the Worker). */
+/** Options of the persisted prompt cache (`Engine.load({promptCache})`, `prompt-cache.ts`). */
+export interface PromptCacheOptions {
+  /** Cap on all stored prefixes together, in bytes (default 256 MiB); least recently used go first. */
+  maxBytes?: number;
+}
+
 export interface LoadConfig {
   backend: BackendPreference;
+  /** Persist the KV cache of prompt prefixes across page loads (off when absent). */
+  promptCache?: PromptCacheOptions;
   /** Context window in tokens (default 2048; capped by the model's). */
   contextSize: number;
   sha256?: string;

@@ -36,6 +36,16 @@ export interface WasmEngine {
   render_chat(messages_json: string): string;
   /** Forgets the KV cache. */
   reset(): void;
+  /** Tokens of the reusable prefix of a chat (its first `n_messages` messages): the persisted prompt cache's key. */
+  prompt_prefix(messages_json: string, n_messages: number): Uint32Array;
+  /** Whether the KV cache holds these first tokens now. */
+  holds_prefix(tokens: Uint32Array): boolean;
+  /** A KV snapshot of `tokens` (held first in the cache) for the model file `model_id` (`src/engine/kv_snapshot.rs`). */
+  export_prefix(tokens: Uint32Array, model_id: string): Promise<Uint8Array>;
+  /** Restores a snapshot; returns its token count. Throws BAD_REQUEST for a corrupted or mismatched one (nothing restored). */
+  restore_prefix(bytes: Uint8Array, model_id: string): number;
+  /** Prefills these tokens alone; returns how many the cache already held. */
+  prefill_prefix(tokens: Uint32Array): number;
   /** Releases the engine's memory (wasm-bindgen). */
   free(): void;
 }
