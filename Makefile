@@ -5,12 +5,12 @@ WASM_BINDGEN_VERSION := 0.2.130
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build fuzz-long wasm wasm-baseline wasm-threads demo bench bench-build bench-deps bench-deps-vulkan hearth-release bench-kernels bench-summary bench-summary-deps clean
+.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build fuzz-long wasm wasm-baseline wasm-threads demo bench bench-build bench-deps hearth-release bench-kernels bench-summary bench-summary-deps bench-structured bench-deps-vulkan clean
 
 help:
 	@echo "make demo   build everything, fetch the default model, serve the browser demo on 127.0.0.1"
 	@echo "make test   install what the tests need, run every test"
-	@echo "make models | models-all | wasm | bench | bench-kernels | bench-summary | fuzz-long | setup"
+	@echo "make models | models-all | wasm | bench | bench-kernels | bench-summary | bench-structured | fuzz-long | setup"
 
 ## setup: idempotent install of everything the build and tests need (Debian, as root).
 setup:
@@ -67,7 +67,7 @@ demo: wasm www models extension
 ## wasm builds and the release CLI each end in a one-core LTO/codegen tail, and the model download
 ## is network time), then the run itself.
 BENCH_ARGS ?=
-bench: setup bench-deps bench-deps-vulkan
+bench: setup bench-deps
 	@echo "bench: building the two wasm engines and the release CLI, fetching the models (side by side, make -j3)"
 	@start=$$(date +%s); $(MAKE) --no-print-directory -j3 -Oline bench-build \
 	  && echo "bench: built in $$(( $$(date +%s) - start )) s"
@@ -98,6 +98,13 @@ VKBUILD ?= /work/vkbuild
 bench-deps-vulkan:
 	@dpkg -s glslc libvulkan-dev spirv-headers cmake >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq glslc libvulkan-dev spirv-headers cmake >/dev/null; }
 	HEARTH_VKBUILD_JOBS=2 nice -n 10 scripts/build_llama_vulkan.sh $(VKBUILD)
+
+## bench-structured: structured output alone (bench/structured.py, also the last part of `make bench`):
+## constrained vs unconstrained decode (native CLI, Chromium), schema compile time in Chromium,
+## tool-calling accuracy per model in models/cache. STRUCTURED_ARGS e.g. "--only tools".
+STRUCTURED_ARGS ?=
+bench-structured: www wasm-baseline hearth-release
+	python3 bench/structured.py $(STRUCTURED_ARGS)
 
 ## bench-summary: summary quality of the real Summarizer API (headless Chromium, www/dist over the
 ## single-thread wasm build) on a JSONL of {id, article, highlights}: ROUGE vs the highlights,

@@ -16,6 +16,10 @@ The registry default gets the full run; the larger models a lighter one (--light
 benchmarks take ~14 min on a 2-core machine (a first `make bench` on a fresh one, installs and
 builds included, 33 min: BENCHMARKS.md). The reps and token counts used are recorded per part.
 
+Then the structured-output part (bench/structured.py: constrained vs unconstrained decode, schema
+compile time in Chromium, tool-calling accuracy), written beside it as structured-<date>-<host>.*;
+`--only structured` runs that part alone, `--skip-structured` leaves it out.
+
 Writes bench/results/<date>-<host>.json (raw samples, versions, flags, CPU, load average),
 bench/results/<date>-<host>.md (tables with ours/theirs ratios) and .svg (bar chart of ratios);
 --out FILE.json writes elsewhere. Each part has a time cap; a part that fails or times out is
@@ -24,6 +28,7 @@ recorded as an error, not fatal. Rendering: bench/report.py.
 usage: bench/run.py [--reps 5] [--threads 1,2] [--pp 128,512] [--tg 128] [--browser-reps 5] [--browser-tg 32]
                     [--tg-long 32] [--light-reps 1] [--light-tg 32] [--models ID,...]
                     [--skip-native] [--skip-browser] [--skip-gpu] [--skip-webgpu] [--out FILE.json]
+                    [--only structured] [--skip-structured]
                     [--render JSON]
 """
 import argparse
@@ -41,6 +46,7 @@ import tomllib
 from pathlib import Path
 
 from report import markdown, svg
+import structured
 
 REPO = Path(__file__).resolve().parent.parent
 SUPPORTED_ARCHS = {"llama", "gemma3", "qwen2"}  # what src/model/ implements (model::build dispatch) and `hearth bench` accepts
@@ -321,9 +327,13 @@ def main():
                     help="llama-bench built with Vulkan (make bench-deps-vulkan); its row is skipped when absent")
     ap.add_argument("--out", help="result JSON path (default bench/results/<date>-<host>.json; .md/.svg beside it)")
     ap.add_argument("--render", help="re-render the Markdown and SVG of an existing JSON, run nothing")
+    ap.add_argument("--only", choices=["structured"], help="run only this part (bench/structured.py with its defaults)")
+    ap.add_argument("--skip-structured", action="store_true", help="no structured-output part")
     a = ap.parse_args()
     if a.render:
         return render(a.render)
+    if a.only == "structured":
+        return run_structured(a)
     reg = tomllib.loads((REPO / "models/registry.toml").read_text())
     now = datetime.datetime.now(datetime.timezone.utc)
     host = socket.gethostname()
@@ -356,6 +366,20 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
     render(out)
+    if not a.skip_structured:
+        run_structured(a)
+
+
+def run_structured(a):
+    """bench/structured.py with its defaults (the same release CLI and models)."""
+    p = argparse.ArgumentParser()
+    structured.add_args(p)
+    sa = p.parse_args([])
+    sa.hearth = a.hearth
+    if a.models:
+        sa.models = a.models
+    print("structured output (bench/structured.py)…", file=sys.stderr)
+    return structured.run(sa)
 
 
 if __name__ == "__main__":

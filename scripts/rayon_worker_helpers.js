@@ -37,8 +37,34 @@ waitForMsgType(self, "wasm_bindgen_worker_init").then(async (data) => {
   const pkg = await import("../../../hearth.js");
   await pkg.default({ module_or_path: data.module, memory: data.memory });
   postMessage({ type: "wasm_bindgen_worker_ready" });
-  pkg.wbg_rayon_start_worker(data.receiver);
+  try {
+    pkg.wbg_rayon_start_worker(data.receiver);
+  } catch (e) {
+    // Reported: the owner ends this Worker. Unreported (no channel), it stays an uncaught error.
+    if (!reportTrap(pkg, data.trapChannel, e)) throw e;
+  }
 });
+
+/**
+ * A Rust panic on this pool thread aborts (a trap out of `wbg_rayon_start_worker`) while the
+ * engine's thread waits for this thread's task, blocked inside wasm: nothing in the engine's
+ * realm can run again. So the trap is reported past it, to whoever owns the engine (the page's
+ * `worker-client.ts`), on the BroadcastChannel named at pool start (`wasm-instance.ts`
+ * `setPoolTrapChannel`), with the panic hook's text; the owner ends the engine's Worker (this
+ * pool goes with it) and re-creates it on the next request. Returns whether it was reported.
+ */
+function reportTrap(pkg, channel, e) {
+  let panic = "";
+  try {
+    panic = (typeof pkg.last_panic_message === "function" && pkg.last_panic_message()) || "";
+  } catch {
+    panic = "";
+  }
+  const trap = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  if (typeof channel !== "string" || typeof BroadcastChannel === "undefined") return false;
+  new BroadcastChannel(channel).postMessage({ type: "hearth_pool_trap", panic, trap });
+  return true;
+}
 
 /** `rel` against this file's URL (a parameter, so bundlers leave it alone). */
 function besideThisFile(rel) {
@@ -67,7 +93,9 @@ let _workers;
 
 export async function startWorkers(module, memory, builder) {
   if (builder.numThreads() === 0) throw new Error("num_threads must be > 0.");
-  const workerInit = { type: "wasm_bindgen_worker_init", module, memory, receiver: builder.receiver() };
+  // Where a pool thread reports its trap (see reportTrap): set by wasm-instance.ts in this realm.
+  const trapChannel = globalThis[Symbol.for("hearth.poolTrapChannel")];
+  const workerInit = { type: "wasm_bindgen_worker_init", module, memory, receiver: builder.receiver(), trapChannel };
   _workers = await Promise.all(
     Array.from({ length: builder.numThreads() }, async () => {
       const worker = startPoolWorker();

@@ -1,5 +1,6 @@
 //! Milliseconds for usage timings. `std::time::Instant` panics on wasm32-unknown-unknown,
-//! so the browser build reports 0 here and the JS layer measures with `performance.now()`.
+//! so the browser build reads `performance.now()` (through `instant`, which llguidance's
+//! timers already use there).
 
 #[cfg(not(target_arch = "wasm32"))]
 pub fn now_ms() -> f64 {
@@ -11,5 +12,5 @@ pub fn now_ms() -> f64 {
 
 #[cfg(target_arch = "wasm32")]
 pub fn now_ms() -> f64 {
-    0.0
+    instant::now()
 }

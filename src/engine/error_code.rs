@@ -32,7 +32,7 @@ impl EngineError {
             EngineError::Model(_) => "INVALID_MODEL",
             EngineError::Backend(BE::UnsupportedType { .. }) | EngineError::Backend(BE::Quant(_)) => "UNSUPPORTED_MODEL",
             EngineError::Backend(_) => "INTERNAL",
-            EngineError::BadRequest(_) => "BAD_REQUEST",
+            EngineError::BadRequest(_) | EngineError::Snapshot(_) => "BAD_REQUEST",
         }
     }
 }

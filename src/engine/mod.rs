@@ -7,6 +7,8 @@
 mod clock;
 mod error_code;
 mod constraint;
+mod kv_persist;
+pub mod kv_snapshot;
 mod load;
 #[cfg(test)]
 mod load_checks;
@@ -46,6 +48,10 @@ pub enum EngineError {
     ContextOverflow { prompt: usize, n_ctx: usize },
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A KV snapshot that does not belong to this model/backend/context or is corrupted
+    /// ([`Session::restore_prefix`]); nothing was restored.
+    #[error(transparent)]
+    Snapshot(kv_snapshot::SnapshotError),
 }
 
 /// What to generate.
@@ -97,6 +103,28 @@ pub struct Usage {
     pub completion_tokens: usize,
     pub prefill_ms: f64,
     pub decode_ms: f64,
+    /// Where a constrained request's grammar time went (`None` without a constraint).
+    pub constraint: Option<ConstraintUsage>,
+}
+
+/// The grammar's share of a constrained request (for benchmarks: `hearth bench --json-schema`,
+/// `usage.constraint` in the browser).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct ConstraintUsage {
+    /// Building the vocabulary's token trie: the first constrained request of a session only (else 0).
+    pub vocab_ms: f64,
+    /// Compiling this request's constraint (before the prefill; not in `prefill_ms`).
+    pub compile_ms: f64,
+    /// Grammar time while generating: checking the argmax, computing masks, advancing over
+    /// sampled tokens, finding forced ones (part of `prefill_ms` + `decode_ms`).
+    pub grammar_ms: f64,
+    /// Full-vocabulary masks computed (greedy computes one only when the argmax is not allowed;
+    /// sampling, one per sampled token).
+    pub masks: usize,
+    /// Time computing and applying those masks (part of `grammar_ms`).
+    pub mask_ms: f64,
+    /// Tokens the grammar forced (fed to the model without sampling; part of `completion_tokens`).
+    pub forced_tokens: usize,
 }
 
 impl Usage {
@@ -189,7 +217,14 @@ impl<B: Backend> Session<B> {
 
     /// Renders messages with the model's chat template and tokenizes the result.
     pub fn chat_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, EngineError> {
-        let text = self.render_chat(messages)?;
+        self.chat_tokens_with_prefix(messages, "")
+    }
+
+    /// [`Session::chat_tokens`] with the start of the reply written after the generation
+    /// prompt (a response prefix the model continues; the Prompt API's `prefix: true`).
+    pub fn chat_tokens_with_prefix(&self, messages: &[ChatMessage], reply_prefix: &str) -> Result<Vec<u32>, EngineError> {
+        let mut text = self.render_chat(messages)?;
+        text.push_str(reply_prefix);
         // Templates that write the BOS token themselves must not get a second one.
         let bos_in_text = self
             .tokenizer
@@ -262,7 +297,8 @@ impl<B: Backend> Session<B> {
 
     /// Compiles a constraint against this model's vocabulary (see [`GenerateParams::constraint`]);
     /// an invalid or unsupported one fails with `BadRequest` naming the problem.
-    fn compile(&mut self, c: &Constraint) -> Result<constraint::Active, EngineError> {
+    fn compile(&mut self, c: &Constraint) -> Result<(constraint::Active, ConstraintUsage), EngineError> {
+        let t = clock::now_ms();
         let compiler = match &self.constraints {
             Some(c) => c.clone(),
             None => {
@@ -271,7 +307,9 @@ impl<B: Backend> Session<B> {
                 c
             }
         };
-        compiler.compile(c)
+        let t_vocab = clock::now_ms();
+        let active = compiler.compile(c)?;
+        Ok((active, ConstraintUsage { vocab_ms: t_vocab - t, compile_ms: clock::now_ms() - t_vocab, ..Default::default() }))
     }
 
     /// Checks a constraint without generating: `Ok` if it compiles for this model.
@@ -287,13 +325,15 @@ impl<B: Backend> Session<B> {
         p.validate()?;
         // Compiling the constraint (and, on a session's first constrained request, building the
         // token trie) is not prefill: the clock starts after it.
-        let mut active = p.constraint.as_ref().map(|c| self.compile(c)).transpose()?;
+        let (mut active, mut stats) = p.constraint.as_ref().map(|c| self.compile(c)).transpose()?.unzip();
         let t0 = clock::now_ms();
         let mut full = prompt.to_vec();
         let mut pending = Vec::new();
-        if let Some(a) = active.as_mut() {
+        if let (Some(a), Some(st)) = (active.as_mut(), stats.as_mut()) {
             let room = p.max_tokens.min(self.model.n_ctx().saturating_sub(prompt.len() + 1));
             pending = a.take_forced(room)?;
+            st.forced_tokens += pending.len();
+            st.grammar_ms += clock::now_ms() - t0;
             full.extend_from_slice(&pending);
         }
         let (logits, shared_before) = self.prefill_reusing(&full)?;
@@ -309,7 +349,7 @@ impl<B: Backend> Session<B> {
             text: String::new(),
             logits,
             finish: None,
-            usage: Usage { prompt_tokens: prompt.len(), cached_tokens: shared_before.min(prompt.len()), ..Default::default() },
+            usage: Usage { prompt_tokens: prompt.len(), cached_tokens: shared_before.min(prompt.len()), constraint: stats, ..Default::default() },
             t0,
             t_first: None,
         })
@@ -344,20 +384,28 @@ impl<B: Backend> Session<B> {
                 g.sampler.sample(&l, &g.history)
             }
             Some(c) => {
+                let st = g.usage.constraint.get_or_insert_default();
                 // Greedy: the argmax (4 bytes from a GPU) is usually allowed; only when it is
                 // not are all logits read back and masked.
                 let mut pick = None;
                 if g.sampler.is_greedy() {
                     let t = self.backend.argmax_async(&g.logits, 0, n_vocab).await?;
+                    let t0 = clock::now_ms();
                     if c.allows(t)? {
                         pick = Some(t);
                     }
+                    st.grammar_ms += clock::now_ms() - t0;
                 }
                 match pick {
                     Some(t) => t,
                     None => {
                         let mut l = self.backend.read_async(&g.logits, 0, n_vocab).await?;
+                        let t0 = clock::now_ms();
                         c.mask_logits(&mut l)?;
+                        let dt = clock::now_ms() - t0;
+                        st.masks += 1;
+                        st.mask_ms += dt;
+                        st.grammar_ms += dt;
                         g.sampler.sample(&l, &g.history)
                     }
                 }
@@ -371,11 +419,15 @@ impl<B: Backend> Session<B> {
         }
         let mut batch = vec![tok];
         if let Some(c) = g.constraint.as_mut() {
+            let t0 = clock::now_ms();
             c.consume(tok)?;
             // Forced tokens go through the model in one batch with the sampled one, within
             // max_tokens and the context.
             let room = g.max_tokens.saturating_sub(g.tokens.len() + 1).min(self.model.n_ctx().saturating_sub(self.cached.len() + 2));
             batch.extend(c.take_forced(room)?);
+            let st = g.usage.constraint.get_or_insert_default();
+            st.forced_tokens += batch.len() - 1;
+            st.grammar_ms += clock::now_ms() - t0;
         }
         let emit = self.emit(g, &batch)?.unwrap_or_default();
         if g.finish.is_some() {

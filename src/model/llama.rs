@@ -289,6 +289,10 @@ impl<B: Backend> Forward<B> for Llama<B> {
         self.opts.n_ctx
     }
 
+    fn kv_cache(&self) -> Vec<(&B::Tensor, &B::Tensor)> {
+        self.layers.iter().map(|l| (&l.k_cache, &l.v_cache)).collect()
+    }
+
     fn forward(&mut self, b: &mut B, tokens: &[u32], pos0: usize) -> Result<B::Tensor, ModelError> {
         let s = &self.s;
         let head = Head {

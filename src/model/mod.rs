@@ -73,6 +73,9 @@ pub trait Forward<B: Backend> {
     /// and returns the logits tensor (`n_vocab` elements) of the last token.
     /// Fails with [`ModelError::ContextOverflow`] beyond `n_ctx`.
     fn forward(&mut self, b: &mut B, tokens: &[u32], pos0: usize) -> Result<B::Tensor, ModelError>;
+    /// Each layer's key and value caches, in layer order: `[n_ctx, kv_dim]` f32 tensors whose
+    /// row `p` holds position `p` (what `engine::kv_snapshot` exports and restores).
+    fn kv_cache(&self) -> Vec<(&B::Tensor, &B::Tensor)>;
 }
 
 /// The buffers and weights every family's forward pass ends with.

@@ -21,25 +21,52 @@ pub(super) mod test_hooks {
     }
 
     /// Test-only: the next engine call `method` (`"feed"`, `"step"` or `"count_tokens"`) of this
-    /// wasm instance panics. Not part of the API.
+    /// wasm instance panics; `"pool:feed"` or `"pool:step"`: that call first runs a parallel job
+    /// whose task panics on a thread of the threaded build's pool (a Web Worker) while the
+    /// engine's thread waits for it, as a panic inside a parallel kernel would (the baseline
+    /// build has no pool: there it panics on the engine's thread). Not part of the API.
     #[wasm_bindgen]
     pub fn __test_arm_panic(method: String) {
         ARMED.with(|a| *a.borrow_mut() = Some(method));
     }
 
-    /// Panics when the armed method is `method` (once).
-    pub(in crate::wasm) fn panic_point(method: &str) {
-        let hit = ARMED.with(|a| {
+    /// Whether `prefix` + `method` is armed; disarms it.
+    fn take(prefix: &str, method: &str) -> bool {
+        ARMED.with(|a| {
             let mut a = a.borrow_mut();
-            let hit = a.as_deref() == Some(method);
+            let hit = a.as_deref().and_then(|a| a.strip_prefix(prefix)) == Some(method);
             if hit {
                 *a = None;
             }
             hit
-        });
-        if hit {
+        })
+    }
+
+    /// Panics when the armed method is `method` (once).
+    pub(in crate::wasm) fn panic_point(method: &str) {
+        if take("", method) {
             panic!("hearth test panic in {method} (armed by __test_arm_panic)");
         }
+    }
+
+    /// With `"pool:{method}"` armed (once): a rayon job over the pool whose tasks panic where
+    /// they run on a pool thread. Called from outside the pool, rayon runs every task on the
+    /// pool's threads while this thread blocks, so the panic is always a pool thread's.
+    pub(in crate::wasm) fn pool_panic_point(method: &str) {
+        if !take("pool:", method) {
+            return;
+        }
+        #[cfg(feature = "threads")]
+        {
+            use rayon::prelude::*;
+            (0..rayon::current_num_threads().max(2)).into_par_iter().for_each(|i| {
+                if rayon::current_thread_index().is_some() {
+                    panic!("hearth test panic in a pool thread during {method} (task {i}; armed by __test_arm_panic)");
+                }
+            });
+        }
+        #[cfg(not(feature = "threads"))]
+        panic!("hearth test panic in pool:{method} (armed by __test_arm_panic; this build has no thread pool)");
     }
 }
 

@@ -89,6 +89,7 @@ impl WasmEngine {
     pub fn feed(&self, chunk: &[u8]) -> Result<(), JsValue> {
         self.with(|e| {
             test_hooks::panic_point("feed");
+            test_hooks::pool_panic_point("feed");
             e.feed(chunk)
         })
     }
@@ -110,7 +111,7 @@ impl WasmEngine {
         self.with(|e| {
             let r: ChatRequest = parse(request_json)?;
             let p = r.sampling.params(random_seed)?;
-            e.start(Prompt::Chat(r.messages, p))
+            e.start(Prompt::Chat(r.messages, r.assistant_prefix, p))
         })
     }
 
@@ -134,6 +135,7 @@ impl WasmEngine {
             e.cancel();
         }
         test_hooks::panic_point("step");
+        test_hooks::pool_panic_point("step");
         answer(&e.step().await.map_err(to_js)?)
     }
 
@@ -165,5 +167,42 @@ impl WasmEngine {
             e.reset();
             Ok(())
         })
+    }
+
+    /// The tokens of a chat's reusable prefix, its first `n_messages` messages
+    /// (`Session::chat_prefix_tokens`): what the persisted prompt cache is keyed by.
+    pub fn prompt_prefix(&self, messages_json: &str, n_messages: usize) -> Result<Vec<u32>, JsValue> {
+        self.with(|e| {
+            let m: Vec<ChatMessage> = parse(messages_json)?;
+            e.chat_prefix(&m, n_messages)
+        })
+    }
+
+    /// Whether the KV cache holds these first tokens now (a restore would change nothing).
+    pub fn holds_prefix(&self, tokens: &[u32]) -> bool {
+        self.inner.try_borrow().map(|e| e.holds_prefix(tokens)).unwrap_or(false)
+    }
+
+    /// A KV snapshot of `tokens` (which the cache must hold first) for the model file
+    /// `model_id` (its sha256): `engine/kv_snapshot.rs` has the format.
+    pub async fn export_prefix(&self, tokens: Vec<u32>, model_id: String) -> Result<Vec<u8>, JsValue> {
+        let inner = self.inner.clone();
+        let mut e = inner.try_borrow_mut().map_err(|_| js_error("BAD_REQUEST", "the engine is busy with another call"))?;
+        e.export_prefix(tokens, model_id).await.map_err(to_js)
+    }
+
+    /// Restores a snapshot from `export_prefix`; returns its token count. A snapshot of another
+    /// model, backend or context, or a corrupted one, is refused (`BAD_REQUEST`) before
+    /// anything is written.
+    pub fn restore_prefix(&self, bytes: &[u8], model_id: &str) -> Result<usize, JsValue> {
+        self.with(|e| e.restore_prefix(bytes, model_id))
+    }
+
+    /// Prefills `tokens` alone (reusing what the KV cache shares with them): a prefix that will
+    /// be exported is computed in the batches a restore of it gives, so a request's output is
+    /// the same whether its prefix came from the store or not. Returns how many of the tokens
+    /// the cache already held.
+    pub fn prefill_prefix(&self, tokens: &[u32]) -> Result<usize, JsValue> {
+        self.with(|e| e.prefill_prefix(tokens))
     }
 }

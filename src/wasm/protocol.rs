@@ -9,7 +9,7 @@
 //! TypeScript interfaces, and `tsc` (tests/browser/types.test.mjs) refuses a missing, extra or
 //! differently typed field. Compiled natively too, so that test runs under `cargo test`.
 
-use crate::engine::{Constraint, EngineError, FinishReason, GenerateParams, SamplerParams, Usage};
+use crate::engine::{Constraint, ConstraintUsage, EngineError, FinishReason, GenerateParams, SamplerParams, Usage};
 use crate::template::ChatMessage;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,10 @@ pub struct Sampling {
 #[derive(Deserialize, Debug)]
 pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
+    /// Text the reply starts with (the Prompt API's `prefix: true` assistant message): written
+    /// after the generation prompt, and the model continues it.
+    #[serde(default)]
+    pub assistant_prefix: String,
     #[serde(flatten)]
     pub sampling: Sampling,
 }
@@ -113,6 +117,9 @@ pub struct StepUsage {
     /// Prompt tokens whose KV cache entries were reused.
     pub cached_tokens: usize,
     pub total_tokens: usize,
+    /// A constrained generation only: where the grammar's time went (ms from `performance.now()`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<ConstraintUsage>,
 }
 
 impl Step {
@@ -123,6 +130,7 @@ impl Step {
             completion_tokens: u.completion_tokens,
             cached_tokens: u.cached_tokens,
             total_tokens: u.prompt_tokens + u.completion_tokens,
+            constraint: u.constraint,
         });
         Step { delta, done: finished.is_some(), finish_reason: finished.map(|(r, _)| r.as_str()), usage }
     }
@@ -148,7 +156,7 @@ pub fn examples() -> Vec<(&'static str, serde_json::Value)> {
     };
     let messages = json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]);
     let mut out = vec![
-        ("Required<WasmChatRequest>", with(json!({"messages": messages}), sampling(json!({"json_schema": {"type": "object"}})))),
+        ("Required<WasmChatRequest>", with(json!({"messages": messages, "assistant_prefix": "Sure:"}), sampling(json!({"json_schema": {"type": "object"}})))),
         ("Required<WasmCompletionRequest>", with(json!({"prompt": "Once"}), sampling(json!({"regex": "[a-z]+"})))),
         ("Required<WasmCompletionRequest>", with(json!({"prompt": "Once"}), sampling(json!({"lark": "start: /[a-z]+/"})))),
         ("WasmChatRequest", json!({"messages": messages})),
@@ -164,10 +172,12 @@ pub fn examples() -> Vec<(&'static str, serde_json::Value)> {
         backend: "CPU, 1 thread".into(),
     };
     let usage = Usage { prompt_tokens: 12, cached_tokens: 4, completion_tokens: 3, ..Default::default() };
+    let constrained = Usage { constraint: Some(ConstraintUsage { vocab_ms: 9.5, compile_ms: 1.5, grammar_ms: 0.5, masks: 1, mask_ms: 0.25, forced_tokens: 2 }), ..usage };
     let answers = [
         ("Required<WasmModelInfo>", serde_json::to_value(&info)),
         ("WasmStep", serde_json::to_value(Step::new("Hel".into(), None))),
         ("Required<WasmStep>", serde_json::to_value(Step::new("lo".into(), Some((FinishReason::Stop, usage))))),
+        ("Required<WasmStep>", serde_json::to_value(Step::new("}".into(), Some((FinishReason::Stop, constrained))))),
         ("Required<WasmStep>", serde_json::to_value(Step::new(String::new(), Some((FinishReason::Length, usage))))),
         ("Required<WasmStep>", serde_json::to_value(Step::new(String::new(), Some((FinishReason::Cancelled, usage))))),
     ];

@@ -18,7 +18,8 @@ pub(super) enum State<B: Backend + 'static> {
 
 /// What a generation starts from.
 pub(super) enum Prompt {
-    Chat(Vec<ChatMessage>, GenerateParams),
+    /// Messages, the start of the reply (`assistant_prefix`, often empty), parameters.
+    Chat(Vec<ChatMessage>, String, GenerateParams),
     Text(String, GenerateParams),
 }
 
@@ -35,6 +36,11 @@ pub(super) trait Engine {
     fn count_tokens(&self, text: &str) -> Result<usize, EngineError>;
     fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError>;
     fn reset(&mut self);
+    fn chat_prefix(&self, messages: &[ChatMessage], n_messages: usize) -> Result<Vec<u32>, EngineError>;
+    fn holds_prefix(&self, tokens: &[u32]) -> bool;
+    fn export_prefix(&mut self, tokens: Vec<u32>, model_id: String) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, EngineError>> + '_>>;
+    fn restore_prefix(&mut self, bytes: &[u8], model_id: &str) -> Result<usize, EngineError>;
+    fn prefill_prefix(&mut self, tokens: &[u32]) -> Result<usize, EngineError>;
 }
 
 fn not_ready() -> EngineError {
@@ -81,7 +87,7 @@ impl<B: Backend + 'static> Engine for State<B> {
     fn start(&mut self, prompt: Prompt) -> Result<usize, EngineError> {
         let State::Ready { session, generation } = self else { return Err(not_ready()) };
         let (tokens, params) = match prompt {
-            Prompt::Chat(m, p) => (session.chat_tokens(&m)?, p),
+            Prompt::Chat(m, prefix, p) => (session.chat_tokens_with_prefix(&m, &prefix)?, p),
             Prompt::Text(t, p) => (session.text_tokens(&t)?, p),
         };
         *generation = None;
@@ -123,5 +129,36 @@ impl<B: Backend + 'static> Engine for State<B> {
             *generation = None;
             session.reset();
         }
+    }
+
+    fn chat_prefix(&self, messages: &[ChatMessage], n_messages: usize) -> Result<Vec<u32>, EngineError> {
+        let State::Ready { session, .. } = self else { return Err(not_ready()) };
+        session.chat_prefix_tokens(messages, n_messages)
+    }
+
+    fn holds_prefix(&self, tokens: &[u32]) -> bool {
+        matches!(self, State::Ready { session, .. } if session.holds_prefix(tokens))
+    }
+
+    fn export_prefix(&mut self, tokens: Vec<u32>, model_id: String) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, EngineError>> + '_>> {
+        Box::pin(async move {
+            let State::Ready { session, generation } = self else { return Err(not_ready()) };
+            if generation.is_some() {
+                return Err(EngineError::BadRequest("export_prefix during a generation".into()));
+            }
+            session.export_prefix(&tokens, &model_id).await
+        })
+    }
+
+    fn restore_prefix(&mut self, bytes: &[u8], model_id: &str) -> Result<usize, EngineError> {
+        let State::Ready { session, generation } = self else { return Err(not_ready()) };
+        *generation = None;
+        session.restore_prefix(bytes, model_id)
+    }
+
+    fn prefill_prefix(&mut self, tokens: &[u32]) -> Result<usize, EngineError> {
+        let State::Ready { session, generation } = self else { return Err(not_ready()) };
+        *generation = None;
+        session.prefill_prefix(tokens)
     }
 }

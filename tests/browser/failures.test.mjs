@@ -13,11 +13,12 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
-  REPO, MODEL_FILE, MODEL_PATH, requireDist, requireFile, mountsWithFixtures, resetServerStats, sha256File, openTestPage, closeTestPage,
+  REPO, MODEL_FILE, MODEL_PATH, requireDist, requireFile, mountsWithFixtures, resetServerStats, sha256File, openTestPage, closeTestPage, startTestServer, openPage,
 } from "./harness.mjs";
 
 requireDist();
 requireFile(path.join(REPO, "www/pkg/hearth_bg.wasm"), "make wasm");
+requireFile(path.join(REPO, "www/pkg-mt/hearth_bg.wasm"), "make wasm");
 requireFile(MODEL_PATH, "make models");
 
 const ID = "smollm2-135m-instruct-q4_1";
@@ -25,6 +26,7 @@ const MODEL_URL_PATH = `/models/${MODEL_FILE}`;
 const MODEL_BYTES = fs.statSync(MODEL_PATH).size;
 const ASK = [{ role: "user", content: "What is 2+2?" }];
 const GLUE = fs.readFileSync(path.join(REPO, "www/pkg/hearth.js"), "utf8");
+const GLUE_MT = fs.readFileSync(path.join(REPO, "www/pkg-mt/hearth.js"), "utf8");
 
 let dir, srv, browser, page, sha;
 before(async () => {
@@ -34,7 +36,15 @@ before(async () => {
   // panic in it touches no other instance) next to the real wasm binary.
   fs.mkdirSync(path.join(dir, "wasm"));
   fs.symlinkSync(path.join(REPO, "www/pkg/hearth_bg.wasm"), path.join(dir, "wasm", "hearth_bg.wasm"));
+  // The same for the threaded build (its pool Workers import ../../../hearth.js from snippets/).
+  fs.mkdirSync(path.join(dir, "wasm-mt"));
+  fs.symlinkSync(path.join(REPO, "www/pkg-mt/hearth_bg.wasm"), path.join(dir, "wasm-mt", "hearth_bg.wasm"));
+  fs.symlinkSync(path.join(REPO, "www/pkg-mt/snippets"), path.join(dir, "wasm-mt", "snippets"));
+  // Issue 23's set-up: the default model as ./model.gguf next to a plain page.
+  fs.symlinkSync(MODEL_PATH, path.join(dir, "model.gguf"));
+  fs.writeFileSync(path.join(dir, "page.html"), "<!doctype html><meta charset=utf-8><title>issue 23</title><p>a page next to model.gguf</p>\n");
   armPanic(null);
+  armPanic(null, { threads: true });
   sha = sha256File(MODEL_PATH);
   ({ srv, browser, page } = await openTestPage({ roots: mountsWithFixtures(dir) }));
 });
@@ -48,16 +58,17 @@ after(async () => {
  * call `method` (feed, step, count_tokens) of the instance it creates; null: the plain glue.
  * Each new instance (a new Worker, or a re-created in-page instance) fetches it again.
  */
-function armPanic(method) {
-  let src = GLUE;
+function armPanic(method, { threads = false } = {}) {
+  let src = threads ? GLUE_MT : GLUE;
   if (method) {
     assert.match(src, /__wbg_init as default/, "the glue's default export");
     src = src.replace(/__wbg_init as default/, "__hearthArmed as default") +
       `\nasync function __hearthArmed(input) { const r = await __wbg_init(input); __test_arm_panic(${JSON.stringify(method)}); return r; }\n`;
   }
-  fs.writeFileSync(path.join(dir, "wasm", "hearth.js"), src);
+  fs.writeFileSync(path.join(dir, threads ? "wasm-mt" : "wasm", "hearth.js"), src);
 }
 const PANIC_WASM = "/fixtures/wasm/hearth.js";
+const PANIC_WASM_MT = "/fixtures/wasm-mt/hearth.js";
 
 /** Evaluates `fn(H, arg)` in `p` (H: the hearth module); HearthErrors come back as {error: {code, message}}. */
 function inPage(p, fn, arg) {
@@ -108,19 +119,75 @@ async function reloadAndLoad(model, { fromStore = true } = {}) {
 
 const clearStore = () => inPage(page, async (H) => { for (const m of await H.models.list()) await H.models.delete(m.id); });
 
-test("INTEGRITY (issue 23): a wrong sha256 rejects and releases everything; the right one then loads in the same page; the page reloads", async () => {
-  await clearStore();
-  const url = srv.url + MODEL_URL_PATH.slice(1);
-  const f = await failLoad(page, url, { sha256: "0".repeat(64) });
+// Issue 23, step by step as reported: a page next to ./model.gguf (the default model; the test
+// server answers Range requests and sends strong ETags), CPU, threads: false; a wrong sha256,
+// then the right one in the same page (in a Worker and in the page), or a reload instead.
+const ISSUE23_MODEL_PATH = "/fixtures/model.gguf";
+const modelRequests = () => srv.stats.log.filter((l) => l.path === ISSUE23_MODEL_PATH && l.method === "GET");
+
+async function issue23Page() {
+  const p = await browser.context.newPage();
+  p.errors = [];
+  p.on("pageerror", (e) => p.errors.push(String(e)));
+  await p.goto(srv.url + "fixtures/page.html");
+  return p;
+}
+
+/** Step 1: a wrong sha256 rejects INTEGRITY, the bytes are gone, no lock is held or pending. */
+async function issue23Step1(p, worker) {
+  const f = await failLoad(p, "./model.gguf", { sha256: "0".repeat(64), worker });
   assert.equal(f.err?.code, "INTEGRITY", JSON.stringify(f));
-  assert.deepEqual(f.stored, []);
-  assert.equal(f.locks, 0);
+  assert.match(f.err.message, /sha256 of .*model\.gguf is [0-9a-f]{64}, expected 0{64}/);
+  assert.deepEqual(f.stored, [], "the downloaded bytes were deleted");
+  assert.equal(f.locks, 0, "no lock held or pending");
+}
+
+/** Step 2 (or a load after the reload): the right sha256 downloads again, from byte 0, and answers. */
+async function issue23Load(p, worker) {
   resetServerStats(srv);
-  const r = await loadAndAsk(page, url, { sha256: sha });
+  const r = await loadAndAsk(p, "./model.gguf", { sha256: sha, worker });
   assert.equal(r.error, undefined, JSON.stringify(r.error));
   assert.equal(r.fromStore, false);
-  assert.equal(srv.stats.bytes[MODEL_URL_PATH], MODEL_BYTES, "downloaded again, whole");
-  await reloadAndLoad(url);
+  assert.ok(r.text.length > 0);
+  // The retry reaches the server (the report: "no request for the model reaching the server"):
+  // one whole GET (nothing was kept to resume from).
+  const gets = modelRequests();
+  assert.equal(gets.length, 1, JSON.stringify(srv.stats.log));
+  assert.equal(gets[0].range, null);
+  assert.equal(srv.stats.bytes[ISSUE23_MODEL_PATH], MODEL_BYTES, "downloaded again, whole");
+}
+
+test("INTEGRITY (issue 23, as reported): ./model.gguf with a wrong sha256, then the right one in the same page loads (Worker and in-page); the page reloads", async () => {
+  await clearStore();
+  for (const worker of [true, false]) {
+    const p = await issue23Page();
+    try {
+      await issue23Step1(p, worker);
+      await issue23Load(p, worker);
+      await p.reload();
+      const r = await loadAndAsk(p, "./model.gguf", { sha256: sha, worker });
+      assert.equal(r.error, undefined, JSON.stringify(r.error));
+      assert.equal(r.fromStore, true);
+      assert.deepEqual(p.errors, []);
+    } finally {
+      await p.close();
+    }
+    await clearStore();
+  }
+});
+
+test("INTEGRITY (issue 23, step 3): after the failure a reload finishes and the right sha256 then loads", async () => {
+  await clearStore();
+  const p = await issue23Page();
+  try {
+    await issue23Step1(p, undefined);
+    await p.reload();
+    await issue23Load(p, undefined);
+    assert.deepEqual(p.errors, []);
+  } finally {
+    await p.close();
+  }
+  await clearStore();
 });
 
 test("NETWORK: a download cut at 30 MB keeps its prefix; the retry in the same page resumes with Range; the page reloads", async () => {
@@ -267,6 +334,71 @@ test("a trap during a request: INTERNAL \"the engine crashed\"; the Worker / in-
   }
   armPanic(null);
   assert.deepEqual(page.errors, []);
+});
+
+test("a panic on a thread of the threaded build's pool, while loading and during a request: INTERNAL with the panic text, the file is not kept, the Worker is re-created; the next chat and load in the page work", { timeout: 600_000 }, async () => {
+  // The threaded build needs a cross-origin isolated page. The panic fires in a task of a
+  // parallel job on a pool Worker while the engine's thread waits for it (blocked in wasm): only
+  // the pool's report on its BroadcastChannel can end that wait (worker-client.ts).
+  const iso = await startTestServer({ isolate: true, roots: mountsWithFixtures(dir) });
+  const p = await openPage(browser.context, iso);
+  const PANIC = /the engine crashed: panicked at [^\n]*\nhearth test panic in a pool thread during (feed|step) \(task \d+; armed by __test_arm_panic\) \(RuntimeError: unreachable[^)]*in a thread-pool Worker\)/;
+  try {
+    await p.exposeFunction("__armPlainMt", () => armPanic(null, { threads: true }));
+    const o = { backend: "cpu", threads: 2, wasmThreadsUrl: PANIC_WASM_MT };
+
+    // While loading (the model is downloaded here: this origin's store is empty).
+    armPanic("pool:feed", { threads: true });
+    const f = await failLoad(p, ID, o);
+    armPanic(null, { threads: true });
+    assert.equal(f.err?.code, "INTERNAL", JSON.stringify(f));
+    assert.match(f.err.message, PANIC);
+    assert.match(f.err.message, /during feed/);
+    assert.deepEqual(f.stored, [], "a file whose load crashed is not kept as good");
+    assert.equal(f.locks, 0);
+
+    // During a request; then the re-created Worker, and a new load in the same page.
+    armPanic("pool:step", { threads: true });
+    const r = await inPage(p, async (H, { o, messages }) => {
+      const e = await H.Engine.load("smollm2-135m-instruct-q4_1", o);
+      const out = { build: e.model.wasmBuild, threads: e.model.threads };
+      try {
+        await e.chat.completions.create({ messages, temperature: 0, max_tokens: 4 });
+        out.first = "ok?!";
+      } catch (x) {
+        out.first = { code: x.code, message: x.message };
+      }
+      // The re-created Worker fetches the plain glue.
+      await globalThis.__armPlainMt();
+      const c = await e.chat.completions.create({ messages, temperature: 0, max_tokens: 4 });
+      out.after = c.choices[0].message.content;
+      out.afterBuild = e.model.wasmBuild;
+      await e.unload();
+      const e2 = await H.Engine.load("smollm2-135m-instruct-q4_1", o);
+      const c2 = await e2.chat.completions.create({ messages, temperature: 0, max_tokens: 4 });
+      out.again = c2.choices[0].message.content;
+      out.againBuild = e2.model.wasmBuild;
+      out.fromStore = e2.model.fromStore;
+      await e2.unload();
+      return out;
+    }, { o, messages: ASK });
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    assert.equal(r.build, "threads");
+    assert.equal(r.threads, 2);
+    assert.equal(r.first?.code, "INTERNAL", JSON.stringify(r.first));
+    assert.match(r.first.message, PANIC);
+    assert.match(r.first.message, /during step/);
+    assert.ok(r.after.length > 0);
+    assert.equal(r.afterBuild, "threads");
+    assert.equal(r.again, r.after, "greedy: the same answer from the re-created Worker and a new load");
+    assert.equal(r.againBuild, "threads");
+    assert.equal(r.fromStore, true);
+    assert.deepEqual(p.errors, []);
+  } finally {
+    armPanic(null, { threads: true });
+    await p.close();
+    await iso.close();
+  }
 });
 
 test("unload() during a generation aborts it: the generation rejects ABORTED, the engine is gone", async () => {

@@ -11,7 +11,7 @@ const TSC = path.join(REPO, "www/node_modules/typescript/bin/tsc");
 requireFile(TSC, "make www (npm ci in www/)");
 requireFile(path.join(REPO, "www/node_modules/@types/dom-chromium-ai/index.d.ts"), "make www (npm ci in www/)");
 
-test("Summarizer, Writer, Rewriter and LanguageDetector sessions type-check against @types/dom-chromium-ai", () => {
+test("the polyfill's globals and the LanguageModel, Summarizer, Writer, Rewriter and LanguageDetector sessions type-check against @types/dom-chromium-ai", () => {
   const r = spawnSync(process.execPath, [TSC, "-p", path.join(REPO, "www/types-check/tsconfig.json")], { encoding: "utf8" });
   assert.equal(r.status, 0, `tsc -p www/types-check:\n${r.stdout}${r.stderr}`);
 });

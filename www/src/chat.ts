@@ -71,6 +71,12 @@ export interface ChatCompletionCreateParams {
   tool_choice?: ChatCompletionToolChoiceOption | null;
   /** Default true: the model may make several calls in one reply. */
   parallel_tool_calls?: boolean | null;
+  /**
+   * Hearth extension, with `Engine.load({promptCache})`: how many leading messages form the
+   * prompt prefix whose KV cache is persisted across page loads (default: the leading system
+   * messages; 0: none). Reused tokens show in `usage.prompt_tokens_details.cached_tokens`.
+   */
+  cache_prefix?: number | null;
 }
 
 /** The assistant's reply message. */
@@ -224,6 +230,10 @@ export function toEngineRequest(p: ChatCompletionCreateParams, format: ToolForma
   const messages = withToolSystem(toEngineMessages(p), format, tools);
   const out: { messages: ChatMessage[] } & SamplingOptions & { plan: ToolPlan } = { messages, plan: { offered } };
   if (constraint) out.constraint = constraint;
+  if (p.cache_prefix != null) {
+    if (!Number.isSafeInteger(p.cache_prefix) || p.cache_prefix < 0) throw new HearthError("BAD_REQUEST", `cache_prefix must be a non-negative integer, got ${p.cache_prefix}`);
+    (out as { cache_prefix?: number }).cache_prefix = p.cache_prefix;
+  }
   // The sampling fields go through the one validation path of every entry point (validate.ts).
   Object.assign(out, checkSampling({
     max_tokens: p.max_completion_tokens ?? p.max_tokens,

@@ -14,6 +14,7 @@ import { SerialQueue } from "./serial-queue.js";
 import { WeightStore, defaultStore, type LoadProgress } from "./store.js";
 import { runGeneration } from "./token-loop.js";
 import type { BackendChange, ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
+import { PromptCache, prefixMessageCount, type PreparedPrefix } from "./prompt-cache.js";
 import { checkGenerateRequest } from "./validate.js";
 import type { WasmEngine } from "./wasm-api.js";
 import { chooseBuild } from "./wasm-build.js";
@@ -58,6 +59,8 @@ export class EngineCore implements Driver {
   crashed: HearthError | null = null;
   /** Aborts the generation running now (unload stops it). */
   private running: AbortController | null = null;
+  /** The persisted prompt cache (`config.promptCache`), when the model's sha256 is known. */
+  private promptCache: PromptCache | null = null;
 
   private constructor(
     private wasm: LoadedWasm,
@@ -116,7 +119,9 @@ export class EngineCore implements Driver {
       wasmMemoryBytes: wasm.exports?.memory?.buffer.byteLength ?? 0,
     };
     hooks.onProgress?.({ phase: "ready", loaded: modelInfo.bytes, total: modelInfo.bytes });
-    return new EngineCore(wasm, engine, modelInfo, source, config, store, hooks, opts);
+    const core = new EngineCore(wasm, engine, modelInfo, source, config, store, hooks, opts);
+    core.promptCache = promptCacheFor(config, (await store.get(source.id))?.sha256 ?? source.sha256 ?? null, modelInfo);
+    return core;
   }
 
   /** The engine, re-created first when a trap killed it (and this core may revive). */
@@ -200,7 +205,37 @@ export class EngineCore implements Driver {
   private async generateNow(req: GenerateRequest, onDelta: (text: string) => void, signal: AbortSignal, queuedAt: number): Promise<GenerateResult> {
     throwIfAborted(signal);
     const engine = await this.live();
-    return runGeneration(engine, req, onDelta, signal, queuedAt, (e) => this.fail(e));
+    if (req.kind !== "chat") return runGeneration(engine, req, onDelta, signal, queuedAt, (e) => this.fail(e));
+    const prefix = await this.preparePrefix(engine, req);
+    const { cache_prefix: _, ...chat } = req;
+    const r = await runGeneration(engine, chat, onDelta, signal, queuedAt, (e) => this.fail(e));
+    if (prefix) {
+      // The prefix a miss prefilled just before the generation is work of this request.
+      r.usage.cached_tokens = Math.max(0, r.usage.cached_tokens - prefix.prefilled);
+      await this.storePrefix(engine, prefix);
+    }
+    return r;
+  }
+
+  /** Restores the request's prefix from the persisted prompt cache (`prompt-cache.ts`). A store
+   *  that fails (no OPFS, a read error) only costs the reuse; a trap kills the engine as usual. */
+  private async preparePrefix(engine: WasmEngine, req: Extract<GenerateRequest, { kind: "chat" }>): Promise<PreparedPrefix | null> {
+    if (!this.promptCache) return null;
+    try {
+      return await this.promptCache.prepare(engine, req.messages, prefixMessageCount(req));
+    } catch (e) {
+      if (isTrap(e)) throw this.fail(e);
+      return null;
+    }
+  }
+
+  /** Writes a prefix the store did not have (after its request, so it never delays a first token). */
+  private async storePrefix(engine: WasmEngine, prefix: PreparedPrefix): Promise<void> {
+    try {
+      await this.promptCache?.store(engine, prefix);
+    } catch (e) {
+      if (isTrap(e)) throw this.fail(e);
+    }
   }
 
   /** Re-creates the engine on the CPU from the stored bytes (no download) after a GPU loss. */
@@ -216,6 +251,7 @@ export class EngineCore implements Driver {
     this.engine = engine;
     const why = `GPU device lost: ${reason}`;
     // The CPU engine lives in the module already loaded (the baseline build): one thread.
+    this.promptCache = promptCacheFor(this.config, this.promptCache?.modelSha256 ?? null, { ...this.info, backend: "cpu", wasmBuild: this.wasm.build, threads: 1 });
     this.info = { ...this.info, backend: "cpu", backendReason: why, threads: this.wasm.mod.cpu_threads(), threadsReason: "single thread: moved to the CPU after a GPU loss" };
     this.hooks.onBackendChange?.({ from, to: "cpu", reason: why });
   }
@@ -245,4 +281,10 @@ export class EngineCore implements Driver {
       if (!this.wasm.dead) this.engine.free();
     });
   }
+}
+
+/** The prompt cache of a loaded model: keyed by its sha256 (none known: no cache), backend, build, threads and context. */
+function promptCacheFor(config: LoadConfig, sha256: string | null, info: Pick<ModelInfo, "backend" | "wasmBuild" | "threads" | "n_ctx">): PromptCache | null {
+  if (!config.promptCache || !sha256) return null;
+  return new PromptCache(sha256, `${info.backend}|${info.wasmBuild}|${info.threads}|${info.n_ctx}`, config.promptCache);
 }

@@ -6,9 +6,15 @@
  * the model was already available.
  */
 
-export class CreateMonitor extends EventTarget {
+/** What `create({monitor})` callbacks receive (the specs' `CreateMonitor` interface). */
+export interface DownloadMonitor extends EventTarget {
   /** The `downloadprogress` event handler attribute. */
-  ondownloadprogress: ((this: CreateMonitor, e: ProgressEvent) => unknown) | null = null;
+  ondownloadprogress: ((this: DownloadMonitor, e: ProgressEvent) => unknown) | null;
+}
+
+export class CreateMonitor extends EventTarget implements DownloadMonitor {
+  /** The `downloadprogress` event handler attribute. */
+  ondownloadprogress: ((this: DownloadMonitor, e: ProgressEvent) => unknown) | null = null;
   private last = -1;
 
   constructor() {

@@ -29,20 +29,43 @@ export function toSpecError(e: unknown, signal?: AbortSignal): unknown {
   if (h.code === "ABORTED" && signal?.aborted) return signal.reason;
   let out: Error;
   if (h.code === "BAD_REQUEST") {
-    out = new TypeError(h.message);
+    out = h.details.domName ? new DOMException(h.message, h.details.domName) : new TypeError(h.message);
   } else {
-    out = new DOMException(h.message, NAMES[h.code]);
+    out = (NAMES[h.code] === "QuotaExceededError" && quotaExceededError(h)) || new DOMException(h.message, NAMES[h.code]);
   }
   Object.defineProperty(out, "code", { value: h.code, enumerable: true, configurable: true });
   Object.defineProperty(out, "cause", { value: h, configurable: true });
-  if (h.code === "QUOTA" || h.code === "CONTEXT_OVERFLOW") {
-    const d = h.details as { needed?: number; available?: number; requested?: number; quota?: number };
-    const requested = d.requested ?? d.needed;
-    const quota = d.quota ?? d.available;
+  if ((h.code === "QUOTA" || h.code === "CONTEXT_OVERFLOW") && !("requested" in out)) {
+    const { requested, quota } = quotaNumbers(h);
     if (requested !== undefined) Object.defineProperty(out, "requested", { value: requested, enumerable: true });
     if (quota !== undefined) Object.defineProperty(out, "quota", { value: quota, enumerable: true });
   }
   return out;
+}
+
+/** `requested` and `quota` of a quota error: tokens (CONTEXT_OVERFLOW) or bytes (QUOTA). */
+function quotaNumbers(h: HearthError): { requested?: number; quota?: number } {
+  const d = h.details;
+  const requested = d.requested ?? d.needed;
+  const quota = d.quota ?? d.available;
+  return { ...(requested !== undefined ? { requested } : {}), ...(quota !== undefined ? { quota } : {}) };
+}
+
+type QuotaExceededErrorCtor = new (message: string, options: { requested?: number; quota?: number }) => DOMException;
+
+/**
+ * WebIDL's `QuotaExceededError` (a DOMException subclass with `requested`/`quota`; Chromium 140+),
+ * or null where the browser has none or refuses the numbers (its constructor throws a RangeError
+ * when `requested` < `quota`, as a storage error's total quota can be).
+ */
+function quotaExceededError(h: HearthError): DOMException | null {
+  const C = (globalThis as { QuotaExceededError?: unknown }).QuotaExceededError;
+  if (typeof C !== "function") return null;
+  try {
+    return new (C as QuotaExceededErrorCtor)(h.message, quotaNumbers(h));
+  } catch {
+    return null;
+  }
 }
 
 /** An "InvalidStateError" for a destroyed object. */

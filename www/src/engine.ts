@@ -7,7 +7,7 @@ import { HearthLanguageModel, type LanguageModelCreateOptions } from "./language
 import { DEFAULT_MODEL_ID } from "./registry.js";
 import type { LoadProgress } from "./store.js";
 import { HearthSummarizer, type SummarizerOptions } from "./summarizer.js";
-import type { Backend, BackendChange, BackendPreference, ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
+import type { Backend, BackendChange, BackendPreference, ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo, PromptCacheOptions } from "./types.js";
 import { checkThreadsOption } from "./wasm-build.js";
 import { WorkerDriver } from "./worker-client.js";
 import { HearthRewriter, HearthWriter, type WritingOptions } from "./writing.js";
@@ -47,6 +47,15 @@ export interface EngineLoadOptions {
   modelBaseUrl?: string | URL;
   /** Called when the engine moves to another backend (also an event, `backendchange`). */
   onBackendChange?: (c: BackendChange) => void;
+  /**
+   * Persist the KV cache of prompt prefixes across page loads (default off): a chat's leading
+   * system messages (or a request's `cache_prefix` messages), the summarizer's instructions, a
+   * Prompt API session's `initialPrompts`. The next page load that sends the same prefix to the
+   * same model, backend and build restores it from the store instead of prefilling it:
+   * `usage.prompt_tokens_details.cached_tokens` counts it. `true` or `{maxBytes}` (default 256 MiB,
+   * least recently used entries deleted first). `prompt-cache.ts` has the details.
+   */
+  promptCache?: boolean | PromptCacheOptions;
 }
 
 /** The `backendchange` event. */
@@ -82,6 +91,12 @@ export class Engine extends EventTarget {
       evict: opts.evict ?? false,
       threads: checkThreadsOption(opts.threads),
     };
+    if (opts.promptCache !== undefined && opts.promptCache !== false) {
+      const pc = opts.promptCache === true ? {} : opts.promptCache;
+      if (typeof pc !== "object" || pc === null) throw new HearthError("BAD_REQUEST", "promptCache must be a boolean or {maxBytes}");
+      if (pc.maxBytes !== undefined && (!Number.isSafeInteger(pc.maxBytes) || pc.maxBytes < 0)) throw new HearthError("BAD_REQUEST", `promptCache.maxBytes must be a non-negative integer, got ${pc.maxBytes}`);
+      config.promptCache = pc.maxBytes === undefined ? {} : { maxBytes: pc.maxBytes };
+    }
     if (opts.wasmUrl !== undefined) config.wasmModuleUrl = new URL(opts.wasmUrl, globalThis.location?.href).href;
     if (opts.wasmThreadsUrl !== undefined) config.wasmThreadsModuleUrl = new URL(opts.wasmThreadsUrl, globalThis.location?.href).href;
     if (!["auto", "webgpu", "cpu"].includes(config.backend)) throw new HearthError("BAD_REQUEST", `backend must be auto, webgpu or cpu`);

@@ -47,6 +47,13 @@ export interface HearthErrorDetails {
   actual?: string;
   /** `NETWORK`: the HTTP status, when there was one. */
   status?: number;
+  /** `CONTEXT_OVERFLOW`: tokens the input needs (with `quota`: the tokens the session had left). */
+  requested?: number;
+  /**
+   * `BAD_REQUEST`: the DOMException name the specs give this case where it is not a TypeError
+   * (e.g. "SyntaxError" for a misplaced Prompt API `prefix`); the polyfill rejects with it.
+   */
+  domName?: "SyntaxError" | "NotSupportedError";
 }
 
 /** The one error type of the Hearth API: a stable `code` and a human `message`. */

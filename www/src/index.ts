@@ -50,6 +50,7 @@ export { WeightStore, models, defaultStore, type LoadProgress, type StoredModel,
 export { REGISTRY, DEFAULT_MODEL_ID, findModel, resolveModel, type RegistryModel, type ModelSource } from "./registry.js";
 export { Sha256, sha256Hex, type Sha256State } from "./sha256.js";
 export { probeWebGpu } from "./core.js";
+export { listPromptCache, clearPromptCache } from "./prompt-cache.js";
 export type {
   Backend,
   BackendChange,
@@ -58,6 +59,7 @@ export type {
   GenerateResult,
   ModelInfo,
   OutputConstraint,
+  PromptCacheOptions,
   SamplingOptions,
   Usage,
 } from "./types.js";

@@ -14,7 +14,7 @@
  * ```
  */
 
-import { CreateMonitor } from "./create-monitor.js";
+import { CreateMonitor, type DownloadMonitor } from "./create-monitor.js";
 import { specSession, toSpecError } from "./dom-errors.js";
 import { Engine, type EngineLoadOptions } from "./engine.js";
 import { HearthError } from "./errors.js";
@@ -29,8 +29,8 @@ import { checkWritingOptions, type HearthRewriter, type HearthWriter, type Writi
 export type Availability = "unavailable" | "downloadable" | "downloading" | "available";
 
 /** What `monitor` receives: a {@link CreateMonitor} firing `downloadprogress` (`loaded` is 0…1). */
-export type CreateMonitorCallback = (m: CreateMonitor) => void;
-export { CreateMonitor };
+export type CreateMonitorCallback = (m: DownloadMonitor) => void;
+export { CreateMonitor, type DownloadMonitor };
 
 /** Which model the polyfill loads, and how. */
 export interface PolyfillConfig {
@@ -246,27 +246,27 @@ export class LanguageModel {
   }
 }
 
-/** `Writer` (WICG Writing Assistance APIs) over Hearth. */
-export class Writer {
-  static async availability(opts: WritingOptions & Record<string, unknown> = {}): Promise<Availability> {
-    return availability("writer", opts);
-  }
-  static create(opts: WritingOptions & { monitor?: CreateMonitorCallback } & Record<string, unknown> = {}): Promise<HearthWriter> {
-    const { monitor: _monitor, ...rest } = opts;
-    return createSession("writer", opts, (e) => e.writer(rest), { write: 1, writeStreaming: 1, measureInputUsage: 1 });
-  }
+/**
+ * A Writing Assistance global (`Writer`, `Rewriter`): `availability(options)` and `create(options)`
+ * as the other globals, making sessions with `make`.
+ */
+function writingGlobal<S extends object>(kind: "writer" | "rewriter", make: (e: Engine, opts: WritingOptions) => Promise<S>, optionsArg: Record<string, number>) {
+  return class {
+    static async availability(opts: WritingOptions = {}): Promise<Availability> {
+      return availability(kind, opts as Record<string, unknown>);
+    }
+    static create(opts: WritingOptions & { monitor?: CreateMonitorCallback; signal?: AbortSignal } = {}): Promise<S> {
+      const { monitor: _monitor, ...rest } = opts;
+      return createSession(kind, opts as Record<string, unknown>, (e) => make(e, rest), optionsArg);
+    }
+  };
 }
 
+/** `Writer` (WICG Writing Assistance APIs) over Hearth. */
+export const Writer = writingGlobal<HearthWriter>("writer", (e, o) => e.writer(o), { write: 1, writeStreaming: 1, measureInputUsage: 1 });
+
 /** `Rewriter` (WICG Writing Assistance APIs) over Hearth. */
-export class Rewriter {
-  static async availability(opts: WritingOptions & Record<string, unknown> = {}): Promise<Availability> {
-    return availability("rewriter", opts);
-  }
-  static create(opts: WritingOptions & { monitor?: CreateMonitorCallback } & Record<string, unknown> = {}): Promise<HearthRewriter> {
-    const { monitor: _monitor, ...rest } = opts;
-    return createSession("rewriter", opts, (e) => e.rewriter(rest), { rewrite: 1, rewriteStreaming: 1, measureInputUsage: 1 });
-  }
-}
+export const Rewriter = writingGlobal<HearthRewriter>("rewriter", (e, o) => e.rewriter(o), { rewrite: 1, rewriteStreaming: 1, measureInputUsage: 1 });
 
 /** `LanguageDetector` over tinyld (no model download: always "available" for the languages it knows). */
 export class LanguageDetector {

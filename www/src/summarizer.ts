@@ -45,8 +45,8 @@ export interface SummarizerOptions {
   /** Background that applies to every text this summarizer sees. */
   sharedContext?: string;
   /** Accepted for API compatibility (the model decides what it can read). */
-  expectedInputLanguages?: string[];
-  expectedContextLanguages?: string[];
+  expectedInputLanguages?: readonly string[];
+  expectedContextLanguages?: readonly string[];
   outputLanguage?: string;
   /** Sampling temperature (default 0: greedy, reproducible). */
   temperature?: number;

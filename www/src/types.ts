@@ -42,7 +42,18 @@ export type OutputConstraint = { json_schema: Record<string, unknown> } | { rege
 
 /** One generation request: a chat, or a raw completion of a prompt. */
 export type GenerateRequest =
-  | ({ kind: "chat"; messages: ChatMessage[] } & SamplingOptions)
+  | ({
+      kind: "chat";
+      messages: ChatMessage[];
+      /**
+       * How many leading messages form the prompt's reusable prefix for the persisted prompt
+       * cache (`Engine.load({promptCache})`); default: the leading system messages.
+       * 0: do not use the persisted cache for this request.
+       */
+      cache_prefix?: number;
+      /** The reply starts with this text; the model continues it (Prompt API `prefix`). */
+      assistant_prefix?: string;
+    } & SamplingOptions)
   | ({ kind: "completion"; prompt: string } & SamplingOptions);
 
 /** Token accounting of one generation. */
@@ -51,6 +62,24 @@ export interface Usage {
   completion_tokens: number;
   /** Prompt tokens whose KV cache entries were reused from the previous request. */
   cached_tokens: number;
+  /** A constrained request only: where the grammar's time went (engine `ConstraintUsage`; ms from `performance.now()`). */
+  constraint?: ConstraintUsage;
+}
+
+/** The grammar's share of a constrained request (for benchmarks). */
+export interface ConstraintUsage {
+  /** Building the vocabulary's token trie: the first constrained request of an engine only (else 0). */
+  vocab_ms: number;
+  /** Compiling this request's constraint (before the prefill). */
+  compile_ms: number;
+  /** Grammar time while generating (checking the argmax, masks, advancing, forced tokens). */
+  grammar_ms: number;
+  /** Full-vocabulary masks computed (greedy: only when the argmax is not allowed). */
+  masks: number;
+  /** Time of those masks (part of `grammar_ms`). */
+  mask_ms: number;
+  /** Tokens the grammar forced (fed without sampling; part of `completion_tokens`). */
+  forced_tokens: number;
 }
 
 /** The outcome of one generation. */
@@ -104,8 +133,16 @@ export interface BackendChange {
 }
 
 /** Options of a load, minus the callbacks (these travel to the Worker). */
+/** Options of the persisted prompt cache (`Engine.load({promptCache})`, `prompt-cache.ts`). */
+export interface PromptCacheOptions {
+  /** Cap on all stored prefixes together, in bytes (default 256 MiB); least recently used go first. */
+  maxBytes?: number;
+}
+
 export interface LoadConfig {
   backend: BackendPreference;
+  /** Persist the KV cache of prompt prefixes across page loads (off when absent). */
+  promptCache?: PromptCacheOptions;
   /** Context window in tokens (default 2048; capped by the model's). */
   contextSize: number;
   sha256?: string;

@@ -10,7 +10,7 @@
  * Every method throws (or rejects with) a plain `{code, message}` object on failure.
  */
 
-import type { ChatMessage, SamplingOptions } from "./types.js";
+import type { ChatMessage, ConstraintUsage, SamplingOptions } from "./types.js";
 
 /** The Rust engine, one model, one KV cache. */
 export interface WasmEngine {
@@ -36,6 +36,16 @@ export interface WasmEngine {
   render_chat(messages_json: string): string;
   /** Forgets the KV cache. */
   reset(): void;
+  /** Tokens of the reusable prefix of a chat (its first `n_messages` messages): the persisted prompt cache's key. */
+  prompt_prefix(messages_json: string, n_messages: number): Uint32Array;
+  /** Whether the KV cache holds these first tokens now. */
+  holds_prefix(tokens: Uint32Array): boolean;
+  /** A KV snapshot of `tokens` (held first in the cache) for the model file `model_id` (`src/engine/kv_snapshot.rs`). */
+  export_prefix(tokens: Uint32Array, model_id: string): Promise<Uint8Array>;
+  /** Restores a snapshot; returns its token count. Throws BAD_REQUEST for a corrupted or mismatched one (nothing restored). */
+  restore_prefix(bytes: Uint8Array, model_id: string): number;
+  /** Prefills these tokens alone; returns how many the cache already held. */
+  prefill_prefix(tokens: Uint32Array): number;
   /** Releases the engine's memory (wasm-bindgen). */
   free(): void;
 }
@@ -46,7 +56,7 @@ export interface WasmEngineClass {
 }
 
 /** What `start_chat` takes (as JSON): omitted sampling fields take the engine's defaults. */
-export type WasmChatRequest = { messages: ChatMessage[] } & SamplingOptions;
+export type WasmChatRequest = { messages: ChatMessage[]; /** The reply starts with this text (Prompt API `prefix`). */ assistant_prefix?: string } & SamplingOptions;
 
 /** What `start_completion` takes (as JSON). */
 export type WasmCompletionRequest = { prompt: string } & SamplingOptions;
@@ -70,7 +80,7 @@ export interface WasmStep {
   delta: string;
   done: boolean;
   finish_reason?: "stop" | "length" | "cancelled";
-  usage?: { prompt_tokens: number; completion_tokens: number; cached_tokens: number; total_tokens: number };
+  usage?: { prompt_tokens: number; completion_tokens: number; cached_tokens: number; total_tokens: number; constraint?: ConstraintUsage };
 }
 
 /** What the init function resolves to: the instance's exports (its linear memory among them). */

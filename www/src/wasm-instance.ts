@@ -99,8 +99,43 @@ export function trapError(w: LoadedWasm, e: unknown): HearthError {
       text = "";
     }
   }
-  const trap = e instanceof Error ? e.message : String(e);
-  return new HearthError("INTERNAL", `the engine crashed: ${text || trap}${text ? ` (${trap})` : ""}; it is discarded and re-created on the next request`);
+  return crashError(text, e instanceof Error ? e.message : String(e));
+}
+
+/** The INTERNAL error of a crash: the panic text where there is one, else the trap's. */
+export function crashError(panic: string, trap: string): HearthError {
+  return new HearthError("INTERNAL", `the engine crashed: ${panic || trap}${panic ? ` (${trap})` : ""}; it is discarded and re-created on the next request`);
+}
+
+/** What a thread-pool Worker posts on its trap channel when it traps (`rayon_worker_helpers.js`). */
+export interface PoolTrapReport {
+  type: "hearth_pool_trap";
+  /** The panic hook's text (`last_panic_message`), "" when there is none. */
+  panic: string;
+  /** The trap (`RuntimeError: unreachable`). */
+  trap: string;
+}
+
+/** The INTERNAL error for a pool Worker's trap report (`report` as received: it is checked). */
+export function poolTrapError(report: unknown): HearthError | null {
+  const r = report as Partial<PoolTrapReport> | null;
+  if (r?.type !== "hearth_pool_trap") return null;
+  const panic = typeof r.panic === "string" ? r.panic : "";
+  const trap = typeof r.trap === "string" ? r.trap : "a trap";
+  return crashError(panic, `${trap} in a thread-pool Worker`);
+}
+
+const POOL_TRAP_CHANNEL = Symbol.for("hearth.poolTrapChannel");
+
+/**
+ * Names the BroadcastChannel this realm's thread pool reports a trap on (before the pool
+ * starts: each pool Worker gets the name then). A panic on a pool thread leaves the engine's
+ * thread blocked in wasm, waiting for that thread's task, so only someone outside this realm can
+ * notice it: the page's `worker-client.ts` listens on the channel, ends this Worker and
+ * re-creates it. In-page engines never run the threaded build (it needs a Worker).
+ */
+export function setPoolTrapChannel(name: string | undefined): void {
+  (globalThis as unknown as Record<symbol, string | undefined>)[POOL_TRAP_CHANNEL] = name;
 }
 
 type TrapListener = (e: unknown) => void;

@@ -6,6 +6,9 @@ import { HearthError, abortError, throwIfAborted } from "./errors.js";
 import type { FromWorker, ToWorker } from "./protocol.js";
 import type { ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
 import { checkGenerateRequest } from "./validate.js";
+import { poolTrapError } from "./wasm-instance.js";
+import { resolveModel } from "./registry.js";
+import { defaultStore } from "./store.js";
 
 type Pending = {
   resolve: (v: FromWorker & { type: "result" }) => void;
@@ -17,10 +20,16 @@ type Pending = {
 // Distributes ToWorker over its union members so object literals type-check.
 type Without<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
+/** Tells the Workers of this page's engines apart on their pool trap channels. */
+let channelSeq = 0;
+
 /**
  * An engine living in a dedicated module Worker. When the engine traps (a Rust panic) or the
  * Worker dies, the Worker is terminated and a new one loads the model again (from the store)
- * on the next request.
+ * on the next request. A panic on a thread of the threaded build's pool leaves the Worker
+ * blocked (its engine thread waits for that thread's task): the pool reports it on a
+ * BroadcastChannel this side listens to (`wasm-instance.ts` `setPoolTrapChannel`), which ends the
+ * Worker at once and rejects what was pending with INTERNAL and the panic's text.
  */
 export class WorkerDriver implements Driver {
   private nextId = 1;
@@ -30,6 +39,11 @@ export class WorkerDriver implements Driver {
   private dead = false;
   private respawning: Promise<void> | null = null;
   private worker: Worker;
+  /** The current Worker's pool trap channel (null where BroadcastChannel does not exist). */
+  private trapChannel: BroadcastChannel | null = null;
+  private trapChannelName: string | undefined;
+  /** A load request is pending (the first load, or a respawn's). */
+  private loading = 0;
   info!: ModelInfo;
 
   private constructor(
@@ -43,6 +57,7 @@ export class WorkerDriver implements Driver {
 
   private spawn(): Worker {
     const worker = startEngineWorker(this.workerUrl);
+    this.listenForPoolTraps(worker);
     worker.onmessage = (e: MessageEvent<FromWorker>) => {
       if (worker === this.worker) this.onMessage(e.data);
     };
@@ -58,13 +73,71 @@ export class WorkerDriver implements Driver {
     return worker;
   }
 
+  /** A channel for `worker`'s thread pool to report a trap on (its name goes with the load). */
+  private listenForPoolTraps(worker: Worker): void {
+    this.trapChannel?.close();
+    this.trapChannel = null;
+    this.trapChannelName = undefined;
+    if (typeof BroadcastChannel === "undefined") return;
+    const rand = Math.random().toString(36).slice(2);
+    const name = `hearth-pool-trap:${Date.now().toString(36)}:${rand}:${++channelSeq}`;
+    const channel = new BroadcastChannel(name);
+    channel.onmessage = (e: MessageEvent) => {
+      const err = poolTrapError(e.data);
+      if (!err || worker !== this.worker || this.terminated) return;
+      this.crashed(err);
+    };
+    this.trapChannel = channel;
+    this.trapChannelName = name;
+  }
+
+  /**
+   * The Worker's engine is stuck for good (a pool thread trapped): end it now (its pool goes
+   * with it), reject what was pending, and re-create it on the next request.
+   */
+  private crashed(err: HearthError): void {
+    this.dead = true;
+    this.worker.terminate();
+    this.trapChannel?.close();
+    this.trapChannel = null;
+    if (this.loading === 0) {
+      this.failAll(err);
+      return;
+    }
+    // A crash while loading: the file is not kept as good (as the Worker does for a trap on
+    // its own thread), deleted before the load rejects. The delete waits for the model's Web
+    // Lock, which the ended Worker's load held until now.
+    void this.forgetModel().finally(() => this.failAll(err));
+  }
+
+  private async forgetModel(): Promise<void> {
+    try {
+      const opts: { sha256?: string; modelBaseUrl?: string } = {};
+      if (this.config.sha256 !== undefined) opts.sha256 = this.config.sha256;
+      if (this.config.modelBaseUrl !== undefined) opts.modelBaseUrl = this.config.modelBaseUrl;
+      await defaultStore.delete(resolveModel(this.model, opts).id);
+    } catch {
+      // Best effort: the store may be unavailable here (no OPFS in this realm).
+    }
+  }
+
+  /** A load request (see {@link loading}). */
+  private async loadRequest(extra: { signal?: AbortSignal | undefined; onProgress?: CoreHooks["onProgress"] } = {}): Promise<ModelInfo> {
+    this.loading++;
+    try {
+      const r = await this.request({ type: "load", model: this.model, config: this.config, poolTrapChannel: this.trapChannelName }, extra);
+      return r.value as ModelInfo;
+    } finally {
+      this.loading--;
+    }
+  }
+
   /** Starts the Worker and loads the model in it. Whatever fails, the Worker is terminated before this rejects. */
   static async load(workerUrl: string | URL | undefined, model: string, config: LoadConfig, hooks: CoreHooks): Promise<WorkerDriver> {
     throwIfAborted(hooks.signal);
     const d = new WorkerDriver(workerUrl, model, config, hooks);
     try {
-      const r = await d.request({ type: "load", model, config }, { signal: hooks.signal, onProgress: hooks.onProgress });
-      d.info = r.value as ModelInfo;
+      d.info = await d.loadRequest({ signal: hooks.signal, onProgress: hooks.onProgress });
       return d;
     } catch (e) {
       d.terminate(HearthError.from(e));
@@ -77,8 +150,7 @@ export class WorkerDriver implements Driver {
     this.worker.terminate();
     this.worker = this.spawn();
     this.dead = false;
-    const r = await this.request({ type: "load", model: this.model, config: this.config });
-    this.info = r.value as ModelInfo;
+    this.info = await this.loadRequest();
   }
 
   private onMessage(msg: FromWorker): void {
@@ -194,6 +266,8 @@ export class WorkerDriver implements Driver {
   private terminate(reason: HearthError): void {
     this.terminated = true;
     this.worker.terminate();
+    this.trapChannel?.close();
+    this.trapChannel = null;
     this.failAll(reason.code === "ABORTED" ? reason : new HearthError("BAD_REQUEST", "the engine was unloaded"));
   }
 }

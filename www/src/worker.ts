@@ -6,6 +6,7 @@
 import { EngineCore } from "./core.js";
 import { HearthError } from "./errors.js";
 import type { FromWorker, ToWorker } from "./protocol.js";
+import { setPoolTrapChannel } from "./wasm-instance.js";
 
 interface WorkerScope {
   onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
@@ -40,6 +41,7 @@ async function handle(msg: ToWorker): Promise<void> {
       controllers.set(id, ac);
       try {
         if (core) throw new HearthError("BAD_REQUEST", "this worker already has a model");
+        setPoolTrapChannel(msg.poolTrapChannel);
         // revive: false: after a trap the page discards this whole Worker and starts a new one.
         core = await EngineCore.load(
           msg.model,

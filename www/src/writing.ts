@@ -147,6 +147,13 @@ abstract class HearthWritingSession {
   }
 }
 
+/** `opts` of a `create()`, checked (not aborted, valid enums), or the error the spec gives. */
+function checkedOptions(kind: "writer" | "rewriter", opts: WritingOptions): WritingOptions {
+  throwIfAborted(opts.signal);
+  checkWritingOptions(kind, opts);
+  return opts;
+}
+
 /** A `Writer` session: `write(task)` / `writeStreaming(task)`. */
 export class HearthWriter extends HearthWritingSession {
   declare readonly tone: WriterTone;
@@ -154,9 +161,7 @@ export class HearthWriter extends HearthWritingSession {
   declare readonly length: WriterLength;
 
   static async create(driver: Driver, opts: WritingOptions = {}): Promise<HearthWriter> {
-    throwIfAborted(opts.signal);
-    checkWritingOptions("writer", opts);
-    return new HearthWriter("writer", driver, opts);
+    return new HearthWriter("writer", driver, checkedOptions("writer", opts));
   }
   write(task: string, opts: WriteOptions = {}): Promise<string> {
     return this.run(task, opts);
@@ -173,9 +178,7 @@ export class HearthRewriter extends HearthWritingSession {
   declare readonly length: RewriterLength;
 
   static async create(driver: Driver, opts: WritingOptions = {}): Promise<HearthRewriter> {
-    throwIfAborted(opts.signal);
-    checkWritingOptions("rewriter", opts);
-    return new HearthRewriter("rewriter", driver, opts);
+    return new HearthRewriter("rewriter", driver, checkedOptions("rewriter", opts));
   }
   rewrite(text: string, opts: WriteOptions = {}): Promise<string> {
     return this.run(text, opts);

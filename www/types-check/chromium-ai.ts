@@ -7,10 +7,11 @@
 // - `expectedInputLanguages`, `expectedContextLanguages`, `outputLanguage` of Summarizer and
 //   LanguageDetector are `null` when not given: the Writing Assistance IDL declares them
 //   nullable (`FrozenArray<DOMString>?`); the typings declare them optional or non-null.
-// - LanguageModel is not checked yet: HearthLanguageModel has no `onquotaoverflow` handler
-//   attribute (www/src/language-model.ts; issue 19's remaining Prompt API items).
-import type { HearthSummarizer, HearthWriter, HearthRewriter } from "../dist/index.js";
+// - The globals' static sides are checked member by member (`create`, `availability`,
+//   `params`): the typings declare them abstract classes, which a polyfill object is not.
+import type { HearthSummarizer, HearthWriter, HearthRewriter, HearthLanguageModel } from "../dist/index.js";
 import type { HearthLanguageDetector, LanguageDetectionResult as HearthDetection } from "../dist/language-detector.js";
+import type * as Polyfill from "../dist/polyfill.js";
 
 type Languages = "expectedInputLanguages" | "expectedContextLanguages" | "outputLanguage";
 
@@ -19,3 +20,28 @@ export const writer = (x: HearthWriter): Writer => x;
 export const rewriter = (x: HearthRewriter): Rewriter => x;
 export const detector = (x: HearthLanguageDetector): Omit<LanguageDetector, "expectedInputLanguages"> => x;
 export const detection = (x: HearthDetection): LanguageDetectionResult => x;
+export const languageModel = (x: HearthLanguageModel): LanguageModel => x;
+
+// The globals the polyfill installs, as code typed for Chrome's globals calls them (the
+// sessions they resolve to are checked above, with the same stated differences).
+export const languageModelGlobal = (x: typeof Polyfill.LanguageModel): {
+  create(o?: LanguageModelCreateOptions): Promise<LanguageModel>;
+  availability(o?: LanguageModelCreateCoreOptions): Promise<Availability>;
+  params(): Promise<LanguageModelParams>;
+} => x;
+export const summarizerGlobal = (x: typeof Polyfill.Summarizer): {
+  create(o?: SummarizerCreateOptions): Promise<Omit<Summarizer, Languages>>;
+  availability(o?: SummarizerCreateCoreOptions): Promise<Availability>;
+} => x;
+export const writerGlobal = (x: typeof Polyfill.Writer): {
+  create(o?: WriterCreateOptions): Promise<Writer>;
+  availability(o?: WriterCreateCoreOptions): Promise<Availability>;
+} => x;
+export const rewriterGlobal = (x: typeof Polyfill.Rewriter): {
+  create(o?: RewriterCreateOptions): Promise<Rewriter>;
+  availability(o?: RewriterCreateCoreOptions): Promise<Availability>;
+} => x;
+export const detectorGlobal = (x: typeof Polyfill.LanguageDetector): {
+  create(o?: LanguageDetectorCreateOptions): Promise<Omit<LanguageDetector, "expectedInputLanguages">>;
+  availability(o?: LanguageDetectorCreateCoreOptions): Promise<Availability>;
+} => x;

@@ -4,7 +4,7 @@
 // refuses a missing, extra or differently typed field (tests/browser/types.test.mjs).
 import type { WasmChatRequest, WasmCompletionRequest, WasmRenderChatRequest, WasmModelInfo, WasmStep } from "../dist/wasm-api.js";
 
-export const example0: Required<WasmChatRequest> = {"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],"max_tokens":64,"temperature":0.5,"top_p":0.9,"top_k":20,"min_p":0.05,"repeat_penalty":1.1,"seed":7,"stop":["\n\n"],"constraint":{"json_schema":{"type":"object"}}};
+export const example0: Required<WasmChatRequest> = {"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],"assistant_prefix":"Sure:","max_tokens":64,"temperature":0.5,"top_p":0.9,"top_k":20,"min_p":0.05,"repeat_penalty":1.1,"seed":7,"stop":["\n\n"],"constraint":{"json_schema":{"type":"object"}}};
 export const example1: Required<WasmCompletionRequest> = {"prompt":"Once","max_tokens":64,"temperature":0.5,"top_p":0.9,"top_k":20,"min_p":0.05,"repeat_penalty":1.1,"seed":7,"stop":["\n\n"],"constraint":{"regex":"[a-z]+"}};
 export const example2: Required<WasmCompletionRequest> = {"prompt":"Once","max_tokens":64,"temperature":0.5,"top_p":0.9,"top_k":20,"min_p":0.05,"repeat_penalty":1.1,"seed":7,"stop":["\n\n"],"constraint":{"lark":"start: /[a-z]+/"}};
 export const example3: WasmChatRequest = {"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}]};
@@ -13,5 +13,6 @@ export const example5: WasmRenderChatRequest = [{"role":"system","content":"Be b
 export const example6: Required<WasmModelInfo> = {"arch":"llama","name":"SmolLM2 135M","n_ctx":2048,"n_vocab":49152,"has_chat_template":true,"backend":"CPU, 1 thread"};
 export const example7: WasmStep = {"delta":"Hel","done":false};
 export const example8: Required<WasmStep> = {"delta":"lo","done":true,"finish_reason":"stop","usage":{"prompt_tokens":12,"completion_tokens":3,"cached_tokens":4,"total_tokens":15}};
-export const example9: Required<WasmStep> = {"delta":"","done":true,"finish_reason":"length","usage":{"prompt_tokens":12,"completion_tokens":3,"cached_tokens":4,"total_tokens":15}};
-export const example10: Required<WasmStep> = {"delta":"","done":true,"finish_reason":"cancelled","usage":{"prompt_tokens":12,"completion_tokens":3,"cached_tokens":4,"total_tokens":15}};
+export const example9: Required<WasmStep> = {"delta":"}","done":true,"finish_reason":"stop","usage":{"prompt_tokens":12,"completion_tokens":3,"cached_tokens":4,"total_tokens":15,"constraint":{"vocab_ms":9.5,"compile_ms":1.5,"grammar_ms":0.5,"masks":1,"mask_ms":0.25,"forced_tokens":2}}};
+export const example10: Required<WasmStep> = {"delta":"","done":true,"finish_reason":"length","usage":{"prompt_tokens":12,"completion_tokens":3,"cached_tokens":4,"total_tokens":15}};
+export const example11: Required<WasmStep> = {"delta":"","done":true,"finish_reason":"cancelled","usage":{"prompt_tokens":12,"completion_tokens":3,"cached_tokens":4,"total_tokens":15}};
