@@ -25,8 +25,8 @@ for (const [build, dir, isolate] of [["baseline", "pkg", false], ["threads", "pk
       for (const checks of runs) {
         const kinds = new Set(checks.map((c) => `${c.ty} ${c.kernel}`));
         const want = ["Q4_0 dot", "Q4_1 dot4", "Q8_0 dot4", "Q4_K dot4", "Q5_K dot4", "Q6_K dot", "Q5_0 dot4", "Q8 quantize"];
-        // Both builds have the interleaved tile kernels of the legacy formats.
-        want.push("Q4_0 tile", "Q4_1 tile", "Q5_0 tile", "Q5_1 tile", "Q8_0 tile");
+        // Both builds have the interleaved tile kernels of the legacy formats and the k-quants.
+        want.push("Q4_0 tile", "Q4_1 tile", "Q5_0 tile", "Q5_1 tile", "Q8_0 tile", "Q4_K tile", "Q5_K tile", "Q6_K tile");
         for (const k of want) {
           assert.ok(kinds.has(k), `${k} missing from ${[...kinds].join(", ")}`);
         }
@@ -38,7 +38,7 @@ for (const [build, dir, isolate] of [["baseline", "pkg", false], ["threads", "pk
         const mod = await import(`/${dir}/hearth.js`);
         if (isolate) await mod.initThreadPool(2);
         const diffs = {};
-        for (const [ty, rows, cols, n] of [["Q4_1", 40, 64, 7], ["Q8_0", 33, 96, 9], ["Q5_0", 50, 32, 4], ["Q4_K", 17, 256, 5]]) {
+        for (const [ty, rows, cols, n] of [["Q4_1", 40, 64, 7], ["Q8_0", 33, 96, 9], ["Q5_0", 50, 32, 4], ["Q4_K", 17, 256, 5], ["Q5_K", 9, 512, 6], ["Q6_K", 21, 768, 7]]) {
           const b = new mod.CpuMatmulBench(ty, rows, cols, n);
           diffs[`${ty} ${rows}x${cols} n=${n}`] = b.batch_vs_single();
           b.free();

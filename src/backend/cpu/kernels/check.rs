@@ -9,7 +9,7 @@
 //! sums are exact; only the f32 scale products and their order may differ.
 
 use super::q8::{quantize_block, Q8_BLOCK};
-use super::{dot_q8_fn, dot_q8_scalar_fn, dot_q8_tile_fn, dot_q8x4_fn, quantize_block_fast, Q8Acts, Q8Tiles};
+use super::{dot_q8_fn, dot_q8_scalar_fn, dot_q8_tile_fn, dot_q8_tile_rows_fn, dot_q8x4_fn, quantize_block_fast, Q8Acts, Q8Tiles, TILE_ROWS};
 use crate::quant::synth::{random_weight, Rng};
 use crate::quant::{dequantize, FORMATS};
 
@@ -22,7 +22,8 @@ pub struct KernelCheck {
     /// The weight format, e.g. `Q4_K`.
     pub ty: String,
     /// `"dot"` (one token against the scalar reference), `"dot4"` (the four-token kernel
-    /// against four one-token calls), `"tile"` (the interleaved four-token kernel, likewise) or
+    /// against four one-token calls), `"tile"` (the interleaved four-token kernel, likewise),
+    /// `"tile_rows"` (the several-row tile, likewise) or
     /// `"quantize"` ([`check_quantize`]).
     pub kernel: &'static str,
     /// Row length in elements.
@@ -73,6 +74,11 @@ pub fn check_q8_kernels(seed: u64) -> Vec<KernelCheck> {
                 let Some(tile) = tiles.tile(0) else { continue };
                 let err = vs_one(f(&row, tile));
                 out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "tile", cols, error: err, tolerance: TOLERANCE, ok: err <= TOLERANCE });
+                if let Some(f) = dot_q8_tile_rows_fn(ty) {
+                    // The same row in every slot: each row's result against the one-token kernel.
+                    let err = f([&row[..]; TILE_ROWS], tile).into_iter().map(vs_one).fold(0.0, f64::max);
+                    out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "tile_rows", cols, error: err, tolerance: TOLERANCE, ok: err <= TOLERANCE });
+                }
             }
         }
     }

@@ -29,13 +29,15 @@ mod simd_wasm_tile;
 mod simd_x86;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86_q8;
+#[cfg(target_arch = "x86_64")]
+mod simd_x86_tile;
 #[cfg(test)]
 mod tests;
 mod tile;
 
 pub use check::{check_q8_kernels, check_quantize, KernelCheck};
 pub use q8::{DotQ8Fn, DotQ8x4Fn, Q8Acts, Q8Slice, Q8_BLOCK};
-pub use tile::{DotQ8TileFn, Q8Tile, Q8Tiles};
+pub use tile::{DotQ8TileFn, DotQ8TileRowsFn, Q8Tile, Q8Tiles, TILE_ROWS};
 
 use crate::quant::{self, DotFn, GgmlType, QuantError};
 
@@ -45,7 +47,8 @@ use crate::quant::{self, DotFn, GgmlType, QuantError};
 /// - `dot_q8` (8-bit activations): the portable machine's kernel, if any; with none, matrix
 ///   products keep f32 activations;
 /// - `dot_q8x4` (four tokens, prefill): four `dot_q8` calls;
-/// - `tile` (four interleaved tokens, prefill): `dot_q8x4`.
+/// - `tile` (four interleaved tokens, prefill): `dot_q8x4`;
+/// - `tile_rows` ([`TILE_ROWS`] rows × four interleaved tokens, prefill): `tile` once per row.
 #[derive(Debug, Clone, Copy)]
 pub struct Kernels {
     pub ty: GgmlType,
@@ -53,17 +56,19 @@ pub struct Kernels {
     pub dot_q8: Option<DotQ8Fn>,
     pub dot_q8x4: Option<DotQ8x4Fn>,
     pub tile: Option<DotQ8TileFn>,
+    pub tile_rows: Option<DotQ8TileRowsFn>,
 }
 
 /// A row with no kernel: the base of every table row (`Kernels { dot: …, ..row(ty) }`).
 const fn row(ty: GgmlType) -> Kernels {
-    Kernels { ty, dot: None, dot_q8: None, dot_q8x4: None, tile: None }
+    Kernels { ty, dot: None, dot_q8: None, dot_q8x4: None, tile: None, tile_rows: None }
 }
 
 /// `Some` safe wrapper of the AVX2 kernel `$k`.
 ///
 /// SAFETY (every wrapper): the kernels are compiled for AVX2, FMA and F16C; the wrappers are
-/// reachable only through [`AVX2`], which [`machine`] hands out only after detecting them.
+/// reachable only through [`AVX2`] and [`AVX2_VNNI`], which [`machine`] hands out only after
+/// detecting those features (and AVX-VNNI for the second).
 #[cfg(target_arch = "x86_64")]
 macro_rules! avx2 {
     (dot $k:path) => {{
@@ -86,30 +91,60 @@ macro_rules! avx2 {
     }};
 }
 
-/// An `AVX2` row with all three kernels: the f32 dot, the integer dot, the four-token one.
+/// An `AVX2` row with all five kernels: the f32 dot, the integer dot, the four-token one and
+/// the one-row and several-row tiles (from module `$tiles` of `simd_x86_tile`).
 #[cfg(target_arch = "x86_64")]
 macro_rules! avx2_row {
-    ($ty:ident: $dot:path, $q8:path, $q8x4:path) => {
-        Kernels { dot: avx2!(dot $dot), dot_q8: avx2!(q8 $q8), dot_q8x4: avx2!(q8x4 $q8x4), ..row(GgmlType::$ty) }
+    ($tiles:ident, $ty:ident: $dot:ident, $dot4:ident, $tile:ident) => {
+        Kernels {
+            dot: avx2!(dot simd_x86::$dot),
+            dot_q8: avx2!(q8 simd_x86_q8::$dot),
+            dot_q8x4: avx2!(q8x4 simd_x86_q8::$dot4),
+            tile: {
+                fn safe(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+                    let [r] = unsafe { simd_x86_tile::$tiles::$tile::<1>([row], x) };
+                    r
+                }
+                Some(safe as DotQ8TileFn)
+            },
+            tile_rows: {
+                fn safe(rows: [&[u8]; TILE_ROWS], x: Q8Tile<'_>) -> [[f32; 4]; TILE_ROWS] {
+                    unsafe { simd_x86_tile::$tiles::$tile::<TILE_ROWS>(rows, x) }
+                }
+                Some(safe as DotQ8TileRowsFn)
+            },
+            ..row(GgmlType::$ty)
+        }
+    };
+}
+
+/// One x86_64 table, its prefill tiles from module `$tiles` of `simd_x86_tile`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! x86_table {
+    ($tiles:ident) => {
+        &[
+            Kernels { dot: avx2!(dot simd_x86::dot_f32), ..row(GgmlType::F32) },
+            Kernels { dot: avx2!(dot simd_x86::dot_f16), ..row(GgmlType::F16) },
+            Kernels { dot: avx2!(dot simd_x86::dot_bf16), ..row(GgmlType::BF16) },
+            avx2_row!($tiles, Q4_0: dot_q4_0, dot4_q4_0, tile_q4_0),
+            avx2_row!($tiles, Q4_1: dot_q4_1, dot4_q4_1, tile_q4_1),
+            avx2_row!($tiles, Q5_0: dot_q5_0, dot4_q5_0, tile_q5_0),
+            avx2_row!($tiles, Q5_1: dot_q5_1, dot4_q5_1, tile_q5_1),
+            avx2_row!($tiles, Q8_0: dot_q8_0, dot4_q8_0, tile_q8_0),
+            avx2_row!($tiles, Q4_K: dot_q4_k, dot4_q4_k, tile_q4_k),
+            avx2_row!($tiles, Q5_K: dot_q5_k, dot4_q5_k, tile_q5_k),
+            avx2_row!($tiles, Q6_K: dot_q6_k, dot4_q6_k, tile_q6_k),
+        ]
     };
 }
 
 /// x86_64 with AVX2 + FMA + F16C.
 #[cfg(target_arch = "x86_64")]
-#[rustfmt::skip]
-const AVX2: &[Kernels] = &[
-    Kernels { dot: avx2!(dot simd_x86::dot_f32), ..row(GgmlType::F32) },
-    Kernels { dot: avx2!(dot simd_x86::dot_f16), ..row(GgmlType::F16) },
-    Kernels { dot: avx2!(dot simd_x86::dot_bf16), ..row(GgmlType::BF16) },
-    avx2_row!(Q4_0: simd_x86::dot_q4_0, simd_x86_q8::dot_q4_0, simd_x86_q8::dot4_q4_0),
-    avx2_row!(Q4_1: simd_x86::dot_q4_1, simd_x86_q8::dot_q4_1, simd_x86_q8::dot4_q4_1),
-    avx2_row!(Q5_0: simd_x86::dot_q5_0, simd_x86_q8::dot_q5_0, simd_x86_q8::dot4_q5_0),
-    avx2_row!(Q5_1: simd_x86::dot_q5_1, simd_x86_q8::dot_q5_1, simd_x86_q8::dot4_q5_1),
-    avx2_row!(Q8_0: simd_x86::dot_q8_0, simd_x86_q8::dot_q8_0, simd_x86_q8::dot4_q8_0),
-    avx2_row!(Q4_K: simd_x86::dot_q4_k, simd_x86_q8::dot_q4_k, simd_x86_q8::dot4_q4_k),
-    avx2_row!(Q5_K: simd_x86::dot_q5_k, simd_x86_q8::dot_q5_k, simd_x86_q8::dot4_q5_k),
-    avx2_row!(Q6_K: simd_x86::dot_q6_k, simd_x86_q8::dot_q6_k, simd_x86_q8::dot4_q6_k),
-];
+const AVX2: &[Kernels] = x86_table!(avx2);
+
+/// [`AVX2`] where the CPU also has AVX-VNNI: the prefill tiles multiply bytes with `vpdpbusd`.
+#[cfg(target_arch = "x86_64")]
+const AVX2_VNNI: &[Kernels] = x86_table!(vnni);
 
 /// wasm32 with SIMD128 (and relaxed SIMD in the threaded build).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -121,16 +156,16 @@ const SIMD128: &[Kernels] = &[
     Kernels { dot_q8: Some(simd_wasm_q8::dot_q5_0), dot_q8x4: Some(simd_wasm_q8::dot4_q5_0), tile: Some(simd_wasm_tile::tile_q5_0), ..row(GgmlType::Q5_0) },
     Kernels { dot_q8: Some(simd_wasm_q8::dot_q5_1), dot_q8x4: Some(simd_wasm_q8::dot4_q5_1), tile: Some(simd_wasm_tile::tile_q5_1), ..row(GgmlType::Q5_1) },
     Kernels { dot: Some(simd_wasm::dot_q8_0), dot_q8: Some(simd_wasm_q8::dot_q8_0), dot_q8x4: Some(simd_wasm_q8::dot4_q8_0), tile: Some(simd_wasm_tile::tile_q8_0), ..row(GgmlType::Q8_0) },
-    Kernels { dot_q8: Some(simd_wasm_q8::dot_q4_k), dot_q8x4: Some(simd_wasm_q8::dot4_q4_k), ..row(GgmlType::Q4_K) },
-    Kernels { dot_q8: Some(simd_wasm_q8::dot_q5_k), dot_q8x4: Some(simd_wasm_q8::dot4_q5_k), ..row(GgmlType::Q5_K) },
-    Kernels { dot_q8: Some(simd_wasm_q8::dot_q6_k), ..row(GgmlType::Q6_K) },
+    Kernels { dot_q8: Some(simd_wasm_q8::dot_q4_k), dot_q8x4: Some(simd_wasm_q8::dot4_q4_k), tile: Some(simd_wasm_tile::tile_q4_k), ..row(GgmlType::Q4_K) },
+    Kernels { dot_q8: Some(simd_wasm_q8::dot_q5_k), dot_q8x4: Some(simd_wasm_q8::dot4_q5_k), tile: Some(simd_wasm_tile::tile_q5_k), ..row(GgmlType::Q5_K) },
+    Kernels { dot_q8: Some(simd_wasm_q8::dot_q6_k), tile: Some(simd_wasm_tile::tile_q6_k), ..row(GgmlType::Q6_K) },
 ];
 
 /// This machine's SIMD table (empty on the portable machine).
 fn machine() -> &'static [Kernels] {
     #[cfg(target_arch = "x86_64")]
     if simd_x86::has_avx2_fma_f16c() {
-        return AVX2;
+        return if simd_x86::has_avxvnni() { AVX2_VNNI } else { AVX2 };
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     return SIMD128;
@@ -196,6 +231,25 @@ pub fn dot_q8x4_fn(ty: GgmlType) -> Option<DotQ8x4Fn> {
 /// builds, for the 32-element formats); elsewhere prefill uses [`dot_q8x4_fn`].
 pub fn dot_q8_tile_fn(ty: GgmlType) -> Option<DotQ8TileFn> {
     kernels(ty).tile
+}
+
+/// The several-row interleaved tile for `ty` in this build, if there is one (x86_64); prefill
+/// runs [`dot_q8_tile_fn`] on the rows left over.
+pub fn dot_q8_tile_rows_fn(ty: GgmlType) -> Option<DotQ8TileRowsFn> {
+    kernels(ty).tile_rows
+}
+
+/// The x86_64 tables this CPU can run (for the tests: every row of each is checked).
+#[cfg(all(test, target_arch = "x86_64"))]
+fn x86_tables() -> Vec<&'static [Kernels]> {
+    let mut t = Vec::new();
+    if simd_x86::has_avx2_fma_f16c() {
+        t.push(AVX2);
+        if simd_x86::has_avxvnni() {
+            t.push(AVX2_VNNI);
+        }
+    }
+    t
 }
 
 /// The scalar reference integer dot product for `ty` (the oracle of [`dot_q8_fn`]), or

@@ -176,7 +176,7 @@ pub(super) fn dot_q8_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
 /// Elements 64i + 16h.. (low nibbles: sub-block 2i) and 64i + 32 + 16h.. (high nibbles:
 /// sub-block 2i + 1) of a Q4_K/Q5_K block, 16 each, as unsigned values (< 32).
 #[inline(always)]
-fn k4_quants<const Q5: bool>(b: &[u8], qs_off: usize, i: usize, h: usize) -> (v128, v128) {
+pub(super) fn k4_quants<const Q5: bool>(b: &[u8], qs_off: usize, i: usize, h: usize) -> (v128, v128) {
     let v = load16(b, qs_off + 32 * i + 16 * h);
     let mut lo = v128_and(v, u8x16_splat(0x0F));
     let mut hi = u8x16_shr(v, 4);

@@ -1,5 +1,8 @@
-//! SIMD128 prefill tile kernels: one row of a legacy 32-element format dotted with the four
-//! interleaved tokens of a [`Q8Tile`] (rows of `mod.rs`'s `SIMD128` table).
+//! SIMD128 prefill tile kernels: one row dotted with the four interleaved tokens of a
+//! [`Q8Tile`] (rows of `mod.rs`'s `SIMD128` table), for the legacy 32-element formats and the
+//! k-quants (each 32-element sub-block of a super-block taken as a legacy block with its own
+//! scale and min; Q6_K's two scales per sub-block multiply its widened weights, `|(q − 32)·sc|
+//! ≤ 4096` fits i16).
 //!
 //! Per block the weights are unpacked once and each token's products are integer sums: with
 //! relaxed SIMD `i32x4.relaxed_dot_i8x16_i7x16_add` for the unsigned 4/5-bit formats (exact, as
@@ -12,9 +15,9 @@
 //! one-token kernel (the four lanes are summed before scaling), so results agree to rounding.
 
 use super::q8::Q8_BLOCK;
-use super::simd_wasm_q8::{f16_at, fives32, load16, nibbles32};
+use super::simd_wasm_q8::{f16_at, fives32, k4_quants, load16, nibbles32};
 use super::tile::Q8Tile;
-use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, QuantFormat};
+use crate::quant::{scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, QuantFormat, QK_K};
 use core::arch::wasm32::*;
 
 /// Lane k: the sum of the four lanes of `p[k]`.
@@ -42,7 +45,13 @@ fn token_sums<const SIGNED: bool>(x: &Q8Tile<'_>, i: usize, q0: v128, q1: v128) 
     } else {
         [u16x8_extend_low_u8x16(q0), u16x8_extend_high_u8x16(q0), u16x8_extend_low_u8x16(q1), u16x8_extend_high_u8x16(q1)]
     };
-    // The activations as i16: widened here with relaxed SIMD (Q8_0 only), stored widened otherwise.
+    token_sums_i16(x, i, w)
+}
+
+/// As [`token_sums`], from the block's 32 weights as i16 (elements 8j..8j + 8 in `w[j]`).
+#[inline(always)]
+fn token_sums_i16(x: &Q8Tile<'_>, i: usize, w: [v128; 4]) -> [v128; 4] {
+    // The activations as i16: widened here with relaxed SIMD, stored widened otherwise.
     #[cfg(target_feature = "relaxed-simd")]
     let xs: [[v128; 4]; 4] = {
         let xq = &x.qs[4 * Q8_BLOCK * i..4 * Q8_BLOCK * (i + 1)];
@@ -107,4 +116,66 @@ pub(super) fn tile_q5_1(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
 
 pub(super) fn tile_q8_0(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
     legacy_tile::<true>(row, x, BlockQ8_0::BYTES, |b| [load16(b, 2), load16(b, 18)], |_, _| 0.0)
+}
+
+/// Sub-blocks of 32 elements in a k-quant super-block.
+const SUBS: usize = QK_K / Q8_BLOCK;
+
+/// Q4_K / Q5_K: sub-block c is a legacy block with scale `d·s_c` and offset `−dmin·m_c`.
+#[inline(always)]
+fn k4_tile<const Q5: bool>(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+    let (bytes, qs_off) = if Q5 { (BlockQ5K::BYTES, 48) } else { (BlockQ4K::BYTES, 16) };
+    let mut acc = f32x4_splat(0.0);
+    for (sb, b) in row.chunks_exact(bytes).take(x.blocks() / SUBS).enumerate() {
+        let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+        let scales: [u8; 12] = b[4..16].try_into().unwrap_or([0; 12]);
+        for c in 0..SUBS {
+            let i = SUBS * sb + c;
+            let (s, m) = scale_min_k4(c, &scales);
+            // Sub-block c: the low (c even) or high (c odd) nibbles of qs[32⌊c/2⌋..].
+            let (l0, h0) = k4_quants::<Q5>(b, qs_off, c / 2, 0);
+            let (l1, h1) = k4_quants::<Q5>(b, qs_off, c / 2, 1);
+            let (q0, q1) = if c % 2 == 0 { (l0, l1) } else { (h0, h1) };
+            let sums = f32x4_convert_i32x4(reduce4(token_sums::<false>(&x, i, q0, q1)));
+            let dx = load16(&x.d[4 * i..4 * i + 4], 0);
+            let sx = load16(&x.s[4 * i..4 * i + 4], 0);
+            acc = f32x4_add(acc, f32x4_mul(f32x4_mul(dx, f32x4_splat(d * s as f32)), sums));
+            acc = f32x4_sub(acc, f32x4_mul(sx, f32x4_splat(dmin * m as f32)));
+        }
+    }
+    [f32x4_extract_lane::<0>(acc), f32x4_extract_lane::<1>(acc), f32x4_extract_lane::<2>(acc), f32x4_extract_lane::<3>(acc)]
+}
+
+pub(super) fn tile_q4_k(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+    k4_tile::<false>(row, x)
+}
+
+pub(super) fn tile_q5_k(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+    k4_tile::<true>(row, x)
+}
+
+/// Q6_K: `d·Σ_c d_x·Σ_halves sc·Σ (q − 32)·q_x`, the scales applied to the widened weights.
+pub(super) fn tile_q6_k(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+    let (m4, m3, k32) = (u8x16_splat(0x0F), u8x16_splat(0x03), i8x16_splat(32));
+    let mut acc = f32x4_splat(0.0);
+    for (sb, b) in row.chunks_exact(BlockQ6K::BYTES).take(x.blocks() / SUBS).enumerate() {
+        let d = f16_at(b, 208);
+        for c in 0..SUBS {
+            // Element 32c + l (n = c / 4, k = c % 4): nibble k / 2 of ql[64n + 32(k % 2) + l],
+            // bits 2k..2k + 2 of qh[32n + l] (as `simd_wasm_q8::dot_q6_k`).
+            let (n, k, i) = (c / 4, c % 4, SUBS * sb + c);
+            let w: [[v128; 2]; 2] = std::array::from_fn(|h| {
+                let ql = load16(b, 64 * n + 32 * (k % 2) + 16 * h);
+                let low = if k < 2 { v128_and(ql, m4) } else { u8x16_shr(ql, 4) };
+                let high = v128_and(u8x16_shr(load16(b, 128 + 32 * n + 16 * h), 2 * k as u32), m3);
+                let q = i8x16_sub(v128_or(low, u8x16_shl(high, 4)), k32);
+                let sc = i16x8_splat(b[192 + 2 * c + h] as i8 as i16);
+                [i16x8_mul(i16x8_extend_low_i8x16(q), sc), i16x8_mul(i16x8_extend_high_i8x16(q), sc)]
+            });
+            let sums = f32x4_convert_i32x4(reduce4(token_sums_i16(&x, i, [w[0][0], w[0][1], w[1][0], w[1][1]])));
+            let dx = load16(&x.d[4 * i..4 * i + 4], 0);
+            acc = f32x4_add(acc, f32x4_mul(f32x4_mul(dx, f32x4_splat(d)), sums));
+        }
+    }
+    [f32x4_extract_lane::<0>(acc), f32x4_extract_lane::<1>(acc), f32x4_extract_lane::<2>(acc), f32x4_extract_lane::<3>(acc)]
 }

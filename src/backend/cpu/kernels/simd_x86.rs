@@ -15,6 +15,11 @@ pub(super) fn has_avx2_fma_f16c() -> bool {
     is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
 }
 
+/// AVX-VNNI (`vpdpbusd` on 256-bit vectors).
+pub(super) fn has_avxvnni() -> bool {
+    is_x86_feature_detected!("avxvnni")
+}
+
 #[inline(always)]
 pub(super) unsafe fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

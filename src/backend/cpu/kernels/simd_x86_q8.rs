@@ -35,7 +35,7 @@ unsafe fn prefetch_ahead(b: &[u8]) {
 
 /// 32 bytes at `s[off..off + 32]` (checked: panics rather than read out of bounds).
 #[inline(always)]
-unsafe fn load32<T: Copy>(s: &[T], off: usize) -> __m256i {
+pub(super) unsafe fn load32<T: Copy>(s: &[T], off: usize) -> __m256i {
     let s = &s[off..off + 32 / size_of::<T>()];
     _mm256_loadu_si256(s.as_ptr() as *const __m256i)
 }
@@ -49,13 +49,13 @@ unsafe fn load16(b: &[u8], off: usize) -> __m128i {
 
 /// `Σ u·s` of 32 unsigned by 32 signed bytes, as 8 × i32 partial sums.
 #[inline(always)]
-unsafe fn dot_us(u: __m256i, s: __m256i) -> __m256i {
+pub(super) unsafe fn dot_us(u: __m256i, s: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
 }
 
 /// The 32 nibbles at `b[off..off + 16]` as bytes in element order (low nibbles first).
 #[inline(always)]
-unsafe fn nibbles32(b: &[u8], off: usize) -> __m256i {
+pub(super) unsafe fn nibbles32(b: &[u8], off: usize) -> __m256i {
     let v = load16(b, off);
     let m4 = _mm_set1_epi8(0x0F);
     _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4))
@@ -64,7 +64,7 @@ unsafe fn nibbles32(b: &[u8], off: usize) -> __m256i {
 /// 0x10 in byte j where bit j of the little-endian `u32` at `b[off..off + 4]` is set
 /// (ggml's `bytes_from_bits_32`).
 #[inline(always)]
-unsafe fn bit4_from_bits32(b: &[u8], off: usize) -> __m256i {
+pub(super) unsafe fn bit4_from_bits32(b: &[u8], off: usize) -> __m256i {
     let bits = u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]]) as i32;
     let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
     let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits), shuf);

@@ -145,6 +145,87 @@ fn q8_four_token_kernels_match_the_scalar_reference() {
     }
 }
 
+/// The kernel tables to test: on x86_64 every table this CPU can run (AVX2, and AVX2 with
+/// AVX-VNNI where present), elsewhere this build's.
+fn tables() -> Vec<&'static [Kernels]> {
+    #[cfg(target_arch = "x86_64")]
+    return x86_tables();
+    #[cfg(not(target_arch = "x86_64"))]
+    vec![machine()]
+}
+
+#[test]
+fn tile_kernels_one_row_and_several_rows_match_the_scalar_reference() {
+    let mut rng = Rng(0x7173_0000_0000_0017);
+    let mut checked = 0;
+    for &ty in Q8_TYPES {
+        let scalar = dot_q8_scalar_fn(ty).unwrap();
+        for &blocks in block_counts(ty) {
+            let n = blocks * ty.block_size();
+            let rows: Vec<Vec<u8>> = (0..TILE_ROWS).map(|_| random_row(&mut rng, ty, blocks)).collect();
+            let mut acts = Q8Acts::new();
+            acts.quantize(&random_acts(&mut rng, 4 * n)).unwrap();
+            let mut tiles = Q8Tiles::default();
+            assert!(tiles.fill(&acts, 4, n));
+            let x = tiles.tile(0).unwrap();
+            let xs: Vec<Q8Slice> = (0..4).map(|k| acts.slice(k * n, n).unwrap()).collect();
+            let check = |name: &str, r: usize, got: [f32; 4]| {
+                let mut w = vec![0.0f32; n];
+                dequantize(ty, &rows[r], &mut w).unwrap();
+                for (k, x) in xs.iter().enumerate() {
+                    let want = scalar(&rows[r], *x);
+                    // Exact integer sums; f32 scale products and order differ.
+                    let mag: f64 = (0..n).map(|i| (w[i] as f64 * x.d[i / 32] as f64 * x.qs[i] as f64).abs()).sum();
+                    let err = (got[k] as f64 - want as f64).abs();
+                    assert!(err <= 2e-6 * mag + 1e-30, "{ty:?} {name} n={n} row {r} token {k}: {} vs {want}", got[k]);
+                }
+            };
+            for table in tables() {
+                let Some(k) = table.iter().find(|k| k.ty == ty) else { continue };
+                if let Some(tile) = k.tile {
+                    (0..TILE_ROWS).for_each(|r| check("tile", r, tile(&rows[r], x)));
+                    checked += 1;
+                }
+                if let Some(tile_rows) = k.tile_rows {
+                    let got = tile_rows(std::array::from_fn(|r| rows[r].as_slice()), x);
+                    got.into_iter().enumerate().for_each(|(r, v)| check("tile_rows", r, v));
+                    checked += 1;
+                }
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    assert!(checked >= 2 * 8 * 3, "x86_64: every format's two tiles on every table ({checked} checked)");
+    let _ = checked;
+}
+
+#[test]
+fn tile_kernels_do_not_read_out_of_bounds() {
+    // A row shorter than the tile's tokens, or tokens shorter than the rows: the kernels stop
+    // at the shorter operand (or panic), never read past it.
+    let mut rng = Rng(0x7173_0000_0000_0018);
+    for &ty in Q8_TYPES {
+        let n = 3 * ty.block_size();
+        let row = random_row(&mut rng, ty, 3);
+        let mut acts = Q8Acts::new();
+        acts.quantize(&random_acts(&mut rng, 4 * n)).unwrap();
+        let mut tiles = Q8Tiles::default();
+        assert!(tiles.fill(&acts, 4, n));
+        let x = tiles.tile(0).unwrap();
+        let short = &row[..row.len() - 1];
+        for table in tables() {
+            let Some(k) = table.iter().find(|k| k.ty == ty) else { continue };
+            if let Some(tile) = k.tile {
+                assert!(tile(short, x).iter().all(|v| v.is_finite()), "{ty:?}");
+            }
+            if let Some(tile_rows) = k.tile_rows {
+                let rows: [&[u8]; TILE_ROWS] = std::array::from_fn(|r| if r == 1 { short } else { &row[..] });
+                assert!(tile_rows(rows, x).iter().flatten().all(|v| v.is_finite()), "{ty:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn q8_quantize_values_errors_and_reuse() {
     let mut acts = Q8Acts::new();

@@ -48,6 +48,14 @@ impl Q8Tile<'_> {
 /// The four-token tile kernel: row `row` dotted with the four tokens of `x`.
 pub type DotQ8TileFn = fn(row: &[u8], x: Q8Tile<'_>) -> [f32; 4];
 
+/// Weight rows per several-row tile ([`DotQ8TileRowsFn`]).
+pub const TILE_ROWS: usize = 4;
+
+/// The several-row tile kernel: [`TILE_ROWS`] rows against the four tokens of `x` (result
+/// `[row][token]`), the tokens' bytes loaded once for all the rows. Equal to a
+/// [`DotQ8TileFn`] call per row up to f32 rounding; same length contract.
+pub type DotQ8TileRowsFn = fn(rows: [&[u8]; TILE_ROWS], x: Q8Tile<'_>) -> [[f32; 4]; TILE_ROWS];
+
 /// Reusable buffer of the groups of one product's activations.
 #[derive(Debug, Default, Clone)]
 pub struct Q8Tiles {
