@@ -16,3 +16,9 @@ pub mod template;
 pub mod tokenizer;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
+/// Natively only the wasm surface's message types ([`wasm::protocol`]), so their tests (the
+/// shapes the TypeScript side is checked against) run under `cargo test`.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod wasm {
+    pub mod protocol;
+}

@@ -7,23 +7,20 @@
  * page replaces the whole Worker (`worker-client.ts`).
  */
 
-import { HearthError, abortError, throwIfAborted } from "./errors.js";
+import { chooseBackend } from "./backend-choice.js";
+import { HearthError, throwIfAborted } from "./errors.js";
 import { resolveModel, type ModelSource } from "./registry.js";
+import { SerialQueue } from "./serial-queue.js";
 import { WeightStore, defaultStore, type LoadProgress } from "./store.js";
-import type {
-  Backend,
-  BackendChange,
-  ChatMessage,
-  GenerateRequest,
-  GenerateResult,
-  LoadConfig,
-  ModelInfo,
-  Usage,
-} from "./types.js";
+import { runGeneration } from "./token-loop.js";
+import type { BackendChange, ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
 import { checkGenerateRequest } from "./validate.js";
-import type { WasmEngine, WasmModelInfo, WasmStep } from "./wasm-api.js";
+import type { WasmEngine } from "./wasm-api.js";
 import { chooseBuild } from "./wasm-build.js";
-import { isTrap, loadBuild, loadWasmModule, markDead, onUncaughtTrap, trapError, urlsOf, type LoadedWasm } from "./wasm-instance.js";
+import { createEngine, feedFromStore } from "./wasm-engine.js";
+import { isTrap, loadBuild, loadWasmModule, markDead, trapError, urlsOf, type LoadedWasm } from "./wasm-instance.js";
+
+export { probeWebGpu } from "./backend-choice.js";
 
 /** What the public API needs from an engine, in-thread or in a Worker. */
 export interface Driver {
@@ -42,87 +39,6 @@ export interface CoreHooks {
   onProgress?: (p: LoadProgress) => void;
   onBackendChange?: (c: BackendChange) => void;
   signal?: AbortSignal;
-}
-
-/** Bytes handed to `feed()` at a time: the wasm side copies each piece, so keep them small. */
-const FEED_PIECE = 1 << 20;
-
-/** A macrotask break, so Worker messages (abort) are seen between tokens. */
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => {
-    const ch = new MessageChannel();
-    ch.port1.onmessage = () => {
-      ch.port1.close();
-      resolve();
-    };
-    ch.port2.postMessage(null);
-  });
-}
-
-interface GpuLike {
-  requestAdapter(): Promise<unknown>;
-}
-
-interface AdapterInfoLike {
-  vendor?: string;
-  architecture?: string;
-  device?: string;
-  description?: string;
-  isFallbackAdapter?: boolean;
-}
-
-/** A software WebGPU adapter (SwiftShader, llvmpipe): far slower than the wasm CPU backend. */
-function softwareAdapterName(adapter: unknown): string | null {
-  const a = adapter as { info?: AdapterInfoLike; isFallbackAdapter?: boolean };
-  const info = a.info ?? {};
-  const text = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" ");
-  const m = /swiftshader|llvmpipe|lavapipe|software/i.exec(text);
-  if (m) return m[0];
-  return info.isFallbackAdapter === true || a.isFallbackAdapter === true ? "fallback adapter" : null;
-}
-
-/**
- * Whether WebGPU gives an adapter here; the reason when it does not. `software` is true when
- * the adapter is a software renderer: `backend: "auto"` then runs on the CPU, which is faster
- * (measured in headless Chromium: SwiftShader 0.2 tok/s vs wasm CPU 17 tok/s on SmolLM2).
- */
-export async function probeWebGpu(): Promise<{ ok: boolean; reason: string; software: boolean }> {
-  const gpu = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
-  if (!gpu) return { ok: false, reason: "WebGPU unavailable: navigator.gpu is missing", software: false };
-  try {
-    const adapter = await gpu.requestAdapter();
-    if (!adapter) return { ok: false, reason: "WebGPU unavailable: no adapter", software: false };
-    const soft = softwareAdapterName(adapter);
-    return soft
-      ? { ok: true, reason: `WebGPU adapter is a software renderer (${soft})`, software: true }
-      : { ok: true, reason: "WebGPU adapter available", software: false };
-  } catch (e) {
-    return { ok: false, reason: `WebGPU unavailable: ${e instanceof Error ? e.message : String(e)}`, software: false };
-  }
-}
-
-/** Runs tasks one after another; a task whose signal fires while it waits never starts. */
-class SerialQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const prev = this.tail;
-    let onAbort: (() => void) | undefined;
-    const aborted = new Promise<never>((_, reject) => {
-      if (!signal) return;
-      onAbort = () => reject(abortError(signal));
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
-    aborted.catch(() => undefined);
-    const result = prev.then(() => {
-      if (onAbort) signal?.removeEventListener("abort", onAbort);
-      throwIfAborted(signal);
-      return task();
-    });
-    this.tail = result.catch(() => undefined);
-    // A waiting request rejects as soon as it is aborted; the queue still skips it in turn.
-    return signal ? Promise.race([result, aborted]) : result;
-  }
 }
 
 /** Options of an {@link EngineCore} beyond the load's. */
@@ -166,26 +82,7 @@ export class EngineCore implements Driver {
     if (config.sha256 !== undefined) resolveOpts.sha256 = config.sha256;
     if (config.modelBaseUrl !== undefined) resolveOpts.modelBaseUrl = config.modelBaseUrl;
     const source = resolveModel(modelIdOrUrl, resolveOpts);
-    let backend: Backend;
-    let reason: string;
-    if (config.backend === "cpu") {
-      backend = "cpu";
-      reason = "CPU requested";
-    } else {
-      const probe = await probeWebGpu();
-      if (probe.ok && probe.software && config.backend === "auto") {
-        backend = "cpu";
-        reason = `WebGPU unavailable: ${probe.reason}, slower than the CPU backend`;
-      } else if (probe.ok) {
-        backend = "webgpu";
-        reason = config.backend === "webgpu" ? "WebGPU requested" : "WebGPU adapter available";
-      } else if (config.backend === "webgpu") {
-        throw new HearthError("DEVICE_LOST", probe.reason);
-      } else {
-        backend = "cpu";
-        reason = probe.reason;
-      }
-    }
+    let { backend, reason } = await chooseBackend(config.backend);
     let { wasm, choice } = await loadBuild(chooseBuild(backend, config.threads, urlsOf(config)), config);
     let engine: WasmEngine;
     try {
@@ -303,65 +200,7 @@ export class EngineCore implements Driver {
   private async generateNow(req: GenerateRequest, onDelta: (text: string) => void, signal: AbortSignal, queuedAt: number): Promise<GenerateResult> {
     throwIfAborted(signal);
     const engine = await this.live();
-    const { kind, ...rest } = req;
-    const body = stripUndefined(rest as Record<string, unknown>);
-    const t0 = performance.now();
-    try {
-      if (kind === "chat") engine.start_chat(JSON.stringify(body));
-      else engine.start_completion(JSON.stringify(body));
-    } catch (e) {
-      throw this.fail(e);
-    }
-    let text = "";
-    let firstTokenAt = 0;
-    let cancelled = false;
-    const onAbort = () => {
-      if (!cancelled) {
-        cancelled = true;
-        engine.cancel();
-      }
-    };
-    signal.addEventListener("abort", onAbort);
-    // A panic inside the async step() traps outside any call of ours: its promise never
-    // settles and the trap only reaches the realm's error event.
-    let trapped!: (e: unknown) => void;
-    const trap = new Promise<never>((_, reject) => (trapped = reject));
-    trap.catch(() => undefined);
-    const unwatch = onUncaughtTrap((e) => trapped(e));
-    try {
-      for (;;) {
-        let step: WasmStep;
-        try {
-          step = JSON.parse(await Promise.race([engine.step(), trap])) as WasmStep;
-        } catch (e) {
-          if (isTrap(e)) throw this.fail(e);
-          if (cancelled) throw abortError(signal);
-          throw HearthError.from(e);
-        }
-        if (step.delta) {
-          if (!firstTokenAt) firstTokenAt = performance.now();
-          text += step.delta;
-          if (!cancelled) onDelta(step.delta);
-        }
-        if (step.done) {
-          if (step.finish_reason === "cancelled" || cancelled) throw abortError(signal);
-          const usage: Usage = step.usage ?? { prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0 };
-          const end = performance.now();
-          return {
-            text,
-            finish_reason: step.finish_reason === "length" ? "length" : "stop",
-            usage,
-            timings: { queued_ms: t0 - queuedAt, first_token_ms: (firstTokenAt || end) - t0, total_ms: end - t0 },
-          };
-        }
-        // Let the Worker's message loop run (abort arrives as a message).
-        await yieldToEventLoop();
-        if (signal.aborted) onAbort();
-      }
-    } finally {
-      unwatch();
-      signal.removeEventListener("abort", onAbort);
-    }
+    return runGeneration(engine, req, onDelta, signal, queuedAt, (e) => this.fail(e));
   }
 
   /** Re-creates the engine on the CPU from the stored bytes (no download) after a GPU loss. */
@@ -405,88 +244,5 @@ export class EngineCore implements Driver {
       this.disposed = true;
       if (!this.wasm.dead) this.engine.free();
     });
-  }
-}
-
-function stripUndefined(o: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
-  return out;
-}
-
-/** `WasmEngine.create` on `wasm`, its failures as HearthErrors (a trap marks the instance dead). */
-async function createEngine(wasm: LoadedWasm, backend: Backend, contextSize: number): Promise<WasmEngine> {
-  if (wasm.dead) throw new HearthError("INTERNAL", "the engine's wasm instance crashed");
-  // create() is async: a trap inside it reaches only the realm's error event.
-  let trapped!: (e: unknown) => void;
-  const trap = new Promise<never>((_, reject) => (trapped = reject));
-  trap.catch(() => undefined);
-  const unwatch = onUncaughtTrap((e) => trapped(e));
-  try {
-    return await Promise.race([wasm.mod.WasmEngine.create(backend, contextSize), trap]);
-  } catch (e) {
-    if (!isTrap(e)) throw HearthError.from(e);
-    markDead(wasm);
-    throw trapError(wasm, e);
-  } finally {
-    unwatch();
-  }
-}
-
-/**
- * Streams the model's bytes (store, else network) into `engine`, in small pieces so neither JS
- * nor wasm ever holds the whole file. Whatever fails, the engine is freed before this rejects
- * (the store has already released its lock, reader and response body), and a file the engine
- * rejected, or crashed on, is deleted from the store: it is not kept as good.
- */
-async function feedFromStore(
-  wasm: LoadedWasm,
-  engine: WasmEngine,
-  store: WeightStore,
-  source: ModelSource,
-  opts: { evict: boolean; hooks: CoreHooks },
-): Promise<WasmModelInfo> {
-  const { signal, onProgress } = opts.hooks;
-  let fed = 0;
-  let total = source.bytes ?? 0;
-  // reuseBuffer: each chunk is copied into wasm before the next is read.
-  const openOpts: { evict: boolean; reuseBuffer: boolean; signal?: AbortSignal; onProgress: (p: LoadProgress) => void } = {
-    evict: opts.evict,
-    reuseBuffer: true,
-    onProgress: (p) => {
-      total = p.total;
-      onProgress?.(p);
-    },
-  };
-  if (signal) openOpts.signal = signal;
-  try {
-    for await (const chunk of store.open(source, openOpts)) {
-      // The file's size (Content-Length or the stored size) before the first byte: the engine
-      // then checks every tensor range against it as soon as the header is parsed.
-      if (fed === 0 && total > 0) engine.set_total_size(total);
-      for (let off = 0; off < chunk.length; off += FEED_PIECE) {
-        engine.feed(chunk.subarray(off, Math.min(off + FEED_PIECE, chunk.length)));
-      }
-      fed += chunk.length;
-    }
-    onProgress?.({ phase: "upload", loaded: fed, total: total || fed });
-    if (!engine.header_done()) throw new HearthError("UNSUPPORTED_MODEL", `${source.url} ended before its GGUF header did`);
-    return JSON.parse(engine.finish_load()) as WasmModelInfo;
-  } catch (e) {
-    let err: HearthError;
-    if (isTrap(e)) {
-      markDead(wasm);
-      err = trapError(wasm, e);
-    } else {
-      err = HearthError.from(e);
-      try {
-        engine.free();
-      } catch {
-        // Freed already or unusable: nothing more to release.
-      }
-    }
-    // A file the engine refused or crashed on is not kept (the next load downloads it again).
-    if (isTrap(e) || err.code === "UNSUPPORTED_MODEL" || err.code === "INVALID_MODEL") await store.delete(source.id);
-    throw err;
   }
 }

@@ -1,10 +1,16 @@
 /**
  * The shape of the wasm-bindgen module `make wasm` writes to `www/pkg/hearth.js` (from
- * `src/wasm.rs`). Hand-written; `tests/browser/wasm_api.test.mjs` checks it against the
- * generated `www/pkg/hearth.d.ts` so the two cannot drift apart.
+ * `src/wasm/`). Hand-written; `tests/browser/wasm_api.test.mjs` checks it against the
+ * generated `www/pkg/hearth.d.ts` so the two cannot drift apart, and the JSON messages below
+ * are checked by shape against their Rust types (`src/wasm/protocol.rs`): `cargo test`
+ * writes an example of each into `www/types-check/wasm-protocol.ts` typed as these
+ * interfaces, and `tsc` (tests/browser/types.test.mjs) refuses a missing, extra or
+ * differently typed field.
  *
  * Every method throws (or rejects with) a plain `{code, message}` object on failure.
  */
+
+import type { ChatMessage, SamplingOptions } from "./types.js";
 
 /** The Rust engine, one model, one KV cache. */
 export interface WasmEngine {
@@ -16,9 +22,9 @@ export interface WasmEngine {
   header_done(): boolean;
   /** Ends the load; returns JSON {@link WasmModelInfo}. */
   finish_load(): string;
-  /** Starts a chat generation; returns the prompt token count. Reuses the KV cache for the shared prefix. */
+  /** Starts a chat generation (JSON {@link WasmChatRequest}); returns the prompt token count. Reuses the KV cache for the shared prefix. */
   start_chat(request_json: string): number;
-  /** Starts a raw completion; returns the prompt token count. */
+  /** Starts a raw completion (JSON {@link WasmCompletionRequest}); returns the prompt token count. */
   start_completion(request_json: string): number;
   /** Decodes one token; resolves to JSON {@link WasmStep}. */
   step(): Promise<string>;
@@ -26,7 +32,7 @@ export interface WasmEngine {
   cancel(): void;
   /** Tokens in `text` (no template, no special tokens added). */
   count_tokens(text: string): number;
-  /** The chat template applied to `messages_json` (with the assistant generation prompt). */
+  /** The chat template applied to `messages_json` (JSON {@link WasmRenderChatRequest}, with the assistant generation prompt). */
   render_chat(messages_json: string): string;
   /** Forgets the KV cache. */
   reset(): void;
@@ -39,9 +45,19 @@ export interface WasmEngineClass {
   create(backend: "webgpu" | "cpu", n_ctx: number): Promise<WasmEngine>;
 }
 
+/** What `start_chat` takes (as JSON): omitted sampling fields take the engine's defaults. */
+export type WasmChatRequest = { messages: ChatMessage[] } & SamplingOptions;
+
+/** What `start_completion` takes (as JSON). */
+export type WasmCompletionRequest = { prompt: string } & SamplingOptions;
+
+/** What `render_chat` takes (as JSON). */
+export type WasmRenderChatRequest = ChatMessage[];
+
 /** What `finish_load()` returns (parsed). */
 export interface WasmModelInfo {
   arch: string;
+  /** GGUF `general.name`; empty when the file has none. */
   name: string;
   n_ctx: number;
   n_vocab: number;
@@ -54,7 +70,7 @@ export interface WasmStep {
   delta: string;
   done: boolean;
   finish_reason?: "stop" | "length" | "cancelled";
-  usage?: { prompt_tokens: number; completion_tokens: number; cached_tokens: number };
+  usage?: { prompt_tokens: number; completion_tokens: number; cached_tokens: number; total_tokens: number };
 }
 
 /** What the init function resolves to: the instance's exports (its linear memory among them). */

@@ -1,6 +1,6 @@
 //! Every op of one backend against another (the CPU oracle) on the same random inputs,
 //! through the [`Backend`] trait. Shared by the native GPU tests (lavapipe) and the
-//! browser (`gpu_selfcheck` in `wasm.rs`, run by `tests/browser/gpu_kernels.test.mjs` on
+//! browser (`gpu_selfcheck` in `wasm/dev.rs`, run by `tests/browser/gpu_kernels.test.mjs` on
 //! WebGPU/SwiftShader), so the same kernel checks run in both places.
 //!
 //! Sizes are deliberately not multiples of any workgroup size (67 rows, 96 columns — 256

@@ -1,7 +1,7 @@
 //! The integer kernels this build selected (AVX2, SIMD128 or scalar), checked at run time
 //! against their scalar references on random rows: the checks `cargo test` makes natively
 //! (`tests.rs`), runnable where the test build never runs — in the browser, whose
-//! SIMD128 kernels are exported as `cpu_kernel_check` (`wasm.rs`,
+//! SIMD128 kernels are exported as `cpu_kernel_check` (`wasm/dev.rs`,
 //! `tests/browser/wasm_api.test.mjs`).
 //!
 //! Error measure: `|got − want| / Σ|w_i·x_i|` (the sum of the products' magnitudes, so a

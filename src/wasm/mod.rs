@@ -1,0 +1,169 @@
+//! The wasm-bindgen surface, and nothing else: each export parses its request
+//! ([`protocol`]), calls the engine ([`state`] over [`crate::engine`]) and serializes the
+//! answer. Errors cross as JS objects `{code, message}` ([`errors`]; the codes are the JS
+//! `HearthError` codes). No logic lives here that native code lacks. Development exports
+//! (kernel checks, benches, test hooks) are in [`dev`].
+
+mod dev;
+mod errors;
+pub mod protocol;
+mod state;
+
+use crate::backend::cpu::CpuBackend;
+use crate::engine::Loader;
+use crate::model::ModelOptions;
+use crate::template::ChatMessage;
+use dev::test_hooks;
+use errors::{answer, install_panic_hook, js_error, to_js};
+pub use errors::last_panic_message;
+use protocol::{parse, ChatRequest, CompletionRequest};
+use state::{Engine, Prompt, State};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+/// Starts the CPU backend's thread pool (the threaded build only): `initThreadPool(n)` in JS
+/// spawns `n` Web Workers sharing this module's memory and resolves once they are ready. Call it
+/// once, before the first engine is created and from a Worker (the calling thread blocks while
+/// the pool works, which a page's main thread may not do); a second call rejects.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// Threads the CPU backend computes on: the pool's size in the threaded build once
+/// `initThreadPool` resolved, 1 in the baseline build.
+#[wasm_bindgen]
+pub fn cpu_threads() -> usize {
+    crate::backend::cpu::threads()
+}
+
+/// A seed for a request without one (JS's `Math.random`: wasm has no other entropy here).
+fn random_seed() -> u64 {
+    (js_sys::Math::random() * 9.0e15) as u64
+}
+
+/// A model loaded into this page or worker.
+#[wasm_bindgen]
+pub struct WasmEngine {
+    inner: Rc<RefCell<Box<dyn Engine>>>,
+    cancel: Rc<Cell<bool>>,
+}
+
+#[wasm_bindgen]
+impl WasmEngine {
+    /// Creates an engine on `"webgpu"` or `"cpu"` with a KV cache of `n_ctx` tokens.
+    pub async fn create(backend: String, n_ctx: usize) -> Result<WasmEngine, JsValue> {
+        install_panic_hook();
+        let opts = ModelOptions { n_ctx: n_ctx.max(16), ..Default::default() };
+        let engine: Box<dyn Engine> = match backend.as_str() {
+            "cpu" => Box::new(State::Loading(Loader::new(CpuBackend::new(), opts))),
+            #[cfg(feature = "gpu")]
+            "webgpu" => {
+                let b = crate::backend::gpu::GpuBackend::new()
+                    .await
+                    .map_err(|e| js_error("DEVICE_LOST", &format!("WebGPU unavailable: {e}")))?;
+                Box::new(State::Loading(Loader::new(b, opts)))
+            }
+            other => return Err(js_error("BAD_REQUEST", &format!("unknown or unavailable backend {other:?}"))),
+        };
+        Ok(WasmEngine { inner: Rc::new(RefCell::new(engine)), cancel: Rc::new(Cell::new(false)) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut dyn Engine) -> Result<T, crate::engine::EngineError>) -> Result<T, JsValue> {
+        let mut e = self.inner.try_borrow_mut().map_err(|_| js_error("BAD_REQUEST", "the engine is busy with another call"))?;
+        f(e.as_mut()).map_err(to_js)
+    }
+
+    /// Declares the GGUF file's total size in bytes (the HTTP `Content-Length`, or the size
+    /// the store recorded) before the first `feed`: every tensor is then checked against it
+    /// as soon as the header is parsed (`INVALID_MODEL` before the rest downloads), and the
+    /// header may not claim more bytes than the file has. Optional; `BAD_REQUEST` for a size
+    /// that is not a whole number of bytes below 2^53, or after bytes were fed.
+    pub fn set_total_size(&self, bytes: f64) -> Result<(), JsValue> {
+        if !(bytes.is_finite() && bytes >= 0.0 && bytes.fract() == 0.0 && bytes <= 9_007_199_254_740_992.0) {
+            return Err(js_error("BAD_REQUEST", &format!("total size {bytes} is not a byte count")));
+        }
+        self.with(|e| e.set_total_size(bytes as u64))
+    }
+
+    /// Feeds the next bytes of the GGUF file.
+    pub fn feed(&self, chunk: &[u8]) -> Result<(), JsValue> {
+        self.with(|e| {
+            test_hooks::panic_point("feed");
+            e.feed(chunk)
+        })
+    }
+
+    /// Whether the GGUF header (architecture, tokenizer, template) has been accepted.
+    pub fn header_done(&self) -> bool {
+        self.inner.try_borrow().map(|e| e.header_done()).unwrap_or(false)
+    }
+
+    /// Completes the load; returns model info as JSON ([`protocol::ModelInfo`]).
+    pub fn finish_load(&self) -> Result<String, JsValue> {
+        answer(&self.with(|e| e.finish_load())?)
+    }
+
+    /// Starts a chat completion (JSON [`protocol::ChatRequest`]: `{messages, max_tokens,
+    /// temperature, …}`); returns the prompt's token count.
+    pub fn start_chat(&self, request_json: &str) -> Result<usize, JsValue> {
+        self.cancel.set(false);
+        self.with(|e| {
+            let r: ChatRequest = parse(request_json)?;
+            let p = r.sampling.params(random_seed)?;
+            e.start(Prompt::Chat(r.messages, p))
+        })
+    }
+
+    /// Starts a raw completion (JSON [`protocol::CompletionRequest`]: `{prompt, …}`); returns
+    /// the prompt's token count.
+    pub fn start_completion(&self, request_json: &str) -> Result<usize, JsValue> {
+        self.cancel.set(false);
+        self.with(|e| {
+            let r: CompletionRequest = parse(request_json)?;
+            let p = r.sampling.params(random_seed)?;
+            e.start(Prompt::Text(r.prompt, p))
+        })
+    }
+
+    /// Generates one token; resolves to JSON [`protocol::Step`]
+    /// (`{delta, done, finish_reason?, usage?}`).
+    pub async fn step(&self) -> Result<String, JsValue> {
+        let inner = self.inner.clone();
+        let mut e = inner.try_borrow_mut().map_err(|_| js_error("BAD_REQUEST", "the engine is busy with another call"))?;
+        if self.cancel.replace(false) {
+            e.cancel();
+        }
+        test_hooks::panic_point("step");
+        answer(&e.step().await.map_err(to_js)?)
+    }
+
+    /// Ends the current generation at the next step (`finish_reason: "cancelled"`).
+    pub fn cancel(&self) {
+        self.cancel.set(true);
+    }
+
+    /// Tokens in `text` (no special tokens added).
+    pub fn count_tokens(&self, text: &str) -> Result<usize, JsValue> {
+        self.with(|e| {
+            test_hooks::panic_point("count_tokens");
+            e.count_tokens(text)
+        })
+    }
+
+    /// The chat template applied to `messages_json` (a JSON array of `{role, content}`, with
+    /// the generation prompt).
+    pub fn render_chat(&self, messages_json: &str) -> Result<String, JsValue> {
+        self.with(|e| {
+            let m: Vec<ChatMessage> = parse(messages_json)?;
+            e.render_chat(&m)
+        })
+    }
+
+    /// Forgets the KV cache.
+    pub fn reset(&self) -> Result<(), JsValue> {
+        self.with(|e| {
+            e.reset();
+            Ok(())
+        })
+    }
+}

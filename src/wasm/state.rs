@@ -1,0 +1,127 @@
+//! One engine behind the exports: loading, then ready (a session and at most one generation in
+//! progress), generic over the backend and type-erased as [`Engine`] so that
+//! [`super::WasmEngine`] holds either backend.
+
+use super::protocol::{ModelInfo, Step};
+use crate::backend::Backend;
+use crate::engine::{EngineError, GenerateParams, Generation, Loader, Session};
+use crate::template::ChatMessage;
+use std::future::Future;
+use std::pin::Pin;
+
+/// The engine's state over backend `B`.
+pub(super) enum State<B: Backend + 'static> {
+    Loading(Loader<B>),
+    Ready { session: Session<B>, generation: Option<Generation<B>> },
+    Failed,
+}
+
+/// What a generation starts from.
+pub(super) enum Prompt {
+    Chat(Vec<ChatMessage>, GenerateParams),
+    Text(String, GenerateParams),
+}
+
+/// [`State`] with the backend erased; each method fails with `BAD_REQUEST` when called in
+/// the wrong state.
+pub(super) trait Engine {
+    fn set_total_size(&mut self, total: u64) -> Result<(), EngineError>;
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), EngineError>;
+    fn header_done(&self) -> bool;
+    fn finish_load(&mut self) -> Result<ModelInfo, EngineError>;
+    fn start(&mut self, prompt: Prompt) -> Result<usize, EngineError>;
+    fn step(&mut self) -> Pin<Box<dyn Future<Output = Result<Step, EngineError>> + '_>>;
+    fn cancel(&mut self);
+    fn count_tokens(&self, text: &str) -> Result<usize, EngineError>;
+    fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError>;
+    fn reset(&mut self);
+}
+
+fn not_ready() -> EngineError {
+    EngineError::BadRequest("the model is not loaded".into())
+}
+
+impl<B: Backend + 'static> Engine for State<B> {
+    fn set_total_size(&mut self, total: u64) -> Result<(), EngineError> {
+        match self {
+            State::Loading(l) => l.set_total_size(total),
+            _ => Err(EngineError::BadRequest("set_total_size after the load finished".into())),
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), EngineError> {
+        match self {
+            State::Loading(l) => l.feed(chunk).inspect_err(|_| *self = State::Failed),
+            _ => Err(EngineError::BadRequest("feed after the load finished".into())),
+        }
+    }
+
+    fn header_done(&self) -> bool {
+        matches!(self, State::Loading(l) if l.header().is_some()) || matches!(self, State::Ready { .. })
+    }
+
+    fn finish_load(&mut self) -> Result<ModelInfo, EngineError> {
+        let State::Loading(loader) = std::mem::replace(self, State::Failed) else {
+            return Err(EngineError::BadRequest("finish_load called twice".into()));
+        };
+        let session = loader.finish()?;
+        let c = session.config();
+        let info = ModelInfo {
+            arch: c.arch.clone(),
+            name: c.name.clone().unwrap_or_default(),
+            n_ctx: session.n_ctx(),
+            n_vocab: c.n_vocab,
+            has_chat_template: session.template().is_ok(),
+            backend: session.backend().describe(),
+        };
+        *self = State::Ready { session, generation: None };
+        Ok(info)
+    }
+
+    fn start(&mut self, prompt: Prompt) -> Result<usize, EngineError> {
+        let State::Ready { session, generation } = self else { return Err(not_ready()) };
+        let (tokens, params) = match prompt {
+            Prompt::Chat(m, p) => (session.chat_tokens(&m)?, p),
+            Prompt::Text(t, p) => (session.text_tokens(&t)?, p),
+        };
+        *generation = None;
+        *generation = Some(session.start(&tokens, &params)?);
+        Ok(tokens.len())
+    }
+
+    fn step(&mut self) -> Pin<Box<dyn Future<Output = Result<Step, EngineError>> + '_>> {
+        Box::pin(async move {
+            let State::Ready { session, generation } = self else { return Err(not_ready()) };
+            let g = generation.as_mut().ok_or_else(|| EngineError::BadRequest("no generation in progress".into()))?;
+            let delta = session.step(g).await?.unwrap_or_default();
+            let finished = g.finish_reason().map(|r| (r, g.usage()));
+            if finished.is_some() {
+                *generation = None;
+            }
+            Ok(Step::new(delta, finished))
+        })
+    }
+
+    fn cancel(&mut self) {
+        if let State::Ready { generation: Some(g), .. } = self {
+            g.cancel();
+        }
+    }
+
+    fn count_tokens(&self, text: &str) -> Result<usize, EngineError> {
+        let State::Ready { session, .. } = self else { return Err(not_ready()) };
+        Ok(session.tokenizer().encode(text, false, false)?.len())
+    }
+
+    fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
+        let State::Ready { session, .. } = self else { return Err(not_ready()) };
+        session.render_chat(messages)
+    }
+
+    fn reset(&mut self) {
+        if let State::Ready { session, generation } = self {
+            *generation = None;
+            session.reset();
+        }
+    }
+}

@@ -1,0 +1,105 @@
+/**
+ * One `WasmEngine` on a loaded wasm instance: creating it, and feeding it a model's bytes from
+ * the weight store. Failures come out as HearthErrors; a trap marks the instance dead.
+ */
+
+import { HearthError } from "./errors.js";
+import type { ModelSource } from "./registry.js";
+import type { LoadProgress, WeightStore } from "./store.js";
+import type { Backend } from "./types.js";
+import type { WasmEngine, WasmModelInfo } from "./wasm-api.js";
+import { isTrap, markDead, onUncaughtTrap, trapError, type LoadedWasm } from "./wasm-instance.js";
+
+/** Bytes handed to `feed()` at a time: the wasm side copies each piece, so keep them small. */
+const FEED_PIECE = 1 << 20;
+
+/**
+ * A promise that rejects with the next trap nobody caught in this realm, and the function that
+ * stops watching. A panic inside an async export (`create()`, `step()`) traps outside any call
+ * of ours: the export's promise never settles, so race it against this one.
+ */
+export function watchTraps(): { trap: Promise<never>; unwatch: () => void } {
+  let trapped!: (e: unknown) => void;
+  const trap = new Promise<never>((_, reject) => (trapped = reject));
+  trap.catch(() => undefined);
+  return { trap, unwatch: onUncaughtTrap((e) => trapped(e)) };
+}
+
+/** `WasmEngine.create` on `wasm`, its failures as HearthErrors (a trap marks the instance dead). */
+export async function createEngine(wasm: LoadedWasm, backend: Backend, contextSize: number): Promise<WasmEngine> {
+  if (wasm.dead) throw new HearthError("INTERNAL", "the engine's wasm instance crashed");
+  const { trap, unwatch } = watchTraps();
+  try {
+    return await Promise.race([wasm.mod.WasmEngine.create(backend, contextSize), trap]);
+  } catch (e) {
+    if (!isTrap(e)) throw HearthError.from(e);
+    markDead(wasm);
+    throw trapError(wasm, e);
+  } finally {
+    unwatch();
+  }
+}
+
+/** Callbacks of a feed. */
+export interface FeedHooks {
+  onProgress?: (p: LoadProgress) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Streams the model's bytes (store, else network) into `engine`, in small pieces so neither JS
+ * nor wasm ever holds the whole file. Whatever fails, the engine is freed before this rejects
+ * (the store has already released its lock, reader and response body), and a file the engine
+ * rejected, or crashed on, is deleted from the store: it is not kept as good.
+ */
+export async function feedFromStore(
+  wasm: LoadedWasm,
+  engine: WasmEngine,
+  store: WeightStore,
+  source: ModelSource,
+  opts: { evict: boolean; hooks: FeedHooks },
+): Promise<WasmModelInfo> {
+  const { signal, onProgress } = opts.hooks;
+  let fed = 0;
+  let total = source.bytes ?? 0;
+  // reuseBuffer: each chunk is copied into wasm before the next is read.
+  const openOpts: { evict: boolean; reuseBuffer: boolean; signal?: AbortSignal; onProgress: (p: LoadProgress) => void } = {
+    evict: opts.evict,
+    reuseBuffer: true,
+    onProgress: (p) => {
+      total = p.total;
+      onProgress?.(p);
+    },
+  };
+  if (signal) openOpts.signal = signal;
+  try {
+    for await (const chunk of store.open(source, openOpts)) {
+      // The file's size (Content-Length or the stored size) before the first byte: the engine
+      // then checks every tensor range against it as soon as the header is parsed.
+      if (fed === 0 && total > 0) engine.set_total_size(total);
+      for (let off = 0; off < chunk.length; off += FEED_PIECE) {
+        engine.feed(chunk.subarray(off, Math.min(off + FEED_PIECE, chunk.length)));
+      }
+      fed += chunk.length;
+    }
+    onProgress?.({ phase: "upload", loaded: fed, total: total || fed });
+    if (!engine.header_done()) throw new HearthError("UNSUPPORTED_MODEL", `${source.url} ended before its GGUF header did`);
+    return JSON.parse(engine.finish_load()) as WasmModelInfo;
+  } catch (e) {
+    let err: HearthError;
+    if (isTrap(e)) {
+      markDead(wasm);
+      err = trapError(wasm, e);
+    } else {
+      err = HearthError.from(e);
+      try {
+        engine.free();
+      } catch {
+        // Freed already or unusable: nothing more to release.
+      }
+    }
+    // A file the engine refused or crashed on is not kept (the next load downloads it again).
+    if (isTrap(e) || err.code === "UNSUPPORTED_MODEL" || err.code === "INVALID_MODEL") await store.delete(source.id);
+    throw err;
+  }
+}
