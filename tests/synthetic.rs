@@ -475,10 +475,10 @@ fn broken_split_models_are_refused_with_clear_errors() {
         ("out of order", vec![p0, p2, p1], "INVALID_MODEL", "expected part 2"),
         ("a part twice", vec![p0, p1, p1], "INVALID_MODEL", "expected part 3"),
         ("another split's part", vec![p0, other[1].as_slice()], "INVALID_MODEL", "the first part"),
-        ("a tensor twice", vec![p0, &dup], "INVALID_MODEL", "is in two parts"),
-        ("an unsplit file after part 1", vec![p0, &whole], "INVALID_MODEL", "no split keys"),
+        ("a tensor twice", vec![p0, dup.as_slice()], "INVALID_MODEL", "is in two parts"),
+        ("an unsplit file after part 1", vec![p0, whole.as_slice()], "INVALID_MODEL", "no split keys"),
         ("more files than parts", vec![p0, p1, p2, p2], "BAD_REQUEST", "all of them fed"),
-        ("a second file after an unsplit one", vec![&whole, p1], "BAD_REQUEST", "in 1 file"),
+        ("a second file after an unsplit one", vec![whole.as_slice(), p1], "BAD_REQUEST", "in 1 file"),
     ];
     for (what, input, code, text) in cases {
         let err = match load_parts(&input, doc.n_ctx) {
