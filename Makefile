@@ -5,7 +5,7 @@ WASM_BINDGEN_VERSION := 0.2.130
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build fuzz-long wasm wasm-baseline wasm-threads demo bench bench-build bench-deps hearth-release bench-kernels bench-summary bench-summary-deps bench-structured bench-deps-vulkan clean
+.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build test-7b fuzz-long wasm wasm-baseline wasm-threads demo bench bench-build bench-deps hearth-release bench-kernels bench-summary bench-summary-deps bench-structured bench-deps-vulkan clean
 
 help:
 	@echo "make demo   build everything, fetch the default model, serve the browser demo on 127.0.0.1"
@@ -41,6 +41,12 @@ test-rust:
 ## the baseline (www/pkg) and the threaded build (www/pkg-mt; nightly, atomics, relaxed SIMD).
 test-wasm-build: wasm
 	@echo "wasm32 builds: ok (www/pkg, www/pkg-mt)"
+
+## test-7b: 7B-shaped models (Llama 2 7B and Qwen2.5 7B widths, heads and vocabularies, two
+## layers, random Q4_K weights, ~0.4 and ~0.9 GB) against llama.cpp's goldens on the CPU backend,
+## with the memory the load took (tests/synthetic.rs; goldens: make_synthetic.py llama7b qwen7b).
+test-7b: test-data
+	$(CARGO) test --release --test synthetic seven_b_shaped -- --ignored --nocapture
 
 ## fuzz-long: both fuzzers (GGUF bytes; metadata values through config, tokenizer, template and
 ## model build) for 10 minutes each, side by side; prints cases/s and totals (make test: 30 s).

@@ -39,6 +39,9 @@ struct Model {
     tensors: Vec<TensorRecipe>,
     n_vocab: usize,
     prompts: Vec<Prompt>,
+    /// A 7B-shaped model: only in `seven_b_shaped_models_match_llama_cpp` (`make test-7b`).
+    #[serde(default)]
+    big: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,7 +229,7 @@ fn run_all<B: Backend + 'static>(what: &str, backend: impl Fn() -> B) {
     let mut failures = Vec::new();
     let mut ran = 0;
     for m in &doc.models {
-        if only.as_deref().is_some_and(|o| !o.split(',').any(|f| f == m.family)) {
+        if m.big || only.as_deref().is_some_and(|o| !o.split(',').any(|f| f == m.family)) {
             continue;
         }
         let bytes = build_gguf(m);
@@ -257,16 +260,233 @@ fn synthetic_models_match_llama_cpp_on_the_gpu_backend() {
     });
 }
 
+/// Resident memory of this process now, in bytes (Linux `VmRSS`).
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()).map_or(0, |kb| kb * 1024)
+}
+
+/// 7B-shaped models (Llama 2 / Mistral 7B and Qwen2.5 7B widths, heads, vocabularies; two
+/// layers; random Q4_K weights) against llama.cpp on the CPU backend, loaded from a file: the
+/// same checks as the small models, plus the memory the load took against the weights' size.
+/// Slow (hundreds of MB per model): `make test-7b`.
+#[test]
+#[ignore = "7B-shaped models take minutes: make test-7b"]
+fn seven_b_shaped_models_match_llama_cpp() {
+    let doc = doc();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("synthetic_7b");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for m in doc.models.iter().filter(|m| m.big) {
+        let path = dir.join(format!("{}.gguf", m.name));
+        let bytes = build_gguf(m);
+        let weights: u64 = parse_header(&bytes).expect("header").tensors.iter().map(|t| t.n_bytes).sum();
+        std::fs::write(&path, &bytes).unwrap();
+        drop(bytes);
+        let before = rss();
+        let t = std::time::Instant::now();
+        let mut s = hearth::engine::load_file(&path, CpuBackend::new(), ModelOptions { n_ctx: doc.n_ctx, n_batch: 64 }, |_| {}).expect("loads");
+        let (load_s, grown) = (t.elapsed().as_secs_f64(), rss().saturating_sub(before));
+        let (cos, equal, total, gated) = check(&mut s, m, &golden_logits(m));
+        let c = s.config();
+        eprintln!(
+            "7b {:12} d {} ff {} heads {}/{} vocab {} | weights {:.0} MiB, RSS grew {:.0} MiB on load ({load_s:.1} s) | cosine {cos:.6} greedy {equal}/{total}",
+            m.name, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.n_vocab, weights as f64 / 1048576.0, grown as f64 / 1048576.0
+        );
+        // The weights stay in their block format: the load costs their size plus the KV cache
+        // and activations (a few MiB at this context), not a dequantized copy.
+        if grown > weights + weights / 8 + (64 << 20) {
+            failures.push(format!("{}: RSS grew {grown} bytes for {weights} bytes of weights", m.name));
+        }
+        if cos < 0.999 || gated > 0 {
+            failures.push(format!("{}: cosine {cos:.6}, greedy {equal}/{total}, {gated} differing at a gap ≥ {GAP_EXACT}", m.name));
+        }
+        drop(s);
+        let _ = std::fs::remove_file(&path);
+        ran += 1;
+    }
+    assert!(ran >= 2, "no 7B-shaped recipe (make_synthetic.py llama7b qwen7b)");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 /// The recipes rebuild what the maker wrote: every tensor of every model is there once, and
 /// the files parse (a guard for the generator itself, independent of any model code).
 #[test]
 fn recipes_rebuild_valid_gguf_files() {
     let doc = doc();
     assert!(doc.models.len() >= 24, "{} models", doc.models.len());
-    for m in doc.models.iter().filter(|m| m.name.ends_with("q4_k")) {
+    for m in doc.models.iter().filter(|m| m.name.ends_with("q4_k") && !m.big) {
         let bytes = build_gguf(m);
         let h = parse_header(&bytes).expect("header");
         assert_eq!(h.tensors.len(), m.tensors.len(), "{}", m.name);
         assert!(Path::new(&m.vocab).extension().is_some());
+    }
+}
+
+// ---- Split GGUF files (llama.cpp's gguf-split) ----
+
+#[derive(Debug, Deserialize)]
+struct SplitDoc {
+    model: String,
+    max_tensors: usize,
+    parts: Vec<SplitPart>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SplitPart {
+    name: String,
+    bytes: usize,
+    sha256: String,
+}
+
+fn split_doc() -> SplitDoc {
+    let p = common::root().join("tests/goldens/synthetic/split.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+/// Splits a GGUF file as `gguf-split --split --split-max-tensors n` does: `n` tensors per part
+/// in directory order; the first part keeps all metadata, every part gets `split.no` (u16),
+/// `split.tensors.count` (i32) and `split.count` (u16), in that order.
+fn split_gguf(bytes: &[u8], max_tensors: usize) -> Vec<Vec<u8>> {
+    let h = parse_header(bytes).expect("header");
+    let chunks: Vec<_> = h.tensors.chunks(max_tensors).collect();
+    let split = |w: &mut Writer, i: usize| {
+        w.kv("split.no", Value::U16(i as u16))
+            .kv("split.tensors.count", Value::I32(h.tensors.len() as i32))
+            .kv("split.count", Value::U16(chunks.len() as u16));
+    };
+    let mut parts = Vec::new();
+    for (i, ts) in chunks.iter().enumerate() {
+        let mut w = Writer::new();
+        if i == 0 {
+            for (k, v) in h.metadata.iter() {
+                w.kv(k, v.clone());
+            }
+        }
+        split(&mut w, i);
+        for t in *ts {
+            let start = (h.data_offset + t.offset) as usize;
+            w.tensor(&t.name, &t.dims, t.ty, bytes[start..start + t.n_bytes as usize].to_vec());
+        }
+        parts.push(w.to_bytes());
+    }
+    parts
+}
+
+/// Loads the parts of a split model in order, as `load_file` and the browser do: each part's
+/// size first, `next_part` between parts. Checks the progress covers every part.
+fn load_parts(parts: &[&[u8]], n_ctx: usize) -> Result<Session<CpuBackend>, hearth::engine::EngineError> {
+    let mut loader = Loader::new(CpuBackend::new(), ModelOptions { n_ctx, n_batch: 64 });
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            loader.next_part()?;
+        }
+        loader.set_total_size(part.len() as u64)?;
+        for chunk in part.chunks(300_000) {
+            loader.feed(chunk)?;
+        }
+    }
+    let p = loader.progress();
+    assert_eq!(p.bytes_seen, parts.iter().map(|p| p.len() as u64).sum::<u64>());
+    if p.tensors_done == p.tensors_total {
+        assert!(p.tensors_total > 0);
+    }
+    loader.finish()
+}
+
+fn first_logits(s: &mut Session<CpuBackend>, m: &Model) -> Vec<f32> {
+    s.reset();
+    let ids = s.text_tokens(&m.prompts[0].text).expect("tokenize");
+    let t = s.prefill(&ids).expect("forward");
+    s.backend_mut().read(&t, 0, m.n_vocab).expect("logits")
+}
+
+/// A model split by llama.cpp's gguf-split (tests/goldens/make_split.py recorded its parts'
+/// SHA-256; llama.cpp's outputs on the split model equal those on the whole file) loads part by
+/// part with exactly the whole file's logits, and passes the same llama.cpp checks; the CLI runs
+/// it given any part.
+#[test]
+fn a_split_model_loads_part_by_part_like_the_whole_file() {
+    use sha2::Digest;
+    let (doc, split) = (doc(), split_doc());
+    let m = doc.models.iter().find(|m| m.name == split.model).expect("the split model's recipe");
+    let whole = build_gguf(m);
+    let parts = split_gguf(&whole, split.max_tensors);
+    assert_eq!(parts.len(), split.parts.len());
+    for (p, want) in parts.iter().zip(&split.parts) {
+        let sha = format!("{:x}", sha2::Sha256::digest(p));
+        assert_eq!((p.len(), sha.as_str()), (want.bytes, want.sha256.as_str()), "{}: not gguf-split's bytes", want.name);
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    let mut s = load_parts(&refs, doc.n_ctx).expect("the split model loads");
+    let mut w = load(&whole, CpuBackend::new(), doc.n_ctx);
+    assert_eq!(first_logits(&mut s, m), first_logits(&mut w, m), "split and whole logits differ");
+    let (cos, equal, total, gated) = check(&mut s, m, &golden_logits(m));
+    eprintln!("split {} cosine {cos:.6} greedy {equal}/{total}", m.name);
+    assert!(cos >= 0.999 && gated == 0);
+
+    // The CLI, given the second part: inspect lists every part's tensors, run generates what
+    // it generates from the whole file.
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("split_cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (p, want) in parts.iter().zip(&split.parts) {
+        std::fs::write(dir.join(&want.name), p).unwrap();
+    }
+    let whole_path = dir.join("whole.gguf");
+    std::fs::write(&whole_path, &whole).unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+        assert!(out.status.success(), "hearth {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let second = dir.join(&split.parts[1].name);
+    let second = second.to_str().unwrap();
+    let listing = cli(&["inspect", second]);
+    assert_eq!(listing.lines().filter(|l| l.starts_with("  blk.") || l.starts_with("  token_embd") || l.starts_with("  output_norm")).count(), m.tensors.len(), "{listing}");
+    assert!(listing.contains("supported:"), "{listing}");
+    let run = |p: &str| cli(&["run", "--model", p, "--prompt", &m.prompts[0].text, "-n", "8", "--ctx", "64"]);
+    assert_eq!(run(second), run(whole_path.to_str().unwrap()));
+}
+
+/// Parts missing, out of order, repeated, from another split, or holding a tensor twice are
+/// refused with INVALID_MODEL naming the problem; extra parts are a BAD_REQUEST.
+#[test]
+fn broken_split_models_are_refused_with_clear_errors() {
+    let (doc, split) = (doc(), split_doc());
+    let m = doc.models.iter().find(|m| m.name == split.model).unwrap();
+    let whole = build_gguf(m);
+    let parts = split_gguf(&whole, split.max_tensors);
+    assert!(parts.len() >= 3);
+    let (p0, p1, p2) = (parts[0].as_slice(), parts[1].as_slice(), parts[2].as_slice());
+    // The same model split differently: its second part says another part count.
+    let other = split_gguf(&whole, split.max_tensors * 2);
+    // A part whose tensor is already in part 1.
+    let h1 = parse_header(p1).unwrap();
+    let mut dup = Writer::new();
+    dup.kv("split.no", Value::U16(1)).kv("split.tensors.count", Value::I32(m.tensors.len() as i32)).kv("split.count", Value::U16(parts.len() as u16));
+    let t = &h1.tensors[0];
+    let start = (h1.data_offset + t.offset) as usize;
+    dup.tensor(&parse_header(p0).unwrap().tensors[0].name, &t.dims, t.ty, p1[start..start + t.n_bytes as usize].to_vec());
+    let dup = dup.to_bytes();
+    let cases: Vec<(&str, Vec<&[u8]>, &str, &str)> = vec![
+        ("last part missing", vec![p0, p1], "INVALID_MODEL", "only 2 were given"),
+        ("starts at part 2", vec![p1, p2], "INVALID_MODEL", "load the model from its first part"),
+        ("out of order", vec![p0, p2, p1], "INVALID_MODEL", "expected part 2"),
+        ("a part twice", vec![p0, p1, p1], "INVALID_MODEL", "expected part 3"),
+        ("another split's part", vec![p0, other[1].as_slice()], "INVALID_MODEL", "the first part"),
+        ("a tensor twice", vec![p0, dup.as_slice()], "INVALID_MODEL", "is in two parts"),
+        ("an unsplit file after part 1", vec![p0, whole.as_slice()], "INVALID_MODEL", "no split keys"),
+        ("more files than parts", vec![p0, p1, p2, p2], "BAD_REQUEST", "all of them fed"),
+        ("a second file after an unsplit one", vec![whole.as_slice(), p1], "BAD_REQUEST", "in 1 file"),
+    ];
+    for (what, input, code, text) in cases {
+        let err = match load_parts(&input, doc.n_ctx) {
+            Ok(_) => panic!("{what}: loaded"),
+            Err(e) => e,
+        };
+        eprintln!("{what}: {} {err}", err.code());
+        assert_eq!(err.code(), code, "{what}: {err}");
+        assert!(err.to_string().contains(text), "{what}: {err}");
     }
 }

@@ -3,7 +3,7 @@
 //! hearth run --model FILE_OR_ID --prompt TEXT [--chat] [-n N] [--temp T] [--seed S]
 //!           [--json-schema FILE | --regex RE | --grammar FILE.lark]   (constrained output)
 //! hearth chat --model FILE_OR_ID            (interactive, multi-turn)
-//! hearth inspect FILE_OR_ID                 (metadata and tensor table)
+//! hearth inspect FILE_OR_ID                 (metadata and tensor table; any part of a split model)
 //! hearth bench --model FILE_OR_ID [--reps 5] [--pp 128,512] [--tg 128]
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -325,7 +325,8 @@ fn cmd_bench_ref<B: Backend + 'static>(s: &mut Session<B>, reps: usize, pp: &[us
     Ok(())
 }
 
-fn inspect(path: &Path) -> Result<(), String> {
+/// The header of the GGUF file at `path`, checked against the file's length.
+fn read_header(path: &Path) -> Result<std::sync::Arc<hearth::gguf::Header>, String> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let len = f.metadata().map_err(|e| e.to_string())?.len();
@@ -344,16 +345,36 @@ fn inspect(path: &Path) -> Result<(), String> {
         }
     };
     header.check_file_len(len).map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("{}: GGUF v{}, {} metadata keys, {} tensors, data at {}", path.display(), header.version, header.metadata.len(), header.tensors.len(), header.data_offset);
+    Ok(header)
+}
+
+/// Prints the metadata and tensor table of a GGUF file; given any part of a split model
+/// (`<prefix>-0000K-of-0000N.gguf`), the first part's metadata and every part's tensors.
+fn inspect(path: &Path) -> Result<(), String> {
+    use hearth::gguf::split::{part_paths, Parts, SplitInfo};
+    let paths = part_paths(path).unwrap_or_else(|| vec![path.to_path_buf()]);
+    let mut parts = Parts::default();
+    let mut first = None;
+    let mut tensors = Vec::new();
+    for p in &paths {
+        let header = read_header(p)?;
+        let split = SplitInfo::from_metadata(&header.metadata).map_err(|e| format!("{}: {e}", p.display()))?;
+        parts.add(split, &header.tensors).map_err(|e| format!("{}: {e}", p.display()))?;
+        println!("{}: GGUF v{}, {} metadata keys, {} tensors, data at {}", p.display(), header.version, header.metadata.len(), header.tensors.len(), header.data_offset);
+        tensors.extend(header.tensors.iter().cloned());
+        first.get_or_insert(header);
+    }
+    parts.finish().map_err(|e| format!("{}: {e}", path.display()))?;
+    let Some(header) = first else { return Err(format!("{}: no file", path.display())) };
     for (k, v) in header.metadata.iter() {
         println!("  {k} = {}", v.summary());
     }
     println!("\n  {:<36} {:>6} {:>22} {:>12}", "tensor", "type", "dims", "bytes");
-    for t in &header.tensors {
+    for t in &tensors {
         println!("  {:<36} {:>6} {:>22} {:>12}", t.name, t.ty.name(), format!("{:?}", t.dims), t.n_bytes);
     }
     // A well-formed model Hearth does not run is reported; a malformed one is an error.
-    match hearth::model::Config::from_header(&header) {
+    match hearth::model::Config::from_metadata(&header.metadata).and_then(|c| c.check_directory(&tensors).map(|()| c)) {
         Ok(c) => println!("\nsupported: {c:?}"),
         Err(e @ hearth::model::ModelError::UnsupportedArchitecture { .. }) => println!("\nnot runnable: {e}"),
         Err(e) => return Err(format!("{}: {e}", path.display())),

@@ -6,20 +6,28 @@
 //! tensor is uploaded to the backend as soon as its bytes are complete, as the pieces they
 //! arrived in (never copied into one growing buffer); the loader holds at most one tensor plus
 //! one chunk, whatever the model size.
+//!
+//! A model split into several files (`gguf-split`, see [`gguf::split`]) is fed part after
+//! part, [`Loader::next_part`] between them: the configuration comes from the first part, each
+//! later part is checked against it (index, part count, tensor total, no tensor twice), and the
+//! tensor directory of all parts together is checked against the configuration at
+//! [`Loader::finish`], before the model is built.
 
 use super::{EngineError, Session};
 use crate::backend::{Backend, WeightDesc};
-use crate::gguf::{self, Event, Header, TensorBytes};
+use crate::gguf::split::{Parts, SplitInfo};
+use crate::gguf::{self, Event, Header, TensorBytes, TensorInfo};
 use crate::model::{self, Config, ModelError, ModelOptions, Weights};
 use crate::template::{ChatTemplate, TemplateError};
 use crate::tokenizer::{Tokenizer, TokenizerError};
 use std::sync::Arc;
 
-/// How far a load has come, in bytes of the GGUF file.
+/// How far a load has come, in bytes of the GGUF file (of every part fed so far, when split).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadProgress {
     pub bytes_seen: u64,
-    /// Tensors uploaded so far, of `tensors_total` (0 until the header is parsed).
+    /// Tensors uploaded so far, of `tensors_total` (0 until the header is parsed; over all
+    /// parts of a split model).
     pub tensors_done: usize,
     pub tensors_total: usize,
 }
@@ -94,20 +102,42 @@ pub struct Loader<B: Backend> {
     ready: Option<Ready>,
     weights: Weights<B>,
     tensors_done: usize,
-    /// The file's total size, when the caller knows it (see [`Loader::set_total_size`]).
+    /// The current part's total size, when the caller knows it (see [`Loader::set_total_size`]).
     total_size: Option<u64>,
+    /// The parts taken so far (one for an unsplit model).
+    parts: Parts,
+    /// The current part's header (the first part's is `ready.header`).
+    part_header: Option<Arc<Header>>,
+    /// A split model's tensor directory over every part so far (empty when unsplit: the first
+    /// header's directory is the whole one and is checked when it arrives).
+    directory: Vec<TensorInfo>,
+    /// Bytes of the parts finished before the current one.
+    bytes_before: u64,
 }
 
 impl<B: Backend + 'static> Loader<B> {
     pub fn new(backend: B, opts: ModelOptions) -> Self {
-        Loader { backend, opts, reader: gguf::Reader::new(), ready: None, weights: Weights::default(), tensors_done: 0, total_size: None }
+        Loader {
+            backend,
+            opts,
+            reader: gguf::Reader::new(),
+            ready: None,
+            weights: Weights::default(),
+            tensors_done: 0,
+            total_size: None,
+            parts: Parts::default(),
+            part_header: None,
+            directory: Vec::new(),
+            bytes_before: 0,
+        }
     }
 
     /// Declares the file's total size in bytes (a file's length, an HTTP `Content-Length`,
     /// the size a store recorded), before the first [`feed`](Self::feed). The header may then
     /// be no longer than the file, and every tensor is checked against it as soon as the
     /// directory is parsed, so a file whose tensors point past its end fails before the rest
-    /// downloads. Fails with `BadRequest` once bytes were fed.
+    /// downloads. Fails with `BadRequest` once bytes were fed. For a split model this is the
+    /// size of the current part (call it again after each [`next_part`](Self::next_part)).
     pub fn set_total_size(&mut self, total: u64) -> Result<(), EngineError> {
         if self.reader.bytes_seen() > 0 {
             return Err(EngineError::BadRequest("the total size must be set before the first bytes".into()));
@@ -124,11 +154,36 @@ impl<B: Backend + 'static> Loader<B> {
 
     /// Progress so far.
     pub fn progress(&self) -> LoadProgress {
-        LoadProgress {
-            bytes_seen: self.reader.bytes_seen(),
-            tensors_done: self.tensors_done,
-            tensors_total: self.ready.as_ref().map_or(0, |r| r.header.tensors.len()),
+        let total = match self.parts.split() {
+            Some(s) => usize::try_from(s.tensors).unwrap_or(usize::MAX),
+            None => self.ready.as_ref().map_or(0, |r| r.header.tensors.len()),
+        };
+        LoadProgress { bytes_seen: self.bytes_before + self.reader.bytes_seen(), tensors_done: self.tensors_done, tensors_total: total }
+    }
+
+    /// The split keys of the model's first part: `None` until its header is parsed, and for a
+    /// model in one file.
+    pub fn split(&self) -> Option<SplitInfo> {
+        self.parts.split()
+    }
+
+    /// Ends the current part of a split model and starts the next: the part must be complete
+    /// (header and every tensor), and the first part must declare more parts than were fed
+    /// (`BadRequest` otherwise: a model in one file, or all its parts fed already).
+    pub fn next_part(&mut self) -> Result<(), EngineError> {
+        if self.part_header.is_none() {
+            return Err(EngineError::BadRequest("next_part before the current part's header".into()));
         }
+        if !self.parts.wants_more() {
+            let n = self.parts.split().map_or(1, |s| s.count);
+            return Err(EngineError::BadRequest(format!("the model is in {n} file(s), all of them fed already")));
+        }
+        let reader = std::mem::take(&mut self.reader);
+        self.bytes_before += reader.bytes_seen();
+        reader.finish()?;
+        self.part_header = None;
+        self.total_size = None;
+        Ok(())
     }
 
     /// Consumes the next chunk of the file. Errors are final for this load.
@@ -151,7 +206,20 @@ impl<B: Backend + 'static> Loader<B> {
             // Every tensor must lie inside the file: known now, not after the download.
             header.check_file_len(total)?;
         }
-        let config = Config::from_header(&header)?;
+        let split = SplitInfo::from_metadata(&header.metadata)?;
+        self.parts.add(split, &header.tensors)?;
+        self.part_header = Some(Arc::clone(&header));
+        if split.is_some() {
+            self.directory.extend(header.tensors.iter().cloned());
+        }
+        if self.ready.is_some() {
+            // A later part: its keys and names were checked by `parts`; the directory of all
+            // parts is checked against the configuration at `finish`.
+            return Ok(());
+        }
+        // A split model's first part holds only some tensors: its directory is checked whole
+        // at `finish`.
+        let config = if split.is_some() { Config::from_metadata(&header.metadata)? } else { Config::from_header(&header)? };
         let tokenizer = TokenizerBuild::start(&header)?;
         let template = ChatTemplate::from_metadata(&header.metadata);
         // A template that exists but does not parse is an error; a missing one only
@@ -166,8 +234,8 @@ impl<B: Backend + 'static> Loader<B> {
     }
 
     fn on_tensor(&mut self, index: usize, bytes: TensorBytes) -> Result<(), EngineError> {
-        let ready = self.ready.as_ref().ok_or_else(|| EngineError::BadRequest("tensor before header".into()))?;
-        let info = ready.header.tensors.get(index).ok_or_else(|| EngineError::BadRequest(format!("tensor index {index}")))?;
+        let header = self.part_header.as_ref().ok_or_else(|| EngineError::BadRequest("tensor before header".into()))?;
+        let info = header.tensors.get(index).ok_or_else(|| EngineError::BadRequest(format!("tensor index {index}")))?;
         let dims = info
             .dims
             .iter()
@@ -183,15 +251,20 @@ impl<B: Backend + 'static> Loader<B> {
 
     /// Checks the file was complete and builds the session.
     pub fn finish(self) -> Result<Session<B>, EngineError> {
-        let Loader { mut backend, opts, reader, ready, weights, .. } = self;
+        let Loader { mut backend, opts, reader, ready, weights, parts, directory, .. } = self;
         reader.finish()?;
         let ready = ready.ok_or(gguf::Error::Truncated { needed: 0 })?;
+        parts.finish()?;
+        if parts.split().is_some() {
+            ready.config.check_directory(&directory)?;
+        }
         let model = model::build(&mut backend, ready.config, weights, opts)?;
         Ok(Session::new(backend, model, ready.tokenizer.wait()?, ready.template))
     }
 }
 
-/// Loads a GGUF file from disk in 4 MiB chunks.
+/// Loads a GGUF file from disk in 4 MiB chunks. A file named like a part of a split model
+/// (`<prefix>-00002-of-00003.gguf`, any of the parts) loads every part, first to last.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load_file<B: Backend + 'static>(
     path: &std::path::Path,
@@ -200,19 +273,25 @@ pub fn load_file<B: Backend + 'static>(
     mut on_progress: impl FnMut(LoadProgress),
 ) -> Result<Session<B>, EngineError> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| EngineError::BadRequest(format!("cannot open {}: {e}", path.display())))?;
-    let len = f.metadata().map_err(|e| EngineError::BadRequest(format!("reading {}: {e}", path.display())))?.len();
+    let paths = gguf::split::part_paths(path).unwrap_or_else(|| vec![path.to_path_buf()]);
     let mut loader = Loader::new(backend, opts);
-    loader.set_total_size(len)?;
     let mut buf = vec![0u8; 4 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| EngineError::BadRequest(format!("reading {}: {e}", path.display())))?;
-        if n == 0 {
-            break;
+    for (i, path) in paths.iter().enumerate() {
+        let io = |e: std::io::Error| EngineError::BadRequest(format!("reading {}: {e}", path.display()));
+        let mut f = std::fs::File::open(path).map_err(|e| EngineError::BadRequest(format!("cannot open {}: {e}", path.display())))?;
+        let len = f.metadata().map_err(io)?.len();
+        if i > 0 {
+            loader.next_part()?;
         }
-        loader.feed(&buf[..n])?;
-        on_progress(loader.progress());
+        loader.set_total_size(len)?;
+        loop {
+            let n = f.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            loader.feed(&buf[..n])?;
+            on_progress(loader.progress());
+        }
     }
     loader.finish()
 }

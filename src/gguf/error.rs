@@ -84,4 +84,8 @@ pub enum Error {
     /// [`DEFAULT_MAX_HEADER_MEMORY`](super::DEFAULT_MAX_HEADER_MEMORY).
     #[error("GGUF header needs more than its memory budget of {limit} bytes (metadata counts at its in-memory size)")]
     HeaderMemory { limit: u64 },
+    /// The parts of a split model (`gguf-split`) do not fit together: a missing or
+    /// malformed `split.*` key, parts out of order or missing, a tensor in two parts or in none.
+    #[error("split GGUF: {0}")]
+    Split(String),
 }

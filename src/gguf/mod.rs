@@ -20,12 +20,15 @@
 //! - `general.alignment` may be any integer type holding a non-zero power of two.
 //! - Tensor data may be stored in any order but may not overlap; empty tensors are allowed.
 //!
+//! Models split into several files (`gguf-split`): see [`split`].
+//!
 //! Spec: <https://github.com/ggml-org/ggml/blob/master/docs/gguf.md>
 
 mod error;
 mod header;
 mod parser;
 mod reader;
+pub mod split;
 mod tensor_bytes;
 mod value;
 pub mod writer;

@@ -13,7 +13,8 @@ pub enum Family {
     /// `llama.rs`: Llama-style decoders (SwiGLU, RMSNorm, optional QKV biases, QK norms, fused
     /// QKV / gate-up as Phi-3 stores them).
     Llama,
-    /// `gemma.rs`: Gemma 3 (GeGLU, extra norms, sliding-window layers, soft-capping).
+    /// `gemma.rs`: Gemma 2 and 3 (GeGLU, extra norms, sliding-window layers, soft-capping;
+    /// QK-norm in Gemma 3).
     Gemma,
 }
 
@@ -37,6 +38,7 @@ pub const ARCHITECTURES: &[Architecture] = &[
     Architecture { name: "smollm", family: Family::Llama, rope_neox: false },
     Architecture { name: "smollm3", family: Family::Llama, rope_neox: false },
     Architecture { name: "phi3", family: Family::Llama, rope_neox: true },
+    Architecture { name: "gemma2", family: Family::Gemma, rope_neox: true },
     Architecture { name: "gemma3", family: Family::Gemma, rope_neox: true },
 ];
 

@@ -8,7 +8,7 @@
 use super::arch::{architecture, Family};
 use super::{invalid, ModelError};
 use crate::backend::AttnParams;
-use crate::gguf::{Header, Metadata, Value};
+use crate::gguf::{Header, Metadata, TensorInfo, Value};
 
 /// Bounds on hyper-parameters, far above any model Hearth can run in a browser (the largest
 /// open models have ~130 layers, widths of ~30 000, vocabularies of ~260 000) and far below
@@ -45,7 +45,7 @@ pub struct Config {
     pub head_dim: usize,
     pub rms_eps: f32,
     pub rope_theta: f32,
-    /// RoPE base for sliding-window layers (Gemma 3 uses 10 000 there).
+    /// RoPE base for sliding-window layers (Gemma 3 uses 10 000 there; Gemma 2 the global base).
     pub rope_theta_swa: f32,
     pub n_rot: usize,
     pub rope_neox: bool,
@@ -124,8 +124,14 @@ impl Config {
     /// calls as soon as the header is parsed, before any weight is allocated.
     pub fn from_header(header: &Header) -> Result<Config, ModelError> {
         let cfg = Config::from_metadata(&header.metadata)?;
-        super::validate::check_directory(&cfg, &header.tensors)?;
+        cfg.check_directory(&header.tensors)?;
         Ok(cfg)
+    }
+
+    /// Checks the configuration against a tensor directory (layer count, every projection's
+    /// shape, vocabulary vs embedding): for a split model, the directory of all its parts.
+    pub fn check_directory(&self, tensors: &[TensorInfo]) -> Result<(), ModelError> {
+        super::validate::check_directory(self, tensors)
     }
 
     /// Reads the configuration; `n_vocab` is the length of `tokenizer.ggml.tokens` unless
@@ -193,13 +199,30 @@ impl Config {
             _ => 1.0,
         };
         let gemma = info.family == Family::Gemma;
-        let sliding_window = opt_usize(md, &k("attention.sliding_window"))?.filter(|&w| w > 0);
+        let gemma2 = arch == "gemma2";
+        // Gemma 2 always has windowed layers (llama.cpp: 4096 unless the file says otherwise).
+        let key_swa = k("attention.sliding_window");
+        let sliding_window = match opt_usize(md, &key_swa)? {
+            Some(0) if gemma2 => return Err(invalid(&key_swa, 0, "must be above 0 for gemma2 (every other layer is windowed)")),
+            None if gemma2 => Some(4096),
+            w => w.filter(|&w| w > 0),
+        };
         // Gemma 3: every sixth layer is global, the others use the sliding window
         // (llama.cpp `hparams.set_swa_pattern(6)`, or the file's `attention.sliding_window_pattern`).
         let swa_layers = super::features::swa_layers(md, &arch, n_layer, sliding_window)?;
         let features = super::features::read(md, &arch, n_ctx_train, n_layer, n_embd, n_head, head_dim)?;
         let rope_theta = opt_pos_f32(md, &k("rope.freq_base"))?.unwrap_or(10_000.0);
-        let rope_theta_swa = if gemma { opt_pos_f32(md, &k("rope.freq_base_swa"))?.unwrap_or(10_000.0) } else { rope_theta };
+        let swa_default = if gemma2 { rope_theta } else { 10_000.0 };
+        let rope_theta_swa = if gemma { opt_pos_f32(md, &k("rope.freq_base_swa"))?.unwrap_or(swa_default) } else { rope_theta };
+        // Gemma 2 soft-caps attention scores and final logits always (llama.cpp's defaults 50
+        // and 30 when the file has no key).
+        let softcap = |key: &str, default: f32| -> Result<Option<f32>, ModelError> {
+            match (opt_softcap(md, &k(key))?, md.get(&k(key))) {
+                (None, None) if gemma2 => Ok(Some(default)),
+                (None, Some(_)) if gemma2 => Err(invalid(&k(key), 0, "must be above 0 for gemma2 (llama.cpp always applies it)")),
+                (cap, _) => Ok(cap),
+            }
+        };
         Ok(Config {
             name: md.get_str("general.name").map(str::to_string),
             n_vocab,
@@ -219,8 +242,8 @@ impl Config {
             rope_freq_scale,
             sliding_window,
             swa_layers,
-            attn_softcap: opt_softcap(md, &k("attn_logit_softcapping"))?,
-            final_softcap: opt_softcap(md, &k("final_logit_softcapping"))?,
+            attn_softcap: softcap("attn_logit_softcapping", 50.0)?,
+            final_softcap: softcap("final_logit_softcapping", 30.0)?,
             features,
             arch,
         })

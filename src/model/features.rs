@@ -125,8 +125,10 @@ pub fn read(md: &Metadata, arch: &str, n_ctx_train: usize, n_layer: usize, n_emb
     if arch == "gemma3" && scaling.is_some() && md.get_u64(&k("rope.scaling.original_context_length")).is_some() {
         return Err(unsupported(&k("rope.scaling.original_context_length"), "with Gemma 3"));
     }
-    // Gemma 3 27B (62 layers): llama.cpp scales queries by 1/sqrt(n_embd/n_head).
-    let attn_scale = if arch == "gemma3" && n_layer == 62 && n_head > 0 {
+    // Gemma 2 27B (46 layers) and Gemma 3 27B (62 layers): llama.cpp scales queries by
+    // 1/sqrt(n_embd/n_head) (their `query_pre_attn_scalar`), the others by 1/sqrt(head_dim).
+    let big = (arch == "gemma3" && n_layer == 62) || (arch == "gemma2" && n_layer == 46);
+    let attn_scale = if big && n_head > 0 {
         1.0 / ((n_embd / n_head) as f32).sqrt()
     } else {
         1.0 / (head_dim as f32).sqrt()
@@ -142,8 +144,9 @@ pub fn read(md: &Metadata, arch: &str, n_ctx_train: usize, n_layer: usize, n_emb
 
 /// Which layers use the sliding window (`true` = windowed), for a model whose window is
 /// `window`. Gemma 3: `attention.sliding_window_pattern` (a period `n`: layer `il` is windowed
-/// when `il % n < n - 1`, 0 = every layer; or one bool per layer), default period 6. Other
-/// families: every layer when the file gives a window.
+/// when `il % n < n - 1`, 0 = every layer; or one bool per layer), default period 6; Gemma 2
+/// the same with default period 2 (even layers windowed). Other families: every layer when the
+/// file gives a window.
 pub fn swa_layers(md: &Metadata, arch: &str, n_layer: usize, window: Option<usize>) -> Result<Vec<bool>, ModelError> {
     if window.is_none() {
         return Ok(vec![false; n_layer]);
@@ -164,7 +167,7 @@ pub fn swa_layers(md: &Metadata, arch: &str, n_layer: usize, window: Option<usiz
             })
             .collect();
     }
-    let n = md.get_u64(&key).unwrap_or(6);
+    let n = md.get_u64(&key).unwrap_or(if arch == "gemma2" { 2 } else { 6 });
     Ok((0..n_layer as u64).map(|il| n == 0 || il % n < n - 1).collect())
 }
 
@@ -203,6 +206,8 @@ mod tests {
         assert_eq!(read(&md(&[]), "smollm3", 4096, 4, 256, 4, 64).unwrap().no_rope_every, Some(4));
         assert_eq!(read(&md(&[]), "gemma3", 4096, 26, 1152, 4, 256).unwrap().attn_scale, 1.0 / 16.0);
         assert_eq!(read(&md(&[]), "gemma3", 4096, 62, 5376, 32, 128).unwrap().attn_scale, 1.0 / 168f32.sqrt());
+        assert_eq!(read(&md(&[]), "gemma2", 4096, 42, 3584, 16, 256).unwrap().attn_scale, 1.0 / 16.0);
+        assert_eq!(read(&md(&[]), "gemma2", 4096, 46, 4608, 32, 128).unwrap().attn_scale, 1.0 / 144f32.sqrt());
     }
 
     #[test]
@@ -210,6 +215,7 @@ mod tests {
         let none = md(&[]);
         assert_eq!(swa_layers(&none, "gemma3", 7, Some(512)).unwrap(), [true, true, true, true, true, false, true]);
         assert_eq!(swa_layers(&none, "gemma3", 3, None).unwrap(), [false; 3]);
+        assert_eq!(swa_layers(&none, "gemma2", 3, Some(4096)).unwrap(), [true, false, true]);
         assert_eq!(swa_layers(&none, "llama", 2, Some(4096)).unwrap(), [true, true]);
         let two = md(&[("gemma3.attention.sliding_window_pattern", Value::U32(2))]);
         assert_eq!(swa_layers(&two, "gemma3", 4, Some(8)).unwrap(), [true, false, true, false]);

@@ -1,6 +1,11 @@
 //! Gemma 3: GeGLU, RMSNorm before and after both sub-blocks, QK-norm, embeddings scaled by
 //! √d, sliding-window attention on most layers with global layers between (each with its
 //! own RoPE base), tied output. Follows llama.cpp's `llm_build_gemma3_iswa`.
+//!
+//! Gemma 2 is the same without QK-norm, with windowed and global layers alternating (one RoPE
+//! base and scale for both), attention scores and final logits soft-capped (`Config`'s
+//! `attn_softcap`/`final_softcap`), and always the embedding as output (llama.cpp
+//! `llama_model_gemma2`).
 
 use super::{clamp_options, elems, forward_batches, Config, Forward, Head, ModelError, ModelOptions, Weights};
 use crate::backend::{Activation, Backend, RopeParams};
@@ -11,8 +16,8 @@ struct Layer<B: Backend> {
     wk: B::Weight,
     wv: B::Weight,
     wo: B::Weight,
-    q_norm: B::Weight,
-    k_norm: B::Weight,
+    /// QK-norm weights (Gemma 3; Gemma 2 has none).
+    qk_norm: Option<(B::Weight, B::Weight)>,
     post_attn_norm: B::Weight,
     ffn_norm: B::Weight,
     gate: B::Weight,
@@ -56,7 +61,9 @@ impl<B: Backend> Gemma<B> {
         let (d, qd, kvd, ff, hd) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff, cfg.head_dim);
         let tok_embd = w.take("token_embd.weight", &[d, cfg.n_vocab])?;
         let output_norm = w.take("output_norm.weight", &[d])?;
-        let output = w.take_opt("output.weight", &[d, cfg.n_vocab])?;
+        let gemma2 = cfg.arch == "gemma2";
+        // Gemma 2 always projects with the embedding (an output tensor is refused as unused).
+        let output = if gemma2 { None } else { w.take_opt("output.weight", &[d, cfg.n_vocab])? };
         let kv_len = elems("KV cache (context × kv width)", opts.n_ctx, kvd)?;
         let nb = opts.n_batch;
         let e = |w: usize| elems("activations (batch × width)", nb, w);
@@ -70,8 +77,7 @@ impl<B: Backend> Gemma<B> {
                 wk: w.take(&n("attn_k.weight"), &[d, kvd])?,
                 wv: w.take(&n("attn_v.weight"), &[d, kvd])?,
                 wo: w.take(&n("attn_output.weight"), &[qd, d])?,
-                q_norm: w.take(&n("attn_q_norm.weight"), &[hd])?,
-                k_norm: w.take(&n("attn_k_norm.weight"), &[hd])?,
+                qk_norm: if gemma2 { None } else { Some((w.take(&n("attn_q_norm.weight"), &[hd])?, w.take(&n("attn_k_norm.weight"), &[hd])?)) },
                 post_attn_norm: w.take(&n("post_attention_norm.weight"), &[d])?,
                 ffn_norm: w.take(&n("ffn_norm.weight"), &[d])?,
                 gate: w.take(&n("ffn_gate.weight"), &[d, ff])?,
@@ -111,21 +117,30 @@ impl<B: Backend> Gemma<B> {
         b.embed(&self.tok_embd, tokens, &s.x)?;
         b.scale(&s.x, n * d, (d as f32).sqrt())?;
         for l in &self.layers {
-            let (theta, freq_scale) = if l.sliding { (c.rope_theta_swa, 1.0) } else { (c.rope_theta, c.rope_freq_scale) };
+            // Gemma 3's windowed layers have their own base and no scaling; Gemma 2's share both.
+            let swa_scale = if l.qk_norm.is_some() { 1.0 } else { c.rope_freq_scale };
+            let (theta, freq_scale) = if l.sliding { (c.rope_theta_swa, swa_scale) } else { (c.rope_theta, c.rope_freq_scale) };
             let rope = RopeParams { theta, n_rot: c.n_rot, neox: c.rope_neox, freq_scale };
             let attn = c.attn_params(n, pos0, if l.sliding { c.sliding_window } else { None });
             b.rms_norm(&s.x, &l.attn_norm, &s.h, n, d, eps)?;
             b.matmul(&l.wq, &s.h, &s.q, n)?;
             b.matmul(&l.wk, &s.h, &s.k, n)?;
             b.matmul(&l.wv, &s.h, &s.v, n)?;
-            b.rms_norm(&s.q, &l.q_norm, &s.qn, n * c.n_head, hd, eps)?;
-            b.rms_norm(&s.k, &l.k_norm, &s.kn, n * c.n_head_kv, hd, eps)?;
-            b.rope(&s.qn, n, c.n_head, hd, pos0, rope)?;
-            b.rope(&s.kn, n, c.n_head_kv, hd, pos0, rope)?;
-            b.copy(&s.kn, 0, &l.k_cache, pos0 * kvd, n * kvd)?;
+            // Queries and keys to rotate, and where attention writes (not over its queries).
+            let (q, k, out) = match &l.qk_norm {
+                Some((q_norm, k_norm)) => {
+                    b.rms_norm(&s.q, q_norm, &s.qn, n * c.n_head, hd, eps)?;
+                    b.rms_norm(&s.k, k_norm, &s.kn, n * c.n_head_kv, hd, eps)?;
+                    (&s.qn, &s.kn, &s.q)
+                }
+                None => (&s.q, &s.k, &s.qn),
+            };
+            b.rope(q, n, c.n_head, hd, pos0, rope)?;
+            b.rope(k, n, c.n_head_kv, hd, pos0, rope)?;
+            b.copy(k, 0, &l.k_cache, pos0 * kvd, n * kvd)?;
             b.copy(&s.v, 0, &l.v_cache, pos0 * kvd, n * kvd)?;
-            b.attention(&s.qn, &l.k_cache, &l.v_cache, &s.q, attn)?;
-            b.matmul(&l.wo, &s.q, &s.o, n)?;
+            b.attention(q, &l.k_cache, &l.v_cache, out, attn)?;
+            b.matmul(&l.wo, out, &s.o, n)?;
             b.rms_norm(&s.o, &l.post_attn_norm, &s.on, n, d, eps)?;
             b.add_assign(&s.x, &s.on, n * d)?;
             b.rms_norm(&s.x, &l.ffn_norm, &s.h, n, d, eps)?;

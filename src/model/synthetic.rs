@@ -42,10 +42,11 @@ pub fn tensors(arch: &str, n_vocab: u64) -> Vec<(String, Vec<u64>)> {
             (n("ffn_up.weight"), vec![d, ff]),
             (n("ffn_down.weight"), vec![ff, d]),
         ]);
+        if arch == "gemma3" {
+            t.extend([(n("attn_q_norm.weight"), vec![hd]), (n("attn_k_norm.weight"), vec![hd])]);
+        }
         if gemma {
             t.extend([
-                (n("attn_q_norm.weight"), vec![hd]),
-                (n("attn_k_norm.weight"), vec![hd]),
                 (n("post_attention_norm.weight"), vec![d]),
                 (n("post_ffw_norm.weight"), vec![d]),
             ]);

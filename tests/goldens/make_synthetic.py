@@ -152,7 +152,24 @@ FAMILIES = {
     # (short ones: the context is below the original 4096) with their attention factor, tied.
     "phi3": dict(arch="phi3", vocab="phi-3", n_embd=256, n_layer=2, n_ff=512, n_head=2, n_head_kv=1,
                  head_dim=128, n_rot=96, theta=10000.0, tied=True, eps=1e-5, longrope=True),
+    # (Last, so the other families keep their seeds.) Gemma 2 2B/9B: no QK-norm, post-norms, windowed and global layers alternating (window 8
+    # here so it is exercised), attention scores and final logits soft-capped (caps lowered from
+    # 50/30 so random weights reach them), q width ≠ n_embd as in 9B (16 × 256 over 3584), tied.
+    "gemma2": dict(arch="gemma2", vocab="llama-spm", n_embd=256, n_layer=4, n_ff=512, n_head=4, n_head_kv=2,
+                   head_dim=128, theta=10000.0, tied=True, eps=1e-6, sliding_window=8,
+                   attn_softcap=4.0, final_softcap=8.0),
 }
+
+# 7B-shaped models (`make test-7b`, not in `make test`): the real widths, heads and vocabulary of
+# Llama 2 7B / Mistral 7B and Qwen2.5 7B with two layers, Q4_K only: every matrix has the full
+# size of the real model's (the embedding and output of Qwen2.5 are 3584 x 151 936).
+BIG = {
+    "llama7b": dict(arch="llama", vocab="llama-spm", n_embd=4096, n_layer=2, n_ff=11008, n_head=32, n_head_kv=8,
+                    head_dim=128, theta=10000.0, tied=False, eps=1e-5),
+    "qwen7b": dict(arch="qwen2", vocab="qwen2", n_embd=3584, n_layer=2, n_ff=18944, n_head=28, n_head_kv=4,
+                   head_dim=128, theta=1000000.0, tied=False, eps=1e-6, qkv_bias=True),
+}
+FAMILIES.update(BIG)
 
 
 def recipe(family, ty):
@@ -173,7 +190,7 @@ def recipe(family, ty):
         (f"{arch}.attention.layer_norm_rms_epsilon", "f32", f["eps"]),
         (f"{arch}.rope.dimension_count", "u32", n_rot),
     ]
-    if hd * nh != d or arch in ("qwen3", "gemma3"):
+    if hd * nh != d or arch in ("qwen3", "gemma2", "gemma3"):
         md += [(f"{arch}.attention.key_length", "u32", hd), (f"{arch}.attention.value_length", "u32", hd)]
     if "sliding_window" in f:
         md.append((f"{arch}.attention.sliding_window", "u32", f["sliding_window"]))
@@ -181,6 +198,9 @@ def recipe(family, ty):
         md += [(f"{arch}.attention.sliding_window", "u32", 0),
                (f"{arch}.rope.scaling.original_context_length", "u32", 4096),
                (f"{arch}.rope.scaling.attn_factor", "f32", math.sqrt(1 + math.log(32) / math.log(4096)))]
+    if "attn_softcap" in f:
+        md += [(f"{arch}.attn_logit_softcapping", "f32", f["attn_softcap"]),
+               (f"{arch}.final_logit_softcapping", "f32", f["final_softcap"])]
     if "linear_scale" in f:
         md += [(f"{arch}.rope.scaling.type", "str", "linear"), (f"{arch}.rope.scaling.factor", "f32", f["linear_scale"])]
     seed = [list(FAMILIES).index(family) * 1000003 + FORMATS.index(ty) * 100000007]
@@ -214,11 +234,14 @@ def recipe(family, ty):
             ts.append(matrix(b + "attn_q.weight", d, qd, ty, next_seed()))
             ts.append(matrix(b + "attn_k.weight", d, kvd, ty, next_seed()))
             ts.append(matrix(b + "attn_v.weight", d, kvd, ty, next_seed()))
+            if f.get("qkv_bias"):
+                for w, n in (("q", qd), ("k", kvd), ("v", kvd)):
+                    ts.append(vector(b + f"attn_{w}.bias", n, "bias", next_seed()))
         if f.get("qk_norm"):
             ts.append(vector(b + "attn_q_norm.weight", hd, "norm", next_seed()))
             ts.append(vector(b + "attn_k_norm.weight", hd, "norm", next_seed()))
         ts.append(matrix(b + "attn_output.weight", qd, d, ty, next_seed()))
-        if arch == "gemma3":
+        if arch in ("gemma2", "gemma3"):
             ts.append(vector(b + "post_attention_norm.weight", d, "norm", next_seed()))
         ts.append(vector(b + "ffn_norm.weight", d, "norm", next_seed()))
         if arch == "phi3":
@@ -227,9 +250,9 @@ def recipe(family, ty):
             ts.append(matrix(b + "ffn_gate.weight", d, ff, ty, next_seed()))
             ts.append(matrix(b + "ffn_up.weight", d, ff, ty, next_seed()))
         ts.append(matrix(b + "ffn_down.weight", ff, d, ty, next_seed()))
-        if arch == "gemma3":
+        if arch in ("gemma2", "gemma3"):
             ts.append(vector(b + "post_ffw_norm.weight", d, "norm", next_seed()))
-    return {"name": f"{family}_{ty.lower()}", "family": family, "format": ty,
+    return {"name": f"{family}_{ty.lower()}", "family": family, "format": ty, "big": family in BIG,
             "vocab": f"ggml-vocab-{f['vocab']}.gguf",
             "metadata": [list(m) for m in md], "tensors": ts}
 
@@ -308,8 +331,10 @@ def run_llama(path, rec):
 
 def main():
     import os
-    families = sys.argv[1:] or list(FAMILIES)
+    families = sys.argv[1:] or [f for f in FAMILIES if f not in BIG]
     formats = os.environ.get("SYNTHETIC_FORMATS", ",".join(FORMATS)).split(",")
+    if any(f in BIG for f in families):
+        formats = ["Q4_K"]
     OUT.mkdir(exist_ok=True)
     path = OUT / "recipes.json"
     doc = json.loads(path.read_text()) if path.exists() else {"models": []}
