@@ -177,7 +177,7 @@ pub fn parse_part_name(name: &str) -> Option<(&str, u16, u16)> {
         return None;
     }
     let (no, count): (u16, u16) = (no.parse().ok()?, count.parse().ok()?);
-    (no >= 1 && no <= count).then_some((prefix, no - 1, count))
+    (no >= 1 && no <= count).then(|| (prefix, no - 1, count))
 }
 
 /// The paths of every part of the model whose part (any of them) is `path`, first to last;
