@@ -5,7 +5,7 @@
 // Cache-first: a cached file is served without touching the network (offline means zero
 // requests). Change VERSION (or any byte of this file) to ship a new shell: the browser installs
 // the new worker, which re-downloads the list below and drops the old cache.
-const VERSION = "hearth-demo-v3";
+const VERSION = "hearth-demo-v4";
 
 /** Files of the shell, relative to this script. `tests/browser/pwa.test.mjs` checks that the
  *  `../dist/` entries match what `make www` builds. */
@@ -22,10 +22,11 @@ const SHELL = [
   "../pkg/hearth.js",
   "../pkg/hearth_bg.wasm",
   ...[
-    "assets", "chat", "checksum", "core", "create-monitor", "dom-errors", "download", "engine", "errors",
-    "index", "language-detector", "language-model", "opfs", "polyfill", "prompts", "protocol", "registry",
-    "registry-data", "sha256", "store", "summarizer", "summary-text", "tools", "types", "validate",
-    "wasm-api", "wasm-build", "wasm-instance", "worker", "worker-client", "writing",
+    "assets", "backend-choice", "chat", "checksum", "core", "create-monitor", "dom-errors",
+    "download", "engine", "errors", "index", "language-detector", "language-model", "opfs",
+    "polyfill", "prompt-cache", "prompts", "protocol", "registry", "registry-data", "serial-queue",
+    "sha256", "store", "summarizer", "summary-text", "token-loop", "tools", "types", "validate",
+    "wasm-api", "wasm-build", "wasm-engine", "wasm-instance", "worker", "worker-client", "writing",
   ].map((m) => `../dist/${m}.js`),
   "../dist/vendor/hash-wasm-sha256.js",
   "../dist/vendor/tinyld-light.js",
