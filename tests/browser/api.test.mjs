@@ -4,19 +4,15 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { REPO, requireDist, launchBrowser, startTestServer, openPage } from "./harness.mjs";
+import { REPO, requireDist, openTestPage, closeTestPage } from "./harness.mjs";
 
 requireDist();
-let srv, browser, page;
+let t, page;
 before(async () => {
-  srv = await startTestServer();
-  browser = await launchBrowser();
-  page = await openPage(browser.context, srv);
+  t = await openTestPage();
+  page = t.page;
 });
-after(async () => {
-  await browser?.close();
-  await srv?.close();
-});
+after(() => closeTestPage(t ?? {}));
 
 test("HearthError.from maps wasm objects, DOMExceptions and anything else to stable codes", async () => {
   const { HearthError } = await import(pathToFileURL(path.join(REPO, "www/dist/errors.js")).href);
@@ -63,8 +59,8 @@ test("Engine.load rejects bad options with BAD_REQUEST and a missing wasm packag
 });
 
 test("the polyfill keeps a usable native global, replaces an unavailable one, and reports availability", async () => {
-  const p = await browser.context.newPage();
-  await p.goto(srv.url + "__test__/blank.html");
+  const p = await t.browser.context.newPage();
+  await p.goto(t.srv.url + "__test__/blank.html");
   const r = await p.evaluate(async () => {
     // Chromium 148 ships LanguageModel and Summarizer globals that answer "unavailable" here
     // (no on-device model). Stand in a usable native Summarizer to check it is kept.

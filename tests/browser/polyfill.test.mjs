@@ -7,26 +7,22 @@
 // Needs `make wasm` and `make models`.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { MODEL_PATH, requireDist, requireFile, launchBrowser, startTestServer, openPage } from "./harness.mjs";
+import { MODEL_PATH, requireDist, requireFile, openTestPage, closeTestPage } from "./harness.mjs";
 
 requireDist();
 requireFile(MODEL_PATH, "make models");
 
-let srv, browser, page;
+let t, page;
 before(async () => {
-  srv = await startTestServer();
-  browser = await launchBrowser();
-  page = await openPage(browser.context, srv);
+  t = await openTestPage();
+  page = t.page;
   await page.evaluate(async () => {
     const P = await import("/dist/polyfill.js");
     P.install({ force: true });
     P.configure({ engine: { backend: "cpu", threads: false } });
   });
 });
-after(async () => {
-  await browser?.close();
-  await srv?.close();
-});
+after(() => closeTestPage(t ?? {}));
 
 test("create({signal}) aborted during the download rejects with the signal's reason and stops the load", async () => {
   const r = await page.evaluate(async () => {

@@ -8,16 +8,15 @@
 // Needs `make wasm` and `make models`.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { MODEL_PATH, requireDist, requireFile, launchBrowser, startTestServer, openPage } from "./harness.mjs";
+import { MODEL_PATH, requireDist, requireFile, openTestPage, closeTestPage } from "./harness.mjs";
 
 requireDist();
 requireFile(MODEL_PATH, "make models");
 
-let srv, browser, page;
+let t, page;
 before(async () => {
-  srv = await startTestServer();
-  browser = await launchBrowser();
-  page = await openPage(browser.context, srv);
+  t = await openTestPage();
+  page = t.page;
   await page.evaluate(async () => {
     const P = await import("/dist/polyfill.js");
     P.install({ force: true });
@@ -28,10 +27,7 @@ before(async () => {
     LanguageModel.create = (o = {}) => create({ maxTokens: 16, ...o });
   });
 });
-after(async () => {
-  await browser?.close();
-  await srv?.close();
-});
+after(() => closeTestPage(t ?? {}));
 
 const PARA = "The museum opened in 1902 and holds paintings, maps and letters from the region's first settlers. ".repeat(6);
 

@@ -5,20 +5,16 @@
 // Lean: the default model, CPU, 6 greedy tokens per request.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { requireDist, launchBrowser, startTestServer, openPage, wasmBuilt } from "./harness.mjs";
+import { requireDist, wasmBuilt, openTestPage, closeTestPage } from "./harness.mjs";
 
 requireDist();
 assert.ok(wasmBuilt(), "www/pkg is missing: run make wasm");
-let srv, browser, page;
+let t, page;
 before(async () => {
-  srv = await startTestServer();
-  browser = await launchBrowser();
-  page = await openPage(browser.context, srv);
+  t = await openTestPage();
+  page = t.page;
 });
-after(async () => {
-  await browser?.close();
-  await srv?.close();
-});
+after(() => closeTestPage(t ?? {}));
 
 const SYSTEM =
   "You are the help desk of a small public library. Answer in one short sentence. Opening hours: Monday to " +
