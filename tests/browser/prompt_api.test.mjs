@@ -21,10 +21,12 @@ before(async () => {
     const P = await import("/dist/polyfill.js");
     P.install({ force: true });
     P.configure({ engine: { backend: "cpu", threads: false, contextSize: 512 } });
-    // Few tokens per reply (a Hearth option the examples do not pass): the examples' text is
-    // kept as written, their create() calls get `maxTokens: 16` from this wrapper.
+    // Few tokens per reply (a Hearth option the examples do not pass) and greedy decoding (the
+    // default temperature samples, so a reply could differ from run to run: CI once saw the
+    // rating example's number run past 16 tokens): the examples' text is kept as written, their
+    // create() calls get `maxTokens: 16, temperature: 0` from this wrapper.
     const create = LanguageModel.create.bind(LanguageModel);
-    LanguageModel.create = (o = {}) => create({ maxTokens: 16, ...o });
+    LanguageModel.create = (o = {}) => create({ maxTokens: 16, temperature: 0, ...o });
   });
 });
 after(() => closeTestPage(t ?? {}));
