@@ -109,10 +109,11 @@ export class PromptCache {
         await this.remove(key);
       }
     }
-    // Computed alone, in the batches a later restore gives: the CPU kernels group tokens in
-    // fours from a batch's start, so another split rounds differently and, on a near tie, could
-    // change a greedy token. Prefilling the prefix first makes a request's output the same
-    // whether its prefix came from the store or not.
+    // Computed alone, in the batches a later restore gives: the wasm CPU kernels group tokens in
+    // fours from a batch's start and their one-token kernels round differently (natively on
+    // x86_64 they no longer do), so another split could change a greedy token on a near tie.
+    // Prefilling the prefix first makes a request's output the same whether its prefix came
+    // from the store or not.
     const held = engine.prefill_prefix(tokens);
     return { tokens, key, state: "missing", prefilled: tokens.length - held };
   }

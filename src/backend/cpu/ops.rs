@@ -149,9 +149,16 @@ fn matmul_q8(
 ) -> Result<(), BackendError> {
     scratch.acts.quantize(x)?;
     let acts = &scratch.acts;
+    // One token against TILE_ROWS rows with the tiles' arithmetic, where this build has it:
+    // decode and a prefill's leftover tokens then compute what a tile would, bit for bit, so
+    // a token's result does not depend on how the prompt was split (`simd_x86_rows.rs`).
+    let rows4 = kernels::dot_q8_rows_fn(ty);
     if n == 1 {
         let xq = acts.as_slice();
-        per_row(out, w, row_bytes, |row| dot(row, xq));
+        match rows4 {
+            Some(f) => per_rows4(out, w, row_bytes, rows, |r| f(r, xq)),
+            None => per_row(out, w, row_bytes, |row| dot(row, xq)),
+        }
         return Ok(());
     }
     // Prefill: each task takes ROWS_PER_TASK rows and dots each with every token while the
@@ -210,6 +217,19 @@ fn matmul_q8(
         } else {
             0
         };
+        if let Some(rows4) = rows4 {
+            const TR: usize = kernels::TILE_ROWS;
+            for r in (r0..r1).step_by(TR) {
+                // The last group of a task may be short: its missing rows repeat row r (the
+                // lanes are independent, so the real rows' results are unchanged).
+                let rs = std::array::from_fn(|k| row(if r + k < r1 { r + k } else { r }));
+                for (t, &xq) in tokens.iter().enumerate().skip(done) {
+                    let v = rows4(rs, xq);
+                    (r..(r + TR).min(r1)).for_each(|rr| unsafe { out.set(t * rows + rr, v[rr - r]) });
+                }
+            }
+            return;
+        }
         for r in r0..r1 {
             for (t, &xq) in tokens.iter().enumerate().skip(done) {
                 unsafe { out.set(t * rows + r, dot(row(r), xq)) };
@@ -217,6 +237,29 @@ fn matmul_q8(
         }
     });
     Ok(())
+}
+
+/// Decode with a four-row kernel: `out[r..r + 4] = f(rows r..r + 4 of w)`, rows spread over
+/// tasks of `ROWS_PER_TASK` (a multiple of four); a short last group repeats its first row in
+/// the missing slots.
+fn per_rows4<F>(out: &mut [f32], w: &[u8], row_bytes: usize, rows: usize, f: F)
+where
+    F: Fn([&[u8]; kernels::TILE_ROWS]) -> [f32; kernels::TILE_ROWS] + Sync + Send,
+{
+    const TR: usize = kernels::TILE_ROWS;
+    const _: () = assert!(ROWS_PER_TASK % TR == 0);
+    let rows = rows.min(out.len());
+    for_chunks(&mut out[..rows], ROWS_PER_TASK, |task, chunk| {
+        let r0 = task * ROWS_PER_TASK;
+        for (g, o) in chunk.chunks_mut(TR).enumerate() {
+            let r = r0 + g * TR;
+            let rs = std::array::from_fn(|k| {
+                let rr = if k < o.len() { r + k } else { r };
+                &w[rr * row_bytes..(rr + 1) * row_bytes]
+            });
+            o.copy_from_slice(&f(rs)[..o.len()]);
+        }
+    });
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -533,6 +576,14 @@ mod tests {
                         quant::dequantize(ty, row, &mut wf).unwrap();
                         let mag: f64 = (0..cols).map(|i| (wf[i] as f64 * x[t * cols + i] as f64).abs()).sum();
                         assert!(((got - want) as f64).abs() <= 1e-5 * mag + 1e-30, "{ty:?} n={n} token {t} row {r}: {got} vs {want}");
+                    }
+                    // Where this build has the one-token rows kernel (or no tile at all), a
+                    // token's outputs do not depend on its batch: the same bits alone.
+                    if kernels::dot_q8_rows_fn(ty).is_some() || kernels::dot_q8_tile_fn(ty).is_none() {
+                        let mut alone = vec![f32::NAN; rows];
+                        matmul(ty, &w, row_bytes, rows, cols, &x[t * cols..(t + 1) * cols], &mut alone, 1, true, &mut scratch).unwrap();
+                        let batched: Vec<u32> = out[t * rows..(t + 1) * rows].iter().map(|v| v.to_bits()).collect();
+                        assert_eq!(alone.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), batched, "{ty:?} n={n} token {t}: alone vs in a batch");
                     }
                 }
             }

@@ -9,7 +9,7 @@
 //! sums are exact; only the f32 scale products and their order may differ.
 
 use super::q8::{quantize_block, Q8_BLOCK};
-use super::{dot_q8_fn, dot_q8_scalar_fn, dot_q8_tile_fn, dot_q8_tile_rows_fn, dot_q8x4_fn, quantize_block_fast, Q8Acts, Q8Tiles, TILE_ROWS};
+use super::{dot_q8_fn, dot_q8_rows_fn, dot_q8_scalar_fn, dot_q8_tile_fn, dot_q8_tile_rows_fn, dot_q8x4_fn, quantize_block_fast, Q8Acts, Q8Tiles, TILE_ROWS};
 use crate::quant::synth::{random_weight, Rng};
 use crate::quant::{dequantize, FORMATS};
 
@@ -74,6 +74,11 @@ pub fn check_q8_kernels(seed: u64) -> Vec<KernelCheck> {
                 let Some(tile) = tiles.tile(0) else { continue };
                 let err = vs_one(f(&row, tile));
                 out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "tile", cols, error: err, tolerance: TOLERANCE, ok: err <= TOLERANCE });
+                if let Some(f) = dot_q8_rows_fn(ty) {
+                    // One token against the same row in every slot, token by token.
+                    let err = (0..4).map(|k| f([&row[..]; TILE_ROWS], xs[k]).map(|v| (v as f64 - one[k] as f64).abs() / mag(k)).into_iter().fold(0.0, f64::max)).fold(0.0, f64::max);
+                    out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "rows", cols, error: err, tolerance: TOLERANCE, ok: err <= TOLERANCE });
+                }
                 if let Some(f) = dot_q8_tile_rows_fn(ty) {
                     // The same row in every slot: each row's result against the one-token kernel.
                     let err = f([&row[..]; TILE_ROWS], tile).into_iter().map(vs_one).fold(0.0, f64::max);

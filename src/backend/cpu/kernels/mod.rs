@@ -30,6 +30,8 @@ mod simd_x86;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86_q8;
 #[cfg(target_arch = "x86_64")]
+mod simd_x86_rows;
+#[cfg(target_arch = "x86_64")]
 mod simd_x86_tile;
 #[cfg(test)]
 mod tests;
@@ -37,7 +39,7 @@ mod tile;
 
 pub use check::{check_q8_kernels, check_quantize, KernelCheck};
 pub use q8::{DotQ8Fn, DotQ8x4Fn, Q8Acts, Q8Slice, Q8_BLOCK};
-pub use tile::{DotQ8TileFn, DotQ8TileRowsFn, Q8Tile, Q8Tiles, TILE_ROWS};
+pub use tile::{DotQ8RowsFn, DotQ8TileFn, DotQ8TileRowsFn, Q8Tile, Q8Tiles, TILE_ROWS};
 
 use crate::quant::{self, DotFn, GgmlType, QuantError};
 
@@ -48,7 +50,10 @@ use crate::quant::{self, DotFn, GgmlType, QuantError};
 ///   products keep f32 activations;
 /// - `dot_q8x4` (four tokens, prefill): four `dot_q8` calls;
 /// - `tile` (four interleaved tokens, prefill): `dot_q8x4`;
-/// - `tile_rows` ([`TILE_ROWS`] rows × four interleaved tokens, prefill): `tile` once per row.
+/// - `tile_rows` ([`TILE_ROWS`] rows × four interleaved tokens, prefill): `tile` once per row;
+/// - `rows` ([`TILE_ROWS`] rows × one token, with `tile`'s float operations, so equal to it bit
+///   for bit): `dot_q8` once per row, which differs from `tile` by rounding (then a token's
+///   result depends on whether it was in a group of four: see `simd_x86_rows.rs`).
 #[derive(Debug, Clone, Copy)]
 pub struct Kernels {
     pub ty: GgmlType,
@@ -57,11 +62,12 @@ pub struct Kernels {
     pub dot_q8x4: Option<DotQ8x4Fn>,
     pub tile: Option<DotQ8TileFn>,
     pub tile_rows: Option<DotQ8TileRowsFn>,
+    pub rows: Option<DotQ8RowsFn>,
 }
 
 /// A row with no kernel: the base of every table row (`Kernels { dot: …, ..row(ty) }`).
 const fn row(ty: GgmlType) -> Kernels {
-    Kernels { ty, dot: None, dot_q8: None, dot_q8x4: None, tile: None, tile_rows: None }
+    Kernels { ty, dot: None, dot_q8: None, dot_q8x4: None, tile: None, tile_rows: None, rows: None }
 }
 
 /// `Some` safe wrapper of the AVX2 kernel `$k`.
@@ -91,11 +97,12 @@ macro_rules! avx2 {
     }};
 }
 
-/// An `AVX2` row with all five kernels: the f32 dot, the integer dot, the four-token one and
-/// the one-row and several-row tiles (from module `$tiles` of `simd_x86_tile`).
+/// An `AVX2` row with all six kernels: the f32 dot, the integer dot, the four-token one, the
+/// one-row and several-row tiles (from module `$tiles` of `simd_x86_tile`) and the one-token
+/// four-row kernel with the tiles' arithmetic (module `$tiles` of `simd_x86_rows`).
 #[cfg(target_arch = "x86_64")]
 macro_rules! avx2_row {
-    ($tiles:ident, $ty:ident: $dot:ident, $dot4:ident, $tile:ident) => {
+    ($tiles:ident, $ty:ident: $dot:ident, $dot4:ident, $tile:ident, $rows:ident) => {
         Kernels {
             dot: avx2!(dot simd_x86::$dot),
             dot_q8: avx2!(q8 simd_x86_q8::$dot),
@@ -113,6 +120,12 @@ macro_rules! avx2_row {
                 }
                 Some(safe as DotQ8TileRowsFn)
             },
+            rows: {
+                fn safe(rows: [&[u8]; TILE_ROWS], x: Q8Slice<'_>) -> [f32; TILE_ROWS] {
+                    unsafe { simd_x86_rows::$tiles::$rows(rows, x) }
+                }
+                Some(safe as DotQ8RowsFn)
+            },
             ..row(GgmlType::$ty)
         }
     };
@@ -126,14 +139,14 @@ macro_rules! x86_table {
             Kernels { dot: avx2!(dot simd_x86::dot_f32), ..row(GgmlType::F32) },
             Kernels { dot: avx2!(dot simd_x86::dot_f16), ..row(GgmlType::F16) },
             Kernels { dot: avx2!(dot simd_x86::dot_bf16), ..row(GgmlType::BF16) },
-            avx2_row!($tiles, Q4_0: dot_q4_0, dot4_q4_0, tile_q4_0),
-            avx2_row!($tiles, Q4_1: dot_q4_1, dot4_q4_1, tile_q4_1),
-            avx2_row!($tiles, Q5_0: dot_q5_0, dot4_q5_0, tile_q5_0),
-            avx2_row!($tiles, Q5_1: dot_q5_1, dot4_q5_1, tile_q5_1),
-            avx2_row!($tiles, Q8_0: dot_q8_0, dot4_q8_0, tile_q8_0),
-            avx2_row!($tiles, Q4_K: dot_q4_k, dot4_q4_k, tile_q4_k),
-            avx2_row!($tiles, Q5_K: dot_q5_k, dot4_q5_k, tile_q5_k),
-            avx2_row!($tiles, Q6_K: dot_q6_k, dot4_q6_k, tile_q6_k),
+            avx2_row!($tiles, Q4_0: dot_q4_0, dot4_q4_0, tile_q4_0, rows_q4_0),
+            avx2_row!($tiles, Q4_1: dot_q4_1, dot4_q4_1, tile_q4_1, rows_q4_1),
+            avx2_row!($tiles, Q5_0: dot_q5_0, dot4_q5_0, tile_q5_0, rows_q5_0),
+            avx2_row!($tiles, Q5_1: dot_q5_1, dot4_q5_1, tile_q5_1, rows_q5_1),
+            avx2_row!($tiles, Q8_0: dot_q8_0, dot4_q8_0, tile_q8_0, rows_q8_0),
+            avx2_row!($tiles, Q4_K: dot_q4_k, dot4_q4_k, tile_q4_k, rows_q4_k),
+            avx2_row!($tiles, Q5_K: dot_q5_k, dot4_q5_k, tile_q5_k, rows_q5_k),
+            avx2_row!($tiles, Q6_K: dot_q6_k, dot4_q6_k, tile_q6_k, rows_q6_k),
         ]
     };
 }
@@ -237,6 +250,13 @@ pub fn dot_q8_tile_fn(ty: GgmlType) -> Option<DotQ8TileFn> {
 /// runs [`dot_q8_tile_fn`] on the rows left over.
 pub fn dot_q8_tile_rows_fn(ty: GgmlType) -> Option<DotQ8TileRowsFn> {
     kernels(ty).tile_rows
+}
+
+/// The one-token kernel over [`TILE_ROWS`] rows with the prefill tiles' arithmetic (its
+/// results equal [`dot_q8_tile_fn`]'s for the same row and token, bit for bit), if this build
+/// has one (x86_64); decode and a prefill's leftover tokens use it where it exists.
+pub fn dot_q8_rows_fn(ty: GgmlType) -> Option<DotQ8RowsFn> {
+    kernels(ty).rows
 }
 
 /// The x86_64 tables this CPU can run (for the tests: every row of each is checked).

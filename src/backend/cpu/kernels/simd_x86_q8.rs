@@ -25,7 +25,13 @@ const PREFETCH: usize = 4096;
 /// contiguous stream, so that is a later row). A hint: never faults, even past the end.
 #[inline(always)]
 unsafe fn prefetch_ahead(b: &[u8]) {
-    let p = b.as_ptr().wrapping_add(PREFETCH);
+    prefetch_at::<PREFETCH>(b)
+}
+
+/// [`prefetch_ahead`] at `AHEAD` bytes.
+#[inline(always)]
+pub(super) unsafe fn prefetch_at<const AHEAD: usize>(b: &[u8]) {
+    let p = b.as_ptr().wrapping_add(AHEAD);
     let mut o = 0;
     while o < b.len() {
         _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o) as *const i8);
@@ -127,7 +133,7 @@ pub(super) unsafe fn dot_q8_0(row: &[u8], x: Q8Slice<'_>) -> f32 {
 /// nibbles) of a Q4_K/Q5_K block `b` whose `qs` start at `qs_off`; Q5_K adds bit 2i (2i + 1)
 /// of `qh[l]` (given as `qh`) as bit 4 of element 64i + l (64i + 32 + l).
 #[inline(always)]
-unsafe fn k4_pair<const Q5: bool>(b: &[u8], qh: __m256i, qs_off: usize, i: usize) -> (__m256i, __m256i) {
+pub(super) unsafe fn k4_pair<const Q5: bool>(b: &[u8], qh: __m256i, qs_off: usize, i: usize) -> (__m256i, __m256i) {
     let (m4, one) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(1));
     let v = load32(b, qs_off + 32 * i);
     let mut lo = _mm256_and_si256(v, m4);

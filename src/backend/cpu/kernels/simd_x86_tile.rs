@@ -27,11 +27,11 @@ use crate::quant::{scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, Block
 use std::arch::x86_64::*;
 
 /// Sub-blocks of 32 elements in a k-quant super-block.
-const SUBS: usize = QK_K / Q8_BLOCK;
+pub(super) const SUBS: usize = QK_K / Q8_BLOCK;
 
 /// `Σ u·s` of 32 unsigned by 32 signed bytes, as 8 × i32 partial sums.
 #[inline(always)]
-unsafe fn idot<const VNNI: bool>(u: __m256i, s: __m256i) -> __m256i {
+pub(super) unsafe fn idot<const VNNI: bool>(u: __m256i, s: __m256i) -> __m256i {
     if VNNI {
         _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
     } else {
@@ -42,13 +42,13 @@ unsafe fn idot<const VNNI: bool>(u: __m256i, s: __m256i) -> __m256i {
 /// Lane k (k < 4): the sum of `p[k]`'s lanes 0..4 (elements 0..16); lane 4 + k: of its
 /// lanes 4..8 (elements 16..32).
 #[inline(always)]
-unsafe fn transpose4(p: [__m256i; 4]) -> __m256i {
+pub(super) unsafe fn transpose4(p: [__m256i; 4]) -> __m256i {
     _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]))
 }
 
 /// The two halves of a [`transpose4`] added: lane k = token k's whole-block sum.
 #[inline(always)]
-unsafe fn fold(a: __m256i) -> __m128i {
+pub(super) unsafe fn fold(a: __m256i) -> __m128i {
     _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a))
 }
 
@@ -174,7 +174,7 @@ unsafe fn k4<const R: usize, const Q5: bool, const VNNI: bool>(rows: [&[u8]; R],
 /// ql[64n + 32(k % 2) + l] with bits 2k..2k + 2 of qh[32n + l] above it (n = c / 4, k = c % 4),
 /// as `simd_x86_q8::q6k_half`.
 #[inline(always)]
-unsafe fn q6k_sub(b: &[u8], c: usize) -> __m256i {
+pub(super) unsafe fn q6k_sub(b: &[u8], c: usize) -> __m256i {
     let (n, k) = (c / 4, c % 4);
     let m4 = _mm256_set1_epi8(0x0F);
     let m30 = _mm256_set1_epi8(0x30);

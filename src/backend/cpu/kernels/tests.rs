@@ -227,6 +227,52 @@ fn tile_kernels_do_not_read_out_of_bounds() {
 }
 
 #[test]
+fn one_token_rows_kernels_equal_the_tiles_bit_for_bit() {
+    // Decode and a prefill's leftover tokens use `rows`; the groups of four use the tiles. A
+    // token's result must not depend on which (see simd_x86_rows.rs), so: equal bits, for every
+    // format, table, row and token, at several block counts; and a short row or short token is
+    // cut off, never read past.
+    let mut rng = Rng(0x7173_0000_0000_0019);
+    let mut checked = 0;
+    for &ty in Q8_TYPES {
+        for &blocks in block_counts(ty) {
+            let n = blocks * ty.block_size();
+            let rows: Vec<Vec<u8>> = (0..TILE_ROWS).map(|_| random_row(&mut rng, ty, blocks)).collect();
+            let rs: [&[u8]; TILE_ROWS] = std::array::from_fn(|r| rows[r].as_slice());
+            let mut acts = Q8Acts::new();
+            acts.quantize(&random_acts(&mut rng, 4 * n)).unwrap();
+            let mut tiles = Q8Tiles::default();
+            assert!(tiles.fill(&acts, 4, n));
+            let x = tiles.tile(0).unwrap();
+            for table in tables() {
+                let Some(k) = table.iter().find(|k| k.ty == ty) else { continue };
+                let (Some(rows_fn), Some(tile), Some(tile_rows)) = (k.rows, k.tile, k.tile_rows) else { continue };
+                let several = tile_rows(rs, x);
+                for t in 0..4 {
+                    let got = rows_fn(rs, acts.slice(t * n, n).unwrap());
+                    for r in 0..TILE_ROWS {
+                        let want = tile(rs[r], x)[t];
+                        assert_eq!(got[r].to_bits(), want.to_bits(), "{ty:?} n={n} row {r} token {t}: {} vs tile {want}", got[r]);
+                        assert_eq!(got[r].to_bits(), several[r][t].to_bits(), "{ty:?} n={n} row {r} token {t}: vs tile_rows");
+                    }
+                }
+                let short: [&[u8]; TILE_ROWS] = std::array::from_fn(|r| if r == 2 { &rows[r][..rows[r].len() - 1] } else { rs[r] });
+                assert!(rows_fn(short, acts.slice(0, n).unwrap()).iter().all(|v| v.is_finite()), "{ty:?}");
+                if n > ty.block_size() {
+                    assert!(rows_fn(rs, acts.slice(0, n - ty.block_size()).unwrap()).iter().all(|v| v.is_finite()), "{ty:?}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if simd_x86::has_avx2_fma_f16c() {
+        assert!(checked >= 8 * 3, "x86_64: every format's rows kernel ({checked} checked)");
+    }
+    let _ = checked;
+}
+
+#[test]
 fn q8_quantize_values_errors_and_reuse() {
     let mut acts = Q8Acts::new();
     let x: Vec<f32> = (0..64).map(|i| (i as f32 - 32.0) / 8.0).collect();

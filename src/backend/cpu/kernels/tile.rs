@@ -7,7 +7,7 @@
 //! and needs one bounds check per block instead of four slices' worth of pointers and
 //! lengths (which spilled in the `[Q8Slice; 4]` kernels).
 
-use super::q8::{Q8Acts, Q8_BLOCK};
+use super::q8::{Q8Acts, Q8Slice, Q8_BLOCK};
 
 /// One group of four tokens (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +55,11 @@ pub const TILE_ROWS: usize = 4;
 /// `[row][token]`), the tokens' bytes loaded once for all the rows. Equal to a
 /// [`DotQ8TileFn`] call per row up to f32 rounding; same length contract.
 pub type DotQ8TileRowsFn = fn(rows: [&[u8]; TILE_ROWS], x: Q8Tile<'_>) -> [[f32; 4]; TILE_ROWS];
+
+/// One token against [`TILE_ROWS`] rows (result `[row]`) with a [`DotQ8TileFn`]'s float
+/// operations for each (row, token): equal to that kernel's result bit for bit. Same length
+/// contract as [`DotQ8TileFn`].
+pub type DotQ8RowsFn = fn(rows: [&[u8]; TILE_ROWS], x: Q8Slice<'_>) -> [f32; TILE_ROWS];
 
 /// Reusable buffer of the groups of one product's activations.
 #[derive(Debug, Default, Clone)]
