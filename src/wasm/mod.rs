@@ -16,7 +16,7 @@ use crate::template::ChatMessage;
 use dev::test_hooks;
 use errors::{answer, install_panic_hook, js_error, to_js};
 pub use errors::last_panic_message;
-use protocol::{parse, ChatRequest, CompletionRequest};
+use protocol::{parse, parse_request, ChatRequest, CompletionRequest};
 use state::{Engine, Prompt, State};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -109,7 +109,7 @@ impl WasmEngine {
     pub fn start_chat(&self, request_json: &str) -> Result<usize, JsValue> {
         self.cancel.set(false);
         self.with(|e| {
-            let r: ChatRequest = parse(request_json)?;
+            let r: ChatRequest = parse_request(request_json)?;
             let p = r.sampling.params(random_seed)?;
             e.start(Prompt::Chat(r.messages, r.assistant_prefix, p))
         })
@@ -120,7 +120,7 @@ impl WasmEngine {
     pub fn start_completion(&self, request_json: &str) -> Result<usize, JsValue> {
         self.cancel.set(false);
         self.with(|e| {
-            let r: CompletionRequest = parse(request_json)?;
+            let r: CompletionRequest = parse_request(request_json)?;
             let p = r.sampling.params(random_seed)?;
             e.start(Prompt::Text(r.prompt, p))
         })

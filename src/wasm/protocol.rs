@@ -11,7 +11,9 @@
 
 use crate::engine::{Constraint, ConstraintUsage, EngineError, FinishReason, GenerateParams, SamplerParams, Usage};
 use crate::template::ChatMessage;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Sampling and length fields of a generation request; each one omitted takes the engine's
 /// default.
@@ -41,6 +43,9 @@ pub struct ChatRequest {
     pub assistant_prefix: String,
     #[serde(flatten)]
     pub sampling: Sampling,
+    /// Every field nothing above names (see [`Request`]).
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, IgnoredAny>,
 }
 
 /// `start_completion`'s request: `{prompt, …sampling}`.
@@ -49,6 +54,38 @@ pub struct CompletionRequest {
     pub prompt: String,
     #[serde(flatten)]
     pub sampling: Sampling,
+    /// Every field nothing above names (see [`Request`]).
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, IgnoredAny>,
+}
+
+/// A request with flattened sampling fields. serde hands a flattened struct only the fields it
+/// names, so `Sampling`'s `deny_unknown_fields` never sees a misspelt one (`"max_token": 5`
+/// would be dropped and the default used, silently); the last flattened map collects what no
+/// field took, and [`parse_request`] refuses it.
+pub trait Request: DeserializeOwned {
+    fn unknown(&self) -> &BTreeMap<String, IgnoredAny>;
+}
+
+impl Request for ChatRequest {
+    fn unknown(&self) -> &BTreeMap<String, IgnoredAny> {
+        &self.unknown
+    }
+}
+
+impl Request for CompletionRequest {
+    fn unknown(&self) -> &BTreeMap<String, IgnoredAny> {
+        &self.unknown
+    }
+}
+
+/// [`parse`] plus `BAD_REQUEST` naming the first field the request type does not have.
+pub fn parse_request<T: Request>(json: &str) -> Result<T, EngineError> {
+    let r: T = parse(json)?;
+    match r.unknown().keys().next() {
+        Some(k) => Err(EngineError::BadRequest(format!("request: unknown field `{k}`"))),
+        None => Ok(r),
+    }
 }
 
 impl Sampling {
@@ -213,8 +250,8 @@ mod tests {
         for (ty, v) in examples() {
             let json = v.to_string();
             let sampling = match ty {
-                "Required<WasmChatRequest>" | "WasmChatRequest" => parse::<ChatRequest>(&json).map(|r| r.sampling),
-                "Required<WasmCompletionRequest>" | "WasmCompletionRequest" => parse::<CompletionRequest>(&json).map(|r| r.sampling),
+                "Required<WasmChatRequest>" | "WasmChatRequest" => parse_request::<ChatRequest>(&json).map(|r| r.sampling),
+                "Required<WasmCompletionRequest>" | "WasmCompletionRequest" => parse_request::<CompletionRequest>(&json).map(|r| r.sampling),
                 "WasmRenderChatRequest" => {
                     parse::<Vec<ChatMessage>>(&json).expect("messages parse");
                     continue;
@@ -235,9 +272,21 @@ mod tests {
         }
     }
 
-    // Unknown top-level fields are not tested here: `Sampling` is `#[serde(flatten)]`ed, and
-    // serde hands a flattened struct only the fields it names, so its `deny_unknown_fields`
-    // may never see a misspelt one (JS validates requests first: `validate.ts`).
+    #[test]
+    fn misspelt_fields_are_refused() {
+        for (json, field) in [
+            (r#"{"prompt": "a", "max_token": 5}"#, "max_token"),
+            (r#"{"prompt": "a", "temperature": 0, "Seed": 1}"#, "Seed"),
+        ] {
+            let e = parse_request::<CompletionRequest>(json).expect_err(json);
+            assert_eq!((e.code(), e.to_string().contains(field)), ("BAD_REQUEST", true), "{json}: {e}");
+        }
+        let e = parse_request::<ChatRequest>(r#"{"messages": [], "assistant_prefx": "x"}"#).expect_err("chat");
+        assert!(e.to_string().contains("assistant_prefx"), "{e}");
+        let ok = parse_request::<ChatRequest>(r#"{"messages": [], "assistant_prefix": "x", "max_tokens": 3}"#).expect("known fields");
+        assert_eq!((ok.assistant_prefix.as_str(), ok.sampling.max_tokens), ("x", Some(3)));
+    }
+
     #[test]
     fn unknown_constraints_are_refused() {
         let e = parse::<CompletionRequest>(r#"{"prompt": "a", "constraint": {"grammar": "x"}}"#).expect_err("unknown constraint refused");

@@ -13,7 +13,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
-  REPO, MODEL_FILE, MODEL_PATH, requireDist, requireFile, mountsWithFixtures, resetServerStats, sha256File, openTestPage, closeTestPage, startTestServer, openPage,
+  REPO, MODEL_FILE, MODEL_PATH, requireDist, requireFile, mountsWithFixtures, resetServerStats, sha256File, openTestPage, closeTestPage, startTestServer, openPage, inPage,
 } from "./harness.mjs";
 
 requireDist();
@@ -69,19 +69,6 @@ function armPanic(method, { threads = false } = {}) {
 }
 const PANIC_WASM = "/fixtures/wasm/hearth.js";
 const PANIC_WASM_MT = "/fixtures/wasm-mt/hearth.js";
-
-/** Evaluates `fn(H, arg)` in `p` (H: the hearth module); HearthErrors come back as {error: {code, message}}. */
-function inPage(p, fn, arg) {
-  return p.evaluate(async ({ src, arg }) => {
-    const H = await import("/dist/index.js");
-    const f = new Function("return " + src)();
-    try {
-      return await f(H, arg);
-    } catch (e) {
-      return { error: { code: e?.code ?? "THROWN", message: String(e?.message ?? e) } };
-    }
-  }, { src: fn.toString(), arg });
-}
 
 /** Loads `model` with `opts`, asks 2+2 (4 tokens), unloads; returns what happened (or {error}). */
 function loadAndAsk(p, model, opts = {}) {

@@ -93,6 +93,24 @@ export async function closeTestPage({ browser, srv }) {
   await srv?.close();
 }
 
+/**
+ * Evaluates `fn(H, arg)` in page `p`, where H is the package's `/dist/index.js` module (also left
+ * as `globalThis.H`); `fn` is sent as source, so it may use only `H`, `arg` and page globals.
+ * A rejection comes back as `{error: {code, message, name}}` (a HearthError's `code`, else "THROWN").
+ */
+export function inPage(p, fn, arg) {
+  return p.evaluate(async ({ src, arg }) => {
+    const H = await import("/dist/index.js");
+    globalThis.H = H;
+    const f = new Function("return " + src)();
+    try {
+      return await f(H, arg);
+    } catch (e) {
+      return { error: { code: e?.code ?? "THROWN", message: String(e?.message ?? e), name: e?.name } };
+    }
+  }, { src: fn.toString(), arg });
+}
+
 export const MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf";
 export const MODEL_PATH = path.join(REPO, "models", "cache", MODEL_FILE);
 
