@@ -133,7 +133,7 @@ pub(super) fn gpu_profile(_: &Path, _: usize, _: usize, _: &[usize], _: usize) -
 /// one forward per token, as unconstrained greedy decoding runs). The constrained run feeds the
 /// tokens its grammar forces in batches (the first ones with the prompt), the unconstrained one
 /// one at a time: that is part of what is measured. Rep 0 is the warm-up; the token trie is
-/// built before it (its time is printed apart).
+/// built before it (`Session::prepare_constraints`, its time printed apart).
 pub(super) fn cmd_bench_constrained<B: Backend + 'static>(mut s: Session<B>, reps: usize, prompt: &str, c: Constraint, max_tokens: usize) -> Result<(), String> {
     let err = |e: engine::EngineError| e.to_string();
     let n_vocab = s.config().n_vocab;
@@ -142,6 +142,8 @@ pub(super) fn cmd_bench_constrained<B: Backend + 'static>(mut s: Session<B>, rep
     let p = GenerateParams { max_tokens, sampler: SamplerParams::greedy(), stop: vec![], constraint: Some(c) };
     let (mut ours, mut theirs, mut per_tok, mut mask, mut compile) = (vec![], vec![], vec![], vec![], vec![]);
     let mut last = None;
+    // The token trie is built once per session, before the timed runs (its own line).
+    println!("vocab (token trie, once per session): {:.1} ms", s.prepare_constraints().map_err(err)?);
     for rep in 0..=reps {
         s.reset();
         let mut g = s.start(&prompt_toks, &p).map_err(err)?;
@@ -165,9 +167,7 @@ pub(super) fn cmd_bench_constrained<B: Backend + 'static>(mut s: Session<B>, rep
         }
         let theirs_s = t.elapsed().as_secs_f64();
         let st = done.usage.constraint.unwrap_or_default();
-        if rep == 0 {
-            println!("vocab (token trie, once per session): {:.1} ms", st.vocab_ms);
-        } else {
+        if rep > 0 {
             ours.push(k as f64 / ours_s);
             theirs.push(k as f64 / theirs_s);
             per_tok.push(st.grammar_ms / k as f64);

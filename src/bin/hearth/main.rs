@@ -8,7 +8,6 @@
 //! hearth bench --model FILE_OR_ID --prompt TEXT --json-schema FILE [--reps 5] [--tg 256]
 //!           (constrained vs unconstrained decode of the same tokens; bench.rs)
 
-#[path = "hearth/bench.rs"]
 mod bench;
 
 use clap::{Parser, Subcommand, ValueEnum};
