@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { createRequire } from "node:module";
-import { REPO, requireDist, requireFile, launchBrowser, startTestServer, openPage } from "./harness.mjs";
+import { REPO, requireDist, requireFile, openTestPage, closeTestPage } from "./harness.mjs";
 
 const require = createRequire(path.join(REPO, "www/package.json"));
 const Ajv = require("ajv");
@@ -34,13 +34,10 @@ const TIME = {
 
 let srv, browser, page;
 before(async () => {
-  srv = await startTestServer();
-  browser = await launchBrowser();
-  page = await openPage(browser.context, srv);
+  ({ srv, browser, page } = await openTestPage());
 });
 after(async () => {
-  await browser?.close();
-  await srv?.close();
+  await closeTestPage({ browser, srv });
 });
 
 /** Runs `body(engine, H)` in the page against a loaded engine (CPU), returning its result or `{error}`. */
