@@ -117,6 +117,8 @@ export const LANGUAGE_MODEL_PARAMS = { defaultTopK: 3, maxTopK: 128, defaultTemp
 function toMessages(input: LanguageModelPrompt, allowPrefix = false): ChatMessage[] {
   if (typeof input === "string") return [{ role: "user", content: input }];
   if (!Array.isArray(input)) throw new HearthError("BAD_REQUEST", "a prompt is a string or an array of messages");
+  // The spec's "validate and canonicalize a prompt": an empty list is one empty user message.
+  if (input.length === 0) return [{ role: "user", content: "" }];
   return input.map((m, i) => {
     if (!m || (m.role !== "system" && m.role !== "user" && m.role !== "assistant")) throw new HearthError("BAD_REQUEST", `message ${i}: role must be system, user or assistant`);
     if (m.prefix && !(allowPrefix && i === input.length - 1 && m.role === "assistant")) {
@@ -191,7 +193,7 @@ export class HearthLanguageModel extends EventTarget {
   /** Starts a session (validates `initialPrompts`; more than the window holds is `CONTEXT_OVERFLOW`). */
   static async create(driver: Driver, opts: LanguageModelCreateOptions = {}): Promise<HearthLanguageModel> {
     throwIfAborted(opts.signal);
-    const initial = toMessages(opts.initialPrompts ?? []);
+    const initial = opts.initialPrompts === undefined || (Array.isArray(opts.initialPrompts) && opts.initialPrompts.length === 0) ? [] : toMessages(opts.initialPrompts);
     checkSystemFirst(initial, 0);
     const temperature = opts.temperature ?? LANGUAGE_MODEL_PARAMS.defaultTemperature;
     const topK = opts.topK ?? LANGUAGE_MODEL_PARAMS.defaultTopK;

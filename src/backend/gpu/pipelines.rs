@@ -99,6 +99,15 @@ macro_rules! weight_kernel {
     };
 }
 
+/// A kernel whose shared part lives in another file (WGSL has no includes): `kernels/$common.wgsl`
+/// followed by `kernels/$file.wgsl`. The RMS norms share their reduction (so the fused and the
+/// plain norm give the same bits), the RoPE kernels their rotation.
+macro_rules! with_common {
+    ($common:literal, $file:literal) => {
+        concat!(include_str!(concat!("kernels/", $common, ".wgsl")), "\n", include_str!(concat!("kernels/", $file, ".wgsl")))
+    };
+}
+
 /// One block format the weight kernels read: its shader (name, WGSL) and, where two formats
 /// share a file, the `override` flag set to `true` for this one. The block's size and bytes
 /// come from `quant` (the `BLOCK_ELEMS` and `BLOCK_BYTES` overrides).
@@ -138,9 +147,9 @@ fn source(key: PipelineKey) -> Result<Source, BackendError> {
         Op::Matvec => family("matvec"),
         Op::Matmul => family("matmul"),
         Op::Embed => family("embed"),
-        Op::RmsNorm => single("rms_norm", include_str!("kernels/rms_norm.wgsl")),
-        Op::Rope => single("rope", include_str!("kernels/rope.wgsl")),
-        Op::RopeFactors => Ok(Source { file: "rope", code: include_str!("kernels/rope.wgsl"), entry: "main_factors" }),
+        Op::RmsNorm => single("norm_common+rms_norm", with_common!("norm_common", "rms_norm")),
+        Op::Rope => single("rope_common+rope", with_common!("rope_common", "rope")),
+        Op::RopeFactors => Ok(Source { file: "rope_common+rope", code: with_common!("rope_common", "rope"), entry: "main_factors" }),
         Op::Attention => single("attention", include_str!("kernels/attention.wgsl")),
         Op::AddAssign => single("add_assign", include_str!("kernels/add_assign.wgsl")),
         Op::Glu => single("glu", include_str!("kernels/glu.wgsl")),
@@ -152,8 +161,8 @@ fn source(key: PipelineKey) -> Result<Source, BackendError> {
             Ok(Source { file: "argmax", code: include_str!("kernels/argmax.wgsl"), entry: "partial_max" })
         }
         Op::ArgmaxFinish => Ok(Source { file: "argmax", code: include_str!("kernels/argmax.wgsl"), entry: "finish" }),
-        Op::AddRmsNorm => single("add_rms_norm", include_str!("kernels/add_rms_norm.wgsl")),
-        Op::RopeKv => single("rope_kv", include_str!("kernels/rope_kv.wgsl")),
+        Op::AddRmsNorm => single("norm_common+add_rms_norm", with_common!("norm_common", "add_rms_norm")),
+        Op::RopeKv => single("rope_common+rope_kv", with_common!("rope_common", "rope_kv")),
     }
 }
 
