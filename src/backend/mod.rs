@@ -11,6 +11,7 @@
 pub mod cpu;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod probe;
 
 use crate::gguf::TensorBytes;
 use crate::quant::{GgmlType, QuantError};

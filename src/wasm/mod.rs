@@ -6,6 +6,7 @@
 
 mod dev;
 mod errors;
+mod probe;
 pub mod protocol;
 mod state;
 

@@ -7,9 +7,10 @@
  * page replaces the whole Worker (`worker-client.ts`).
  */
 
-import { chooseBackend } from "./backend-choice.js";
+import { chooseBackend, probeWebGpu } from "./backend-choice.js";
+import { probeBackends, probeFormat, probeReason } from "./backend-probe.js";
 import { HearthError, throwIfAborted } from "./errors.js";
-import { resolveParts, type ModelSource } from "./registry.js";
+import { findModel, resolveParts, type ModelSource } from "./registry.js";
 import { SerialQueue } from "./serial-queue.js";
 import { WeightStore, defaultStore, type LoadProgress } from "./store.js";
 import { sha256Hex } from "./sha256.js";
@@ -88,7 +89,7 @@ export class EngineCore implements Driver {
     if (config.modelBaseUrl !== undefined) resolveOpts.modelBaseUrl = config.modelBaseUrl;
     const sources = resolveParts(modelIdOrUrl, resolveOpts);
     const source = sources[0] as ModelSource;
-    let { backend, reason } = await chooseBackend(config.backend);
+    let { backend, reason } = await chooseBackend(config.backend, probeWebGpu, (adapterKey) => measureBackends(adapterKey, config, source));
     let { wasm, choice } = await loadBuild(chooseBuild(backend, config.threads, urlsOf(config)), config);
     let engine: WasmEngine;
     try {
@@ -299,4 +300,21 @@ async function modelSha256(sources: ModelSource[], stored: ({ sha256: string | n
 function promptCacheFor(config: LoadConfig, sha256: string | null, info: Pick<ModelInfo, "backend" | "wasmBuild" | "threads" | "n_ctx">): PromptCache | null {
   if (!config.promptCache || !sha256) return null;
   return new PromptCache(sha256, `${info.backend}|${info.wasmBuild}|${info.threads}|${info.n_ctx}`, config.promptCache);
+}
+
+/**
+ * `auto` on a hardware WebGPU adapter: WebGPU (in the baseline build) against the CPU path this
+ * load would take (the threaded build where it runs), timed by `backend-probe.ts` and cached per
+ * adapter. Both builds stay loaded for the load that follows.
+ */
+async function measureBackends(adapterKey: string, config: LoadConfig, source: ModelSource): Promise<{ backend: "webgpu" | "cpu"; reason: string }> {
+  const gpuWasm = (await loadBuild(chooseBuild("webgpu", config.threads, urlsOf(config)), config)).wasm;
+  const cpuWasm = (await loadBuild(chooseBuild("cpu", config.threads, urlsOf(config)), config)).wasm;
+  const r = await probeBackends({
+    adapterKey,
+    cpuKey: `${cpuWasm.build}, ${cpuWasm.threads} thread${cpuWasm.threads === 1 ? "" : "s"}`,
+    format: probeFormat(findModel(source.id)?.quant),
+    run: (backend, ...args) => (backend === "webgpu" ? gpuWasm : cpuWasm).mod.probe_backend(backend, ...args),
+  });
+  return { backend: r.winner, reason: probeReason(r) };
 }

@@ -16,7 +16,7 @@ import { HearthRewriter, HearthWriter, type WritingOptions } from "./writing.js"
 export interface EngineLoadOptions {
   /** Byte progress of the load: `download` (network), `cache` (store), `upload`, `ready`. */
   onProgress?: (p: LoadProgress) => void;
-  /** `auto` (default): WebGPU when the browser gives an adapter, else the CPU (wasm SIMD). */
+  /** `auto` (default): the faster of WebGPU and the CPU here (a software or missing adapter: the CPU; a hardware one: a timed probe, cached per adapter; see `model.backendReason`). */
   backend?: BackendPreference;
   /** Aborts the load with `ABORTED`; bytes already stored are kept for a later resume. */
   signal?: AbortSignal;

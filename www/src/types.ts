@@ -4,7 +4,7 @@ import type { LoadProgress } from "./store.js";
 
 /** Where inference runs. */
 export type Backend = "webgpu" | "cpu";
-/** What the caller asks for: `auto` = WebGPU when the browser gives an adapter, else CPU. */
+/** What the caller asks for: `auto` = the faster of WebGPU and the CPU on this device (measured once per adapter). */
 export type BackendPreference = "auto" | Backend;
 
 /** A chat message as the engine takes it. */

@@ -85,6 +85,17 @@ export interface WasmStep {
   usage?: { prompt_tokens: number; completion_tokens: number; cached_tokens: number; total_tokens: number; constraint?: ConstraintUsage };
 }
 
+/** What `probe_backend` answers (as JSON). */
+export interface WasmProbe {
+  backend: "webgpu" | "cpu";
+  /** Mean milliseconds of one step. */
+  ms_per_step: number;
+  /** Steps timed. */
+  steps: number;
+  /** Bytes of weights one step reads. */
+  bytes_per_step: number;
+}
+
 /** What the init function resolves to: the instance's exports (its linear memory among them). */
 export interface WasmExports {
   memory: WebAssembly.Memory;
@@ -96,6 +107,12 @@ export interface HearthWasmModule {
   WasmEngine: WasmEngineClass;
   /** Threads the CPU backend computes on (call after `initThreadPool` in the threaded build). */
   cpu_threads(): number;
+  /**
+   * Times `products` matrix–vector products of `rows × cols` random `ty` weights plus one
+   * readback, repeatedly for about `budget_ms` (`src/wasm/probe.rs`); resolves to JSON
+   * {@link WasmProbe}. DEVICE_LOST without WebGPU, BAD_REQUEST for a bad shape or type.
+   */
+  probe_backend(backend: "webgpu" | "cpu", ty: string, rows: number, cols: number, products: number, budget_ms: number): Promise<string>;
   /** The threaded build only (`www/pkg-mt/`): starts a pool of `num_threads` Web Workers, once. */
   initThreadPool?: (num_threads: number) => Promise<void>;
 }
