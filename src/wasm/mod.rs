@@ -95,6 +95,13 @@ impl WasmEngine {
         })
     }
 
+    /// Ends the current part of a split model (`gguf-split`) and starts the next: the part must
+    /// be complete and the first part must declare more parts (`Loader::next_part`). Call
+    /// `set_total_size` again for the new part before feeding it.
+    pub fn next_part(&self) -> Result<(), JsValue> {
+        self.with(|e| e.next_part())
+    }
+
     /// Whether the GGUF header (architecture, tokenizer, template) has been accepted.
     pub fn header_done(&self) -> bool {
         self.inner.try_borrow().map(|e| e.header_done()).unwrap_or(false)

@@ -28,6 +28,7 @@ pub(super) enum Prompt {
 pub(super) trait Engine {
     fn set_total_size(&mut self, total: u64) -> Result<(), EngineError>;
     fn feed(&mut self, chunk: &[u8]) -> Result<(), EngineError>;
+    fn next_part(&mut self) -> Result<(), EngineError>;
     fn header_done(&self) -> bool;
     fn finish_load(&mut self) -> Result<ModelInfo, EngineError>;
     fn start(&mut self, prompt: Prompt) -> Result<usize, EngineError>;
@@ -60,6 +61,13 @@ impl<B: Backend + 'static> Engine for State<B> {
         match self {
             State::Loading(l) => l.feed(chunk).inspect_err(|_| *self = State::Failed),
             _ => Err(EngineError::BadRequest("feed after the load finished".into())),
+        }
+    }
+
+    fn next_part(&mut self) -> Result<(), EngineError> {
+        match self {
+            State::Loading(l) => l.next_part().inspect_err(|_| *self = State::Failed),
+            _ => Err(EngineError::BadRequest("next_part after the load finished".into())),
         }
     }
 

@@ -145,7 +145,8 @@ export interface LoadConfig {
   promptCache?: PromptCacheOptions;
   /** Context window in tokens (default 2048; capped by the model's). */
   contextSize: number;
-  sha256?: string;
+  /** Lowercase hex: the file's, or one per part of a split model. */
+  sha256?: string | string[];
   evict: boolean;
   /** `auto`: the threaded build where it can run; `false`: single thread; a number: that many threads. */
   threads: number | false | "auto";

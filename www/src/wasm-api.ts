@@ -18,6 +18,8 @@ export interface WasmEngine {
   /** Declares the file's total size before the first `feed` (tensor ranges are then checked as soon as the header is parsed). */
   set_total_size(bytes: number): void;
   feed(chunk: Uint8Array): void;
+  /** Ends the current part of a split model and starts the next (`set_total_size` again before feeding it). */
+  next_part(): void;
   /** Whether the header (architecture, tokenizer) has been parsed and accepted. */
   header_done(): boolean;
   /** Ends the load; returns JSON {@link WasmModelInfo}. */
