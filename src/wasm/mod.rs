@@ -169,6 +169,12 @@ impl WasmEngine {
         })
     }
 
+    /// Builds the vocabulary's tables for constrained decoding now (once per model; see
+    /// `Session::prepare_constraints`); returns the milliseconds spent (0 when already built).
+    pub fn prepare_constraints(&self) -> Result<f64, JsValue> {
+        self.with(|e| e.prepare_constraints())
+    }
+
     /// Forgets the KV cache.
     pub fn reset(&self) -> Result<(), JsValue> {
         self.with(|e| {

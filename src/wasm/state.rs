@@ -37,6 +37,7 @@ pub(super) trait Engine {
     fn count_tokens(&self, text: &str) -> Result<usize, EngineError>;
     fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError>;
     fn reset(&mut self);
+    fn prepare_constraints(&mut self) -> Result<f64, EngineError>;
     fn chat_prefix(&self, messages: &[ChatMessage], n_messages: usize) -> Result<Vec<u32>, EngineError>;
     fn holds_prefix(&self, tokens: &[u32]) -> bool;
     fn export_prefix(&mut self, tokens: Vec<u32>, model_id: String) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, EngineError>> + '_>>;
@@ -137,6 +138,11 @@ impl<B: Backend + 'static> Engine for State<B> {
             *generation = None;
             session.reset();
         }
+    }
+
+    fn prepare_constraints(&mut self) -> Result<f64, EngineError> {
+        let State::Ready { session, .. } = self else { return Err(not_ready()) };
+        session.prepare_constraints()
     }
 
     fn chat_prefix(&self, messages: &[ChatMessage], n_messages: usize) -> Result<Vec<u32>, EngineError> {

@@ -33,6 +33,8 @@ export interface Driver {
   /** Tokens of each text, in one call (one Worker round trip). */
   countTokensBatch(texts: string[]): Promise<number[]>;
   renderChat(messages: ChatMessage[]): Promise<string>;
+  /** Builds constrained decoding's vocabulary tables now; the ms spent (0 when already built). */
+  prepareConstraints(): Promise<number>;
   reset(): Promise<void>;
   dispose(): Promise<void>;
 }
@@ -271,6 +273,10 @@ export class EngineCore implements Driver {
 
   renderChat(messages: ChatMessage[]): Promise<string> {
     return this.queue.run(() => this.call((e) => e.render_chat(JSON.stringify(messages))));
+  }
+
+  prepareConstraints(): Promise<number> {
+    return this.queue.run(() => this.call((e) => e.prepare_constraints()));
   }
 
   reset(): Promise<void> {

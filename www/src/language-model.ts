@@ -370,7 +370,7 @@ export class HearthLanguageModel extends EventTarget {
       const messages = withToolSystem(convo, format, offered);
       const maxTokens = Math.max(1, Math.min(this.maxTokens, this.contextWindow - (await this.tokensOf(messages)) - (prefix ? await this.driver.countTokens(prefix) : 0)));
       const constraint = offered.length > 0 ? toolGrammar(offered, { required: false, parallel: true, textSchema: rc?.schema }) : rc?.constraint;
-      const streamer = new ToolCallStreamer();
+      const streamer = new ToolCallStreamer(offered);
       const request = { kind: "chat" as const, messages, max_tokens: maxTokens, ...sampling, ...(constraint ? { constraint } : {}), ...(prefix ? { assistant_prefix: prefix } : {}) };
       const stream = streamGeneration(opts.signal, (sig, push) => this.driver.generate(request, push, sig), { delta: (t) => t });
       let reply = "";
@@ -386,7 +386,7 @@ export class HearthLanguageModel extends EventTarget {
         // An unfinished match is not a reply that matches: the explainer's SyntaxError.
         throw new HearthError("BAD_REQUEST", `the reply did not complete the responseConstraint within ${maxTokens} tokens`, { domName: "SyntaxError" });
       }
-      const calls = offered.length > 0 ? parseCalls(reply) : null;
+      const calls = offered.length > 0 ? parseCalls(reply, offered) : null;
       if (!calls) {
         // Only a finished reply joins the conversation (an aborted one throws above), as one turn.
         this.turns.push([...convo.slice(before.length), { role: "assistant", content: (prefix ?? "") + reply }]);

@@ -36,6 +36,8 @@ export interface WasmEngine {
   count_tokens(text: string): number;
   /** The chat template applied to `messages_json` (JSON {@link WasmRenderChatRequest}, with the assistant generation prompt). */
   render_chat(messages_json: string): string;
+  /** Builds the vocabulary's tables for constrained decoding now (once per model); returns the ms spent (0 when already built). */
+  prepare_constraints(): number;
   /** Forgets the KV cache. */
   reset(): void;
   /** Tokens of the reusable prefix of a chat (its first `n_messages` messages): the persisted prompt cache's key. */

@@ -250,6 +250,10 @@ export class WorkerDriver implements Driver {
     return (await this.call({ type: "renderChat", messages })).value as string;
   }
 
+  async prepareConstraints(): Promise<number> {
+    return (await this.call({ type: "prepareConstraints" })).value as number;
+  }
+
   async reset(): Promise<void> {
     await this.call({ type: "reset" });
   }
