@@ -119,6 +119,30 @@ test("a split model loads from its first part's URL: every part stored, progress
   assert.deepEqual([...new Set(again.progress.map((p) => p.phase))], ["cache", "upload", "ready"]);
 });
 
+test("a split download cut mid-way resumes: the retry fetches only the missing bytes of that part, then the rest", async () => {
+  const resume = path.join(dir, "resume");
+  fs.mkdirSync(resume);
+  for (const p of split.parts) fs.copyFileSync(path.join(dir, "split", p), path.join(resume, p));
+  const sizes = split.parts.map((p) => fs.statSync(path.join(resume, p)).size);
+  const first = `/fixtures/resume/${split.parts[0]}`;
+  ctx.srv.cuts.set(first, 20e6);
+  let cut;
+  try {
+    cut = await loadAndComplete(first, split);
+  } finally {
+    ctx.srv.cuts.delete(first);
+  }
+  assert.equal(cut.error?.code, "NETWORK", JSON.stringify(cut));
+  const stored = await inPage(ctx.page, async (H, url) => (await H.models.list()).find((m) => m.id === new URL(url, location.href).href)?.storedBytes ?? 0, first);
+  assert.ok(stored > 0 && stored <= 20e6, `part 1 keeps its prefix (${stored} bytes)`);
+  resetServerStats(ctx.srv);
+  const r = await loadAndComplete(first, split);
+  checkText(r, split);
+  assert.equal(ctx.srv.stats.bytes[first], sizes[0] - stored, "only part 1's missing bytes");
+  assert.ok(ctx.srv.stats.log.some((l) => l.path === first && l.range === `bytes=${stored}-`));
+  for (const [i, p] of split.parts.entries()) if (i > 0) assert.equal(ctx.srv.stats.bytes[`/fixtures/resume/${p}`], sizes[i]);
+});
+
 test("a split model with a part missing, a wrong hash count or a part from another split is refused clearly", async () => {
   const src = path.join(dir, "split");
   const broken = path.join(dir, "broken");
