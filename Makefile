@@ -43,10 +43,11 @@ test-wasm-build: wasm
 	@echo "wasm32 builds: ok (www/pkg, www/pkg-mt)"
 
 ## test-7b: 7B-shaped models (Llama 2 7B and Qwen2.5 7B widths, heads and vocabularies, two
-## layers, random Q4_K weights, ~0.4 and ~0.9 GB) against llama.cpp's goldens on the CPU backend,
-## with the memory the load took (tests/synthetic.rs; goldens: make_synthetic.py llama7b qwen7b).
+## layers, random Q4_K weights, ~0.4 and ~0.9 GB) against llama.cpp's goldens on the CPU and the
+## GPU backend (lavapipe), with the memory the load took (tests/synthetic.rs; goldens:
+## make_synthetic.py llama7b qwen7b). The test profile (optimised, what `cargo test` built).
 test-7b: test-data
-	$(CARGO) test --release --test synthetic seven_b_shaped -- --ignored --nocapture
+	$(CARGO) test --test synthetic seven_b_shaped -- --ignored --nocapture --test-threads 1
 
 ## fuzz-long: both fuzzers (GGUF bytes; metadata values through config, tokenizer, template and
 ## model build) for 10 minutes each, side by side; prints cases/s and totals (make test: 30 s).

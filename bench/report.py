@@ -5,6 +5,15 @@ import statistics
 
 # Hearth browser configuration → the wllama configuration it is compared with.
 PEER = {"hearth-cpu": "wllama-cpu", "hearth-cpu-mt": "wllama-cpu-mt", "hearth-webgpu": "wllama-cpu"}
+
+
+def peer_of(config, rows):
+    """The row a configuration is compared with: Hearth WebGPU against wllama's WebGPU row when
+    wllama really dispatched WebGPU work (`ran_on_webgpu`), else against wllama's CPU row."""
+    w = rows.get("wllama-webgpu")
+    if config == "hearth-webgpu" and w and w.get("ran_on_webgpu"):
+        return "wllama-webgpu"
+    return PEER.get(config, "")
 HEADLINE_TARGET = 1.5  # issue 7: Hearth's best CPU-wasm decode vs wllama multi-thread
 NATIVE_DECODE_TARGET = 0.8
 WARM_TO_TOKEN_TARGET_MS = 1000  # warm load from the store + first token of a chat, default model
@@ -63,7 +72,8 @@ def ratios(res):
                 target = NATIVE_DECODE_TARGET if k.startswith("tg") else None
                 out.append((f"{s} native {k} {t}T", ratio(h.get(k), l.get(k)), target, True))
         rows = browser_rows(m)
-        for ours, theirs in PEER.items():
+        for ours in PEER:
+            theirs = peer_of(ours, rows)
             o, w = rows.get(ours), rows.get(theirs)
             if not (o and w):
                 continue
@@ -162,7 +172,7 @@ def browser_table(res):
             if "error" in r:
                 L.append(f"| {m['id']} | {r['config']} | error: {r['error'][:160]} |" + " |" * 12)
                 continue
-            peer = ok.get(PEER.get(r["config"], ""))
+            peer = ok.get(peer_of(r["config"], ok))
             dr = ratio(med(r.get("decode_tps")), med(peer.get("decode_tps"))) if peer else None
             long_tok = med(r.get("long_prompt_tokens"))
             toks = f"{r.get('tg', '—')} / {r.get('tg_long', 0) or '—'}"

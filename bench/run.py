@@ -277,13 +277,32 @@ def bench_model(a, m, path, is_default):
         e["browser"] = attempt(browser, m["id"], m["file"], b, a.browser_cap, b["configs"])
         if p["webgpu"]:
             print(f"{m['id']}: browser WebGPU {p['webgpu']} (SwiftShader here: minutes)…", file=sys.stderr)
-            w = attempt(browser, m["id"], m["file"], p["webgpu"], a.webgpu_cap, ["hearth-webgpu"])
-            e["browser"].setdefault("rows", []).extend(
-                w.get("rows") or [{"config": "hearth-webgpu", "model": m["id"], "error": w.get("error")}])
+            w = attempt(browser, m["id"], m["file"], p["webgpu"], a.webgpu_cap, ["hearth-webgpu", "wllama-webgpu"])
+            rows = w.get("rows") or [{"config": "hearth-webgpu", "model": m["id"], "error": w.get("error")}]
+            e["browser"].setdefault("rows", []).extend(rows)
             e["browser"]["webgpu_wall_s"] = w.get("wall_s")
+            e["browser"]["webgpu_ratio"] = webgpu_ratio(rows)
         e["browser"]["loadavg"] = loadavg()
     e["wall_s"] = time.time() - t0
     return e
+
+
+def webgpu_ratio(rows):
+    """Hearth WebGPU / wllama WebGPU decode and prefill (median tok/s), only where wllama really
+    dispatched WebGPU work (its row says `ran_on_webgpu`); otherwise why there is no ratio."""
+    by = {r.get("config"): r for r in rows}
+    h, w = by.get("hearth-webgpu"), by.get("wllama-webgpu")
+
+    def ratios():
+        med = lambda v: statistics.median([x for x in v or [] if isinstance(x, (int, float)) and x > 0] or [0])
+        return {k: med(h.get(k)) / med(w.get(k)) for k in ("decode_tps", "prefill_tps") if med(w.get(k)) > 0}
+
+    if not h or not w or h.get("error") or w.get("error"):
+        return {"error": "a WebGPU row failed: " + "; ".join(str(r.get("error")) for r in (h, w) if r and r.get("error"))}
+    if not w.get("ran_on_webgpu"):
+        return {"error": f"wllama made no WebGPU dispatch ({w.get('backend')}): not a same-device peer on this adapter",
+                "vs_wllama_cpu_fallback": ratios()}
+    return ratios()
 
 
 def main():

@@ -1,6 +1,6 @@
 //! Hearth: small language models that run entirely on the user's machine.
 //!
-//! The crate is the engine behind both the native CLI (`src/bin/hearth.rs`) and the
+//! The crate is the engine behind both the native CLI (`src/bin/hearth/`) and the
 //! WebAssembly build used in browsers. Data flows one way (see `DESIGN.md`):
 //! bytes → [`gguf`] → [`model`] config + [`tokenizer`] + [`template`] → [`backend`] weights →
 //! [`engine`] (prefill, decode, sampling) → text.

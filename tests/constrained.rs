@@ -177,3 +177,54 @@ fn unfinished_constraint_ends_with_length() {
     assert_eq!(c.tokens.len(), 6);
     assert!(c.text.starts_with("{\"text\": \""), "{:?}", c.text);
 }
+
+/// Runs the built `hearth` binary; returns (exit code, stdout, stderr).
+fn hearth(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .expect("hearth starts");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The CLI: `hearth run --json-schema` prints JSON that validates and its grammar timings;
+/// `hearth bench --prompt --json-schema` prints the figures bench/structured.py reads (both
+/// decodes of the same tokens, the constrained output validating); a constrained bench without
+/// --prompt, or --prompt without a constraint, is refused with a clear error.
+#[test]
+fn cli_run_and_bench_with_a_json_schema() {
+    let schema = obj(json!({"name": str_max(12), "age": {"type": "integer", "minimum": 0, "maximum": 120}}), &["name", "age"]);
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let file = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli_person_schema.json");
+    std::fs::write(&file, schema.to_string()).unwrap();
+    let f = file.to_str().unwrap();
+    let prompt = "Alice is 34. Give her name and age as JSON.";
+
+    let (code, out, err) = hearth(&["run", "--chat", "--prompt", prompt, "--json-schema", f, "-n", "32"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert!(validator.is_valid(&v), "{out}");
+    assert!(err.contains("[stop |") && err.contains("[constraint | vocab "), "{err}");
+
+    let (code, out, err) = hearth(&["bench", "--prompt", prompt, "--json-schema", f, "--reps", "1", "--tg", "32"]);
+    assert_eq!(code, Some(0), "{err}");
+    for line in ["vocab (token trie, once per session): ", "constrained samples: ", "constrained: ", "unconstrained: ", "grammar per token: ", "compile: "] {
+        assert!(out.lines().any(|l| l.starts_with(line)), "no {line:?} line in {out}");
+    }
+    let tokens = out.lines().find_map(|l| l.strip_prefix("output tokens: ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(tokens.ends_with("finish stop"), "{tokens}");
+    let json = out.lines().find_map(|l| l.strip_prefix("output: ")).unwrap();
+    assert!(validator.is_valid(&serde_json::from_str(json).unwrap()), "{json}");
+    for l in out.lines().filter(|l| l.starts_with("constrained: ") || l.starts_with("unconstrained: ")) {
+        let tps: f64 = l.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(tps.is_finite() && tps > 0.0, "{l}");
+    }
+
+    let (code, _, err) = hearth(&["bench", "--json-schema", f, "--reps", "1"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("needs --prompt"), "{err}");
+    let (code, _, err) = hearth(&["bench", "--prompt", prompt]);
+    assert_eq!(code, Some(2), "clap refuses --prompt without a constraint: {err}");
+}

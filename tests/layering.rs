@@ -2,7 +2,7 @@
 //!
 //! Read from the source text (every `use` statement and every `crate::`, `super::`, `self::`
 //! or `hearth::` path outside comments and strings), with each file a module: `src/a.rs` and
-//! `src/a/mod.rs` are `a`, `src/a/b.rs` is `a::b`, `src/bin/hearth.rs` is `bin`. A path names
+//! `src/a/mod.rs` are `a`, `src/a/b.rs` is `a::b`, `src/bin/hearth/main.rs` is `bin` (`src/bin/hearth/x.rs`, `bin::x`). A path names
 //! the deepest module it walks through (`crate::quant::synth::Rng` names `quant::synth`). An
 //! edge `A -> B` is a file of module A naming module B, where neither is inside the other
 //! (a child naming its parent's items and a parent naming its children is the module tree,
@@ -58,8 +58,12 @@ fn modules(src: &Path) -> Vec<(Module, String)> {
             }
             let rel = path.strip_prefix(src).expect("under src").with_extension("");
             let mut m: Module = rel.iter().map(|c| c.to_string_lossy().into_owned()).collect();
-            if m == ["bin", "hearth"] {
-                m = vec!["bin".into()];
+            if m.len() >= 2 && m[0] == "bin" && m[1] == "hearth" {
+                // The CLI: src/bin/hearth/main.rs is `bin`, src/bin/hearth/bench.rs `bin::bench`.
+                m.remove(1);
+                if m.len() == 2 && m[1] == "main" {
+                    m.pop();
+                }
             } else if matches!(m.last().map(String::as_str), Some("mod" | "lib")) {
                 m.pop();
             }

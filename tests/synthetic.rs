@@ -14,160 +14,16 @@
 //! gap is ≥ 0.5 (see `GAP_EXACT`; every step is reported).
 
 mod common;
+#[path = "common/synthetic_build.rs"]
+mod synthetic_build;
 
 use hearth::backend::cpu::CpuBackend;
 use hearth::backend::Backend;
 use hearth::engine::{Loader, Session};
 use hearth::gguf::{parse_header, Value, Writer};
 use hearth::model::ModelOptions;
-use hearth::quant::GgmlType;
-use serde::Deserialize;
 use std::path::Path;
-
-#[derive(Debug, Deserialize)]
-struct Doc {
-    n_ctx: usize,
-    models: Vec<Model>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Model {
-    name: String,
-    family: String,
-    vocab: String,
-    metadata: Vec<(String, String, serde_json::Value)>,
-    tensors: Vec<TensorRecipe>,
-    n_vocab: usize,
-    prompts: Vec<Prompt>,
-    /// A 7B-shaped model: only in `seven_b_shaped_models_match_llama_cpp` (`make test-7b`).
-    #[serde(default)]
-    big: bool,
-}
-
-#[derive(Debug, Deserialize)]
-struct TensorRecipe {
-    name: String,
-    dims: Vec<serde_json::Value>,
-    #[serde(rename = "type")]
-    ty: String,
-    kind: String,
-    #[serde(default)]
-    seed: u64,
-    #[serde(default)]
-    e: u16,
-    #[serde(default)]
-    d: u16,
-    #[serde(default)]
-    dmin: u16,
-    #[serde(default)]
-    values: Vec<f32>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Prompt {
-    text: String,
-    ids: Vec<u32>,
-    greedy: Vec<u32>,
-    gaps: Vec<f32>,
-}
-
-fn doc() -> Doc {
-    let p = common::root().join("tests/goldens/synthetic/recipes.json");
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
-}
-
-/// `nbytes` bytes of splitmix64 over `seed + (j+1)·φ` (make_synthetic.py's `stream`).
-fn stream(seed: u64, nbytes: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(nbytes + 8);
-    let mut j: u64 = 1;
-    while out.len() < nbytes {
-        let mut z = seed.wrapping_add(j.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        out.extend_from_slice(&z.to_le_bytes());
-        j += 1;
-    }
-    out.truncate(nbytes);
-    out
-}
-
-fn ggml_type(s: &str) -> GgmlType {
-    match s {
-        "F32" => GgmlType::F32,
-        "F16" => GgmlType::F16,
-        "Q8_0" => GgmlType::Q8_0,
-        "Q4_K" => GgmlType::Q4_K,
-        "Q6_K" => GgmlType::Q6_K,
-        other => panic!("recipe type {other}"),
-    }
-}
-
-/// A tensor's bytes from its recipe (make_synthetic.py's `tensor_bytes`).
-fn tensor_bytes(t: &TensorRecipe, n: usize) -> Vec<u8> {
-    let f32s = |v: Vec<f32>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    match (t.kind.as_str(), t.ty.as_str()) {
-        ("values", _) => f32s(t.values.clone()),
-        ("norm", _) => f32s(stream(t.seed, n).iter().map(|&b| 1.0 + (b as f32 - 128.0) / 1024.0).collect()),
-        ("bias", _) => f32s(stream(t.seed, n).iter().map(|&b| (b as f32 - 128.0) / 256.0).collect()),
-        (_, "F16") => stream(t.seed, 2 * n)
-            .chunks_exact(2)
-            .flat_map(|c| {
-                let u = u16::from_le_bytes([c[0], c[1]]);
-                ((u & 0x83FF) | ((t.e + ((u >> 10) & 1)) << 10)).to_le_bytes()
-            })
-            .collect(),
-        (_, ty) => {
-            let (qk, size) = match ty {
-                "Q8_0" => (32, 34),
-                "Q4_K" => (256, 144),
-                "Q6_K" => (256, 210),
-                other => panic!("recipe type {other}"),
-            };
-            assert_eq!(n % qk, 0, "{}", t.name);
-            let mut b = stream(t.seed, n / qk * size);
-            for block in b.chunks_exact_mut(size) {
-                match ty {
-                    "Q8_0" => block[0..2].copy_from_slice(&t.d.to_le_bytes()),
-                    "Q4_K" => {
-                        block[0..2].copy_from_slice(&t.d.to_le_bytes());
-                        block[2..4].copy_from_slice(&t.dmin.to_le_bytes());
-                    }
-                    _ => block[208..210].copy_from_slice(&t.d.to_le_bytes()),
-                }
-            }
-            b
-        }
-    }
-}
-
-/// The GGUF file of a recipe: its metadata, the vocabulary's `tokenizer.*` keys, its tensors.
-fn build_gguf(m: &Model) -> Vec<u8> {
-    let vocab_path = common::root().join(".cache/llama-vocab").join(&m.vocab);
-    let vocab = std::fs::read(&vocab_path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run `make test-data`)", vocab_path.display()));
-    let vocab = parse_header(&vocab).expect("vocabulary header").metadata;
-    let mut w = Writer::new();
-    for (key, ty, v) in &m.metadata {
-        let value = match ty.as_str() {
-            "u32" => Value::U32(v.as_u64().expect("u32") as u32),
-            "f32" => Value::F32(v.as_f64().expect("f32") as f32),
-            "str" => Value::String(v.as_str().expect("str").to_string()),
-            "bool" => Value::Bool(v.as_bool().expect("bool")),
-            other => panic!("metadata type {other}"),
-        };
-        w.kv(key, value);
-    }
-    for (key, v) in vocab.iter().filter(|(k, _)| k.starts_with("tokenizer.")) {
-        w.kv(key, v.clone());
-    }
-    for t in &m.tensors {
-        let dims: Vec<u64> = t.dims.iter().map(|d| d.as_u64().unwrap_or(m.n_vocab as u64)).collect();
-        let n = dims.iter().product::<u64>() as usize;
-        w.tensor(&t.name, &dims, ggml_type(&t.ty), tensor_bytes(t, n));
-    }
-    w.to_bytes()
-}
+use synthetic_build::{build_gguf, doc, split_doc, split_gguf, Model};
 
 fn load<B: Backend + 'static>(bytes: &[u8], backend: B, n_ctx: usize) -> Session<B> {
     let mut loader = Loader::new(backend, ModelOptions { n_ctx, n_batch: 64 });
@@ -267,14 +123,14 @@ fn rss() -> u64 {
 }
 
 /// 7B-shaped models (Llama 2 / Mistral 7B and Qwen2.5 7B widths, heads, vocabularies; two
-/// layers; random Q4_K weights) against llama.cpp on the CPU backend, loaded from a file: the
-/// same checks as the small models, plus the memory the load took against the weights' size.
+/// layers; random Q4_K weights) against llama.cpp, loaded from a file: the same checks as the
+/// small models, plus the memory the load took against the weights' size (on the CPU backend
+/// the weights stay in their block format: their size plus the KV cache and activations, not a
+/// dequantized copy; on lavapipe the "GPU" buffers are process memory too, printed only).
 /// Slow (hundreds of MB per model): `make test-7b`.
-#[test]
-#[ignore = "7B-shaped models take minutes: make test-7b"]
-fn seven_b_shaped_models_match_llama_cpp() {
+fn seven_b_shaped<B: Backend + 'static>(what: &str, backend: impl Fn() -> B, bound_rss: bool) {
     let doc = doc();
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("synthetic_7b");
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("synthetic_7b_{what}"));
     std::fs::create_dir_all(&dir).unwrap();
     let mut failures = Vec::new();
     let mut ran = 0;
@@ -286,17 +142,16 @@ fn seven_b_shaped_models_match_llama_cpp() {
         drop(bytes);
         let before = rss();
         let t = std::time::Instant::now();
-        let mut s = hearth::engine::load_file(&path, CpuBackend::new(), ModelOptions { n_ctx: doc.n_ctx, n_batch: 64 }, |_| {}).expect("loads");
+        let mut s = hearth::engine::load_file(&path, backend(), ModelOptions { n_ctx: doc.n_ctx, n_batch: 64 }, |_| {}).expect("loads");
         let (load_s, grown) = (t.elapsed().as_secs_f64(), rss().saturating_sub(before));
+        let t = std::time::Instant::now();
         let (cos, equal, total, gated) = check(&mut s, m, &golden_logits(m));
         let c = s.config();
         eprintln!(
-            "7b {:12} d {} ff {} heads {}/{} vocab {} | weights {:.0} MiB, RSS grew {:.0} MiB on load ({load_s:.1} s) | cosine {cos:.6} greedy {equal}/{total}",
-            m.name, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.n_vocab, weights as f64 / 1048576.0, grown as f64 / 1048576.0
+            "7b {what} {:12} d {} ff {} heads {}/{} vocab {} | weights {:.0} MiB, RSS grew {:.0} MiB on load ({load_s:.1} s) | cosine {cos:.6} greedy {equal}/{total} ({:.1} s)",
+            m.name, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.n_vocab, weights as f64 / 1048576.0, grown as f64 / 1048576.0, t.elapsed().as_secs_f64()
         );
-        // The weights stay in their block format: the load costs their size plus the KV cache
-        // and activations (a few MiB at this context), not a dequantized copy.
-        if grown > weights + weights / 8 + (64 << 20) {
+        if bound_rss && grown > weights + weights / 8 + (64 << 20) {
             failures.push(format!("{}: RSS grew {grown} bytes for {weights} bytes of weights", m.name));
         }
         if cos < 0.999 || gated > 0 {
@@ -307,7 +162,22 @@ fn seven_b_shaped_models_match_llama_cpp() {
         ran += 1;
     }
     assert!(ran >= 2, "no 7B-shaped recipe (make_synthetic.py llama7b qwen7b)");
-    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(failures.is_empty(), "{what}: {failures:#?}");
+}
+
+#[test]
+#[ignore = "7B-shaped models take minutes: make test-7b"]
+fn seven_b_shaped_models_match_llama_cpp() {
+    seven_b_shaped("cpu", CpuBackend::new, true);
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+#[ignore = "7B-shaped models take minutes: make test-7b"]
+fn seven_b_shaped_models_match_llama_cpp_on_the_gpu_backend() {
+    use hearth::backend::gpu::GpuBackend;
+    let gpu = || pollster::block_on(GpuBackend::new()).unwrap_or_else(|e| panic!("no GPU adapter (install mesa-vulkan-drivers for lavapipe): {e}"));
+    seven_b_shaped("gpu", gpu, false);
 }
 
 /// The recipes rebuild what the maker wrote: every tensor of every model is there once, and
@@ -325,54 +195,6 @@ fn recipes_rebuild_valid_gguf_files() {
 }
 
 // ---- Split GGUF files (llama.cpp's gguf-split) ----
-
-#[derive(Debug, Deserialize)]
-struct SplitDoc {
-    model: String,
-    max_tensors: usize,
-    parts: Vec<SplitPart>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SplitPart {
-    name: String,
-    bytes: usize,
-    sha256: String,
-}
-
-fn split_doc() -> SplitDoc {
-    let p = common::root().join("tests/goldens/synthetic/split.json");
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
-}
-
-/// Splits a GGUF file as `gguf-split --split --split-max-tensors n` does: `n` tensors per part
-/// in directory order; the first part keeps all metadata, every part gets `split.no` (u16),
-/// `split.tensors.count` (i32) and `split.count` (u16), in that order.
-fn split_gguf(bytes: &[u8], max_tensors: usize) -> Vec<Vec<u8>> {
-    let h = parse_header(bytes).expect("header");
-    let chunks: Vec<_> = h.tensors.chunks(max_tensors).collect();
-    let split = |w: &mut Writer, i: usize| {
-        w.kv("split.no", Value::U16(i as u16))
-            .kv("split.tensors.count", Value::I32(h.tensors.len() as i32))
-            .kv("split.count", Value::U16(chunks.len() as u16));
-    };
-    let mut parts = Vec::new();
-    for (i, ts) in chunks.iter().enumerate() {
-        let mut w = Writer::new();
-        if i == 0 {
-            for (k, v) in h.metadata.iter() {
-                w.kv(k, v.clone());
-            }
-        }
-        split(&mut w, i);
-        for t in *ts {
-            let start = (h.data_offset + t.offset) as usize;
-            w.tensor(&t.name, &t.dims, t.ty, bytes[start..start + t.n_bytes as usize].to_vec());
-        }
-        parts.push(w.to_bytes());
-    }
-    parts
-}
 
 /// Loads the parts of a split model in order, as `load_file` and the browser do: each part's
 /// size first, `next_part` between parts. Checks the progress covers every part.

@@ -6,6 +6,7 @@
 
 mod dev;
 mod errors;
+mod probe;
 pub mod protocol;
 mod state;
 
@@ -94,6 +95,13 @@ impl WasmEngine {
         })
     }
 
+    /// Ends the current part of a split model (`gguf-split`) and starts the next: the part must
+    /// be complete and the first part must declare more parts (`Loader::next_part`). Call
+    /// `set_total_size` again for the new part before feeding it.
+    pub fn next_part(&self) -> Result<(), JsValue> {
+        self.with(|e| e.next_part())
+    }
+
     /// Whether the GGUF header (architecture, tokenizer, template) has been accepted.
     pub fn header_done(&self) -> bool {
         self.inner.try_borrow().map(|e| e.header_done()).unwrap_or(false)
@@ -159,6 +167,12 @@ impl WasmEngine {
             let m: Vec<ChatMessage> = parse(messages_json)?;
             e.render_chat(&m)
         })
+    }
+
+    /// Builds the vocabulary's tables for constrained decoding now (once per model; see
+    /// `Session::prepare_constraints`); returns the milliseconds spent (0 when already built).
+    pub fn prepare_constraints(&self) -> Result<f64, JsValue> {
+        self.with(|e| e.prepare_constraints())
     }
 
     /// Forgets the KV cache.

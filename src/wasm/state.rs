@@ -28,6 +28,7 @@ pub(super) enum Prompt {
 pub(super) trait Engine {
     fn set_total_size(&mut self, total: u64) -> Result<(), EngineError>;
     fn feed(&mut self, chunk: &[u8]) -> Result<(), EngineError>;
+    fn next_part(&mut self) -> Result<(), EngineError>;
     fn header_done(&self) -> bool;
     fn finish_load(&mut self) -> Result<ModelInfo, EngineError>;
     fn start(&mut self, prompt: Prompt) -> Result<usize, EngineError>;
@@ -36,6 +37,7 @@ pub(super) trait Engine {
     fn count_tokens(&self, text: &str) -> Result<usize, EngineError>;
     fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError>;
     fn reset(&mut self);
+    fn prepare_constraints(&mut self) -> Result<f64, EngineError>;
     fn chat_prefix(&self, messages: &[ChatMessage], n_messages: usize) -> Result<Vec<u32>, EngineError>;
     fn holds_prefix(&self, tokens: &[u32]) -> bool;
     fn export_prefix(&mut self, tokens: Vec<u32>, model_id: String) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, EngineError>> + '_>>;
@@ -59,6 +61,13 @@ impl<B: Backend + 'static> Engine for State<B> {
         match self {
             State::Loading(l) => l.feed(chunk).inspect_err(|_| *self = State::Failed),
             _ => Err(EngineError::BadRequest("feed after the load finished".into())),
+        }
+    }
+
+    fn next_part(&mut self) -> Result<(), EngineError> {
+        match self {
+            State::Loading(l) => l.next_part().inspect_err(|_| *self = State::Failed),
+            _ => Err(EngineError::BadRequest("next_part after the load finished".into())),
         }
     }
 
@@ -129,6 +138,11 @@ impl<B: Backend + 'static> Engine for State<B> {
             *generation = None;
             session.reset();
         }
+    }
+
+    fn prepare_constraints(&mut self) -> Result<f64, EngineError> {
+        let State::Ready { session, .. } = self else { return Err(not_ready()) };
+        session.prepare_constraints()
     }
 
     fn chat_prefix(&self, messages: &[ChatMessage], n_messages: usize) -> Result<Vec<u32>, EngineError> {

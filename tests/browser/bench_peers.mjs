@@ -25,7 +25,60 @@ const CONFIGS = {
   "hearth-webgpu": { engine: "hearth", isolate: false, backend: "webgpu" },
   "wllama-cpu": { engine: "wllama", isolate: false },
   "wllama-cpu-mt": { engine: "wllama", isolate: true, mt: true },
+  // n_gpu_layers 99 (every layer on WebGPU); whether it really ran there is measured, not assumed:
+  // its Worker's WebGPU calls are counted (webgpuCounting) and llama.cpp's load log is kept.
+  "wllama-webgpu": { engine: "wllama", isolate: false, gpu: true },
 };
+
+/**
+ * Page-side set-up for the WebGPU rows: `globalThis.benchGpu` = {adapter (info, features, the
+ * limits that matter), counts: dispatches / submits / bind groups created in any `blob:` Worker
+ * the page starts from then on, summed}. Those Workers are wrapped so that the counting code runs
+ * in them too (wllama runs llama.cpp in `blob:` module Workers); the counts come back on a
+ * BroadcastChannel. Other Workers (Hearth's, which resolve their assets against their own URL)
+ * are left alone: Hearth reports its backend itself, and `hearth bench --profile` counts its calls.
+ */
+function webgpuCounting() {
+  const INSTRUMENT = `(() => {
+    const bc = new BroadcastChannel("bench-webgpu-calls");
+    const id = Math.random().toString(36).slice(2);
+    const n = { dispatches: 0, submits: 0, bind_groups: 0 };
+    const wrap = (proto, name, key) => { const f = proto?.[name]; if (!f) return; proto[name] = function (...a) { n[key]++; return f.apply(this, a); }; };
+    wrap(globalThis.GPUComputePassEncoder?.prototype, "dispatchWorkgroups", "dispatches");
+    wrap(globalThis.GPUDevice?.prototype, "createBindGroup", "bind_groups");
+    const submit = globalThis.GPUQueue?.prototype.submit;
+    if (submit) GPUQueue.prototype.submit = function (...a) { n.submits++; const r = submit.apply(this, a); bc.postMessage({ id, ...n }); return r; };
+  })();`;
+  const counts = new Map(); // Worker → its latest cumulative counts
+  const bc = new BroadcastChannel("bench-webgpu-calls");
+  bc.onmessage = (e) => counts.set(e.data.id, e.data);
+  const Native = globalThis.Worker;
+  globalThis.Worker = function (url, opts) {
+    const src = new URL(String(url), location.href).href;
+    if (!src.startsWith("blob:")) return new Native(url, opts);
+    // A static import runs the Worker's own module first, then the counting, both before the
+    // first message is handled (a top-level await would let early messages go unheard).
+    const body = opts?.type === "module" ? `import ${JSON.stringify(src)};\n${INSTRUMENT}` : `${INSTRUMENT}\nimportScripts(${JSON.stringify(src)});`;
+    return new Native(URL.createObjectURL(new Blob([body], { type: "text/javascript" })), opts);
+  };
+  globalThis.Worker.prototype = Native.prototype;
+  const total = () => {
+    const t = { dispatches: 0, submits: 0, bind_groups: 0 };
+    for (const c of counts.values()) for (const k of Object.keys(t)) t[k] += c[k];
+    return t;
+  };
+  globalThis.benchGpu = { total };
+}
+
+/** The WebGPU adapter this page gets: info, features and the limits that size a model's buffers. */
+async function adapterDescription() {
+  const a = await navigator.gpu?.requestAdapter();
+  if (!a) return null;
+  const info = a.info ?? {};
+  const limits = {};
+  for (const k of ["maxBufferSize", "maxStorageBufferBindingSize", "maxStorageBuffersPerShaderStage", "maxComputeWorkgroupSizeX", "maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupStorageSize"]) limits[k] = a.limits[k];
+  return { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description, is_fallback: info.isFallbackAdapter ?? null, features: [...a.features].sort(), limits };
+}
 const argv = process.argv.slice(2);
 const opt = (k, d) => { const i = argv.indexOf(k); return i >= 0 ? argv.splice(i, 2)[1] : d; };
 const MODEL_ID = opt("--model", "smollm2-135m-instruct-q4_1");
@@ -127,9 +180,12 @@ async function wllama(page, c) {
     // One wasm with pthreads: it runs multi-threaded where the page is cross-origin isolated.
     const cfg = { default: "/node_modules/@wllama/wllama/esm/wasm/wllama.wasm" };
     const url = new URL(`/models/${FILE}`, location.href).href;
-    const params = { n_ctx: 2048, n_threads: c.mt ? navigator.hardwareConcurrency : 1, n_gpu_layers: 0 };
-    const quiet = { debug() {}, log() {}, warn() {}, error: console.error };
-    let w = new Wllama(cfg, { suppressNativeLog: true, logger: quiet });
+    const params = { n_ctx: 2048, n_threads: c.mt ? navigator.hardwareConcurrency : 1, n_gpu_layers: c.gpu ? 99 : 0 };
+    // The WebGPU row keeps llama.cpp's own lines about devices and offloading (its evidence).
+    const gpuLog = [];
+    const keep = (...a) => { const t = a.join(" "); if (c.gpu && /webgpu|offload|buffer size|splits/i.test(t) && gpuLog.length < 40) gpuLog.push(t.trim().slice(0, 200)); };
+    const quiet = { debug: keep, log: keep, warn: keep, error: console.error };
+    let w = new Wllama(cfg, { suppressNativeLog: !c.gpu, logger: quiet });
     const t0 = performance.now();
     await w.loadModelFromUrl(url, params);
     const cold = performance.now() - t0;
@@ -142,6 +198,7 @@ async function wllama(page, c) {
     // Streams one raw completion; token counts from the final chunk's usage where wllama gives it.
     const run = async (prompt, max_tokens) => {
       let n = 0, first = 0, text = "", usage = null, timings = null;
+      const gpu0 = globalThis.benchGpu?.total();
       const t = performance.now();
       const it = await w.createCompletion({ prompt, stream: true, max_tokens, temperature: 0 });
       for await (const ch of it) {
@@ -153,13 +210,19 @@ async function wllama(page, c) {
       const end = performance.now();
       const promptTokens = usage?.prompt_tokens ?? timings?.prompt_n ?? null;
       const completion = usage?.completion_tokens ?? timings?.predicted_n ?? n;
-      return { text, promptTokens, completion, timings, ...speeds(t, first, end, promptTokens, completion) };
+      let gpuCalls = null;
+      if (gpu0) {
+        await new Promise((r) => setTimeout(r, 300)); // the last submit's message
+        const g = globalThis.benchGpu.total();
+        gpuCalls = Object.fromEntries(Object.keys(g).map((k) => [k, g[k] - gpu0[k]]));
+      }
+      return { text, promptTokens, completion, timings, gpuCalls, ...speeds(t, first, end, promptTokens, completion) };
     };
     const s = { warm_ms: [], ttft_ms: [], prefill_tps: [], decode_tps: [], n_decoded: [], prompt_tokens: [],
-      long_prompt_tokens: [], long_ttft_ms: [], long_prefill_tps: [], long_decode_tps: [], n_decoded_long: [], engine_timings: [] };
+      long_prompt_tokens: [], long_ttft_ms: [], long_prefill_tps: [], long_decode_tps: [], n_decoded_long: [], engine_timings: [], webgpu_calls: [] };
     let text = "", longText = "";
     for (let rep = 1 - WARMUP; rep <= REPS; rep++) {
-      w = new Wllama(cfg, { suppressNativeLog: true, allowOffline: true, logger: quiet });
+      w = new Wllama(cfg, { suppressNativeLog: true, allowOffline: true, logger: { debug() {}, log() {}, warn() {}, error: console.error } });
       const t1 = performance.now();
       await w.loadModelFromUrl(url, params);
       const warm = performance.now() - t1;
@@ -178,6 +241,7 @@ async function wllama(page, c) {
       s.prompt_tokens.push(a.promptTokens);
       // llama-server's own timings (prompt_per_second, predicted_per_second), for reference.
       s.engine_timings.push({ short: a.timings, long: b?.timings ?? null });
+      if (a.gpuCalls) s.webgpu_calls.push({ ...a.gpuCalls, prompt_tokens: a.promptTokens, decoded_tokens: a.completion });
       if (!b) continue;
       s.long_prompt_tokens.push(b.promptTokens);
       s.long_ttft_ms.push(b.ttft_ms);
@@ -185,8 +249,14 @@ async function wllama(page, c) {
       s.long_decode_tps.push(b.decode_tps);
       s.n_decoded_long.push(b.completion);
     }
-    return { backend: `cpu (${nThreads} thread${nThreads > 1 ? "s" : ""})`, multithread, threads: nThreads,
-      cross_origin_isolated: crossOriginIsolated, cold_ms: cold, ...s, text, long_text: longText };
+    // The WebGPU row ran on WebGPU only if its Workers dispatched compute work during every run
+    // (on SwiftShader, wllama 3.13 puts every buffer on the CPU and dispatches nothing: see
+    // llama.cpp's own lines in native_log).
+    const onGpu = c.gpu && s.webgpu_calls.length > 0 && s.webgpu_calls.every((g) => g.dispatches > 0);
+    const cpu = `cpu (${nThreads} thread${nThreads > 1 ? "s" : ""})`;
+    return { backend: onGpu ? "webgpu (n_gpu_layers 99)" : c.gpu ? `${cpu}: n_gpu_layers 99 asked, no WebGPU dispatch made` : cpu,
+      ran_on_webgpu: c.gpu ? onGpu : undefined, multithread, threads: nThreads,
+      cross_origin_isolated: crossOriginIsolated, cold_ms: cold, ...s, native_log: c.gpu ? gpuLog : undefined, text, long_text: longText };
   }, { c, FILE, PROMPT, LONG_PROMPT, TG, TG_LONG, REPS, WARMUP });
 }
 
@@ -221,6 +291,10 @@ for (const w of which) {
     await page.evaluate(`globalThis.benchSpeeds = ${speeds}`);
     page.setDefaultTimeout(TIMEOUT_S * 1000);
     page.on("console", (m) => { if (m.type() === "error") console.error(`[${w}] ${m.text()}`); });
+    if (c.gpu || c.backend === "webgpu") {
+      if (c.gpu) await page.evaluate(`(${webgpuCounting})()`);
+      row.adapter = await page.evaluate(`(${adapterDescription})()`);
+    }
     const run = c.engine === "hearth" ? hearth(page, c) : wllama(page, c);
     let timer;
     const timeout = new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`timed out after ${TIMEOUT_S} s`)), TIMEOUT_S * 1000); });

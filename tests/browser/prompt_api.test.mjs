@@ -100,8 +100,11 @@ test("prefix: true continues the last assistant message; prefix elsewhere is a S
     const streamed = [];
     const s2 = await LanguageModel.create({ temperature: 0, topK: 1 });
     for await (const c of s2.promptStreaming([{ role: "user", content: "Name a color." }, { role: "assistant", content: "The color is", prefix: true }])) streamed.push(c);
+    // The spec canonicalizes an empty list to one empty user message (a prompt, not an error).
+    const s3 = await LanguageModel.create({ temperature: 0, topK: 1 });
+    const emptyReply = await s3.prompt([]);
     return {
-      reply, last, streamed: streamed.join(""), s2last: s2.messages.at(-1),
+      reply, last, streamed: streamed.join(""), s2last: s2.messages.at(-1), emptyReply, emptyTurn: s3.messages[0],
       prefixNotLast: await name(() => s.prompt([{ role: "assistant", content: "x", prefix: true }, { role: "user", content: "y" }])),
       prefixOnUser: await name(() => s.prompt([{ role: "user", content: "x", prefix: true }])),
       prefixInAppend: await name(() => s.append([{ role: "assistant", content: "x", prefix: true }])),
@@ -118,6 +121,8 @@ test("prefix: true continues the last assistant message; prefix elsewhere is a S
   assert.equal(r.last.role, "assistant");
   assert.equal(r.last.content, "```toml\n" + r.reply, "the conversation keeps prefix + continuation");
   assert.equal(r.s2last.content, "The color is" + r.streamed);
+  assert.equal(typeof r.emptyReply, "string");
+  assert.deepEqual({ role: r.emptyTurn.role, content: r.emptyTurn.content }, { role: "user", content: "" });
   const { prefixNotLast, prefixOnUser, prefixInAppend, systemLater, omitWithoutConstraint, image, neitherSchemaNorRegExp, cannotMatchInBudget } = r;
   assert.deepEqual({ prefixNotLast, prefixOnUser, prefixInAppend, systemLater, omitWithoutConstraint, image, neitherSchemaNorRegExp, cannotMatchInBudget }, {
     prefixNotLast: "SyntaxError", prefixOnUser: "SyntaxError", prefixInAppend: "SyntaxError",

@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
-import { REPO, requireDist, requireFile, launchBrowser, startTestServer, openPage, nativeBin } from "./harness.mjs";
+import { REPO, requireDist, requireFile, nativeBin, openTestPage, closeTestPage } from "./harness.mjs";
 
 const ID = "qwen2.5-coder-0.5b-instruct-q4_k_m";
 const FILE = path.join(REPO, "models/cache", `${ID}.gguf`);
@@ -27,13 +27,10 @@ function nativeChat(prompt, n) {
 
 let srv, browser, page;
 before(async () => {
-  srv = await startTestServer();
-  browser = await launchBrowser();
-  page = await openPage(browser.context, srv);
+  ({ srv, browser, page } = await openTestPage());
 });
 after(async () => {
-  await browser?.close();
-  await srv?.close();
+  await closeTestPage({ browser, srv });
 });
 
 test("Qwen2.5-Coder 0.5B: greedy chat on the wasm CPU backend equals the native CLI", async () => {

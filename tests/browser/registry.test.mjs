@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 import { REPO, requireDist } from "./harness.mjs";
 
 requireDist();
-const { REGISTRY, DEFAULT_MODEL_ID, resolveModel, findModel } = await import(pathToFileURL(path.join(REPO, "www/dist/registry.js")).href);
+const { REGISTRY, DEFAULT_MODEL_ID, resolveModel, resolveParts, findModel } = await import(pathToFileURL(path.join(REPO, "www/dist/registry.js")).href);
 
 /** The subset of TOML registry.toml uses: top-level keys and [[model]] tables of scalars (arrays skipped). */
 function parseRegistry(text) {
@@ -50,4 +50,21 @@ test("resolveModel: ids, registry files by URL, other URLs, sha256 override", ()
   assert.deepEqual(c, { id: "http://x/other.gguf", url: "http://x/other.gguf", sha256: "ab".repeat(32) });
   assert.equal(resolveModel(DEFAULT_MODEL_ID, { ...base, sha256: "cd".repeat(32) }).sha256, "cd".repeat(32));
   assert.equal(findModel("nope"), undefined);
+});
+
+test("resolveParts: a split model's parts from any part's URL, one sha256 per part, one file otherwise", () => {
+  const h = (c) => c.repeat(64);
+  const parts = resolveParts("http://x/m/q-00002-of-00003.gguf", { sha256: [h("a"), h("b"), h("c")] });
+  assert.deepEqual(parts, [1, 2, 3].map((i) => ({ id: `http://x/m/q-0000${i}-of-00003.gguf`, url: `http://x/m/q-0000${i}-of-00003.gguf`, sha256: h("abc"[i - 1]) })));
+  assert.deepEqual(resolveParts("http://x/m/q-00001-of-00002.gguf").map((p) => p.url), ["http://x/m/q-00001-of-00002.gguf", "http://x/m/q-00002-of-00002.gguf"]);
+  // One file: a name that is not a part, a one-part split, part 0, a part past the count.
+  for (const u of ["http://x/a.gguf", "http://x/q-00001-of-00001.gguf", "http://x/q-00000-of-00003.gguf", "http://x/q-00004-of-00003.gguf"]) {
+    assert.deepEqual(resolveParts(u), [{ id: u, url: u }]);
+  }
+  assert.equal(resolveParts("http://x/a.gguf", { sha256: [h("d")] })[0].sha256, h("d"));
+  assert.deepEqual(resolveParts(DEFAULT_MODEL_ID, { modelBaseUrl: "http://h/models/" }), [resolveModel(DEFAULT_MODEL_ID, { modelBaseUrl: "http://h/models/" })]);
+  const code = (f) => { try { f(); return null; } catch (e) { return [e.code, e.message]; } };
+  assert.match(code(() => resolveParts("http://x/q-00001-of-00003.gguf", { sha256: h("a") })).join(" "), /^BAD_REQUEST .*array of 3 hashes/);
+  assert.match(code(() => resolveParts("http://x/q-00001-of-00003.gguf", { sha256: [h("a")] })).join(" "), /^BAD_REQUEST .*1 hashes for a model split into 3/);
+  assert.match(code(() => resolveParts("http://x/a.gguf", { sha256: [h("a"), h("b")] })).join(" "), /^BAD_REQUEST .*is one file/);
 });

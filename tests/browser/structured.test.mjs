@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { createRequire } from "node:module";
-import { REPO, requireDist, requireFile, launchBrowser, startTestServer, openPage } from "./harness.mjs";
+import { REPO, requireDist, requireFile, openTestPage, closeTestPage } from "./harness.mjs";
 
 const require = createRequire(path.join(REPO, "www/package.json"));
 const Ajv = require("ajv");
@@ -34,13 +34,10 @@ const TIME = {
 
 let srv, browser, page;
 before(async () => {
-  srv = await startTestServer();
-  browser = await launchBrowser();
-  page = await openPage(browser.context, srv);
+  ({ srv, browser, page } = await openTestPage());
 });
 after(async () => {
-  await browser?.close();
-  await srv?.close();
+  await closeTestPage({ browser, srv });
 });
 
 /** Runs `body(engine, H)` in the page against a loaded engine (CPU), returning its result or `{error}`. */
@@ -66,6 +63,24 @@ const SCHEMAS = [
   { type: "object", properties: { priority: { enum: ["low", "medium", "high"] }, tags: { type: "array", items: { type: "string", maxLength: 8 }, maxItems: 3 } }, required: ["priority", "tags"], additionalProperties: false },
   { type: "object", properties: { code: { type: "string", pattern: "^[A-Z]{2}[0-9]{3}$" }, ok: { type: "boolean" }, value: { anyOf: [{ type: "integer", minimum: 0, maximum: 9 }, { type: "null" }] } }, required: ["code", "ok", "value"], additionalProperties: false },
 ];
+
+test("engine.prepareConstraints builds the vocabulary's token trie once: the first constrained request then spends nothing on it", async () => {
+  const r = await withEngine(
+    "smollm2-135m-instruct-q4_1",
+    `
+    const first = await engine.prepareConstraints();
+    const again = await engine.prepareConstraints();
+    const c = await engine.complete("A JSON record:", { constraint: { json_schema: { type: "object", properties: { a: { type: "integer" } }, required: ["a"] } }, max_tokens: 8, temperature: 0 });
+    return { first, again, usage: c.usage.constraint, text: c.text };
+    `,
+  );
+  assert.equal(r.error, undefined, JSON.stringify(r.error));
+  console.log(`# prepareConstraints: ${r.first.toFixed(0)} ms, then ${r.again} ms; first constrained request: vocab_ms ${r.usage.vocab_ms}, compile_ms ${r.usage.compile_ms.toFixed(1)}`);
+  assert.ok(r.first > 0, "the first call built the trie");
+  assert.equal(r.again, 0);
+  assert.equal(r.usage.vocab_ms, 0);
+  assert.ok(r.text.startsWith('{"a": '), r.text);
+});
 
 test("OpenAI response_format: json_schema outputs validate with ajv (greedy and t=0.8), json_object parses, bad schemas are BAD_REQUEST", async () => {
   const r = await withEngine(

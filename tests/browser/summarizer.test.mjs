@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { REPO, MODEL_PATH, requireDist, requireFile, launchBrowser, startTestServer, openPage } from "./harness.mjs";
+import { REPO, MODEL_PATH, requireDist, requireFile, openTestPage, closeTestPage } from "./harness.mjs";
 
 requireDist();
 requireFile(path.join(REPO, "www/pkg/hearth_bg.wasm"), "make wasm");
@@ -28,9 +28,7 @@ const ENDS_SENTENCE = /[.!?…]["'’”)\]]*$/;
 
 let srv, browser, page;
 before(async () => {
-  srv = await startTestServer();
-  browser = await launchBrowser();
-  page = await openPage(browser.context, srv);
+  ({ srv, browser, page } = await openTestPage());
   await page.evaluate(async (id) => {
     const H = await import("/dist/index.js");
     globalThis.engine = await H.Engine.load(id, { backend: "cpu", contextSize: 512 });
@@ -38,8 +36,7 @@ before(async () => {
 });
 after(async () => {
   await page?.evaluate(() => globalThis.engine?.unload()).catch(() => {});
-  await browser?.close();
-  await srv?.close();
+  await closeTestPage({ browser, srv });
 });
 
 function summarize(opts, texts) {

@@ -276,7 +276,7 @@ export class ChatCompletions {
     const created = Math.floor(Date.now() / 1000);
     if (!params.stream) {
       const r = await driver.generate({ kind: "chat", ...req }, () => undefined, params.signal);
-      const calls = plan.offered.length > 0 && r.finish_reason === "stop" ? parseCalls(r.text) : null;
+      const calls = plan.offered.length > 0 && r.finish_reason === "stop" ? parseCalls(r.text, plan.offered) : null;
       const message: ChatCompletionMessage = calls
         ? { role: "assistant", content: null, refusal: null, tool_calls: calls.map((c) => ({ id: callId(), type: "function", function: { name: c.name, arguments: JSON.stringify(c.arguments) } })) }
         : { role: "assistant", content: r.text, refusal: null };
@@ -299,7 +299,7 @@ export class ChatCompletions {
       });
     }
     // Tools: deltas become content or tool_calls chunks (a reply is one or the other).
-    const streamer = new ToolCallStreamer();
+    const streamer = new ToolCallStreamer(plan.offered);
     return streamGeneration<ChatCompletionChunk>(params.signal, (signal, push) => driver.generate({ kind: "chat", ...req }, push, signal), {
       first: () => chunk({ role: "assistant", content: "" }),
       delta: (text) => toChunk(streamer.push(text)),

@@ -7,11 +7,13 @@
  * page replaces the whole Worker (`worker-client.ts`).
  */
 
-import { chooseBackend } from "./backend-choice.js";
+import { chooseBackend, probeWebGpu } from "./backend-choice.js";
+import { probeBackends, probeFormat, probeReason } from "./backend-probe.js";
 import { HearthError, throwIfAborted } from "./errors.js";
-import { resolveModel, type ModelSource } from "./registry.js";
+import { findModel, resolveParts, type ModelSource } from "./registry.js";
 import { SerialQueue } from "./serial-queue.js";
 import { WeightStore, defaultStore, type LoadProgress } from "./store.js";
+import { sha256Hex } from "./sha256.js";
 import { runGeneration } from "./token-loop.js";
 import type { BackendChange, ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
 import { PromptCache, prefixMessageCount, type PreparedPrefix } from "./prompt-cache.js";
@@ -31,6 +33,8 @@ export interface Driver {
   /** Tokens of each text, in one call (one Worker round trip). */
   countTokensBatch(texts: string[]): Promise<number[]>;
   renderChat(messages: ChatMessage[]): Promise<string>;
+  /** Builds constrained decoding's vocabulary tables now; the ms spent (0 when already built). */
+  prepareConstraints(): Promise<number>;
   reset(): Promise<void>;
   dispose(): Promise<void>;
 }
@@ -66,7 +70,8 @@ export class EngineCore implements Driver {
     private wasm: LoadedWasm,
     private engine: WasmEngine,
     public info: ModelInfo,
-    private readonly source: ModelSource,
+    /** The model's file, or the parts of a split model in order. */
+    private readonly sources: ModelSource[],
     private readonly config: LoadConfig,
     private readonly store: WeightStore,
     private readonly hooks: CoreHooks,
@@ -81,11 +86,12 @@ export class EngineCore implements Driver {
     if (!Number.isInteger(config.contextSize) || config.contextSize < 16) {
       throw new HearthError("BAD_REQUEST", `contextSize must be an integer >= 16, got ${config.contextSize}`);
     }
-    const resolveOpts: { sha256?: string; modelBaseUrl?: string } = {};
+    const resolveOpts: { sha256?: string | string[]; modelBaseUrl?: string } = {};
     if (config.sha256 !== undefined) resolveOpts.sha256 = config.sha256;
     if (config.modelBaseUrl !== undefined) resolveOpts.modelBaseUrl = config.modelBaseUrl;
-    const source = resolveModel(modelIdOrUrl, resolveOpts);
-    let { backend, reason } = await chooseBackend(config.backend);
+    const sources = resolveParts(modelIdOrUrl, resolveOpts);
+    const source = sources[0] as ModelSource;
+    let { backend, reason } = await chooseBackend(config.backend, probeWebGpu, (adapterKey) => measureBackends(adapterKey, config, source));
     let { wasm, choice } = await loadBuild(chooseBuild(backend, config.threads, urlsOf(config)), config);
     let engine: WasmEngine;
     try {
@@ -98,8 +104,9 @@ export class EngineCore implements Driver {
       ({ wasm, choice } = await loadBuild(chooseBuild(backend, config.threads, urlsOf(config)), config));
       engine = await createEngine(wasm, "cpu", config.contextSize);
     }
-    const wasStored = await store.has(source.id);
-    const info = await feedFromStore(wasm, engine, store, source, { evict: config.evict, hooks });
+    const wasStored = (await Promise.all(sources.map((s) => store.has(s.id)))).every(Boolean);
+    const info = await feedFromStore(wasm, engine, store, sources, { evict: config.evict, hooks });
+    const stored = await Promise.all(sources.map((s) => store.get(s.id)));
     const modelInfo: ModelInfo = {
       id: source.id,
       url: source.url,
@@ -113,14 +120,14 @@ export class EngineCore implements Driver {
       wasmBuild: choice.build,
       threads: backend === "cpu" ? wasm.threads : 1,
       threadsReason: choice.reason,
-      bytes: (await store.get(source.id))?.bytes ?? source.bytes ?? 0,
+      bytes: sources.reduce((sum, s, i) => sum + (stored[i]?.bytes ?? s.bytes ?? 0), 0),
       fromStore: wasStored,
       loadMs: performance.now() - t0,
       wasmMemoryBytes: wasm.exports?.memory?.buffer.byteLength ?? 0,
     };
     hooks.onProgress?.({ phase: "ready", loaded: modelInfo.bytes, total: modelInfo.bytes });
-    const core = new EngineCore(wasm, engine, modelInfo, source, config, store, hooks, opts);
-    core.promptCache = promptCacheFor(config, (await store.get(source.id))?.sha256 ?? source.sha256 ?? null, modelInfo);
+    const core = new EngineCore(wasm, engine, modelInfo, sources, config, store, hooks, opts);
+    core.promptCache = promptCacheFor(config, await modelSha256(sources, stored), modelInfo);
     return core;
   }
 
@@ -138,7 +145,7 @@ export class EngineCore implements Driver {
   private async revive(): Promise<void> {
     const wasm = await loadWasmModule(this.wasm.build, this.wasm.moduleUrl, this.wasm.poolSize);
     const engine = await createEngine(wasm, this.info.backend, this.config.contextSize);
-    await feedFromStore(wasm, engine, this.store, this.source, { evict: false, hooks: {} });
+    await feedFromStore(wasm, engine, this.store, this.sources, { evict: false, hooks: {} });
     this.wasm = wasm;
     this.engine = engine;
     this.crashed = null;
@@ -247,7 +254,7 @@ export class EngineCore implements Driver {
       // The lost device may already have torn the engine down.
     }
     const engine = await createEngine(this.wasm, "cpu", this.config.contextSize);
-    await feedFromStore(this.wasm, engine, this.store, this.source, { evict: false, hooks: {} });
+    await feedFromStore(this.wasm, engine, this.store, this.sources, { evict: false, hooks: {} });
     this.engine = engine;
     const why = `GPU device lost: ${reason}`;
     // The CPU engine lives in the module already loaded (the baseline build): one thread.
@@ -268,6 +275,10 @@ export class EngineCore implements Driver {
     return this.queue.run(() => this.call((e) => e.render_chat(JSON.stringify(messages))));
   }
 
+  prepareConstraints(): Promise<number> {
+    return this.queue.run(() => this.call((e) => e.prepare_constraints()));
+  }
+
   reset(): Promise<void> {
     return this.queue.run(() => this.call((e) => e.reset()));
   }
@@ -283,8 +294,33 @@ export class EngineCore implements Driver {
   }
 }
 
+/** The model's sha256 (null when unknown): its file's, or for a split model the sha256 of its parts' hashes in order. */
+async function modelSha256(sources: ModelSource[], stored: ({ sha256: string | null } | null)[]): Promise<string | null> {
+  const sums = sources.map((s, i) => stored[i]?.sha256 ?? s.sha256 ?? null);
+  if (sums.some((h) => h === null)) return null;
+  if (sums.length === 1) return sums[0] as string;
+  return sha256Hex(new TextEncoder().encode(sums.join("\n")));
+}
+
 /** The prompt cache of a loaded model: keyed by its sha256 (none known: no cache), backend, build, threads and context. */
 function promptCacheFor(config: LoadConfig, sha256: string | null, info: Pick<ModelInfo, "backend" | "wasmBuild" | "threads" | "n_ctx">): PromptCache | null {
   if (!config.promptCache || !sha256) return null;
   return new PromptCache(sha256, `${info.backend}|${info.wasmBuild}|${info.threads}|${info.n_ctx}`, config.promptCache);
+}
+
+/**
+ * `auto` on a hardware WebGPU adapter: WebGPU (in the baseline build) against the CPU path this
+ * load would take (the threaded build where it runs), timed by `backend-probe.ts` and cached per
+ * adapter. Both builds stay loaded for the load that follows.
+ */
+async function measureBackends(adapterKey: string, config: LoadConfig, source: ModelSource): Promise<{ backend: "webgpu" | "cpu"; reason: string }> {
+  const gpuWasm = (await loadBuild(chooseBuild("webgpu", config.threads, urlsOf(config)), config)).wasm;
+  const cpuWasm = (await loadBuild(chooseBuild("cpu", config.threads, urlsOf(config)), config)).wasm;
+  const r = await probeBackends({
+    adapterKey,
+    cpuKey: `${cpuWasm.build}, ${cpuWasm.threads} thread${cpuWasm.threads === 1 ? "" : "s"}`,
+    format: probeFormat(findModel(source.id)?.quant),
+    run: (backend, ...args) => (backend === "webgpu" ? gpuWasm : cpuWasm).mod.probe_backend(backend, ...args),
+  });
+  return { backend: r.winner, reason: probeReason(r) };
 }

@@ -16,12 +16,15 @@ import { HearthRewriter, HearthWriter, type WritingOptions } from "./writing.js"
 export interface EngineLoadOptions {
   /** Byte progress of the load: `download` (network), `cache` (store), `upload`, `ready`. */
   onProgress?: (p: LoadProgress) => void;
-  /** `auto` (default): WebGPU when the browser gives an adapter, else the CPU (wasm SIMD). */
+  /** `auto` (default): the faster of WebGPU and the CPU here (a software or missing adapter: the CPU; a hardware one: a timed probe, cached per adapter; see `model.backendReason`). */
   backend?: BackendPreference;
   /** Aborts the load with `ABORTED`; bytes already stored are kept for a later resume. */
   signal?: AbortSignal;
-  /** Expected sha256 of the file (overrides the registry's). Mismatch → `INTEGRITY`. */
-  sha256?: string;
+  /**
+   * Expected sha256 of the file (overrides the registry's). Mismatch → `INTEGRITY`. A model split
+   * into parts (`model-00001-of-00003.gguf`, …) takes an array: one hash per part, in order.
+   */
+  sha256?: string | string[];
   /** Let the store delete least-recently-used models when storage is short (default false). */
   evict?: boolean;
   /** Run the engine in a dedicated Worker (default true). `false` runs it in this realm. */
@@ -80,8 +83,11 @@ export class Engine extends EventTarget {
   /**
    * Loads a model by registry id (default: the registry's default model) or URL: from the
    * store when it is there (no network), else downloaded (resuming a partial download) and
-   * stored. Rejects with a {@link HearthError} (`NETWORK`, `INTEGRITY`, `QUOTA`,
-   * `UNSUPPORTED_MODEL`, `ABORTED`, `DEVICE_LOST` when WebGPU was demanded and is missing).
+   * stored. The URL of a part of a model split by `gguf-split` (`model-00001-of-00003.gguf`)
+   * loads every part, from the same directory, each stored on its own. Rejects with a
+   * {@link HearthError} (`NETWORK`, `INTEGRITY`, `QUOTA`, `UNSUPPORTED_MODEL`, `INVALID_MODEL`
+   * (also a split model's part missing or wrong), `ABORTED`, `DEVICE_LOST` when WebGPU was
+   * demanded and is missing).
    */
   static async load(modelIdOrUrl: string = DEFAULT_MODEL_ID, opts: EngineLoadOptions = {}): Promise<Engine> {
     throwIfAborted(opts.signal);
@@ -101,8 +107,9 @@ export class Engine extends EventTarget {
     if (opts.wasmThreadsUrl !== undefined) config.wasmThreadsModuleUrl = new URL(opts.wasmThreadsUrl, globalThis.location?.href).href;
     if (!["auto", "webgpu", "cpu"].includes(config.backend)) throw new HearthError("BAD_REQUEST", `backend must be auto, webgpu or cpu`);
     if (opts.sha256 !== undefined) {
-      if (!/^[0-9a-fA-F]{64}$/.test(opts.sha256)) throw new HearthError("BAD_REQUEST", "sha256 must be 64 hex digits");
-      config.sha256 = opts.sha256.toLowerCase();
+      const sums = Array.isArray(opts.sha256) ? opts.sha256 : [opts.sha256];
+      if (!sums.every((h) => typeof h === "string" && /^[0-9a-fA-F]{64}$/.test(h))) throw new HearthError("BAD_REQUEST", "sha256 must be 64 hex digits (or an array of them, one per part of a split model)");
+      config.sha256 = Array.isArray(opts.sha256) ? sums.map((h) => h.toLowerCase()) : (opts.sha256 as string).toLowerCase();
     }
     if (opts.modelBaseUrl !== undefined) config.modelBaseUrl = new URL(opts.modelBaseUrl, globalThis.location?.href).href;
     let engine: Engine | null = null;
@@ -175,6 +182,16 @@ export class Engine extends EventTarget {
   /** The model's chat template applied to `messages` (the exact prompt text the model sees). */
   renderChat(messages: ChatMessage[]): Promise<string> {
     return this.driver.renderChat(messages);
+  }
+
+  /**
+   * Builds what constrained output needs for this model's vocabulary (the grammar engine's
+   * token trie) now, instead of on the first request with `response_format`, tools or a
+   * `responseConstraint` (about 1.5 s for SmolLM2's 49k tokens in wasm, more for Qwen's 151k).
+   * Once per loaded model; resolves to the milliseconds spent (0 when already built).
+   */
+  prepareConstraints(): Promise<number> {
+    return this.driver.prepareConstraints();
   }
 
   /** Forgets the KV cache (the next request prefills from scratch). */

@@ -47,7 +47,7 @@ export {
 } from "./language-model.js";
 export { HearthWriter, HearthRewriter, type WritingOptions, type WriteOptions } from "./writing.js";
 export { WeightStore, models, defaultStore, type LoadProgress, type StoredModel, type OpenOptions, type StoreOptions } from "./store.js";
-export { REGISTRY, DEFAULT_MODEL_ID, findModel, resolveModel, type RegistryModel, type ModelSource } from "./registry.js";
+export { REGISTRY, DEFAULT_MODEL_ID, findModel, resolveModel, resolveParts, type RegistryModel, type ModelSource } from "./registry.js";
 export { Sha256, sha256Hex, type Sha256State } from "./sha256.js";
 export { probeWebGpu } from "./core.js";
 export { listPromptCache, clearPromptCache } from "./prompt-cache.js";

@@ -117,6 +117,8 @@ export const LANGUAGE_MODEL_PARAMS = { defaultTopK: 3, maxTopK: 128, defaultTemp
 function toMessages(input: LanguageModelPrompt, allowPrefix = false): ChatMessage[] {
   if (typeof input === "string") return [{ role: "user", content: input }];
   if (!Array.isArray(input)) throw new HearthError("BAD_REQUEST", "a prompt is a string or an array of messages");
+  // The spec's "validate and canonicalize a prompt": an empty list is one empty user message.
+  if (input.length === 0) return [{ role: "user", content: "" }];
   return input.map((m, i) => {
     if (!m || (m.role !== "system" && m.role !== "user" && m.role !== "assistant")) throw new HearthError("BAD_REQUEST", `message ${i}: role must be system, user or assistant`);
     if (m.prefix && !(allowPrefix && i === input.length - 1 && m.role === "assistant")) {
@@ -191,7 +193,7 @@ export class HearthLanguageModel extends EventTarget {
   /** Starts a session (validates `initialPrompts`; more than the window holds is `CONTEXT_OVERFLOW`). */
   static async create(driver: Driver, opts: LanguageModelCreateOptions = {}): Promise<HearthLanguageModel> {
     throwIfAborted(opts.signal);
-    const initial = toMessages(opts.initialPrompts ?? []);
+    const initial = opts.initialPrompts === undefined || (Array.isArray(opts.initialPrompts) && opts.initialPrompts.length === 0) ? [] : toMessages(opts.initialPrompts);
     checkSystemFirst(initial, 0);
     const temperature = opts.temperature ?? LANGUAGE_MODEL_PARAMS.defaultTemperature;
     const topK = opts.topK ?? LANGUAGE_MODEL_PARAMS.defaultTopK;
@@ -368,7 +370,7 @@ export class HearthLanguageModel extends EventTarget {
       const messages = withToolSystem(convo, format, offered);
       const maxTokens = Math.max(1, Math.min(this.maxTokens, this.contextWindow - (await this.tokensOf(messages)) - (prefix ? await this.driver.countTokens(prefix) : 0)));
       const constraint = offered.length > 0 ? toolGrammar(offered, { required: false, parallel: true, textSchema: rc?.schema }) : rc?.constraint;
-      const streamer = new ToolCallStreamer();
+      const streamer = new ToolCallStreamer(offered);
       const request = { kind: "chat" as const, messages, max_tokens: maxTokens, ...sampling, ...(constraint ? { constraint } : {}), ...(prefix ? { assistant_prefix: prefix } : {}) };
       const stream = streamGeneration(opts.signal, (sig, push) => this.driver.generate(request, push, sig), { delta: (t) => t });
       let reply = "";
@@ -384,7 +386,7 @@ export class HearthLanguageModel extends EventTarget {
         // An unfinished match is not a reply that matches: the explainer's SyntaxError.
         throw new HearthError("BAD_REQUEST", `the reply did not complete the responseConstraint within ${maxTokens} tokens`, { domName: "SyntaxError" });
       }
-      const calls = offered.length > 0 ? parseCalls(reply) : null;
+      const calls = offered.length > 0 ? parseCalls(reply, offered) : null;
       if (!calls) {
         // Only a finished reply joins the conversation (an aborted one throws above), as one turn.
         this.turns.push([...convo.slice(before.length), { role: "assistant", content: (prefix ?? "") + reply }]);

@@ -19,7 +19,7 @@ import { specSession, toSpecError } from "./dom-errors.js";
 import { Engine, type EngineLoadOptions } from "./engine.js";
 import { HearthError } from "./errors.js";
 import { HearthLanguageModel, LANGUAGE_MODEL_PARAMS, type LanguageModelCreateOptions } from "./language-model.js";
-import { DEFAULT_MODEL_ID, resolveModel } from "./registry.js";
+import { DEFAULT_MODEL_ID, resolveParts } from "./registry.js";
 import { defaultStore } from "./store.js";
 import { HearthSummarizer, type SummarizerOptions } from "./summarizer.js";
 import { HearthLanguageDetector, detectableLanguages } from "./language-detector.js";
@@ -177,8 +177,9 @@ async function availability(kind: Kind, opts: Record<string, unknown> = {}): Pro
   if (shared && !downloading) return "available";
   if (downloading) return "downloading";
   try {
-    const src = resolveModel(config.model ?? DEFAULT_MODEL_ID);
-    return (await defaultStore.has(src.id)) ? "available" : "downloadable";
+    // A split model is available when every part is stored.
+    const parts = resolveParts(config.model ?? DEFAULT_MODEL_ID);
+    return (await Promise.all(parts.map((p) => defaultStore.has(p.id)))).every(Boolean) ? "available" : "downloadable";
   } catch {
     return "unavailable";
   }

@@ -12,6 +12,7 @@ export type ToWorker =
   | { id: number; type: "countTokens"; text: string }
   | { id: number; type: "countTokensBatch"; texts: string[] }
   | { id: number; type: "renderChat"; messages: ChatMessage[] }
+  | { id: number; type: "prepareConstraints" }
   | { id: number; type: "reset" }
   | { id: number; type: "dispose" }
   /** Aborts the request `target` (a load or a generate). */

@@ -4,6 +4,7 @@
  * still be loaded by URL.
  */
 
+import { HearthError } from "./errors.js";
 import { REGISTRY } from "./registry-data.js";
 export { DEFAULT_MODEL_ID, REGISTRY } from "./registry-data.js";
 
@@ -78,4 +79,44 @@ export function resolveModel(modelIdOrUrl: string, opts: ResolveOptions = {}): M
   const src: ModelSource = { id: url.href, url: url.href };
   if (opts.sha256) src.sha256 = opts.sha256;
   return src;
+}
+
+/** `<prefix>-NNNNN-of-MMMMM.gguf`: a part of a model split by llama.cpp's `gguf-split`. */
+const PART_NAME = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/;
+
+/**
+ * The files of a model, in load order. A URL whose file name is a part of a split model
+ * (`model-00002-of-00003.gguf`, any of the parts) gives every part, first to last, from the same
+ * directory; each part is stored on its own (its URL is its id). Any other model is one file.
+ * `sha256` is one hash for a model in one file and an array of one hash per part for a split
+ * one (`BAD_REQUEST` otherwise).
+ */
+export function resolveParts(modelIdOrUrl: string, opts: Omit<ResolveOptions, "sha256"> & { sha256?: string | string[] } = {}): ModelSource[] {
+  const { sha256, ...rest } = opts;
+  const one = resolveModel(modelIdOrUrl, typeof sha256 === "string" ? { ...rest, sha256 } : rest);
+  const url = new URL(one.url);
+  const m = PART_NAME.exec(url.pathname);
+  const count = m ? Number(m[3]) : 1;
+  const no = m ? Number(m[2]) : 1;
+  if (!m || count < 2 || no < 1 || no > count || findModel(modelIdOrUrl)) {
+    if (Array.isArray(sha256)) {
+      if (sha256.length !== 1) throw new HearthError("BAD_REQUEST", `sha256 has ${sha256.length} hashes but ${one.url} is one file (a model split into parts takes one hash per part)`);
+      one.sha256 = sha256[0] as string;
+    }
+    return [one];
+  }
+  if (typeof sha256 === "string") {
+    throw new HearthError("BAD_REQUEST", `${one.url} is part of a model split into ${count} files: pass sha256 as an array of ${count} hashes, one per part`);
+  }
+  if (sha256 && sha256.length !== count) {
+    throw new HearthError("BAD_REQUEST", `sha256 has ${sha256.length} hashes for a model split into ${count} files`);
+  }
+  const width = m[3]!.length;
+  return Array.from({ length: count }, (_, i) => {
+    const part = new URL(url.href);
+    part.pathname = `${m[1]}-${String(i + 1).padStart(width, "0")}-of-${m[3]}.gguf`;
+    const src: ModelSource = { id: part.href, url: part.href };
+    if (sha256) src.sha256 = sha256[i] as string;
+    return src;
+  });
 }

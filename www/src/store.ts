@@ -26,8 +26,13 @@ export type { StoredModel };
  *  `upload`: all bytes handed to the engine, which is finishing its upload; `ready`: done. */
 export interface LoadProgress {
   phase: "download" | "cache" | "upload" | "ready";
+  /** Over all parts of a split model. */
   loaded: number;
+  /** Over all parts of a split model (a part whose size is not known yet counts 0). */
   total: number;
+  /** A split model: the part being read now, 1-based, of {@link parts}. Absent for one file. */
+  part?: number;
+  parts?: number;
 }
 
 /** Options of {@link WeightStore.open}. */
@@ -176,6 +181,25 @@ export class WeightStore {
         (opts.evict ? " even after evicting the other models nobody is using" : "; pass evict: true to let Hearth delete least-recently-used models"),
       { needed, available: Math.max(0, available), quota: est.quota ?? 0, usage: est.usage ?? 0 },
     );
+  }
+
+  /**
+   * The file's size in bytes before reading it: the stored size, else the expected one, else the
+   * server's `Content-Length` (a HEAD request); null when none says. For the progress of a model
+   * split into parts, whose later parts' sizes are not known before they are fetched.
+   */
+  async size(source: ModelSource, signal?: AbortSignal): Promise<number | null> {
+    const stored = (await this.get(source.id))?.bytes;
+    if (stored) return stored;
+    if (source.bytes !== undefined) return source.bytes;
+    try {
+      const resp = await this.access.fetchFn(source.url, { method: "HEAD", signal: signal ?? null, cache: "no-store" });
+      const n = Number(resp.headers.get("Content-Length") ?? NaN);
+      return resp.ok && Number.isSafeInteger(n) && n >= 0 ? n : null;
+    } catch {
+      // The download's GET reports what is wrong with the URL.
+      return null;
+    }
   }
 
   /** Downloads (or resumes) a model into the store without handing the bytes to anyone. */

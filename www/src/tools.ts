@@ -8,10 +8,13 @@
  * format for models whose template has none): a call is
  * `<tool_call>\n{"name": "NAME", "arguments": {…}}\n</tool_call>`, several separated by `\n`;
  * a tool's result goes back in a user turn as `<tool_response>\n…\n</tool_response>`.
+ * Also accepted as one call: the call's JSON alone (`bare`, compact, under the grammar), and a
+ * reply that is only a ```json block holding a call the offered tools validate (`fencedCall`).
  */
 
 import type { Driver } from "./core.js";
 import { HearthError } from "./errors.js";
+import { supported, valid } from "./json-check.js";
 import type { ChatMessage, OutputConstraint } from "./types.js";
 
 /** A JSON Schema (an object). */
@@ -167,8 +170,16 @@ export function withToolSystem(messages: ChatMessage[], format: ToolFormat, tool
   return [{ role: "system", content: toolSystemText(format, tools, undefined) }, ...messages];
 }
 
-/** The calls in a reply, or `null` when it is not a tool-call reply. Throws if a call is malformed (cannot happen under the grammar). */
-export function parseCalls(text: string): ParsedCall[] | null {
+/**
+ * The calls in a reply, or `null` when it is not a tool-call reply. Throws if a call is
+ * malformed (cannot happen under the grammar). With the offered `tools`, a reply that is only a
+ * Markdown ```json block holding one valid call (see `fencedCall`) is a call too.
+ */
+export function parseCalls(text: string, tools?: ChatCompletionTool[]): ParsedCall[] | null {
+  if (tools && text.startsWith("`")) {
+    const c = fencedCall(text, tools);
+    return c ? [c] : null;
+  }
   if (text.startsWith("{")) {
     let v: { name?: unknown; arguments?: unknown };
     try {
@@ -188,6 +199,52 @@ export function parseCalls(text: string): ParsedCall[] | null {
     calls.push({ name: v.name, arguments: v.arguments });
   }
   return calls;
+}
+
+/**
+ * A reply that is only a Markdown code block (```json or ```) holding `{"name": …, "arguments":
+ * {…}}`, as small models (Qwen2.5-Coder 0.5B with tool_choice "auto") write calls instead of the
+ * `<tool_call>` tags; the grammar cannot tell it from text, so it is checked here: it is a call
+ * only when the name is an offered tool, the object has no other key, and the arguments are
+ * valid for that tool's parameters (a schema `json-check.ts` cannot fully check never passes).
+ * Anything else (prose around the block, other JSON) is `null`: the reply stays text.
+ */
+export function fencedCall(text: string, tools: ChatCompletionTool[]): ParsedCall | null {
+  const m = FENCED.exec(text);
+  if (!m) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(m[1]);
+  } catch {
+    return null;
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return null;
+  const { name, arguments: args, ...rest } = v as Record<string, unknown>;
+  if (Object.keys(rest).length > 0 || typeof name !== "string" || typeof args !== "object" || args === null || Array.isArray(args)) return null;
+  const tool = tools.find((t) => t.function.name === name);
+  if (!tool) return null;
+  const schema = tool.function.parameters ?? { type: "object" };
+  if (!supported(schema) || !valid(schema, args)) return null;
+  return { name, arguments: args as Record<string, unknown> };
+}
+
+/** A whole reply that is one fenced block: ```json (or ```), newline, body, newline, ```. */
+const FENCED = /^```(?:json)?[ \t]*\n([\s\S]*?)\n[ \t]*```\s*$/;
+
+/**
+ * Whether streamed text so far may still become a fenced call (`fencedCall`): the fence line
+ * (or a prefix of it), then a JSON object not yet closed by a line with ```, then only space.
+ */
+function mayBeFenced(buf: string): boolean {
+  const nl = buf.indexOf("\n");
+  if (nl < 0) return /^(`{0,3}|```(j|js|jso|json)?[ \t]*)$/.test(buf);
+  if (!/^```(?:json)?[ \t]*$/.test(buf.slice(0, nl))) return false;
+  const body = buf.slice(nl + 1);
+  const first = body.trimStart();
+  if (first !== "" && !first.startsWith("{")) return false;
+  // A JSON string cannot hold a raw newline, so the first "\n```" closes the block.
+  const end = body.indexOf("\n```");
+  return end < 0 || /^`*\s*$/.test(body.slice(end + 4));
 }
 
 let callCounter = 0;
@@ -212,19 +269,27 @@ export interface ToolCallDelta {
  */
 export class ToolCallStreamer {
   private buf = "";
-  private mode: "undecided" | "text" | "calls" | "bare" = "undecided";
+  private mode: "undecided" | "text" | "calls" | "bare" | "fenced" = "undecided";
   /** Within calls: before a call's arguments, inside them, or before its closing tag. */
   private part: "head" | "args" | "tail" = "head";
   private index = -1;
   /** The ids given to the calls, in order. */
   readonly ids: string[] = [];
 
+  /** `tools`: the offered tools, so a reply that is a ```json block with a valid call is a call (held back until it is decided). */
+  constructor(private readonly tools?: ChatCompletionTool[]) {}
+
   /** Feeds generated text; returns what to emit. */
   push(text: string): { content?: string; calls?: ToolCallDelta[] } {
     if (this.mode === "text") return { content: text };
     this.buf += text;
     if (this.mode === "bare") return {};
+    if (this.mode === "fenced") return mayBeFenced(this.buf) ? {} : this.toText();
     if (this.mode === "undecided") {
+      if (this.tools && this.buf.startsWith("`")) {
+        this.mode = "fenced";
+        return mayBeFenced(this.buf) ? {} : this.toText();
+      }
       if (this.buf.startsWith("{")) {
         // A call without tags: sent whole at the end.
         this.mode = "bare";
@@ -245,14 +310,22 @@ export class ToolCallStreamer {
 
   /** Whether the reply turned out to be tool calls. */
   get isCalls(): boolean {
-    return this.mode === "calls" || (this.mode === "bare" && parseCalls(this.buf) !== null);
+    return this.mode === "calls" || ((this.mode === "bare" || this.mode === "fenced") && parseCalls(this.buf, this.tools) !== null);
+  }
+
+  /** Gives up holding back: what was held is text, and so is what follows. */
+  private toText(): { content?: string } {
+    this.mode = "text";
+    const out = this.buf;
+    this.buf = "";
+    return out ? { content: out } : {};
   }
 
   /** Flushes held-back text at the end of the generation. */
   finish(): { content?: string; calls?: ToolCallDelta[] } {
     if (this.mode === "calls") return { calls: this.drain(true) };
-    if (this.mode === "bare") {
-      const c = parseCalls(this.buf)?.[0];
+    if (this.mode === "bare" || this.mode === "fenced") {
+      const c = parseCalls(this.buf, this.tools)?.[0];
       if (!c) return { content: this.buf };
       const id = callId();
       this.ids.push(id);

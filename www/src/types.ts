@@ -4,7 +4,7 @@ import type { LoadProgress } from "./store.js";
 
 /** Where inference runs. */
 export type Backend = "webgpu" | "cpu";
-/** What the caller asks for: `auto` = WebGPU when the browser gives an adapter, else CPU. */
+/** What the caller asks for: `auto` = the faster of WebGPU and the CPU on this device (measured once per adapter). */
 export type BackendPreference = "auto" | Backend;
 
 /** A chat message as the engine takes it. */
@@ -145,7 +145,8 @@ export interface LoadConfig {
   promptCache?: PromptCacheOptions;
   /** Context window in tokens (default 2048; capped by the model's). */
   contextSize: number;
-  sha256?: string;
+  /** Lowercase hex: the file's, or one per part of a split model. */
+  sha256?: string | string[];
   evict: boolean;
   /** `auto`: the threaded build where it can run; `false`: single thread; a number: that many threads. */
   threads: number | false | "auto";

@@ -18,6 +18,8 @@ export interface WasmEngine {
   /** Declares the file's total size before the first `feed` (tensor ranges are then checked as soon as the header is parsed). */
   set_total_size(bytes: number): void;
   feed(chunk: Uint8Array): void;
+  /** Ends the current part of a split model and starts the next (`set_total_size` again before feeding it). */
+  next_part(): void;
   /** Whether the header (architecture, tokenizer) has been parsed and accepted. */
   header_done(): boolean;
   /** Ends the load; returns JSON {@link WasmModelInfo}. */
@@ -34,6 +36,8 @@ export interface WasmEngine {
   count_tokens(text: string): number;
   /** The chat template applied to `messages_json` (JSON {@link WasmRenderChatRequest}, with the assistant generation prompt). */
   render_chat(messages_json: string): string;
+  /** Builds the vocabulary's tables for constrained decoding now (once per model); returns the ms spent (0 when already built). */
+  prepare_constraints(): number;
   /** Forgets the KV cache. */
   reset(): void;
   /** Tokens of the reusable prefix of a chat (its first `n_messages` messages): the persisted prompt cache's key. */
@@ -83,6 +87,17 @@ export interface WasmStep {
   usage?: { prompt_tokens: number; completion_tokens: number; cached_tokens: number; total_tokens: number; constraint?: ConstraintUsage };
 }
 
+/** What `probe_backend` answers (as JSON). */
+export interface WasmProbe {
+  backend: "webgpu" | "cpu";
+  /** Mean milliseconds of one step. */
+  ms_per_step: number;
+  /** Steps timed. */
+  steps: number;
+  /** Bytes of weights one step reads. */
+  bytes_per_step: number;
+}
+
 /** What the init function resolves to: the instance's exports (its linear memory among them). */
 export interface WasmExports {
   memory: WebAssembly.Memory;
@@ -94,6 +109,12 @@ export interface HearthWasmModule {
   WasmEngine: WasmEngineClass;
   /** Threads the CPU backend computes on (call after `initThreadPool` in the threaded build). */
   cpu_threads(): number;
+  /**
+   * Times `products` matrix–vector products of `rows × cols` random `ty` weights plus one
+   * readback, repeatedly for about `budget_ms` (`src/wasm/probe.rs`); resolves to JSON
+   * {@link WasmProbe}. DEVICE_LOST without WebGPU, BAD_REQUEST for a bad shape or type.
+   */
+  probe_backend(backend: "webgpu" | "cpu", ty: string, rows: number, cols: number, products: number, budget_ms: number): Promise<string>;
   /** The threaded build only (`www/pkg-mt/`): starts a pool of `num_threads` Web Workers, once. */
   initThreadPool?: (num_threads: number) => Promise<void>;
 }

@@ -48,42 +48,57 @@ export interface FeedHooks {
 
 /**
  * Streams the model's bytes (store, else network) into `engine`, in small pieces so neither JS
- * nor wasm ever holds the whole file. Whatever fails, the engine is freed before this rejects
- * (the store has already released its lock, reader and response body), and a file the engine
- * rejected, or crashed on, is deleted from the store: it is not kept as good.
+ * nor wasm ever holds the whole file. A model split into parts (`sources` in order, each stored
+ * on its own) is fed part after part, `next_part()` between them; progress counts all parts.
+ * Whatever fails, the engine is freed before this rejects (the store has already released its
+ * lock, reader and response body), and a file the engine rejected, or crashed on, is deleted
+ * from the store (every part of a split model): it is not kept as good. A later part the server
+ * does not have (404/410) is `INVALID_MODEL` naming it; the parts stored so far are kept.
  */
 export async function feedFromStore(
   wasm: LoadedWasm,
   engine: WasmEngine,
   store: WeightStore,
-  source: ModelSource,
+  sources: readonly ModelSource[],
   opts: { evict: boolean; hooks: FeedHooks },
 ): Promise<WasmModelInfo> {
   const { signal, onProgress } = opts.hooks;
-  let fed = 0;
-  let total = source.bytes ?? 0;
-  // reuseBuffer: each chunk is copied into wasm before the next is read.
-  const openOpts: { evict: boolean; reuseBuffer: boolean; signal?: AbortSignal; onProgress: (p: LoadProgress) => void } = {
-    evict: opts.evict,
-    reuseBuffer: true,
-    onProgress: (p) => {
-      total = p.total;
-      onProgress?.(p);
-    },
-  };
-  if (signal) openOpts.signal = signal;
+  const n = sources.length;
+  // Each part's size as far as known: a progress bar over the whole model from the start.
+  const sizes = n > 1 ? await Promise.all(sources.map(async (s) => (await store.size(s, signal)) ?? 0)) : [sources[0]?.bytes ?? 0];
+  const sum = () => sizes.reduce((a, b) => a + b, 0);
+  const partOf = (i: number) => (n > 1 ? { part: i + 1, parts: n } : {});
+  let before = 0; // bytes of the parts fed already
+  let i = 0;
   try {
-    for await (const chunk of store.open(source, openOpts)) {
-      // The file's size (Content-Length or the stored size) before the first byte: the engine
-      // then checks every tensor range against it as soon as the header is parsed.
-      if (fed === 0 && total > 0) engine.set_total_size(total);
-      for (let off = 0; off < chunk.length; off += FEED_PIECE) {
-        engine.feed(chunk.subarray(off, Math.min(off + FEED_PIECE, chunk.length)));
+    for (; i < n; i++) {
+      const source = sources[i] as ModelSource;
+      if (i > 0) engine.next_part();
+      let fed = 0;
+      // reuseBuffer: each chunk is copied into wasm before the next is read.
+      const openOpts: { evict: boolean; reuseBuffer: boolean; signal?: AbortSignal; onProgress: (p: LoadProgress) => void } = {
+        evict: opts.evict,
+        reuseBuffer: true,
+        onProgress: (p) => {
+          sizes[i] = p.total;
+          onProgress?.({ phase: p.phase, loaded: before + p.loaded, total: sum(), ...partOf(i) });
+        },
+      };
+      if (signal) openOpts.signal = signal;
+      for await (const chunk of store.open(source, openOpts)) {
+        // The file's size (Content-Length or the stored size) before the first byte: the engine
+        // then checks every tensor range against it as soon as the header is parsed.
+        if (fed === 0 && (sizes[i] ?? 0) > 0) engine.set_total_size(sizes[i] as number);
+        for (let off = 0; off < chunk.length; off += FEED_PIECE) {
+          engine.feed(chunk.subarray(off, Math.min(off + FEED_PIECE, chunk.length)));
+        }
+        fed += chunk.length;
       }
-      fed += chunk.length;
+      sizes[i] = fed;
+      before += fed;
+      if (i === 0 && !engine.header_done()) throw new HearthError("UNSUPPORTED_MODEL", `${source.url} ended before its GGUF header did`);
     }
-    onProgress?.({ phase: "upload", loaded: fed, total: total || fed });
-    if (!engine.header_done()) throw new HearthError("UNSUPPORTED_MODEL", `${source.url} ended before its GGUF header did`);
+    onProgress?.({ phase: "upload", loaded: before, total: before });
     return JSON.parse(engine.finish_load()) as WasmModelInfo;
   } catch (e) {
     let err: HearthError;
@@ -99,7 +114,12 @@ export async function feedFromStore(
       }
     }
     // A file the engine refused or crashed on is not kept (the next load downloads it again).
-    if (isTrap(e) || err.code === "UNSUPPORTED_MODEL" || err.code === "INVALID_MODEL") await store.delete(source.id);
+    if (isTrap(e) || err.code === "UNSUPPORTED_MODEL" || err.code === "INVALID_MODEL") {
+      for (const s of sources) await store.delete(s.id);
+    } else if (i > 0 && i < n && err.code === "NETWORK" && (err.details?.status === 404 || err.details?.status === 410)) {
+      const url = (sources[i] as ModelSource).url;
+      throw new HearthError("INVALID_MODEL", `the model is split into ${n} files and part ${i + 1} (${url}) is missing: HTTP ${String(err.details.status)}`, { status: err.details.status });
+    }
     throw err;
   }
 }

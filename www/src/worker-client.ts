@@ -7,7 +7,7 @@ import type { FromWorker, ToWorker } from "./protocol.js";
 import type { ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
 import { checkGenerateRequest } from "./validate.js";
 import { poolTrapError } from "./wasm-instance.js";
-import { resolveModel } from "./registry.js";
+import { resolveParts } from "./registry.js";
 import { defaultStore } from "./store.js";
 
 type Pending = {
@@ -112,10 +112,10 @@ export class WorkerDriver implements Driver {
 
   private async forgetModel(): Promise<void> {
     try {
-      const opts: { sha256?: string; modelBaseUrl?: string } = {};
+      const opts: { sha256?: string | string[]; modelBaseUrl?: string } = {};
       if (this.config.sha256 !== undefined) opts.sha256 = this.config.sha256;
       if (this.config.modelBaseUrl !== undefined) opts.modelBaseUrl = this.config.modelBaseUrl;
-      await defaultStore.delete(resolveModel(this.model, opts).id);
+      for (const part of resolveParts(this.model, opts)) await defaultStore.delete(part.id);
     } catch {
       // Best effort: the store may be unavailable here (no OPFS in this realm).
     }
@@ -248,6 +248,10 @@ export class WorkerDriver implements Driver {
 
   async renderChat(messages: ChatMessage[]): Promise<string> {
     return (await this.call({ type: "renderChat", messages })).value as string;
+  }
+
+  async prepareConstraints(): Promise<number> {
+    return (await this.call({ type: "prepareConstraints" })).value as number;
   }
 
   async reset(): Promise<void> {

@@ -80,6 +80,9 @@ async function handle(msg: ToWorker): Promise<void> {
     case "renderChat":
       post({ id, type: "result", value: await needCore().renderChat(msg.messages) });
       return;
+    case "prepareConstraints":
+      post({ id, type: "result", value: await needCore().prepareConstraints() });
+      return;
     case "reset":
       await needCore().reset();
       post({ id, type: "result", value: null });

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
     Matvec,
+    /// The decode matvec with the bias added as it writes (`weights.wgsl`'s `matvec_bias`).
+    MatvecBias,
     Matmul,
     Embed,
     RmsNorm,
@@ -63,6 +65,7 @@ pub fn signature(op: Op) -> &'static [(u32, Slot)] {
     use Slot::*;
     match op {
         Op::Matvec | Op::Matmul => &[(0, Params), (1, Read), (2, Read), (3, Write)],
+        Op::MatvecBias => &[(0, Params), (1, Read), (2, Read), (3, Write), (5, Read)],
         Op::Embed => &[(0, Params), (1, Read), (3, Write), (4, RingRead)],
         Op::RmsNorm => &[(0, Params), (1, Read), (2, Read), (3, Write)],
         Op::Rope | Op::Scale | Op::Softcap => &[(0, Params), (1, Write)],
@@ -96,6 +99,15 @@ macro_rules! weight_kernel {
             concat!("weights+dequant_", $family),
             concat!(include_str!("kernels/weights.wgsl"), "\n", include_str!(concat!("kernels/dequant_", $family, ".wgsl"))),
         )
+    };
+}
+
+/// A kernel whose shared part lives in another file (WGSL has no includes): `kernels/$common.wgsl`
+/// followed by `kernels/$file.wgsl`. The RMS norms share their reduction (so the fused and the
+/// plain norm give the same bits), the RoPE kernels their rotation.
+macro_rules! with_common {
+    ($common:literal, $file:literal) => {
+        concat!(include_str!(concat!("kernels/", $common, ".wgsl")), "\n", include_str!(concat!("kernels/", $file, ".wgsl")))
     };
 }
 
@@ -136,11 +148,12 @@ fn source(key: PipelineKey) -> Result<Source, BackendError> {
     let single = |file, code| Ok(Source { file, code, entry: "main" });
     match key.op {
         Op::Matvec => family("matvec"),
+        Op::MatvecBias => family("matvec_bias"),
         Op::Matmul => family("matmul"),
         Op::Embed => family("embed"),
-        Op::RmsNorm => single("rms_norm", include_str!("kernels/rms_norm.wgsl")),
-        Op::Rope => single("rope", include_str!("kernels/rope.wgsl")),
-        Op::RopeFactors => Ok(Source { file: "rope", code: include_str!("kernels/rope.wgsl"), entry: "main_factors" }),
+        Op::RmsNorm => single("norm_common+rms_norm", with_common!("norm_common", "rms_norm")),
+        Op::Rope => single("rope_common+rope", with_common!("rope_common", "rope")),
+        Op::RopeFactors => Ok(Source { file: "rope_common+rope", code: with_common!("rope_common", "rope"), entry: "main_factors" }),
         Op::Attention => single("attention", include_str!("kernels/attention.wgsl")),
         Op::AddAssign => single("add_assign", include_str!("kernels/add_assign.wgsl")),
         Op::Glu => single("glu", include_str!("kernels/glu.wgsl")),
@@ -152,8 +165,8 @@ fn source(key: PipelineKey) -> Result<Source, BackendError> {
             Ok(Source { file: "argmax", code: include_str!("kernels/argmax.wgsl"), entry: "partial_max" })
         }
         Op::ArgmaxFinish => Ok(Source { file: "argmax", code: include_str!("kernels/argmax.wgsl"), entry: "finish" }),
-        Op::AddRmsNorm => single("add_rms_norm", include_str!("kernels/add_rms_norm.wgsl")),
-        Op::RopeKv => single("rope_kv", include_str!("kernels/rope_kv.wgsl")),
+        Op::AddRmsNorm => single("norm_common+add_rms_norm", with_common!("norm_common", "add_rms_norm")),
+        Op::RopeKv => single("rope_common+rope_kv", with_common!("rope_common", "rope_kv")),
     }
 }
 
@@ -161,14 +174,14 @@ fn source(key: PipelineKey) -> Result<Source, BackendError> {
 fn constants(key: PipelineKey) -> Vec<(&'static str, f64)> {
     let mut c = Vec::new();
     match key.op {
-        Op::Matvec | Op::Matmul | Op::Embed => {
+        Op::Matvec | Op::MatvecBias | Op::Matmul | Op::Embed => {
             // The layout facts, from quant's table: no block size is written in WGSL.
             c.push(("BLOCK_ELEMS", key.ty.block_size() as f64));
             c.push(("BLOCK_BYTES", key.ty.type_size() as f64));
             if let Some(flag) = weight_kernel(key.ty).and_then(|k| k.flag) {
                 c.push((flag, 1.0));
             }
-            if key.op == Op::Matvec {
+            if matches!(key.op, Op::Matvec | Op::MatvecBias) {
                 c.push(("TPR", f64::from(key.variant)));
             }
         }

@@ -1,8 +1,6 @@
 // The residual add and the next RMSNorm in one pass: x[r] += y[r], then
-// out[r] = x[r] / sqrt(mean(x[r]²) + eps) * w, one workgroup per row (as rms_norm.wgsl,
-// same reduction order, so the result equals add_assign followed by rms_norm).
-
-override WG: u32 = 64;  // threads per workgroup (≤ 256, power of two)
+// out[r] = x[r] / sqrt(mean(x[r]²) + eps) * w, one workgroup per row (norm_common.wgsl's
+// reduction, as rms_norm.wgsl, so the result equals add_assign followed by rms_norm).
 
 struct Params { rows: u32, dim: u32, eps: f32 }
 
@@ -11,8 +9,6 @@ struct Params { rows: u32, dim: u32, eps: f32 }
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read> w: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
-
-var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
@@ -27,12 +23,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         x[base + i] = v;
         ss += v * v;
     }
-    partial[lid.x] = ss;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid.x < s) { partial[lid.x] += partial[lid.x + s]; }
-        workgroupBarrier();
-    }
-    let inv = inverseSqrt(partial[0] / f32(p.dim) + p.eps);
+    let inv = inv_rms(lid.x, ss, p.dim, p.eps);
     for (var i = lid.x; i < p.dim; i += WG) { out[base + i] = x[base + i] * inv * w[i]; }
 }

@@ -1,7 +1,5 @@
 // RMSNorm (Zhang & Sennrich 2019): out[r] = x[r] / sqrt(mean(x[r]²) + eps) * w, one
-// workgroup per row. `w` is an F32 weight vector of `dim` elements.
-
-override WG: u32 = 64;  // threads per workgroup (≤ 256, power of two)
+// workgroup per row. `w` is an F32 weight vector of `dim` elements. Follows norm_common.wgsl.
 
 struct Params { rows: u32, dim: u32, eps: f32 }
 
@@ -9,8 +7,6 @@ struct Params { rows: u32, dim: u32, eps: f32 }
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-
-var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
@@ -20,12 +16,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let base = row * p.dim;
     var ss = 0.0;
     for (var i = lid.x; i < p.dim; i += WG) { ss += x[base + i] * x[base + i]; }
-    partial[lid.x] = ss;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid.x < s) { partial[lid.x] += partial[lid.x + s]; }
-        workgroupBarrier();
-    }
-    let inv = inverseSqrt(partial[0] / f32(p.dim) + p.eps);
+    let inv = inv_rms(lid.x, ss, p.dim, p.eps);
     for (var i = lid.x; i < p.dim; i += WG) { out[base + i] = x[base + i] * inv * w[i]; }
 }

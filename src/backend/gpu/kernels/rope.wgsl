@@ -1,8 +1,6 @@
-// Rotary position embedding (RoFormer, arXiv 2104.09864) in place, as ggml_rope_ext:
-// θ_i = (pos0 + t) · freq_scale · theta^(-2i / n_rot) for pair i < n_rot / 2, divided by
-// factors[i] in `main_factors` (Llama 3 rope_freqs, LongRoPE); the rotated pair is multiplied
-// by mscale (LongRoPE's attention factor, 1 otherwise). Dimensions past n_rot are untouched.
-// Normal ordering rotates (2i, 2i+1); NeoX ordering rotates (i, i + n_rot/2).
+// Rotary position embedding (RoFormer, arXiv 2104.09864) in place, as ggml_rope_ext
+// (rope_common.wgsl's rotation): position pos0 + t; `main_factors` divides θ_i by factors[i]
+// (Llama 3 rope_freqs, LongRoPE). Dimensions past n_rot are untouched.
 // One thread per (token, head, pair).
 
 override WG: u32 = 64;
@@ -25,24 +23,13 @@ struct Params {
 @group(0) @binding(2) var<storage, read> factors: array<f32>;
 
 fn rotate(idx: u32, factor: f32) {
-    let half_rot = p.n_rot / 2u;
-    let i = idx % half_rot;
-    let th = idx / half_rot;  // token * n_heads + head
-    let t = th / p.n_heads;
-    let base = th * p.head_dim;
-    var a = base + 2u * i;
-    var b = a + 1u;
-    if (p.neox != 0u) {
-        a = base + i;
-        b = a + half_rot;
-    }
-    let angle = f32(p.pos0 + t) * p.freq_scale * pow(p.theta, -2.0 * f32(i) / f32(p.n_rot)) / factor;
-    let c = cos(angle) * p.mscale;
-    let s = sin(angle) * p.mscale;
-    let x0 = x[a];
-    let x1 = x[b];
-    x[a] = x0 * c - x1 * s;
-    x[b] = x0 * s + x1 * c;
+    let r = Rope(p.n_rot, p.neox, p.theta, p.freq_scale, p.mscale);
+    let i = idx % (p.n_rot / 2u);
+    let th = idx / (p.n_rot / 2u);  // token * n_heads + head
+    let ab = rope_pair(r, th * p.head_dim, i);
+    let y = rope_rotate(x[ab.x], x[ab.y], rope_cs(r, p.pos0 + th / p.n_heads, i, factor));
+    x[ab.x] = y.x;
+    x[ab.y] = y.y;
 }
 
 @compute @workgroup_size(WG)

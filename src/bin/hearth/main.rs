@@ -4,7 +4,11 @@
 //!           [--json-schema FILE | --regex RE | --grammar FILE.lark]   (constrained output)
 //! hearth chat --model FILE_OR_ID            (interactive, multi-turn)
 //! hearth inspect FILE_OR_ID                 (metadata and tensor table; any part of a split model)
-//! hearth bench --model FILE_OR_ID [--reps 5] [--pp 128,512] [--tg 128]
+//! hearth bench --model FILE_OR_ID [--reps 5] [--pp 128,512] [--tg 128] [--backend gpu --profile]
+//! hearth bench --model FILE_OR_ID --prompt TEXT --json-schema FILE [--reps 5] [--tg 256]
+//!           (constrained vs unconstrained decode of the same tokens; bench.rs)
+
+mod bench;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use hearth::backend::cpu::CpuBackend;
@@ -69,7 +73,7 @@ struct SampleArgs {
 /// Constrained output (at most one). The run ends when the output is complete ("stop"),
 /// or with "length" if -n comes first.
 #[derive(clap::Args, Clone)]
-#[group(multiple = false)]
+#[group(id = "constraint", multiple = false)]
 struct ConstraintArgs {
     /// The output is JSON matching the JSON Schema in FILE.
     #[arg(long, value_name = "FILE")]
@@ -138,9 +142,15 @@ enum Cmd {
         /// Prompt sizes, comma-separated (each measured once per rep; one `ppN:` line each).
         #[arg(long, value_delimiter = ',', num_args = 1.., default_value = "128")]
         pp: Vec<usize>,
-        /// Decode steps per rep (one `tgN:` line).
+        /// Decode steps per rep (one `tgN:` line); with a constraint, its max_tokens.
         #[arg(long, default_value_t = 128)]
         tg: usize,
+        /// With a constraint: the chat prompt (user message) the constrained output answers.
+        #[arg(long, requires = "constraint")]
+        prompt: Option<String>,
+        /// Constrained decoding vs unconstrained on the same tokens (needs --prompt).
+        #[command(flatten)]
+        constraint: ConstraintArgs,
         /// After the timed runs, one profiled run (--backend gpu): per prefill and decoded
         /// token, dispatches, submits, bind groups created, weight bytes read, encode and
         /// GPU time per op (GPU time where the adapter has timestamp queries).
@@ -215,6 +225,12 @@ fn report(c: &engine::Completion) {
         u.completion_tokens,
         u.decode_tps()
     );
+    if let Some(k) = &u.constraint {
+        eprintln!(
+            "[constraint | vocab {:.2} ms | compile {:.2} ms | grammar {:.2} ms | {} masks {:.3} ms | {} forced tok]",
+            k.vocab_ms, k.compile_ms, k.grammar_ms, k.masks, k.mask_ms, k.forced_tokens
+        );
+    }
 }
 
 fn cmd_run<B: Backend + 'static>(mut s: Session<B>, prompt: &str, chat: bool, system: Option<&str>, p: &GenerateParams) -> Result<(), String> {
@@ -260,69 +276,6 @@ fn cmd_chat<B: Backend + 'static>(mut s: Session<B>, system: Option<&str>, p: &G
             }
         }
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn cmd_bench<B: Backend + 'static>(mut s: Session<B>, reps: usize, pp: &[usize], tg: usize) -> Result<(), String> {
-    cmd_bench_ref(&mut s, reps, pp, tg)
-}
-
-fn cmd_bench_ref<B: Backend + 'static>(s: &mut Session<B>, reps: usize, pp: &[usize], tg: usize) -> Result<(), String> {
-    let n_vocab = s.config().n_vocab as u32;
-    let max_pp = pp.iter().copied().max().unwrap_or(0);
-    if max_pp == 0 || pp.contains(&0) {
-        return Err("--pp: every prompt size must be at least 1".into());
-    }
-    // Deterministic pseudo-random prompt tokens (as llama-bench does).
-    let toks: Vec<u32> = (0..(max_pp.max(tg + 1)) as u64).map(|i| ((i * 2_654_435_761) % n_vocab as u64) as u32).collect();
-    let mut pp_tps: Vec<Vec<f64>> = vec![Vec::new(); pp.len()];
-    let mut tg_tps = Vec::new();
-    for rep in 0..=reps {
-        let mut pp_s = Vec::with_capacity(pp.len());
-        for &n in pp {
-            s.reset();
-            let t = Instant::now();
-            let l = s.prefill(&toks[..n]).map_err(|e| e.to_string())?;
-            s.backend_mut().argmax(&l, 0, n_vocab as usize).map_err(|e| e.to_string())?;
-            pp_s.push(t.elapsed().as_secs_f64());
-        }
-        s.reset();
-        s.prefill(&toks[..1]).map_err(|e| e.to_string())?;
-        let before = s.backend().counters();
-        let t = Instant::now();
-        for k in 2..=tg + 1 {
-            let l = s.prefill(&toks[..k]).map_err(|e| e.to_string())?;
-            s.backend_mut().argmax(&l, 0, n_vocab as usize).map_err(|e| e.to_string())?;
-        }
-        let tg_s = t.elapsed().as_secs_f64();
-        if let (Some(a), Some(b), true) = (before, s.backend().counters(), rep == reps) {
-            println!(
-                "per decoded token: {:.1} dispatches, {:.2} submits",
-                (b.dispatches - a.dispatches) as f64 / tg as f64,
-                (b.submits - a.submits) as f64 / tg as f64
-            );
-        }
-        if rep > 0 {
-            // rep 0 is the warm-up
-            for ((v, &n), secs) in pp_tps.iter_mut().zip(pp).zip(pp_s) {
-                v.push(n as f64 / secs);
-            }
-            tg_tps.push(tg as f64 / tg_s);
-        }
-    }
-    let samples = |v: &[f64]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
-    println!("backend: {}", s.backend().describe());
-    for (v, n) in pp_tps.into_iter().zip(pp) {
-        println!("pp{n} samples: {}", samples(&v));
-        println!("pp{n}: {:.1} tok/s (median of {reps})", median(v));
-    }
-    println!("tg{tg} samples: {}", samples(&tg_tps));
-    println!("tg{tg}: {:.1} tok/s (median of {reps})", median(tg_tps));
-    Ok(())
 }
 
 /// The header of the GGUF file at `path`, checked against the file's length.
@@ -413,60 +366,6 @@ fn gpu_session(path: &Path, ctx: usize) -> Result<Session<hearth::backend::gpu::
     load(path, b, ctx)
 }
 
-/// `hearth bench --backend gpu --profile`: the timed runs, then one profiled prefill per
-/// prompt size and one profiled decode of `tg` tokens, each printed per token.
-#[cfg(feature = "gpu")]
-fn gpu_profile(path: &Path, ctx: usize, reps: usize, pp: &[usize], tg: usize) -> Result<(), String> {
-    let mut s = gpu_session(path, ctx)?;
-    {
-        let c = s.backend().context();
-        println!("adapter: {:?}", c.info);
-        println!("adapter features: {:?}", c.features);
-        println!(
-            "adapter limits: maxStorageBufferBindingSize {}, maxBufferSize {}, maxComputeWorkgroupStorageSize {}, maxComputeInvocationsPerWorkgroup {}, maxStorageBuffersPerShaderStage {}",
-            c.limits.max_storage_buffer_binding_size,
-            c.limits.max_buffer_size,
-            c.limits.max_compute_workgroup_storage_size,
-            c.limits.max_compute_invocations_per_workgroup,
-            c.limits.max_storage_buffers_per_shader_stage
-        );
-    }
-    // The timed runs first, unprofiled (timestamp waits would slow them).
-    cmd_bench_ref(&mut s, reps, pp, tg)?;
-    let n_vocab = s.config().n_vocab as u32;
-    let toks: Vec<u32> = (0..(pp.iter().copied().max().unwrap_or(1).max(tg + 2)) as u64).map(|i| ((i * 2_654_435_761) % n_vocab as u64) as u32).collect();
-    let e = |e: hearth::engine::EngineError| e.to_string();
-    let b = |e: hearth::backend::BackendError| e.to_string();
-    s.backend_mut().set_profiling(true).map_err(b)?;
-    let snap = |s: &Session<hearth::backend::gpu::GpuBackend>| (s.backend().profile(), s.backend().stats());
-    for &n in pp {
-        s.reset();
-        let (p0, c0) = snap(&s);
-        let l = s.prefill(&toks[..n]).map_err(e)?;
-        s.backend_mut().argmax(&l, 0, n_vocab as usize).map_err(b)?;
-        let (p1, c1) = snap(&s);
-        print!("{}", p1.since(&p0).table(&format!("profile pp{n}"), n, c1.submits - c0.submits, c1.bind_groups - c0.bind_groups));
-    }
-    s.reset();
-    s.prefill(&toks[..1]).map_err(e)?;
-    // One decoded token first so the steady state (cached bind groups) is what is counted.
-    let l = s.prefill(&toks[..2]).map_err(e)?;
-    s.backend_mut().argmax(&l, 0, n_vocab as usize).map_err(b)?;
-    let (p0, c0) = snap(&s);
-    for k in 3..=tg + 2 {
-        let l = s.prefill(&toks[..k]).map_err(e)?;
-        s.backend_mut().argmax(&l, 0, n_vocab as usize).map_err(b)?;
-    }
-    let (p1, c1) = snap(&s);
-    print!("{}", p1.since(&p0).table(&format!("profile tg{tg}"), tg, c1.submits - c0.submits, c1.bind_groups - c0.bind_groups));
-    s.backend_mut().set_profiling(false).map_err(b)
-}
-
-#[cfg(not(feature = "gpu"))]
-fn gpu_profile(_: &Path, _: usize, _: usize, _: &[usize], _: usize) -> Result<(), String> {
-    Err("this build has no GPU backend (built without the `gpu` feature)".into())
-}
-
 #[cfg(not(feature = "gpu"))]
 fn gpu_session(_: &Path, _: usize) -> Result<Session<CpuBackend>, String> {
     Err("this build has no GPU backend (built without the `gpu` feature)".into())
@@ -483,12 +382,17 @@ fn main() -> ExitCode {
         Cmd::Chat { model, system, sample } => params(&sample).and_then(|p| {
             with_backend(&model, &mut |path, b| on_backend!(b, path, model.ctx, |s| cmd_chat(s, system.as_deref(), &p)))
         }),
-        Cmd::Bench { model, reps, pp, tg, profile: false } => with_backend(&model, &mut |path, b| {
-            on_backend!(b, path, model.ctx, |s| cmd_bench(s, reps.max(1), &pp, tg))
-        }),
-        Cmd::Bench { model, reps, pp, tg, profile: true } => with_backend(&model, &mut |path, b| match b {
-            BackendChoice::Gpu => gpu_profile(path, model.ctx, reps.max(1), &pp, tg),
-            BackendChoice::Cpu => Err("--profile needs --backend gpu".into()),
+        Cmd::Bench { model, reps, pp, tg, profile, prompt, constraint } => constraint.constraint().and_then(|c| {
+            with_backend(&model, &mut |path, b| match (&c, &prompt, profile, b) {
+                (Some(_), _, true, _) => Err("--profile does not take a constraint".into()),
+                (Some(_), None, ..) => Err("a constrained bench needs --prompt".into()),
+                (Some(c), Some(prompt), false, b) => {
+                    on_backend!(b, path, model.ctx, |s| bench::cmd_bench_constrained(s, reps.max(1), prompt, c.clone(), tg))
+                }
+                (None, _, false, b) => on_backend!(b, path, model.ctx, |s| bench::cmd_bench(s, reps.max(1), &pp, tg)),
+                (None, _, true, BackendChoice::Gpu) => bench::gpu_profile(path, model.ctx, reps.max(1), &pp, tg),
+                (None, _, true, BackendChoice::Cpu) => Err("--profile needs --backend gpu".into()),
+            })
         }),
     };
     match r {
