@@ -123,7 +123,8 @@ def markdown(res):
             L += [f"error: {b['error']}", ""]
         else:
             L += [f"Model {b['model']}; the engine's own timings (`usage.constraint`, performance.now()). Token trie (first constrained request of an engine): "
-                  f"**{fmt(b['rows'][0]['vocab_ms'])} ms**. First compile = the schema's first request (warm-up); again = median of {b['reps']} later requests. "
+                  f"**{fmt(b['rows'][0]['vocab_ms'])} ms**; built ahead by `engine.prepareConstraints()` on a second engine: {fmt(b.get('prepare_ms'))} ms, "
+                  f"after which its first constrained request spent {fmt(b.get('vocab_ms_after_prepare'))} ms on it. First compile = the schema's first request (warm-up); again = median of {b['reps']} later requests. "
                   f"Decode: greedy completion of the case's prompt, constrained (K tokens, at most {b['tg']}) then unconstrained with max_tokens K, "
                   "back to back; (K-1) / (time after the first token).", "",
                   "| case | compile ms first | compile ms again | K (unconstrained) | constrained tok/s | unconstrained tok/s | ratio | grammar ms/token |",

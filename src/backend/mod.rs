@@ -259,6 +259,14 @@ pub trait Backend {
         self.add_assign(x, y, rows.checked_mul(dim).ok_or(BackendError::Shape { op: "add_rms_norm", detail: "size overflows".into() })?)?;
         self.rms_norm(x, w, out, rows, dim, eps)
     }
+    /// `out = w·x + bias` for `n` tokens, `bias` an F32 vector of the weight's `rows`: a
+    /// projection with its bias (Qwen2's q, k and v). The default is [`Backend::matmul`] then
+    /// [`Backend::add_bias`]; the GPU folds the bias into the decode matvec's write (the same
+    /// one addition, so the same bits).
+    fn matmul_bias(&mut self, w: &Self::Weight, x: &Self::Tensor, out: &Self::Tensor, n: usize, bias: &Self::Weight, rows: usize) -> Result<(), BackendError> {
+        self.matmul(w, x, out, n)?;
+        self.add_bias(out, bias, n, rows)
+    }
     /// RoPE of q and k and the store of k and v into the KV cache (see [`RopeStore`]; one
     /// pass on the GPU). The default is [`rope_store_kv_unfused`].
     fn rope_store_kv(&mut self, r: RopeStore<'_, Self::Tensor, Self::Weight>) -> Result<(), BackendError> {

@@ -216,22 +216,27 @@ impl<B: Backend> Llama<B> {
             if i == 0 {
                 b.rms_norm(&s.x, &l.attn_norm, &s.h, n, d, c.rms_eps)?;
             }
+            let biases = [(&l.bq, &s.q, qd), (&l.bk, &s.k, kvd), (&l.bv, &s.v, kvd)];
             match (&l.qkv, &s.fused) {
                 (Qkv::Split { wq, wk, wv }, _) => {
-                    b.matmul(wq, &s.h, &s.q, n)?;
-                    b.matmul(wk, &s.h, &s.k, n)?;
-                    b.matmul(wv, &s.h, &s.v, n)?;
+                    // Each projection with its bias (Qwen2): one pass on the GPU when decoding.
+                    for (w, (bias, t, dim)) in [wq, wk, wv].into_iter().zip(biases) {
+                        match bias {
+                            Some(bias) => b.matmul_bias(w, &s.h, t, n, bias, dim)?,
+                            None => b.matmul(w, &s.h, t, n)?,
+                        }
+                    }
                 }
                 (Qkv::Fused(wqkv), Some(f)) => {
                     b.matmul(wqkv, &s.h, f, n)?;
                     Self::split(b, f, n, qd + 2 * kvd, &[(&s.q, 0, qd), (&s.k, qd, kvd), (&s.v, qd + kvd, kvd)])?;
+                    for (bias, t, dim) in biases {
+                        if let Some(bias) = bias {
+                            b.add_bias(t, bias, n, dim)?;
+                        }
+                    }
                 }
                 (Qkv::Fused(_), None) => return Err(no_fused_scratch()),
-            }
-            for (bias, t, dim) in [(&l.bq, &s.q, qd), (&l.bk, &s.k, kvd), (&l.bv, &s.v, kvd)] {
-                if let Some(bias) = bias {
-                    b.add_bias(t, bias, n, dim)?;
-                }
             }
             // Qwen3: RMSNorm over each head of q and k (q into `att` as scratch), then RoPE.
             let (q, k) = match (&l.q_norm, &l.k_norm) {

@@ -4,7 +4,8 @@
 //   node tests/browser/bench_structured.mjs compile --model ID [--reps 5] [--tg 64]
 //     Per case of bench/structured/schemas.json, back to back on one engine: the engine's own
 //     timings of the constraint (usage.constraint: compile_ms; vocab_ms, the token trie, on the
-//     engine's first constrained request only), then decode tok/s of a constrained completion
+//     engine's first constrained request only; then, on a second engine, the same trie built
+//     ahead by engine.prepareConstraints() and what its first request still spends), then decode tok/s of a constrained completion
 //     (K tokens) and of the same prompt unconstrained with max_tokens K (greedy both; the
 //     unconstrained run may end earlier at an end-of-generation token: its count is recorded).
 //   node tests/browser/bench_structured.mjs tools --model ID [--max-tokens 48] [--tool-choice auto|required]
@@ -85,7 +86,14 @@ async function compile(page) {
     }
     const info = e.model;
     await e.unload();
-    return { backend: info.backend, reps: REPS, tg: TG, rows };
+    // The same trie built ahead on a fresh engine (engine.prepareConstraints), then that
+    // engine's first constrained request: what it still spends on the trie.
+    const e2 = await H.Engine.load(MODEL_ID, { backend: "cpu", threads: false });
+    const prepare_ms = await e2.prepareConstraints();
+    const c = schemas[0];
+    const first = await e2.complete(c.completion, { constraint: constraintOf(c), max_tokens: 4, temperature: 0 });
+    await e2.unload();
+    return { backend: info.backend, reps: REPS, tg: TG, rows, prepare_ms, vocab_ms_after_prepare: first.usage.constraint.vocab_ms };
   }, { MODEL_ID, schemas, REPS, TG });
 }
 

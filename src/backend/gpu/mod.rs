@@ -440,4 +440,8 @@ impl Backend for GpuBackend {
     fn rope_store_kv(&mut self, r: RopeStore<'_, GpuTensor, GpuWeight>) -> Result<(), BackendError> {
         self.rope_store_kv_fused(r)
     }
+
+    fn matmul_bias(&mut self, w: &GpuWeight, x: &GpuTensor, out: &GpuTensor, n: usize, bias: &GpuWeight, rows: usize) -> Result<(), BackendError> {
+        self.matmul_bias_fused(w, x, out, n, bias, rows)
+    }
 }

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
     Matvec,
+    /// The decode matvec with the bias added as it writes (`weights.wgsl`'s `matvec_bias`).
+    MatvecBias,
     Matmul,
     Embed,
     RmsNorm,
@@ -63,6 +65,7 @@ pub fn signature(op: Op) -> &'static [(u32, Slot)] {
     use Slot::*;
     match op {
         Op::Matvec | Op::Matmul => &[(0, Params), (1, Read), (2, Read), (3, Write)],
+        Op::MatvecBias => &[(0, Params), (1, Read), (2, Read), (3, Write), (5, Read)],
         Op::Embed => &[(0, Params), (1, Read), (3, Write), (4, RingRead)],
         Op::RmsNorm => &[(0, Params), (1, Read), (2, Read), (3, Write)],
         Op::Rope | Op::Scale | Op::Softcap => &[(0, Params), (1, Write)],
@@ -145,6 +148,7 @@ fn source(key: PipelineKey) -> Result<Source, BackendError> {
     let single = |file, code| Ok(Source { file, code, entry: "main" });
     match key.op {
         Op::Matvec => family("matvec"),
+        Op::MatvecBias => family("matvec_bias"),
         Op::Matmul => family("matmul"),
         Op::Embed => family("embed"),
         Op::RmsNorm => single("norm_common+rms_norm", with_common!("norm_common", "rms_norm")),
@@ -170,14 +174,14 @@ fn source(key: PipelineKey) -> Result<Source, BackendError> {
 fn constants(key: PipelineKey) -> Vec<(&'static str, f64)> {
     let mut c = Vec::new();
     match key.op {
-        Op::Matvec | Op::Matmul | Op::Embed => {
+        Op::Matvec | Op::MatvecBias | Op::Matmul | Op::Embed => {
             // The layout facts, from quant's table: no block size is written in WGSL.
             c.push(("BLOCK_ELEMS", key.ty.block_size() as f64));
             c.push(("BLOCK_BYTES", key.ty.type_size() as f64));
             if let Some(flag) = weight_kernel(key.ty).and_then(|k| k.flag) {
                 c.push((flag, 1.0));
             }
-            if key.op == Op::Matvec {
+            if matches!(key.op, Op::Matvec | Op::MatvecBias) {
                 c.push(("TPR", f64::from(key.variant)));
             }
         }

@@ -69,6 +69,8 @@ pub async fn op_sequence<B: Backend>(b: &mut B, seed: u64) -> Result<Vec<(String
     let kcols = 256;
     let xk = b.alloc(n_tiled * kcols)?;
     b.write(&xk, 0, &rng.vec(n_tiled * kcols))?;
+    let bias_bytes: Vec<u8> = rng.vec(rows).iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bias = b.upload(&WeightDesc { name: "bias".into(), ty: GgmlType::F32, dims: vec![rows] }, &bias_bytes)?;
     for ty in types() {
         let (cols, x) = if ty.block_size() == kcols { (kcols, &xk) } else { (cols, &x) };
         let bytes = random_weight(&mut rng, ty, rows, cols).ok_or(BackendError::UnsupportedType { op: "selfcheck", ty })?;
@@ -77,6 +79,11 @@ pub async fn op_sequence<B: Backend>(b: &mut B, seed: u64) -> Result<Vec<(String
             let out = b.alloc(nt * rows)?;
             b.matmul(&w, x, &out, nt)?;
             outs.push((format!("matmul {ty:?} n={nt}"), b.read_async(&out, 0, nt * rows).await?));
+        }
+        for nt in [1, n] {
+            let out = b.alloc(nt * rows)?;
+            b.matmul_bias(&w, x, &out, nt, &bias, rows)?;
+            outs.push((format!("matmul_bias {ty:?} n={nt}"), b.read_async(&out, 0, nt * rows).await?));
         }
         let e = b.alloc(3 * cols)?;
         b.embed(&w, &[66, 0, 31], &e)?;

@@ -497,6 +497,31 @@ fn add_rms_norm_fused_equals_add_then_norm() {
 }
 
 #[test]
+fn matmul_bias_fused_equals_matmul_then_add_bias() {
+    let ctx = context();
+    let mut rng = Rng(31);
+    for ty in types() {
+        let cols = if ty.block_size() == 256 { 256 } else { 96 };
+        let row_bytes = ty.bytes_for(cols as u64).unwrap();
+        // one buffer, and at most 5 rows per buffer (67 rows in 14): the bias indexed by row0 + r
+        for limit in [None, Some(5 * row_bytes + 3)] {
+            let mut b = GpuBackend::with_options(ctx.clone(), GpuOptions { max_weight_binding: limit }).unwrap();
+            for (rows, n) in [(67, 1), (37, 1), (67, 3)] {
+                let w = b.upload(&desc(ty, rows, cols), &random_weight(&mut rng, ty, rows, cols)).unwrap();
+                let (x, bias) = (tensor(&mut b, &rng.vec(n * cols)), f32_weight(&mut b, &rng.vec(rows)));
+                let (fused, plain) = (b.alloc(n * rows).unwrap(), b.alloc(n * rows).unwrap());
+                b.matmul_bias(&w, &x, &fused, n, &bias, rows).unwrap();
+                b.matmul(&w, &x, &plain, n).unwrap();
+                b.add_bias(&plain, &bias, n, rows).unwrap();
+                let (got, want) = (b.read(&fused, 0, n * rows).unwrap(), b.read(&plain, 0, n * rows).unwrap());
+                let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+                assert!(same, "{ty:?} rows={rows} n={n} limit={limit:?}: fused {got:?} vs {want:?}");
+            }
+        }
+    }
+}
+
+#[test]
 fn rope_store_kv_fused_equals_rope_then_copies() {
     let mut b = backend();
     let mut rng = Rng(22);

@@ -162,6 +162,33 @@ impl GpuBackend {
         Ok(())
     }
 
+    /// [`crate::backend::Backend::matmul_bias`]: one token through the decode matvec with the
+    /// bias added as it writes; anything else (several tokens, the tiled path) as the default,
+    /// the product then [`crate::backend::Backend::add_bias`].
+    pub(super) fn matmul_bias_fused(&mut self, w: &GpuWeight, x: &GpuTensor, out: &GpuTensor, n: usize, bias: &GpuWeight, rows: usize) -> Result<(), BackendError> {
+        const OP: &str = "matmul_bias";
+        if n != 1 || rows != w.rows || !supported(w.ty) || w.cols % 8 != 0 {
+            self.matmul_weight(w, x, out, n)?;
+            return crate::backend::Backend::add_bias(self, out, bias, n, rows);
+        }
+        let b = self.f32_vector(OP, bias, rows)?;
+        distinct(OP, x, out)?;
+        check_len(OP, "x", x, w.cols)?;
+        check_len(OP, "out", out, w.rows)?;
+        let max = self.ctx.limits.max_compute_workgroups_per_dimension;
+        let tpr = matvec_tpr(w.ty, w.cols);
+        let (cols, all_rows) = (to_u32(OP, "cols", w.cols)?, to_u32(OP, "rows", w.rows)?);
+        let row_bytes = w.ty.bytes_for(w.cols as u64).unwrap_or(0);
+        for chunk in &w.chunks {
+            self.profiler.pending_weight_bytes = chunk.rows as u64 * row_bytes + chunk.rows as u64 * 4;
+            let params = [chunk.rows as u32, cols, 1, chunk.row0 as u32, all_rows, 0];
+            let bufs = [Bind { id: chunk.id, buf: &chunk.buf }, Bind::from(x), Bind::from(out), Bind { id: b.id, buf: &b.buf }];
+            let (gx, gy) = grid(OP, chunk.rows.div_ceil((64 / tpr) as usize), max)?;
+            self.dispatch(PipelineKey { op: Op::MatvecBias, ty: w.ty, variant: tpr }, &bufs, &params, None, (gx, gy, 1))?;
+        }
+        Ok(())
+    }
+
     pub(super) fn f32_vector<'w>(&self, op: &'static str, w: &'w GpuWeight, len: usize) -> Result<&'w WeightChunk, BackendError> {
         if w.ty != GgmlType::F32 {
             return Err(BackendError::UnsupportedType { op, ty: w.ty });

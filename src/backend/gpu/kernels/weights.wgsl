@@ -37,6 +37,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read> tokens: array<u32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;  // matvec_bias only: one per row
 
 // Bytes of one weight row (p.cols elements, whole blocks).
 fn row_bytes() -> u32 { return (p.cols / BLOCK_ELEMS) * BLOCK_BYTES; }
@@ -84,9 +85,11 @@ fn unit_dot(row_byte: u32, u: u32, xi: u32) -> f32 {
 // work items, token = z ----
 var<workgroup> partial: array<f32, 256>;
 
-@compute @workgroup_size(WG)
-fn matvec(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-          @builtin(num_workgroups) nwg: vec3<u32>) {
+// The row this thread's group computes, its token, and the row's sum (valid in lane 0 of the
+// row's threads, for r < p.rows). Every thread of the workgroup must call it (it synchronises).
+struct RowSum { r: u32, t: u32, lane: u32, sum: f32 }
+
+fn matvec_row(lid: vec3<u32>, wid: vec3<u32>, nwg: vec3<u32>) -> RowSum {
     let r = (wid.x + wid.y * nwg.x) * (WG / TPR) + lid.x / TPR;
     let lane = lid.x % TPR;
     let t = wid.z;
@@ -104,8 +107,25 @@ fn matvec(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
         if (lane < s) { partial[lid.x] += partial[lid.x + s]; }
         workgroupBarrier();
     }
-    if (lane == 0u && r < p.rows) {
-        out[t * p.out_stride + p.row0 + r] = partial[lid.x];
+    return RowSum(r, t, lane, partial[lid.x]);
+}
+
+@compute @workgroup_size(WG)
+fn matvec(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+          @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = matvec_row(lid, wid, nwg);
+    if (o.lane == 0u && o.r < p.rows) {
+        out[o.t * p.out_stride + p.row0 + o.r] = o.sum;
+    }
+}
+
+// matvec, then out += bias in the same write (add_bias.wgsl's one addition: the same bits).
+@compute @workgroup_size(WG)
+fn matvec_bias(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = matvec_row(lid, wid, nwg);
+    if (o.lane == 0u && o.r < p.rows) {
+        out[o.t * p.out_stride + p.row0 + o.r] = o.sum + bias[p.row0 + o.r];
     }
 }
 
