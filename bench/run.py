@@ -131,12 +131,16 @@ def hearth_gpu_profile(hearth, model, reps, pps, tg, cap):
 def llama_vulkan(llama_bench, path, reps, pps, tg, cap):
     """llama.cpp's Vulkan backend (llama-bench -ngl 99) on the same Vulkan device, same prompt
     sizes and decode count; then one decode graph under GGML_VK_PERF_LOGGER to count its
-    dispatches per token (one timestamp per enqueued node; a fused group counts once)."""
+    dispatches per token (one timestamp per enqueued node; a fused group counts once).
+    llama.cpp skips CPU-type Vulkan devices (lavapipe) unless GGML_VK_VISIBLE_DEVICES names them,
+    and then runs on the CPU without saying so in its JSON: the device is named here (VK_DEVICE,
+    default 0, the one Hearth's wgpu picks on this machine) and a run that found none is an error."""
+    env = {"GGML_VK_VISIBLE_DEVICES": os.environ.get("VK_DEVICE", "0")}
     cmd = [llama_bench, "-m", str(path), "-ngl", "99", "-t", "1", "-r", str(reps), "-o", "json",
            "-p", ",".join(map(str, pps)), "-n", str(tg)]
-    out, wall = sh(cmd, cap)
+    out, wall = sh(cmd, cap, env=env)
     rows = json.loads(out)
-    r = {"engine": "llama.cpp-vulkan", "wall_s": wall, "cmd": " ".join(cmd)}
+    r = {"engine": "llama.cpp-vulkan", "wall_s": wall, "cmd": f"GGML_VK_VISIBLE_DEVICES={env['GGML_VK_VISIBLE_DEVICES']} " + " ".join(cmd)}
     for row in rows:
         k = f"pp{row['n_prompt']}" if row["n_gen"] == 0 else f"tg{row['n_gen']}"
         r[k] = row["avg_ts"]
@@ -144,8 +148,10 @@ def llama_vulkan(llama_bench, path, reps, pps, tg, cap):
         r["backend"] = f"{row.get('backends')} {row.get('gpu_info')}"
     p = subprocess.run([llama_bench, "-m", str(path), "-ngl", "99", "-t", "1", "-r", "1", "-p", "0", "-n", "1",
                         "--no-warmup"], cwd=REPO, capture_output=True, text=True, timeout=cap,
-                       env={**os.environ, "GGML_VK_PERF_LOGGER": "1"})
+                       env={**os.environ, **env, "GGML_VK_PERF_LOGGER": "1"})
     r["device"] = [l for l in p.stderr.splitlines() if l.startswith("ggml_vulkan:")]
+    if not any(re.match(r"ggml_vulkan: \d+ = ", l) for l in r["device"]):
+        raise RuntimeError(f"llama.cpp found no Vulkan device (it would have run on the CPU): {r['device']}")
     # The last "Vulkan Timings" block is the one-token decode graph.
     block = p.stderr.rsplit("Vulkan Timings:", 1)[-1] if "Vulkan Timings:" in p.stderr else ""
     ops = {m.group(1).strip(): int(m.group(2)) for m in re.finditer(r"^(.+?): (\d+) x [\d.e+-]+ us", block, re.M)}

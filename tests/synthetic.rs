@@ -312,3 +312,44 @@ fn broken_split_models_are_refused_with_clear_errors() {
         assert!(err.to_string().contains(text), "{what}: {err}");
     }
 }
+
+/// Where memory is capped (the CPU backend in wasm32: 4 GiB), a model whose weights + KV cache
+/// + working memory exceed the cap is refused from its header, before any weight arrives
+/// (`UNSUPPORTED_MODEL` with the figures); one that fits exactly loads. For a split model the
+/// part whose weights cross the cap is refused at its own header.
+#[test]
+fn a_model_larger_than_the_memory_cap_is_refused_at_its_header() {
+    let doc = doc();
+    let m = doc.models.iter().find(|m| m.name == "qwen3_q8_0").expect("recipe");
+    let bytes = build_gguf(m);
+    let h = parse_header(&bytes).expect("header");
+    let weights: u64 = h.tensors.iter().map(|t| t.n_bytes).sum();
+    let probe = load(&bytes, CpuBackend::new(), doc.n_ctx);
+    let c = probe.config();
+    let kv = (doc.n_ctx * c.kv_dim() * 2 * 4 * c.n_layer) as u64;
+    drop(probe);
+    let need = weights + kv + hearth::engine::MEMORY_HEADROOM;
+    let loader = |cap: u64| {
+        let mut l = Loader::new(CpuBackend::new(), ModelOptions { n_ctx: doc.n_ctx, n_batch: 64 });
+        l.set_memory_cap(Some(cap));
+        l
+    };
+    // One byte short: refused on the header's bytes alone.
+    let mut l = loader(need - 1);
+    let e = l.feed(&bytes[..h.data_offset as usize]).expect_err("refused at the header");
+    assert_eq!(e.code(), "UNSUPPORTED_MODEL", "{e}");
+    assert!(e.to_string().contains("GiB of KV cache for 256 tokens"), "{e}");
+    // Exactly enough: loads.
+    let mut l = loader(need);
+    l.feed(&bytes).expect("fits");
+    l.finish().expect("loads");
+    // Split: the first part fits, the parts together do not: refused at the crossing part's header.
+    let parts = split_gguf(&bytes, 10);
+    let first: u64 = parse_header(&parts[0]).expect("part 1").tensors.iter().map(|t| t.n_bytes).sum();
+    let mut l = loader(first + kv + hearth::engine::MEMORY_HEADROOM);
+    l.feed(&parts[0]).expect("part 1 fits");
+    l.next_part().expect("next part");
+    let e = l.feed(&parts[1]).expect_err("part 2 crosses the cap");
+    assert_eq!(e.code(), "UNSUPPORTED_MODEL", "{e}");
+    assert!(e.to_string().contains("in the parts so far"), "{e}");
+}

@@ -176,6 +176,14 @@ pub trait Backend {
     /// Human-readable backend description (`"cpu (8 threads)"`, `"webgpu: llvmpipe"`).
     fn describe(&self) -> String;
 
+    /// The most bytes of weights, KV cache and working memory this backend can hold, when it
+    /// has a hard cap the loader can check from the GGUF header before the weights arrive: the
+    /// CPU backend in wasm32 keeps everything in the 4 GiB linear memory. `None`: no fixed cap
+    /// (native memory, GPU buffers).
+    fn memory_cap(&self) -> Option<u64> {
+        None
+    }
+
     /// Uploads one GGUF tensor's bytes (exactly `desc.ty.bytes_for(elems)` bytes).
     fn upload(&mut self, desc: &WeightDesc, bytes: &[u8]) -> Result<Self::Weight, BackendError>;
     /// Uploads a tensor as the streaming loader assembled it (pieces in order; the backend may

@@ -113,7 +113,15 @@ pub struct Loader<B: Backend> {
     directory: Vec<TensorInfo>,
     /// Bytes of the parts finished before the current one.
     bytes_before: u64,
+    /// Bytes of weights in every tensor directory seen so far (all parts).
+    weight_bytes: u64,
+    /// The memory cap checked at each header ([`Backend::memory_cap`] unless overridden).
+    memory_cap: Option<u64>,
 }
+
+/// What a model needs beyond its weights and KV cache where memory is capped: activations,
+/// the tokenizer, the loader's pieces, the allocator's slack.
+pub const MEMORY_HEADROOM: u64 = 256 << 20;
 
 impl<B: Backend + 'static> Loader<B> {
     pub fn new(backend: B, opts: ModelOptions) -> Self {
@@ -129,7 +137,48 @@ impl<B: Backend + 'static> Loader<B> {
             part_header: None,
             directory: Vec::new(),
             bytes_before: 0,
+            weight_bytes: 0,
+            memory_cap: None,
         }
+        .with_backend_cap()
+    }
+
+    fn with_backend_cap(mut self) -> Self {
+        self.memory_cap = self.backend.memory_cap();
+        self
+    }
+
+    /// Overrides the backend's memory cap (tests; `None`: unchecked).
+    pub fn set_memory_cap(&mut self, cap: Option<u64>) {
+        self.memory_cap = cap;
+    }
+
+    /// Refuses, from the headers seen so far, a model whose weights (all parts so far) plus KV
+    /// cache plus [`MEMORY_HEADROOM`] exceed the backend's memory cap: before the weights
+    /// download, never an out-of-memory failure half-way.
+    fn check_memory(&self) -> Result<(), EngineError> {
+        let (Some(cap), Some(r)) = (self.memory_cap, &self.ready) else { return Ok(()) };
+        let c = &r.config;
+        let kv = (self.opts.n_ctx as u64).saturating_mul(c.kv_dim() as u64).saturating_mul(2 * 4).saturating_mul(c.n_layer as u64);
+        let need = self.weight_bytes.saturating_add(kv).saturating_add(MEMORY_HEADROOM);
+        if need <= cap {
+            return Ok(());
+        }
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        Err(ModelError::Unsupported {
+            key: "memory".into(),
+            detail: format!(
+                "the model needs {:.2} GiB ({:.2} GiB of weights{} + {:.2} GiB of KV cache for {} tokens + {:.2} GiB working memory), more than this backend's {:.2} GiB (the CPU backend in the browser holds everything in 4 GiB of wasm32 memory): use the WebGPU backend, a smaller quantization or a shorter context",
+                gib(need),
+                gib(self.weight_bytes),
+                if self.parts.split().is_some() { " in the parts so far" } else { "" },
+                gib(kv),
+                self.opts.n_ctx,
+                gib(MEMORY_HEADROOM),
+                gib(cap)
+            ),
+        }
+        .into())
     }
 
     /// Declares the file's total size in bytes (a file's length, an HTTP `Content-Length`,
@@ -212,10 +261,11 @@ impl<B: Backend + 'static> Loader<B> {
         if split.is_some() {
             self.directory.extend(header.tensors.iter().cloned());
         }
+        self.weight_bytes = header.tensors.iter().fold(self.weight_bytes, |a, t| a.saturating_add(t.n_bytes));
         if self.ready.is_some() {
             // A later part: its keys and names were checked by `parts`; the directory of all
             // parts is checked against the configuration at `finish`.
-            return Ok(());
+            return self.check_memory();
         }
         // A split model's first part holds only some tensors: its directory is checked whole
         // at `finish`.
@@ -230,7 +280,7 @@ impl<B: Backend + 'static> Loader<B> {
             }
         }
         self.ready = Some(Ready { header, config, tokenizer, template });
-        Ok(())
+        self.check_memory()
     }
 
     fn on_tensor(&mut self, index: usize, bytes: TensorBytes) -> Result<(), EngineError> {

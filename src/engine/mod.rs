@@ -19,7 +19,7 @@ mod stop;
 #[cfg(not(target_arch = "wasm32"))]
 pub use load::load_file;
 pub use constraint::Constraint;
-pub use load::{LoadProgress, Loader};
+pub use load::{LoadProgress, Loader, MEMORY_HEADROOM};
 pub use sampler::{Sampler, SamplerParams};
 pub use sampler_check::{MAX_TEMPERATURE, MAX_TOKENS_LIMIT};
 

@@ -119,6 +119,12 @@ impl Backend for CpuBackend {
     type Tensor = CpuTensor;
     type Weight = CpuWeight;
 
+    /// wasm32: the weights (in their block format), the KV cache and every buffer live in the
+    /// instance's linear memory, at most 4 GiB.
+    fn memory_cap(&self) -> Option<u64> {
+        cfg!(target_arch = "wasm32").then_some(1 << 32)
+    }
+
     fn describe(&self) -> String {
         format!("cpu ({} threads)", ops::threads())
     }
