@@ -2,9 +2,10 @@
 //! shader-f16, no subgroups): a shader that fails to parse or validate fails `cargo test`,
 //! on any machine, GPU or not.
 //!
-//! Each file is one kernel, except the weight-reading kernels: `weights.wgsl` (matvec,
-//! matmul, embed) is compiled followed by one `dequant_*.wgsl` per block family, exactly as
-//! `src/backend/gpu/pipelines.rs` concatenates them, so each such pair is validated.
+//! Each kernel is validated exactly as its pipeline compiles it (`kernel_source`: the
+//! weight-reading kernels are `weights.wgsl` followed by one `dequant_*.wgsl` per block family;
+//! the RMS norms and RoPE kernels get `norm_common.wgsl` / `rope_common.wgsl` prepended), and
+//! every `.wgsl` file in the kernels directory must be part of some pipeline.
 
 use std::path::Path;
 
@@ -22,32 +23,29 @@ fn validate(name: &str, src: &str) -> Result<(), String> {
 
 #[test]
 fn every_wgsl_kernel_validates() {
+    use hearth::backend::gpu::{kernel_source, Op, WEIGHT_KERNELS};
+    use std::collections::BTreeMap;
+    // label ("norm_common+rms_norm", "weights+dequant_q4", …) → code: each distinct source once.
+    let mut sources = BTreeMap::new();
+    for &op in Op::ALL {
+        let types: Vec<_> = if op.reads_weights() { WEIGHT_KERNELS.iter().map(|k| k.ty).collect() } else { vec![hearth::quant::GgmlType::F32] };
+        for ty in types {
+            let (label, code, _) = kernel_source(op, ty).unwrap_or_else(|e| panic!("{op:?} {ty:?}: {e}"));
+            sources.insert(label, code);
+        }
+    }
+    let failures: Vec<String> = sources.iter().filter_map(|(label, code)| validate(label, code).err()).collect();
+    assert!(failures.is_empty(), "invalid kernels:\n{}", failures.join("\n"));
+    // No kernel file outside every pipeline (it would go unvalidated).
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/backend/gpu/kernels");
-    let weights = std::fs::read_to_string(dir.join("weights.wgsl")).expect("weights.wgsl");
-    let (mut alone, mut families) = (0, 0);
-    let mut failures = Vec::new();
+    let used: Vec<&str> = sources.keys().flat_map(|l| l.split('+')).collect();
     for entry in std::fs::read_dir(&dir).expect("kernels directory") {
         let path = entry.expect("dir entry").path();
         if path.extension().and_then(|e| e.to_str()) != Some("wgsl") {
             continue;
         }
-        let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_string();
-        let src = std::fs::read_to_string(&path).expect("read kernel");
-        if file == "weights.wgsl" {
-            continue; // validated with each dequant_*.wgsl
-        }
-        let result = if file.starts_with("dequant_") {
-            families += 1;
-            validate(&format!("weights.wgsl + {file}"), &format!("{weights}\n{src}"))
-        } else {
-            alone += 1;
-            validate(&file, &src)
-        };
-        if let Err(e) = result {
-            failures.push(e);
-        }
+        let stem = path.file_stem().and_then(|f| f.to_str()).unwrap_or_default();
+        assert!(used.contains(&stem), "{stem}.wgsl is in no pipeline's source");
     }
-    assert!(failures.is_empty(), "invalid kernels:\n{}", failures.join("\n"));
-    assert!(alone >= 10, "expected every single-file kernel, found {alone}");
-    assert!(families >= 6, "expected every dequant_*.wgsl family, found {families}");
+    assert!(sources.len() >= 16, "expected every kernel, found {}", sources.len());
 }

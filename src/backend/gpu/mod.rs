@@ -25,7 +25,7 @@ mod tests;
 
 pub use context::{GpuContext, GpuFeatures};
 pub use profile::{GpuProfile, OpProfile};
-pub use pipelines::{Op, PipelineKey, WeightKernel, WEIGHT_KERNELS};
+pub use pipelines::{kernel_source, Op, PipelineKey, WeightKernel, WEIGHT_KERNELS};
 pub use weights::GpuWeight;
 
 use crate::backend::{Activation, AttnParams, Backend, BackendError, RopeExt, RopeParams, RopeStore, WeightDesc};

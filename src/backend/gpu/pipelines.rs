@@ -38,6 +38,28 @@ pub enum Op {
     RopeKv,
 }
 
+impl Op {
+    /// Every op (the WGSL validation test, `tests/wgsl_validate.rs`, compiles each one's source).
+    pub const ALL: &'static [Op] = &[
+        Op::Matvec, Op::MatvecBias, Op::Matmul, Op::Embed, Op::RmsNorm, Op::Rope, Op::RopeFactors, Op::Attention,
+        Op::AddAssign, Op::Glu, Op::Scale, Op::Softcap, Op::AddBias, Op::Copy, Op::ArgmaxPartials, Op::ArgmaxFinish,
+        Op::AddRmsNorm, Op::RopeKv,
+    ];
+
+    /// Whether the op reads a quantized weight (its source depends on the block format).
+    pub fn reads_weights(self) -> bool {
+        matches!(self, Op::Matvec | Op::MatvecBias | Op::Matmul | Op::Embed)
+    }
+}
+
+/// The WGSL `op` compiles for weight format `ty` (ignored by ops that read no weight), exactly
+/// as its pipeline gets it (shared files prepended): `(label, code, entry point)`. For tests
+/// that validate every kernel without a GPU.
+pub fn kernel_source(op: Op, ty: GgmlType) -> Result<(&'static str, &'static str, &'static str), BackendError> {
+    let s = source(PipelineKey { op, ty, variant: 0 })?;
+    Ok((s.file, s.code, s.entry))
+}
+
 /// What a pipeline is specialised for: the op, the weight block type (F32 for ops without a
 /// weight) and an op-specific variant (threads per row for matvec, GELU for glu).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
