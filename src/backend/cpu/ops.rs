@@ -397,37 +397,33 @@ fn rotate(x: &mut [f32], sin_cos: &[(f32, f32)], neox: bool) {
     }
 }
 
+/// Tokens per attention task in a prefill: with the `group` heads of one KV head, the tile of
+/// queries that loads each K and V row once (`kernels::attend`).
+const ATTN_TOKENS: usize = 8;
+
 /// Causal attention for every (token, head) pair; see [`super::super::Backend::attention`].
+/// Tasks: a prefill's tiles of [`ATTN_TOKENS`] tokens × one KV head's query heads, the last
+/// tokens (the most keys) first; a batch of at most `ATTN_TOKENS` tokens (decode) splits by
+/// query head instead, so threads still share it. A query's result does not depend on the
+/// split (`kernels/attention.rs`).
 pub fn attention(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], p: &AttnParams) {
-    let hd = p.head_dim;
-    let group = p.n_head / p.n_head_kv;
-    let kv_stride = p.n_head_kv * hd;
-    for_chunks(out, hd, |i, o| {
-        let (t, h) = (i / p.n_head, i % p.n_head);
-        let pos = p.pos0 + t;
-        let start = match p.window {
-            Some(w) if w > 0 => (pos + 1).saturating_sub(w),
-            _ => 0,
-        };
-        let qh = &q[i * hd..(i + 1) * hd];
-        let kvh = (h / group) * hd;
-        let mut scores: Vec<f32> = (start..=pos)
-            .map(|j| {
-                let s = dot_f32(qh, &k[j * kv_stride + kvh..j * kv_stride + kvh + hd]) * p.scale;
-                match p.softcap {
-                    Some(c) => c * (s / c).tanh(),
-                    None => s,
-                }
-            })
-            .collect();
-        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum = super::vmath::exp_shifted(&mut scores, max);
-        o.iter_mut().for_each(|x| *x = 0.0);
-        for (j, s) in (start..=pos).zip(&scores) {
-            let w = s / sum;
-            let vj = &v[j * kv_stride + kvh..j * kv_stride + kvh + hd];
-            o.iter_mut().zip(vj).for_each(|(a, b)| *a += w * b);
-        }
+    let (hd, n) = (p.head_dim, p.n_tokens);
+    if hd == 0 || n == 0 || p.n_head == 0 || p.n_head_kv == 0 {
+        return;
+    }
+    let heads = if n > ATTN_TOKENS { p.n_head / p.n_head_kv } else { 1 };
+    let head_tiles = p.n_head / heads;
+    let token_tiles = n.div_ceil(ATTN_TOKENS);
+    let out = Shared::new(out);
+    for_tasks(token_tiles * head_tiles, |i| {
+        let (tt, ht) = (token_tiles - 1 - i / head_tiles, i % head_tiles);
+        let tokens = tt * ATTN_TOKENS..((tt + 1) * ATTN_TOKENS).min(n);
+        let (h0, h1) = (ht * heads, (ht + 1) * heads);
+        kernels::attend(q, k, v, p, tokens, h0..h1, |t, o| {
+            let start = (t * p.n_head + h0) * hd;
+            // SAFETY: each task writes its own tokens' rows of its own heads.
+            unsafe { out.range(start, start + o.len()) }.copy_from_slice(o);
+        });
     });
 }
 

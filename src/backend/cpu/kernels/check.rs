@@ -8,7 +8,9 @@
 //! dot product that cancels to near zero is not judged by its tiny result). The integer
 //! sums are exact; only the f32 scale products and their order may differ.
 
+use super::attention::{attention_reference, attention_tiled, machines, Machine};
 use super::q8::{quantize_block, Q8_BLOCK};
+use crate::backend::AttnParams;
 use super::{dot_q8_fn, dot_q8_rows_fn, dot_q8_scalar_fn, dot_q8_tile_fn, dot_q8_tile_rows_fn, dot_q8x4_fn, quantize_block_fast, Q8Acts, Q8Tiles, TILE_ROWS};
 use crate::quant::synth::{random_weight, Rng};
 use crate::quant::{dequantize, FORMATS};
@@ -158,6 +160,62 @@ pub fn check_quantize(seed: u64) -> KernelCheck {
     }
 }
 
+/// Attention shapes of [`check_attention`]: (head_dim, heads, KV heads, tokens, pos0, window,
+/// softcap). Head sizes with and without a SIMD tail, GQA ratios 1, 3 and 7, sliding windows
+/// shorter and longer than a key block, Gemma's soft-capping, batches after a cached prefix.
+pub(super) const ATTN_SHAPES: &[(usize, usize, usize, usize, usize, Option<usize>, Option<f32>)] = &[
+    (64, 9, 3, 13, 0, None, None),
+    (64, 14, 2, 37, 29, None, None),
+    (128, 3, 3, 9, 40, Some(5), None),
+    (72, 7, 1, 1, 70, None, Some(20.0)),
+    (100, 6, 2, 21, 3, Some(40), Some(30.0)),
+    (3, 2, 1, 5, 0, None, None),
+];
+
+/// Random `q`, K cache and V cache for `p` (values in [−2, 2); K scaled so that scores spread).
+pub(super) fn attention_inputs(rng: &mut Rng, p: &AttnParams) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let kv = (p.pos0 + p.n_tokens) * p.n_head_kv * p.head_dim;
+    let mut v = |n: usize, s: f32| (0..n).map(|_| rng.f() * s).collect::<Vec<f32>>();
+    (v(p.n_tokens * p.n_head * p.head_dim, 2.0), v(kv, 2.0), v(kv, 2.0))
+}
+
+/// The parameters of one [`ATTN_SHAPES`] row.
+pub(super) fn attention_params(shape: (usize, usize, usize, usize, usize, Option<usize>, Option<f32>)) -> AttnParams {
+    let (head_dim, n_head, n_head_kv, n_tokens, pos0, window, softcap) = shape;
+    AttnParams { n_tokens, pos0, n_head, n_head_kv, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), window, softcap }
+}
+
+/// Checks this build's attention kernels: every machine against [`attention_reference`]
+/// (kernel `"attention"`; error `max |got − want| / max |v|`, tolerance 1e-5), and the fastest
+/// machine's result for each query computed alone against the same query in a tile of eight
+/// tokens × a whole GQA group (kernel `"attention_tile"`: the number of differing floats, which
+/// must be 0, as `tests/prefill_split.rs` needs). `ty` is the machine, `cols` the head size.
+pub fn check_attention(seed: u64) -> Vec<KernelCheck> {
+    let mut rng = Rng(seed | 1);
+    let mut out = Vec::new();
+    let all = machines();
+    let fastest = *all.last().unwrap_or(&Machine::Portable);
+    for &shape in ATTN_SHAPES {
+        let p = attention_params(shape);
+        let (q, k, v) = attention_inputs(&mut rng, &p);
+        let mut want = vec![0.0f32; q.len()];
+        attention_reference(&q, &k, &v, &mut want, &p);
+        let vmax = v.iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
+        let group = p.n_head / p.n_head_kv;
+        for &m in &all {
+            let got = attention_tiled(m, &q, &k, &v, &p, 8, group);
+            let err = got.iter().zip(&want).map(|(g, w)| (*g as f64 - *w as f64).abs()).fold(0.0, f64::max) / vmax;
+            out.push(KernelCheck { ty: format!("{m:?}"), kernel: "attention", cols: p.head_dim, error: err, tolerance: 1e-5, ok: err <= 1e-5 });
+            if m == fastest {
+                let alone = attention_tiled(m, &q, &k, &v, &p, 1, 1);
+                let differ = got.iter().zip(&alone).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                out.push(KernelCheck { ty: format!("{m:?}"), kernel: "attention_tile", cols: p.head_dim, error: differ as f64, tolerance: 0.0, ok: differ == 0 });
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -169,5 +227,10 @@ mod tests {
         }
         let q = super::check_quantize(7);
         assert!(q.ok, "{q:?}");
+        let a = super::check_attention(7);
+        assert!(a.len() >= 2 * super::ATTN_SHAPES.len(), "{a:?}");
+        for c in &a {
+            assert!(c.ok, "{c:?}");
+        }
     }
 }

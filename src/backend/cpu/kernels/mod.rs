@@ -16,17 +16,22 @@
 //! set its field in the format's row of that machine's table below; `tests.rs` and `check.rs`
 //! test every row against the references without further listing.
 
+mod attention;
 mod check;
 mod q8;
 mod reference;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd_wasm;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd_wasm_attn;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd_wasm_q8;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd_wasm_tile;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
+#[cfg(target_arch = "x86_64")]
+mod simd_x86_attn;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86_q8;
 #[cfg(target_arch = "x86_64")]
@@ -35,9 +40,12 @@ mod simd_x86_rows;
 mod simd_x86_tile;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_attention;
 mod tile;
 
-pub use check::{check_q8_kernels, check_quantize, KernelCheck};
+pub use attention::{attend, attention_reference, AttnScratch, KEY_BLOCK};
+pub use check::{check_attention, check_q8_kernels, check_quantize, KernelCheck};
 pub use q8::{DotQ8Fn, DotQ8x4Fn, Q8Acts, Q8Slice, Q8_BLOCK};
 pub use tile::{DotQ8RowsFn, DotQ8TileFn, DotQ8TileRowsFn, Q8Tile, Q8Tiles, TILE_ROWS};
 

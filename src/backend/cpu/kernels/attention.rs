@@ -1,0 +1,365 @@
+//! Causal attention over the f32 KV cache (layout `[pos][kv_head][head_dim]`), flash-attention
+//! style: a tile of queries that share one KV head (the heads of a GQA group × a few tokens)
+//! walks the keys in blocks of [`KEY_BLOCK`], so each K and V row is loaded once per tile, not
+//! once per query; the softmax is online (running max, sum and output rescaled per block), and
+//! all buffers are a thread's reusable [`AttnScratch`].
+//!
+//! **A query's result does not depend on its tile** (which tokens and heads it is computed
+//! with, so neither on how a prompt was split into batches nor on the thread count): key
+//! blocks are aligned to absolute positions (block `b` is keys `32b..32b+32`), a query visits
+//! exactly the blocks that hold one of its keys, and every block is computed over all its
+//! slots, the ones outside the query's window (or past the keys the tile read) as score `−∞`,
+//! weight 0. Each (query, key) dot and each output element has one fixed order of operations
+//! in every micro-kernel instance of a machine ([`AttnMachine`]). Only a zero weight times a
+//! V element of a key past the query's own position (inside its tile) is added where a
+//! query computed alone adds nothing: `a + 0·v = a` for finite `v` (up to the sign of a zero).
+//!
+//! Machines: AVX2 + FMA (`simd_x86_attn.rs`, detected at run time), SIMD128 (wasm,
+//! `simd_wasm_attn.rs`) and the portable one below. [`attention_reference`] is the
+//! per-(token, head) two-pass algorithm the CPU backend had before; the tests and the wasm
+//! check (`check.rs`) hold every machine to it.
+
+use crate::backend::AttnParams;
+use std::cell::RefCell;
+use std::ops::Range;
+
+/// Keys per block of the online softmax (blocks start at multiples of it).
+pub const KEY_BLOCK: usize = 32;
+
+/// One machine's micro-kernels. Every instance (any `MQ`, `MK`) must compute each
+/// (query, key) dot, and each output element, with the same operations in the same order.
+pub(super) trait AttnMachine {
+    /// `q_i · k_j` for `MQ` query rows and `MK` key rows of `hd` elements each (every row at
+    /// least `hd` long).
+    ///
+    /// # Safety
+    /// The CPU has the machine's features (all the trait's functions).
+    unsafe fn dots<const MQ: usize, const MK: usize>(q: [&[f32]; MQ], k: [&[f32]; MK], hd: usize) -> [[f32; MK]; MQ];
+    /// `acc_i[d] = acc_i[d]·alpha_i + Σ_{j<n} p_i[j]·v[off + j·stride + d]` for `d < hd`, `j` in
+    /// order (every `acc_i` at least `hd` long, every `p_i` at least `n`).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn accumulate<const MQ: usize>(acc: [&mut [f32]; MQ], alpha: [f32; MQ], p: [&[f32]; MQ], v: &[f32], off: usize, stride: usize, n: usize, hd: usize);
+}
+
+/// A thread's buffers for [`attend`]: scores, running max and sum, rescale factors, outputs.
+#[derive(Debug, Default)]
+pub struct AttnScratch {
+    s: Vec<f32>,
+    m: Vec<f32>,
+    l: Vec<f32>,
+    alpha: Vec<f32>,
+    acc: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<AttnScratch> = RefCell::new(AttnScratch::default());
+}
+
+/// First key position `pos` attends to.
+#[inline]
+fn window_start(pos: usize, window: Option<usize>) -> usize {
+    match window {
+        Some(w) if w > 0 => (pos + 1).saturating_sub(w),
+        _ => 0,
+    }
+}
+
+/// Attention of the queries of tokens `tokens` × heads `heads` (heads of one KV head) with
+/// this thread's scratch; calls `write(t, out)` once per token with its heads' outputs (`heads.len()
+/// · head_dim` floats, head-major). `q`, `k`, `v` as [`crate::backend::Backend::attention`]
+/// (lengths checked by the caller: `q` holds `p.n_tokens` tokens, the caches `p.pos0 + p.n_tokens` rows).
+///
+/// Panics if `heads` spans two KV heads or the ranges are out of bounds.
+pub fn attend(q: &[f32], k: &[f32], v: &[f32], p: &AttnParams, tokens: Range<usize>, heads: Range<usize>, write: impl FnMut(usize, &[f32])) {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        attend_on_machine(q, k, v, p, tokens, heads, &mut s, write)
+    })
+}
+
+/// The machines this build has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Machine {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    Simd128,
+}
+
+/// The machines this CPU can run, the fastest last.
+pub(super) fn machines() -> Vec<Machine> {
+    #[allow(unused_mut)]
+    let mut m = vec![Machine::Portable];
+    #[cfg(target_arch = "x86_64")]
+    if super::simd_x86::has_avx2_fma_f16c() {
+        m.push(Machine::Avx2);
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    m.push(Machine::Simd128);
+    m
+}
+
+/// [`attend`] with the given scratch, on this machine's fastest kernels.
+#[allow(clippy::too_many_arguments)]
+fn attend_on_machine(q: &[f32], k: &[f32], v: &[f32], p: &AttnParams, tokens: Range<usize>, heads: Range<usize>, s: &mut AttnScratch, write: impl FnMut(usize, &[f32])) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd_x86::has_avx2_fma_f16c() {
+        return attend_as(Machine::Avx2, q, k, v, p, tokens, heads, s, write);
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return attend_as(Machine::Simd128, q, k, v, p, tokens, heads, s, write);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    attend_as(Machine::Portable, q, k, v, p, tokens, heads, s, write)
+}
+
+/// [`attend`] on machine `m`, which must be one of [`machines`] (panics otherwise).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn attend_as(m: Machine, q: &[f32], k: &[f32], v: &[f32], p: &AttnParams, tokens: Range<usize>, heads: Range<usize>, s: &mut AttnScratch, write: impl FnMut(usize, &[f32])) {
+    match m {
+        // SAFETY: the portable machine needs no feature.
+        Machine::Portable => unsafe { attend_with::<Portable>(q, k, v, p, tokens, heads, s, write) },
+        #[cfg(target_arch = "x86_64")]
+        Machine::Avx2 => {
+            assert!(super::simd_x86::has_avx2_fma_f16c(), "this CPU has no AVX2 + FMA");
+            // SAFETY: the CPU has AVX2 and FMA (asserted).
+            unsafe { super::simd_x86_attn::attend_avx2(q, k, v, p, tokens, heads, s, write) }
+        }
+        // SAFETY: SIMD128 is compiled in (the variant's cfg).
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Machine::Simd128 => unsafe { attend_with::<super::simd_wasm_attn::Simd128>(q, k, v, p, tokens, heads, s, write) },
+    }
+}
+
+/// Every query of `p` on machine `m`, single-threaded, in tiles of `tile_tokens` tokens ×
+/// `tile_heads` heads (`tile_heads` divides the GQA group); `q`, `k`, `v` as [`attend`].
+pub(super) fn attention_tiled(m: Machine, q: &[f32], k: &[f32], v: &[f32], p: &AttnParams, tile_tokens: usize, tile_heads: usize) -> Vec<f32> {
+    let hd = p.head_dim;
+    let mut out = vec![0.0f32; p.n_tokens * p.n_head * hd];
+    let mut s = AttnScratch::default();
+    for t0 in (0..p.n_tokens).step_by(tile_tokens.max(1)) {
+        for h0 in (0..p.n_head).step_by(tile_heads.max(1)) {
+            let (t1, h1) = ((t0 + tile_tokens).min(p.n_tokens), (h0 + tile_heads).min(p.n_head));
+            attend_as(m, q, k, v, p, t0..t1, h0..h1, &mut s, |t, o| {
+                let start = (t * p.n_head + h0) * hd;
+                out[start..start + o.len()].copy_from_slice(o);
+            });
+        }
+    }
+    out
+}
+
+/// The block algorithm (module docs) on machine `M`.
+///
+/// # Safety
+/// The CPU has `M`'s features.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn attend_with<M: AttnMachine>(q: &[f32], k: &[f32], v: &[f32], p: &AttnParams, tokens: Range<usize>, heads: Range<usize>, sc: &mut AttnScratch, mut write: impl FnMut(usize, &[f32])) {
+    let hd = p.head_dim;
+    let (nh, nt) = (heads.len(), tokens.len());
+    if nh == 0 || nt == 0 || hd == 0 {
+        return;
+    }
+    let group = p.n_head / p.n_head_kv;
+    let kvh = heads.start / group;
+    assert!(heads.end <= p.n_head && (heads.end - 1) / group == kvh && tokens.end <= p.n_tokens, "attention tile out of range");
+    let kv_stride = p.n_head_kv * hd;
+    let koff = kvh * hd;
+    let nq = nh * nt;
+    sc.s.clear();
+    sc.s.resize(nq * KEY_BLOCK, 0.0);
+    sc.m.clear();
+    sc.m.resize(nq, f32::NEG_INFINITY);
+    sc.l.clear();
+    sc.l.resize(nq, 0.0);
+    sc.alpha.clear();
+    sc.alpha.resize(nq, 0.0);
+    sc.acc.clear();
+    sc.acc.resize(nq * hd, 0.0);
+    // Query i = (token tokens.start + i / nh, head heads.start + i % nh).
+    let q_row = |i: usize| {
+        let (t, h) = (tokens.start + i / nh, heads.start + i % nh);
+        &q[(t * p.n_head + h) * hd..(t * p.n_head + h + 1) * hd]
+    };
+    let pos_of = |t: usize| p.pos0 + t;
+    let (first, last) = (pos_of(tokens.start), pos_of(tokens.end - 1));
+    for b in window_start(first, p.window) / KEY_BLOCK..=last / KEY_BLOCK {
+        let lo = b * KEY_BLOCK;
+        // Tokens with a key in this block: position ≥ lo and window start < lo + KEY_BLOCK
+        // (both grow with the token, so they are a range).
+        let ta = tokens.start.max(lo.saturating_sub(p.pos0));
+        let mut tb = ta;
+        while tb < tokens.end && window_start(pos_of(tb), p.window) < lo + KEY_BLOCK {
+            tb += 1;
+        }
+        if ta >= tb {
+            continue;
+        }
+        let hi = (lo + KEY_BLOCK).min(pos_of(tb - 1) + 1);
+        let qa = (ta - tokens.start) * nh;
+        let qb = (tb - tokens.start) * nh;
+        // Raw dots of the active queries with keys lo..hi.
+        let key = |j: usize| &k[j * kv_stride + koff..j * kv_stride + koff + hd];
+        let mut i = qa;
+        while i < qb {
+            let mq = (qb - i).min(4);
+            let mut j = lo;
+            while j < hi {
+                let mk = (hi - j).min(2);
+                macro_rules! tile {
+                    ($mq:literal, $mk:literal) => {{
+                        // SAFETY: the caller's (M's features).
+                        let d = unsafe { M::dots::<$mq, $mk>(std::array::from_fn(|a| q_row(i + a)), std::array::from_fn(|c| key(j + c)), hd) };
+                        for (a, row) in d.iter().enumerate() {
+                            sc.s[(i + a) * KEY_BLOCK + j - lo..][..$mk].copy_from_slice(row);
+                        }
+                    }};
+                }
+                match (mq, mk) {
+                    (4, 2) => tile!(4, 2),
+                    (4, _) => tile!(4, 1),
+                    (3, 2) => tile!(3, 2),
+                    (3, _) => tile!(3, 1),
+                    (2, 2) => tile!(2, 2),
+                    (2, _) => tile!(2, 1),
+                    (_, 2) => tile!(1, 2),
+                    _ => tile!(1, 1),
+                }
+                j += mk;
+            }
+            i += mq;
+        }
+        // Online softmax per active query, over every slot of the block.
+        for i in qa..qb {
+            let pos = pos_of(tokens.start + i / nh);
+            let first_key = window_start(pos, p.window);
+            let row = &mut sc.s[i * KEY_BLOCK..(i + 1) * KEY_BLOCK];
+            for (slot, x) in row.iter_mut().enumerate() {
+                let j = lo + slot;
+                *x = if j < first_key || j > pos {
+                    f32::NEG_INFINITY
+                } else {
+                    let s = *x * p.scale;
+                    match p.softcap {
+                        Some(c) => c * (s / c).tanh(),
+                        None => s,
+                    }
+                };
+            }
+            let m_new = row.iter().copied().fold(sc.m[i], f32::max);
+            let alpha = super::super::vmath::exp(sc.m[i] - m_new);
+            let sum = super::super::vmath::exp_block(row, m_new);
+            sc.l[i] = sc.l[i] * alpha + sum;
+            sc.m[i] = m_new;
+            sc.alpha[i] = alpha;
+        }
+        // Weighted V rows lo..hi into the active queries' outputs.
+        let (acc, s) = (&mut sc.acc[qa * hd..qb * hd], &sc.s);
+        let mut rows = acc.chunks_exact_mut(hd);
+        let mut i = qa;
+        while i < qb {
+            let mq = (qb - i).min(4);
+            macro_rules! acc {
+                ($mq:literal) => {{
+                    let a: [&mut [f32]; $mq] = std::array::from_fn(|_| rows.next().expect("one output row per query"));
+                    let alpha: [f32; $mq] = std::array::from_fn(|c| sc.alpha[i + c]);
+                    let pr: [&[f32]; $mq] = std::array::from_fn(|c| &s[(i + c) * KEY_BLOCK..(i + c + 1) * KEY_BLOCK]);
+                    // SAFETY: the caller's (M's features).
+                    unsafe { M::accumulate::<$mq>(a, alpha, pr, v, lo * kv_stride + koff, kv_stride, hi - lo, hd) };
+                }};
+            }
+            match mq {
+                4 => acc!(4),
+                3 => acc!(3),
+                2 => acc!(2),
+                _ => acc!(1),
+            }
+            i += mq;
+        }
+    }
+    for (i, row) in sc.acc.chunks_exact_mut(hd).enumerate() {
+        let l = sc.l[i];
+        row.iter_mut().for_each(|x| *x /= l);
+    }
+    for (t, out) in tokens.zip(sc.acc.chunks_exact(nh * hd)) {
+        write(t, out);
+    }
+}
+
+/// The portable machine: eight scalar partial sums per dot (summed as a tree), no fused
+/// multiply-adds; the compiler may vectorise it, which changes no result.
+pub(super) struct Portable;
+
+impl AttnMachine for Portable {
+    #[inline(always)]
+    unsafe fn dots<const MQ: usize, const MK: usize>(q: [&[f32]; MQ], k: [&[f32]; MK], hd: usize) -> [[f32; MK]; MQ] {
+        std::array::from_fn(|a| std::array::from_fn(|c| dot_portable(&q[a][..hd], &k[c][..hd])))
+    }
+
+    #[inline(always)]
+    unsafe fn accumulate<const MQ: usize>(acc: [&mut [f32]; MQ], alpha: [f32; MQ], p: [&[f32]; MQ], v: &[f32], off: usize, stride: usize, n: usize, hd: usize) {
+        for (a, (acc, p)) in acc.into_iter().zip(p).enumerate() {
+            let acc = &mut acc[..hd];
+            acc.iter_mut().for_each(|x| *x *= alpha[a]);
+            for (j, &w) in p[..n].iter().enumerate() {
+                let row = &v[off + j * stride..off + j * stride + hd];
+                acc.iter_mut().zip(row).for_each(|(x, y)| *x += w * y);
+            }
+        }
+    }
+}
+
+/// `a · b` with eight partial sums, `((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7))`, then the tail.
+#[inline(always)]
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ta, tb) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (x, y) in ta.iter().zip(tb) {
+        s += x * y;
+    }
+    s
+}
+
+/// Scalar reference: per (token, head), every score, the softmax, then the weighted sum of V
+/// (two passes; the CPU backend's attention before the block kernels). Single-threaded.
+pub fn attention_reference(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], p: &AttnParams) {
+    let hd = p.head_dim;
+    if hd == 0 || p.n_head_kv == 0 {
+        return;
+    }
+    let group = p.n_head / p.n_head_kv;
+    let kv_stride = p.n_head_kv * hd;
+    for (i, o) in out.chunks_exact_mut(hd).enumerate().take(p.n_tokens * p.n_head) {
+        let (t, h) = (i / p.n_head, i % p.n_head);
+        let pos = p.pos0 + t;
+        let start = window_start(pos, p.window);
+        let qh = &q[i * hd..(i + 1) * hd];
+        let kvh = (h / group) * hd;
+        let mut scores: Vec<f32> = (start..=pos)
+            .map(|j| {
+                let kj = &k[j * kv_stride + kvh..j * kv_stride + kvh + hd];
+                let s = qh.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * p.scale;
+                match p.softcap {
+                    Some(c) => c * (s / c).tanh(),
+                    None => s,
+                }
+            })
+            .collect();
+        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum = super::super::vmath::exp_shifted(&mut scores, max);
+        o.iter_mut().for_each(|x| *x = 0.0);
+        for (j, s) in (start..=pos).zip(&scores) {
+            let w = s / sum;
+            let vj = &v[j * kv_stride + kvh..j * kv_stride + kvh + hd];
+            o.iter_mut().zip(vj).for_each(|(a, b)| *a += w * b);
+        }
+    }
+}
