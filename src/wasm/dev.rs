@@ -71,14 +71,16 @@ pub(super) mod test_hooks {
 }
 
 /// Checks the CPU integer kernels this wasm build selected (SIMD128) against their scalar
-/// references on random rows (`kernels::check_q8_kernels`), and the activation quantizer
-/// (`kernels::check_quantize`); returns JSON
+/// references on random rows (`kernels::check_q8_kernels`), the activation quantizer
+/// (`kernels::check_quantize`) and the attention kernels (`kernels::check_attention`: against
+/// the scalar reference, and a query alone against the same query in a tile); returns JSON
 /// `[{ty, kernel, cols, error, tolerance, ok}]`.
 #[wasm_bindgen]
 pub fn cpu_kernel_check(seed: u32) -> Result<String, JsValue> {
     install_panic_hook();
     let mut checks = crate::backend::cpu::kernels::check_q8_kernels(u64::from(seed));
     checks.push(crate::backend::cpu::kernels::check_quantize(u64::from(seed)));
+    checks.extend(crate::backend::cpu::kernels::check_attention(u64::from(seed)));
     serde_json::to_string(&checks).map_err(|e| js_error("INTERNAL", &e.to_string()))
 }
 

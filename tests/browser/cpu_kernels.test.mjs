@@ -1,4 +1,4 @@
-// The CPU integer kernels of both wasm builds inside Chromium — SIMD128 (baseline) and
+// The CPU integer and attention kernels of both wasm builds inside Chromium — SIMD128 (baseline) and
 // relaxed SIMD (threaded build, on a cross-origin isolated page) — each against its scalar
 // reference on random rows (src/backend/cpu/kernels/check.rs, the checks `cargo test` makes natively),
 // through the wasm export `cpu_kernel_check`. Native tests never run these kernels.
@@ -27,6 +27,9 @@ for (const [build, dir, isolate] of [["baseline", "pkg", false], ["threads", "pk
         const want = ["Q4_0 dot", "Q4_1 dot4", "Q8_0 dot4", "Q4_K dot4", "Q5_K dot4", "Q6_K dot", "Q5_0 dot4", "Q8 quantize"];
         // Both builds have the interleaved tile kernels of the legacy formats and the k-quants.
         want.push("Q4_0 tile", "Q4_1 tile", "Q5_0 tile", "Q5_1 tile", "Q8_0 tile", "Q4_K tile", "Q5_K tile", "Q6_K tile");
+        // Attention: the SIMD128 block kernels and the portable ones against the scalar
+        // reference, and a query alone vs in a tile (bit for bit).
+        want.push("Simd128 attention", "Portable attention", "Simd128 attention_tile");
         for (const k of want) {
           assert.ok(kinds.has(k), `${k} missing from ${[...kinds].join(", ")}`);
         }

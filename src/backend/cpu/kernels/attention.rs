@@ -26,19 +26,25 @@ use std::ops::Range;
 /// Keys per block of the online softmax (blocks start at multiples of it).
 pub const KEY_BLOCK: usize = 32;
 
-/// One machine's micro-kernels. Every instance (any `MQ`, `MK`) must compute each
-/// (query, key) dot, and each output element, with the same operations in the same order.
+/// One machine's micro-kernels, on up to four queries (`mq`) at once. Every way a kernel
+/// groups its work must compute each (query, key) dot, and each output element, with the same
+/// operations in the same order.
 pub(super) trait AttnMachine {
-    /// `q_i · k_j` for `MQ` query rows and `MK` key rows of `hd` elements each (every row at
-    /// least `hd` long).
+    /// `out[i·KEY_BLOCK + j] = q_i · k_j` for `i < mq`, `j < n`, where `q_i` is `q[i]..+hd` and
+    /// `k_j` is `k + j·stride ..+hd`.
     ///
     /// # Safety
-    /// The CPU has the machine's features (all the trait's functions).
-    unsafe fn dots<const MQ: usize, const MK: usize>(q: [&[f32]; MQ], k: [&[f32]; MK], hd: usize) -> [[f32; MK]; MQ];
-    /// `acc_i[d] = acc_i[d]·alpha_i + Σ_{j<n} p_i[j]·v[off + j·stride + d]` for `d < hd`, `j` in
-    /// order (every `acc_i` at least `hd` long, every `p_i` at least `n`).
+    /// The CPU has the machine's features (all the trait's functions); the `mq` query rows and
+    /// the `n` key rows are readable for `hd` floats.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn accumulate<const MQ: usize>(acc: [&mut [f32]; MQ], alpha: [f32; MQ], p: [&[f32]; MQ], v: &[f32], off: usize, stride: usize, n: usize, hd: usize);
+    unsafe fn dots(q: [*const f32; 4], mq: usize, k: *const f32, stride: usize, n: usize, hd: usize, out: &mut [f32]);
+    /// `acc[i·hd + d] = acc[i·hd + d]·alpha[i] + Σ_{j<n} p[i·KEY_BLOCK + j]·v[j·stride + d]` for
+    /// `i < mq`, `d < hd`, `j` in order.
+    ///
+    /// # Safety
+    /// As [`AttnMachine::dots`]; the `n` V rows are readable for `hd` floats.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn accumulate(acc: &mut [f32], mq: usize, alpha: &[f32], p: &[f32], v: *const f32, stride: usize, n: usize, hd: usize);
 }
 
 /// A thread's buffers for [`attend`]: scores, running max and sum, rescale factors, outputs.
@@ -199,35 +205,14 @@ pub(super) unsafe fn attend_with<M: AttnMachine>(q: &[f32], k: &[f32], v: &[f32]
         let hi = (lo + KEY_BLOCK).min(pos_of(tb - 1) + 1);
         let qa = (ta - tokens.start) * nh;
         let qb = (tb - tokens.start) * nh;
-        // Raw dots of the active queries with keys lo..hi.
-        let key = |j: usize| &k[j * kv_stride + koff..j * kv_stride + koff + hd];
+        // Raw dots of the active queries with keys lo..hi (rows in bounds: hi ≤ the cache's rows).
+        assert!(hi * kv_stride <= k.len() && hi * kv_stride <= v.len());
         let mut i = qa;
         while i < qb {
             let mq = (qb - i).min(4);
-            let mut j = lo;
-            while j < hi {
-                let mk = (hi - j).min(2);
-                macro_rules! tile {
-                    ($mq:literal, $mk:literal) => {{
-                        // SAFETY: the caller's (M's features).
-                        let d = unsafe { M::dots::<$mq, $mk>(std::array::from_fn(|a| q_row(i + a)), std::array::from_fn(|c| key(j + c)), hd) };
-                        for (a, row) in d.iter().enumerate() {
-                            sc.s[(i + a) * KEY_BLOCK + j - lo..][..$mk].copy_from_slice(row);
-                        }
-                    }};
-                }
-                match (mq, mk) {
-                    (4, 2) => tile!(4, 2),
-                    (4, _) => tile!(4, 1),
-                    (3, 2) => tile!(3, 2),
-                    (3, _) => tile!(3, 1),
-                    (2, 2) => tile!(2, 2),
-                    (2, _) => tile!(2, 1),
-                    (_, 2) => tile!(1, 2),
-                    _ => tile!(1, 1),
-                }
-                j += mk;
-            }
+            let rows: [*const f32; 4] = std::array::from_fn(|c| q_row(i + c.min(mq - 1)).as_ptr());
+            // SAFETY: the caller's (M's features); rows in bounds (slices above, assert).
+            unsafe { M::dots(rows, mq, k.as_ptr().add(lo * kv_stride + koff), kv_stride, hi - lo, hd, &mut sc.s[i * KEY_BLOCK..]) };
             i += mq;
         }
         // Online softmax per active query, over every slot of the block.
@@ -247,7 +232,10 @@ pub(super) unsafe fn attend_with<M: AttnMachine>(q: &[f32], k: &[f32], v: &[f32]
                     }
                 };
             }
-            let m_new = row.iter().copied().fold(sc.m[i], f32::max);
+            let mut m_new = sc.m[i];
+            for &x in row.iter() {
+                m_new = m_new.max(x);
+            }
             let alpha = super::super::vmath::exp(sc.m[i] - m_new);
             let sum = super::super::vmath::exp_block(row, m_new);
             sc.l[i] = sc.l[i] * alpha + sum;
@@ -255,26 +243,11 @@ pub(super) unsafe fn attend_with<M: AttnMachine>(q: &[f32], k: &[f32], v: &[f32]
             sc.alpha[i] = alpha;
         }
         // Weighted V rows lo..hi into the active queries' outputs.
-        let (acc, s) = (&mut sc.acc[qa * hd..qb * hd], &sc.s);
-        let mut rows = acc.chunks_exact_mut(hd);
         let mut i = qa;
         while i < qb {
             let mq = (qb - i).min(4);
-            macro_rules! acc {
-                ($mq:literal) => {{
-                    let a: [&mut [f32]; $mq] = std::array::from_fn(|_| rows.next().expect("one output row per query"));
-                    let alpha: [f32; $mq] = std::array::from_fn(|c| sc.alpha[i + c]);
-                    let pr: [&[f32]; $mq] = std::array::from_fn(|c| &s[(i + c) * KEY_BLOCK..(i + c + 1) * KEY_BLOCK]);
-                    // SAFETY: the caller's (M's features).
-                    unsafe { M::accumulate::<$mq>(a, alpha, pr, v, lo * kv_stride + koff, kv_stride, hi - lo, hd) };
-                }};
-            }
-            match mq {
-                4 => acc!(4),
-                3 => acc!(3),
-                2 => acc!(2),
-                _ => acc!(1),
-            }
+            // SAFETY: the caller's (M's features); V rows in bounds (asserted above).
+            unsafe { M::accumulate(&mut sc.acc[i * hd..], mq, &sc.alpha[i..], &sc.s[i * KEY_BLOCK..], v.as_ptr().add(lo * kv_stride + koff), kv_stride, hi - lo, hd) };
             i += mq;
         }
     }
@@ -293,17 +266,22 @@ pub(super) struct Portable;
 
 impl AttnMachine for Portable {
     #[inline(always)]
-    unsafe fn dots<const MQ: usize, const MK: usize>(q: [&[f32]; MQ], k: [&[f32]; MK], hd: usize) -> [[f32; MK]; MQ] {
-        std::array::from_fn(|a| std::array::from_fn(|c| dot_portable(&q[a][..hd], &k[c][..hd])))
+    unsafe fn dots(q: [*const f32; 4], mq: usize, k: *const f32, stride: usize, n: usize, hd: usize, out: &mut [f32]) {
+        for (i, &qi) in q.iter().enumerate().take(mq) {
+            let qi = std::slice::from_raw_parts(qi, hd);
+            for j in 0..n {
+                out[i * KEY_BLOCK + j] = dot_portable(qi, std::slice::from_raw_parts(k.add(j * stride), hd));
+            }
+        }
     }
 
     #[inline(always)]
-    unsafe fn accumulate<const MQ: usize>(acc: [&mut [f32]; MQ], alpha: [f32; MQ], p: [&[f32]; MQ], v: &[f32], off: usize, stride: usize, n: usize, hd: usize) {
-        for (a, (acc, p)) in acc.into_iter().zip(p).enumerate() {
-            let acc = &mut acc[..hd];
-            acc.iter_mut().for_each(|x| *x *= alpha[a]);
-            for (j, &w) in p[..n].iter().enumerate() {
-                let row = &v[off + j * stride..off + j * stride + hd];
+    unsafe fn accumulate(acc: &mut [f32], mq: usize, alpha: &[f32], p: &[f32], v: *const f32, stride: usize, n: usize, hd: usize) {
+        for i in 0..mq {
+            let acc = &mut acc[i * hd..(i + 1) * hd];
+            acc.iter_mut().for_each(|x| *x *= alpha[i]);
+            for (j, &w) in p[i * KEY_BLOCK..i * KEY_BLOCK + n].iter().enumerate() {
+                let row = std::slice::from_raw_parts(v.add(j * stride), hd);
                 acc.iter_mut().zip(row).for_each(|(x, y)| *x += w * y);
             }
         }
