@@ -1,7 +1,7 @@
 // Peak memory of one load per browser, for the bench (bench_peers.mjs runs it after each
 // configuration's speed run, on that run's browser profile) and standalone. Each repeat starts a
 // fresh Chromium on the same profile (so the model is already in Hearth's store / wllama's cache),
-// opens the blank page, takes the baseline, then makes one warm load and one short chat (the
+// opens the blank page, takes the baseline 2 s later, then makes one warm load and one short chat (the
 // bench's CHAT, 16 tokens; a raw completion of PROMPT where the model has no chat template) and
 // stops sampling before unload: peak RSS of the whole Chromium instance (procmem.mjs) minus the
 // blank page. One load per browser, so no engine's memory is counted with the previous one's
@@ -26,6 +26,7 @@ export const MEMORY_CONFIGS = {
 };
 
 const MAX_TOKENS = 16;
+const SETTLE_MS = 2000;
 
 /** Page side: one Hearth load (from the store) and one short chat; what ran and the sizes. */
 async function hearthOnce({ c, MODEL_ID, CHAT, PROMPT, MAX_TOKENS, fill }) {
@@ -97,6 +98,8 @@ export async function memoryRuns({ c, srv, userDataDir, reps, modelId, file, fil
       const mem = rep < 0 ? null : sampleBrowserMemory(userDataDir);
       const page = await openPage(b.context, srv);
       page.setDefaultTimeout(timeoutS * 1000);
+      // A fresh browser's memory still moves for a moment after the first page opened.
+      if (mem) await new Promise((r) => setTimeout(r, SETTLE_MS));
       mem?.baseline();
       const r = await page.evaluate(once, { ...args, fill: rep < 0 });
       const m = mem?.stop();
