@@ -7,7 +7,7 @@ import type { BackendChange, ChatMessage, GenerateRequest, GenerateResult, LoadC
 /** Page → Worker. Every request has an `id`; its replies carry the same `id`. */
 export type ToWorker =
   /** `poolTrapChannel`: the BroadcastChannel the threaded build's pool reports a trap on (`worker-client.ts`). */
-  | { id: number; type: "load"; model: string; config: LoadConfig; poolTrapChannel?: string | undefined }
+  | { id: number; type: "load"; model: string | readonly string[]; config: LoadConfig; poolTrapChannel?: string | undefined }
   | { id: number; type: "generate"; request: GenerateRequest }
   | { id: number; type: "countTokens"; text: string }
   | { id: number; type: "countTokensBatch"; texts: string[] }

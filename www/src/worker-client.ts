@@ -48,7 +48,7 @@ export class WorkerDriver implements Driver {
 
   private constructor(
     private readonly workerUrl: string | URL | undefined,
-    private readonly model: string,
+    private readonly model: string | readonly string[],
     private readonly config: LoadConfig,
     private readonly hooks: CoreHooks,
   ) {
@@ -133,7 +133,7 @@ export class WorkerDriver implements Driver {
   }
 
   /** Starts the Worker and loads the model in it. Whatever fails, the Worker is terminated before this rejects. */
-  static async load(workerUrl: string | URL | undefined, model: string, config: LoadConfig, hooks: CoreHooks): Promise<WorkerDriver> {
+  static async load(workerUrl: string | URL | undefined, model: string | readonly string[], config: LoadConfig, hooks: CoreHooks): Promise<WorkerDriver> {
     throwIfAborted(hooks.signal);
     const d = new WorkerDriver(workerUrl, model, config, hooks);
     try {
