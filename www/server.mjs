@@ -22,6 +22,8 @@
 // connection open: a download that hangs mid-way, so a test can interrupt it deterministically.
 // `cuts` (the same kind of Map) closes the connection after that many body bytes of the file,
 // like `?fail_after=` but without changing the URL (so a retry of the same URL can resume).
+// `signatures` (a Map from URL path to a string) answers 403 to a request for that path whose
+// `sig` query parameter is not that string: a signed URL, each file with its own signature.
 // Prints `Hearth server: http://HOST:PORT/` (one line) once listening.
 
 import http from "node:http";
@@ -88,6 +90,7 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, csp
   const stats = { requests: 0, bytes: {}, log: [] };
   const stalls = new Map();
   const cuts = new Map();
+  const signatures = new Map();
 
   function resolveFile(urlPath) {
     let decoded;
@@ -127,7 +130,7 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, csp
   const server = http.createServer((req, res) => {
     stats.requests++;
     const url = new URL(req.url, "http://x");
-    stats.log.push({ method: req.method, path: url.pathname, range: req.headers.range ?? null });
+    stats.log.push({ method: req.method, path: url.pathname, search: url.search, range: req.headers.range ?? null });
     if (stats.log.length > 1000) stats.log.shift();
 
     if (testHooks && url.pathname.startsWith("/__test__/")) {
@@ -147,6 +150,7 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, csp
       return res.end();
     }
     if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, "method not allowed", undefined, { Allow: "GET, HEAD" });
+    if (testHooks && signatures.has(url.pathname) && url.searchParams.get("sig") !== signatures.get(url.pathname)) return send(res, 403, "bad signature");
 
     let file = resolveFile(url.pathname);
     if (!file) return send(res, 404, "not found");
@@ -249,7 +253,7 @@ export function startServer({ port = 0, host = "127.0.0.1", isolate = false, csp
     server.listen(port, host, () => {
       const addr = server.address();
       const url = `http://${host}:${addr.port}/`;
-      resolve({ server, url, stats, stalls, cuts, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) });
+      resolve({ server, url, stats, stalls, cuts, signatures, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) });
     });
   });
 }

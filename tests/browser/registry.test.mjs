@@ -55,7 +55,14 @@ test("resolveModel: ids, registry files by URL, other URLs, sha256 override", ()
 test("resolveParts: a split model's parts from any part's URL, one sha256 per part, one file otherwise", () => {
   const h = (c) => c.repeat(64);
   const parts = resolveParts("http://x/m/q-00002-of-00003.gguf", { sha256: [h("a"), h("b"), h("c")] });
-  assert.deepEqual(parts, [1, 2, 3].map((i) => ({ id: `http://x/m/q-0000${i}-of-00003.gguf`, url: `http://x/m/q-0000${i}-of-00003.gguf`, sha256: h("abc"[i - 1]) })));
+  assert.deepEqual(parts, [1, 2, 3].map((i) => ({ id: `http://x/m/q-0000${i}-of-00003.gguf`, url: `http://x/m/q-0000${i}-of-00003.gguf`, sha256: h("abc"[i - 1]), ...(i === 2 ? {} : { derived: true }) })));
+  // The query string goes to every part (a token for the directory), percent-encoding kept.
+  assert.deepEqual(resolveParts("http://x/m%20n/q-00001-of-00002.gguf?token=a%2Fb&x=1").map((p) => p.id), ["http://x/m%20n/q-00001-of-00002.gguf?token=a%2Fb&x=1", "http://x/m%20n/q-00002-of-00002.gguf?token=a%2Fb&x=1"]);
+  // A list: each part's own URL (own signature), hashes in order; a list of one is that URL.
+  const signed = [1, 2, 3].map((i) => `http://x/m/q-0000${i}-of-00003.gguf?sig=${i}`);
+  assert.deepEqual(resolveParts(signed, { sha256: [h("a"), h("b"), h("c")] }), signed.map((u, i) => ({ id: u, url: u, sha256: h("abc"[i]) })));
+  assert.deepEqual(resolveParts(["http://x/blob/1?s=a", "http://x/blob/2?s=b"]).map((p) => p.url), ["http://x/blob/1?s=a", "http://x/blob/2?s=b"]);
+  assert.deepEqual(resolveParts(["http://x/a.gguf"]), [{ id: "http://x/a.gguf", url: "http://x/a.gguf" }]);
   assert.deepEqual(resolveParts("http://x/m/q-00001-of-00002.gguf").map((p) => p.url), ["http://x/m/q-00001-of-00002.gguf", "http://x/m/q-00002-of-00002.gguf"]);
   // One file: a name that is not a part, a one-part split, part 0, a part past the count.
   for (const u of ["http://x/a.gguf", "http://x/q-00001-of-00001.gguf", "http://x/q-00000-of-00003.gguf", "http://x/q-00004-of-00003.gguf"]) {
@@ -67,4 +74,10 @@ test("resolveParts: a split model's parts from any part's URL, one sha256 per pa
   assert.match(code(() => resolveParts("http://x/q-00001-of-00003.gguf", { sha256: h("a") })).join(" "), /^BAD_REQUEST .*array of 3 hashes/);
   assert.match(code(() => resolveParts("http://x/q-00001-of-00003.gguf", { sha256: [h("a")] })).join(" "), /^BAD_REQUEST .*1 hashes for a model split into 3/);
   assert.match(code(() => resolveParts("http://x/a.gguf", { sha256: [h("a"), h("b")] })).join(" "), /^BAD_REQUEST .*is one file/);
+  assert.match(code(() => resolveParts([signed[1], signed[0], signed[2]])).join(" "), /^BAD_REQUEST .*is part 2 of 3 but is number 1 of a list of 3 parts/);
+  assert.match(code(() => resolveParts(signed.slice(0, 2))).join(" "), /^BAD_REQUEST .*is part 1 of 3 but is number 1 of a list of 2 parts/);
+  assert.match(code(() => resolveParts(["http://x/a", "http://x/a"])).join(" "), /^BAD_REQUEST .*twice/);
+  assert.match(code(() => resolveParts([])).join(" "), /^BAD_REQUEST .*one URL per part/);
+  assert.match(code(() => resolveParts([DEFAULT_MODEL_ID, "http://x/b"])).join(" "), /^BAD_REQUEST .*registry id/);
+  assert.match(code(() => resolveParts(signed, { sha256: h("a") })).join(" "), /^BAD_REQUEST .*array of 3 hashes/);
 });

@@ -7,6 +7,10 @@
 // (examples/synthetic_gguf.rs, which also checks the native tokens against llama.cpp's).
 // Needs `make wasm` and `make test-data` (the vocabularies); builds the example in the test
 // profile (the library `cargo test` built). Adds 18 to 30 s to `make test-browser` here.
+// Also: split parts behind signed URLs (one shared query string; a list of per-part URLs, each
+// with its own signature), and the default registry model (SmolLM2) split as gguf-split splits it
+// (examples/split_gguf.rs, checked against gguf-split's bytes by tests/split_real.rs) giving the
+// unsplit file's greedy text.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -14,7 +18,7 @@ import os from "node:os";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { REPO, requireDist, requireFile, openTestPage, closeTestPage, mountsWithFixtures, resetServerStats, inPage } from "./harness.mjs";
+import { REPO, MODEL_FILE, MODEL_PATH, requireDist, requireFile, openTestPage, closeTestPage, mountsWithFixtures, resetServerStats, inPage } from "./harness.mjs";
 
 requireDist();
 requireFile(path.join(REPO, "www/pkg/hearth_bg.wasm"), "make wasm");
@@ -30,6 +34,8 @@ const FAMILIES = ["llama3_q8_0", "mistral_q6_k", "smollm3_q8_0", "gemma3_q4_k", 
 const NO_CLEAR_STEP = new Set(["gemma2"]);
 const SPLIT = JSON.parse(fs.readFileSync(path.join(REPO, "tests/goldens/synthetic/split.json"), "utf8"));
 const TOKENS = 8;
+const REAL_SPLIT = JSON.parse(fs.readFileSync(path.join(REPO, "tests/goldens/split_smollm2.json"), "utf8"));
+requireFile(MODEL_PATH, "make models");
 
 /** Writes the recipes' GGUF files (and, with `split`, their parts) into `out`; returns expect.json. */
 function synthesize(out, names, split) {
@@ -44,6 +50,7 @@ before(async () => {
   const t0 = Date.now();
   families = synthesize(path.join(dir, "families"), FAMILIES);
   [split] = synthesize(path.join(dir, "split"), [SPLIT.model], SPLIT.max_tensors);
+  execFileSync("cargo", ["run", "--quiet", "--profile", "test", "--example", "split_gguf", "--", MODEL_PATH, path.join(dir, "real"), String(REAL_SPLIT.max_tensors), "smollm2"], { cwd: REPO, stdio: ["ignore", "ignore", "inherit"] });
   console.log(`# synthetic files written and checked natively in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   ctx = await openTestPage({ roots: mountsWithFixtures(dir) });
 });
@@ -167,4 +174,85 @@ test("a split model with a part missing, a wrong hash count or a part from anoth
   assert.equal(hash.error?.code, "BAD_REQUEST", JSON.stringify(hash));
   assert.match(hash.error.message, /array of 3 hashes/);
   assert.deepEqual(fixtureRequests(), []);
+});
+
+/** The requests (path and query) for the split model's parts under `/fixtures/<sub>/` since the last reset. */
+function partRequests(sub) {
+  return ctx.srv.stats.log.filter((l) => l.path.startsWith(`/fixtures/${sub}/`) && l.method === "GET").map((l) => `${l.path.split("/").pop()}${l.search}`);
+}
+
+test("split parts behind signed URLs: one query string kept on every derived part; per-part signatures as a list of URLs", async () => {
+  const n = split.parts.length;
+  for (const sub of ["token", "signed"]) {
+    fs.mkdirSync(path.join(dir, sub));
+    for (const p of split.parts) fs.copyFileSync(path.join(dir, "split", p), path.join(dir, sub, p));
+  }
+  // One token for the directory: every part is fetched, and stored, with the first part's query string.
+  resetServerStats(ctx.srv);
+  const shared = await loadAndComplete(`/fixtures/token/${split.parts[0]}?token=abc&x=1`, split);
+  checkText(shared, split);
+  assert.deepEqual(partRequests("token"), split.parts.map((p) => `${p}?token=abc&x=1`));
+  const stored = await inPage(ctx.page, async (H, urls) => Promise.all(urls.map((u) => H.models.has(new URL(u, location.href).href))), split.parts.map((p) => `/fixtures/token/${p}?token=abc&x=1`));
+  assert.deepEqual(stored, split.parts.map(() => true), "each part stored under its URL, query string included");
+
+  // Each part signed on its own (the server answers 403 to any other signature).
+  const sig = (i) => `s${i + 1}-${"f".repeat(8)}`;
+  split.parts.forEach((p, i) => ctx.srv.signatures.set(`/fixtures/signed/${p}`, sig(i)));
+  const urls = split.parts.map((p, i) => `/fixtures/signed/${p}?sig=${sig(i)}`);
+  try {
+    // The first part's URL alone: part 2 gets part 1's signature and is refused, with the way out in the message.
+    resetServerStats(ctx.srv);
+    const derived = await loadAndComplete(urls[0], split);
+    assert.equal(derived.error?.code, "NETWORK", JSON.stringify(derived));
+    assert.match(derived.error.message, new RegExp(`part 2 of ${n} .*HTTP 403.*same query string.*list of their URLs`));
+    console.log(`# derived part with the first part's signature: ${derived.error.message}`);
+    // The list: each part with its own signature; part 1 from the store (stored under its signed URL).
+    resetServerStats(ctx.srv);
+    const listed = await loadAndComplete(urls, split);
+    checkText(listed, split);
+    assert.deepEqual(partRequests("signed"), urls.slice(1).map((u) => u.split("/").pop()), "parts 2.. fetched with their own signatures, part 1 from the store");
+    assert.equal(listed.model.bytes, split.parts.reduce((a, p) => a + fs.statSync(path.join(dir, "split", p)).size, 0));
+    // From the store, no network; the list with the hashes of its parts.
+    resetServerStats(ctx.srv);
+    const sums = split.parts.map((p) => createHash("sha256").update(fs.readFileSync(path.join(dir, "split", p))).digest("hex"));
+    const again = await loadAndComplete(urls, split, { sha256: sums });
+    checkText(again, split);
+    assert.equal(again.model.fromStore, true);
+    assert.deepEqual(fixtureRequests(), []);
+  } finally {
+    ctx.srv.signatures.clear();
+  }
+  // A list out of order, with a URL twice, or with a hash count that does not match: BAD_REQUEST before any request.
+  resetServerStats(ctx.srv);
+  const swapped = await loadAndComplete([urls[1], urls[0], ...urls.slice(2)], split);
+  assert.equal(swapped.error?.code, "BAD_REQUEST", JSON.stringify(swapped));
+  assert.match(swapped.error.message, /is part 2 of 3 but is number 1 of a list of 3 parts/);
+  const twice = await loadAndComplete(["/fixtures/a.gguf", "/fixtures/a.gguf"], split);
+  assert.equal(twice.error?.code, "BAD_REQUEST", JSON.stringify(twice));
+  const hashes = await loadAndComplete(urls, split, { sha256: ["0".repeat(64)] });
+  assert.equal(hashes.error?.code, "BAD_REQUEST", JSON.stringify(hashes));
+  assert.match(hashes.error.message, /1 hashes for a model split into 3 files/);
+  assert.deepEqual(fixtureRequests(), []);
+});
+
+test("a real model (SmolLM2) split as gguf-split splits it loads from its first part's URL with the unsplit file's greedy text", async () => {
+  const prompt = "The three primary colours are";
+  const run = (url) => inPage(ctx.page, async (H, { url, prompt }) => {
+    const engine = await H.Engine.load(url, { backend: "cpu", threads: false, contextSize: 256 });
+    try {
+      const r = await engine.complete(prompt, { max_tokens: 16, temperature: 0 });
+      return { text: r.text, tokens: r.usage.completion_tokens, model: engine.model };
+    } finally {
+      await engine.unload();
+    }
+  }, { url, prompt });
+  const whole = await run(`/models/${MODEL_FILE}`);
+  assert.equal(whole.error, undefined, JSON.stringify(whole));
+  assert.equal(whole.tokens, 16);
+  const t0 = Date.now();
+  const parts = await run(`/fixtures/real/${REAL_SPLIT.parts[0].name}`);
+  assert.equal(parts.error, undefined, JSON.stringify(parts));
+  assert.equal(parts.text, whole.text, "split and unsplit greedy text");
+  assert.equal(parts.model.bytes, REAL_SPLIT.parts.reduce((a, p) => a + p.bytes, 0));
+  console.log(`# ${MODEL_FILE} in ${REAL_SPLIT.parts.length} parts: ${JSON.stringify(parts.text)} (as the unsplit file), ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 });

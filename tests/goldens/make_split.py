@@ -15,7 +15,11 @@ Writes tests/goldens/synthetic/split.json: the model (a recipe of recipes.json),
 rebuilt model the same way and must produce these very bytes), and llama.cpp's greedy tokens
 and logits on the split model, checked here to equal its outputs on the unsplit file.
 
-Usage: GGUF_SPLIT=/path/to/gguf-split python3 tests/goldens/make_split.py
+With `--real`: splits the default registry model (SmolLM2, models/cache/) with gguf-split and
+writes tests/goldens/split_smollm2.json (each part's name, size and SHA-256): tests/split_real.rs
+splits the same file with Hearth's splitter and must produce these very bytes.
+
+Usage: GGUF_SPLIT=/path/to/gguf-split python3 tests/goldens/make_split.py [--real]
 """
 import hashlib
 import json
@@ -34,8 +38,32 @@ MODEL = "qwen3_q8_0"
 MAX_TENSORS = 10
 
 
+REAL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+REAL_MAX_TENSORS = 100
+
+
+def real(tool):
+    src = ms.HERE.parent.parent / "models/cache" / REAL
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = pathlib.Path(tmp) / "smollm2"
+        subprocess.run([tool, "--split", "--split-max-tensors", str(REAL_MAX_TENSORS), str(src), str(prefix)],
+                       check=True, stdout=subprocess.DEVNULL)
+        parts = sorted(pathlib.Path(tmp).glob("smollm2-*-of-*.gguf"))
+        assert len(parts) > 1, parts
+        out = {
+            "about": "tests/goldens/make_split.py --real", "model": REAL, "max_tensors": REAL_MAX_TENSORS,
+            "source_sha256": hashlib.sha256(src.read_bytes()).hexdigest(),
+            "parts": [{"name": p.name, "bytes": p.stat().st_size,
+                       "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in parts],
+        }
+    (ms.HERE / "split_smollm2.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out, indent=1))
+
+
 def main():
     tool = os.environ.get("GGUF_SPLIT", "gguf-split")
+    if sys.argv[1:] == ["--real"]:
+        return real(tool)
     doc = json.loads((ms.OUT / "recipes.json").read_text())
     rec = next(m for m in doc["models"] if m["name"] == MODEL)
     with tempfile.TemporaryDirectory() as tmp:

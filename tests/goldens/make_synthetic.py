@@ -24,6 +24,10 @@ end-of-generation token), the top-1/top-2 gap at each step, and the full logits 
 prompt's last position (float16, synthetic/<model>.f16).
 
 Usage: python3 tests/goldens/make_synthetic.py [family ...]
+       python3 tests/goldens/make_synthetic.py --write RECIPE OUT.gguf
+The second form only writes one model's GGUF (streamed: memory one tensor), no llama.cpp run and
+no goldens: for FULL_DEPTH, the ~4 GB Mistral-7B-shaped model (`make test-7b-full`,
+tests/browser/big_model.mjs). Write it outside the repository and delete it when done.
 """
 import functools
 import json
@@ -171,6 +175,15 @@ BIG = {
 }
 FAMILIES.update(BIG)
 
+# Full depth, no goldens (`--write` only): Mistral 7B v0.1 exactly as llama.cpp converts it:
+# 32 layers, 4096 wide, FFN 14336, 32 query heads over 8 KV heads of 128, 32000-token SentencePiece
+# vocabulary, untied output; every matrix Q4_K: 7.24 B weights, 4.07 GB.
+FULL_DEPTH = {
+    "mistral7b_full": dict(arch="llama", vocab="llama-spm", n_embd=4096, n_layer=32, n_ff=14336, n_head=32, n_head_kv=8,
+                           head_dim=128, theta=10000.0, tied=False, eps=1e-5, sliding_window=4096),
+}
+FAMILIES.update(FULL_DEPTH)
+
 
 def recipe(family, ty):
     f = FAMILIES[family]
@@ -301,6 +314,33 @@ def write_gguf(rec, path):
     return n_vocab
 
 
+def write_gguf_streamed(rec, path):
+    """write_gguf, one tensor in memory at a time (for the multi-GB FULL_DEPTH models)."""
+    fields = vocab_fields(rec["vocab"])
+    n_vocab = len(next(v for k, v, _, _ in fields if k == "tokenizer.ggml.tokens"))
+    w = gguf.GGUFWriter(str(path), rec["metadata"][0][2])
+    for key, ty, val in rec["metadata"][1:]:
+        w.add_key_value(key, val, VT[ty])
+    for key, val, ty, sub in fields:
+        w.add_key_value(key, val, ty, sub_type=sub)
+    tensors = [dict(t, dims=[n_vocab if x == "@n_vocab" else x for x in t["dims"]]) for t in rec["tensors"]]
+    for t in tensors:
+        n = int(np.prod(t["dims"]))
+        if t["type"] == "F32":
+            w.add_tensor_info(t["name"], t["dims"][::-1], np.dtype(np.float32), 4 * n)
+        else:
+            qk, size = BLOCK[t["type"]]
+            w.add_tensor_info(t["name"], [t["dims"][1], t["dims"][0] // qk * size], np.dtype(np.uint8), n // qk * size,
+                              raw_dtype=gguf.GGMLQuantizationType[t["type"]])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    for t in tensors:
+        w.write_tensor_data(tensor_bytes(t))
+    w.close()
+    return n_vocab
+
+
 def run_llama(path, rec):
     import llama_cpp
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=N_CTX, n_batch=64, logits_all=True,
@@ -331,7 +371,12 @@ def run_llama(path, rec):
 
 def main():
     import os
-    families = sys.argv[1:] or [f for f in FAMILIES if f not in BIG]
+    if sys.argv[1:2] == ["--write"]:
+        name, out = sys.argv[2:4]
+        n_vocab = write_gguf_streamed(recipe(name, "Q4_K"), pathlib.Path(out))
+        print(f"wrote {out}: {pathlib.Path(out).stat().st_size} bytes, vocabulary {n_vocab}", flush=True)
+        return
+    families = sys.argv[1:] or [f for f in FAMILIES if f not in BIG and f not in FULL_DEPTH]
     formats = os.environ.get("SYNTHETIC_FORMATS", ",".join(FORMATS)).split(",")
     if any(f in BIG for f in families):
         formats = ["Q4_K"]

@@ -79,7 +79,7 @@ export class EngineCore implements Driver {
   ) {}
 
   /** Loads a model (registry id or URL): store or network → wasm engine on the chosen backend. */
-  static async load(modelIdOrUrl: string, config: LoadConfig, hooks: CoreHooks = {}, store: WeightStore = defaultStore, opts: CoreOptions = { revive: true }): Promise<EngineCore> {
+  static async load(modelIdOrUrl: string | readonly string[], config: LoadConfig, hooks: CoreHooks = {}, store: WeightStore = defaultStore, opts: CoreOptions = { revive: true }): Promise<EngineCore> {
     const t0 = performance.now();
     const { signal } = hooks;
     throwIfAborted(signal);

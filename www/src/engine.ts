@@ -84,12 +84,14 @@ export class Engine extends EventTarget {
    * Loads a model by registry id (default: the registry's default model) or URL: from the
    * store when it is there (no network), else downloaded (resuming a partial download) and
    * stored. The URL of a part of a model split by `gguf-split` (`model-00001-of-00003.gguf`)
-   * loads every part, from the same directory, each stored on its own. Rejects with a
+   * loads every part, from the same directory, each stored on its own, the URL's query string kept
+   * on every part. Parts signed one by one (each URL with its own query string) are given as a
+   * list of URLs, first part first: `Engine.load([part1Url, part2Url, part3Url])`. Rejects with a
    * {@link HearthError} (`NETWORK`, `INTEGRITY`, `QUOTA`, `UNSUPPORTED_MODEL`, `INVALID_MODEL`
    * (also a split model's part missing or wrong), `ABORTED`, `DEVICE_LOST` when WebGPU was
    * demanded and is missing).
    */
-  static async load(modelIdOrUrl: string = DEFAULT_MODEL_ID, opts: EngineLoadOptions = {}): Promise<Engine> {
+  static async load(modelIdOrUrl: string | readonly string[] = DEFAULT_MODEL_ID, opts: EngineLoadOptions = {}): Promise<Engine> {
     throwIfAborted(opts.signal);
     const config: LoadConfig = {
       backend: opts.backend ?? "auto",
@@ -121,7 +123,11 @@ export class Engine extends EventTarget {
     };
     if (opts.onProgress) hooks.onProgress = opts.onProgress;
     if (opts.signal) hooks.signal = opts.signal;
-    const model = modelIdOrUrl.includes("/") ? new URL(modelIdOrUrl, globalThis.location?.href).href : modelIdOrUrl;
+    const absolute = (u: string) => (u.includes("/") ? new URL(u, globalThis.location?.href).href : u);
+    if (typeof modelIdOrUrl !== "string" && (!Array.isArray(modelIdOrUrl) || !modelIdOrUrl.every((u) => typeof u === "string"))) {
+      throw new HearthError("BAD_REQUEST", "the model is a registry id, a URL, or a list of URLs (the parts of a split model)");
+    }
+    const model = typeof modelIdOrUrl === "string" ? absolute(modelIdOrUrl) : modelIdOrUrl.map(absolute);
     let driver: Driver;
     if (opts.worker ?? true) {
       if (typeof Worker !== "function") throw new HearthError("BAD_REQUEST", "this context has no Worker; pass worker: false");

@@ -7,13 +7,14 @@ import type { BackendChange, ChatMessage, GenerateRequest, GenerateResult, LoadC
 /** Page → Worker. Every request has an `id`; its replies carry the same `id`. */
 export type ToWorker =
   /** `poolTrapChannel`: the BroadcastChannel the threaded build's pool reports a trap on (`worker-client.ts`). */
-  | { id: number; type: "load"; model: string; config: LoadConfig; poolTrapChannel?: string | undefined }
+  | { id: number; type: "load"; model: string | readonly string[]; config: LoadConfig; poolTrapChannel?: string | undefined }
   | { id: number; type: "generate"; request: GenerateRequest }
   | { id: number; type: "countTokens"; text: string }
   | { id: number; type: "countTokensBatch"; texts: string[] }
   | { id: number; type: "renderChat"; messages: ChatMessage[] }
   | { id: number; type: "prepareConstraints" }
   | { id: number; type: "reset" }
+  /** Frees the engine and stops the thread pool; the result: how many pool Workers closed. */
   | { id: number; type: "dispose" }
   /** Aborts the request `target` (a load or a generate). */
   | { id: number; type: "abort"; target: number };

@@ -119,6 +119,9 @@ export async function feedFromStore(
     } else if (i > 0 && i < n && err.code === "NETWORK" && (err.details?.status === 404 || err.details?.status === 410)) {
       const url = (sources[i] as ModelSource).url;
       throw new HearthError("INVALID_MODEL", `the model is split into ${n} files and part ${i + 1} (${url}) is missing: HTTP ${String(err.details.status)}`, { status: err.details.status });
+    } else if (i < n && (sources[i] as ModelSource).derived && new URL((sources[i] as ModelSource).url).search !== "" && err.code === "NETWORK" && (err.details?.status === 401 || err.details?.status === 403)) {
+      const url = (sources[i] as ModelSource).url;
+      throw new HearthError("NETWORK", `part ${i + 1} of ${n} (${url}) was refused: HTTP ${String(err.details.status)}. Its URL is the first part's with the number changed and the same query string; parts signed one by one are loaded from the list of their URLs: Engine.load([part1, part2, ...])`, err.details);
     }
     throw err;
   }
