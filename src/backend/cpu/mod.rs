@@ -8,6 +8,8 @@
 //! build (feature `threads`) by a spinning pool on rayon's threads (`pool.rs`), and run on one
 //! thread in the baseline wasm build.
 
+#[cfg(test)]
+mod attention_op_tests;
 pub mod kernels;
 mod ops;
 #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]

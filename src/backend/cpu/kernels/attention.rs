@@ -15,12 +15,11 @@
 //! query computed alone adds nothing: `a + 0·v = a` for finite `v` (up to the sign of a zero).
 //!
 //! Machines: AVX2 + FMA (`simd_x86_attn.rs`, detected at run time), SIMD128 (wasm,
-//! `simd_wasm_attn.rs`) and the portable one below. [`attention_reference`] is the
+//! `simd_wasm_attn.rs`) and the portable one below; `mod.rs` picks one (`attend`). [`attention_reference`] is the
 //! per-(token, head) two-pass algorithm the CPU backend had before; the tests and the wasm
 //! check (`check.rs`) hold every machine to it.
 
 use crate::backend::AttnParams;
-use std::cell::RefCell;
 use std::ops::Range;
 
 /// Keys per block of the online softmax (blocks start at multiples of it).
@@ -57,102 +56,13 @@ pub struct AttnScratch {
     acc: Vec<f32>,
 }
 
-thread_local! {
-    static SCRATCH: RefCell<AttnScratch> = RefCell::new(AttnScratch::default());
-}
-
 /// First key position `pos` attends to.
 #[inline]
-fn window_start(pos: usize, window: Option<usize>) -> usize {
+pub(super) fn window_start(pos: usize, window: Option<usize>) -> usize {
     match window {
         Some(w) if w > 0 => (pos + 1).saturating_sub(w),
         _ => 0,
     }
-}
-
-/// Attention of the queries of tokens `tokens` × heads `heads` (heads of one KV head) with
-/// this thread's scratch; calls `write(t, out)` once per token with its heads' outputs (`heads.len()
-/// · head_dim` floats, head-major). `q`, `k`, `v` as [`crate::backend::Backend::attention`]
-/// (lengths checked by the caller: `q` holds `p.n_tokens` tokens, the caches `p.pos0 + p.n_tokens` rows).
-///
-/// Panics if `heads` spans two KV heads or the ranges are out of bounds.
-pub fn attend(q: &[f32], k: &[f32], v: &[f32], p: &AttnParams, tokens: Range<usize>, heads: Range<usize>, write: impl FnMut(usize, &[f32])) {
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
-        attend_on_machine(q, k, v, p, tokens, heads, &mut s, write)
-    })
-}
-
-/// The machines this build has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Machine {
-    Portable,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    Simd128,
-}
-
-/// The machines this CPU can run, the fastest last.
-pub(super) fn machines() -> Vec<Machine> {
-    #[allow(unused_mut)]
-    let mut m = vec![Machine::Portable];
-    #[cfg(target_arch = "x86_64")]
-    if super::simd_x86::has_avx2_fma_f16c() {
-        m.push(Machine::Avx2);
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    m.push(Machine::Simd128);
-    m
-}
-
-/// [`attend`] with the given scratch, on this machine's fastest kernels.
-#[allow(clippy::too_many_arguments)]
-fn attend_on_machine(q: &[f32], k: &[f32], v: &[f32], p: &AttnParams, tokens: Range<usize>, heads: Range<usize>, s: &mut AttnScratch, write: impl FnMut(usize, &[f32])) {
-    #[cfg(target_arch = "x86_64")]
-    if super::simd_x86::has_avx2_fma_f16c() {
-        return attend_as(Machine::Avx2, q, k, v, p, tokens, heads, s, write);
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return attend_as(Machine::Simd128, q, k, v, p, tokens, heads, s, write);
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    attend_as(Machine::Portable, q, k, v, p, tokens, heads, s, write)
-}
-
-/// [`attend`] on machine `m`, which must be one of [`machines`] (panics otherwise).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn attend_as(m: Machine, q: &[f32], k: &[f32], v: &[f32], p: &AttnParams, tokens: Range<usize>, heads: Range<usize>, s: &mut AttnScratch, write: impl FnMut(usize, &[f32])) {
-    match m {
-        // SAFETY: the portable machine needs no feature.
-        Machine::Portable => unsafe { attend_with::<Portable>(q, k, v, p, tokens, heads, s, write) },
-        #[cfg(target_arch = "x86_64")]
-        Machine::Avx2 => {
-            assert!(super::simd_x86::has_avx2_fma_f16c(), "this CPU has no AVX2 + FMA");
-            // SAFETY: the CPU has AVX2 and FMA (asserted).
-            unsafe { super::simd_x86_attn::attend_avx2(q, k, v, p, tokens, heads, s, write) }
-        }
-        // SAFETY: SIMD128 is compiled in (the variant's cfg).
-        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        Machine::Simd128 => unsafe { attend_with::<super::simd_wasm_attn::Simd128>(q, k, v, p, tokens, heads, s, write) },
-    }
-}
-
-/// Every query of `p` on machine `m`, single-threaded, in tiles of `tile_tokens` tokens ×
-/// `tile_heads` heads (`tile_heads` divides the GQA group); `q`, `k`, `v` as [`attend`].
-pub(super) fn attention_tiled(m: Machine, q: &[f32], k: &[f32], v: &[f32], p: &AttnParams, tile_tokens: usize, tile_heads: usize) -> Vec<f32> {
-    let hd = p.head_dim;
-    let mut out = vec![0.0f32; p.n_tokens * p.n_head * hd];
-    let mut s = AttnScratch::default();
-    for t0 in (0..p.n_tokens).step_by(tile_tokens.max(1)) {
-        for h0 in (0..p.n_head).step_by(tile_heads.max(1)) {
-            let (t1, h1) = ((t0 + tile_tokens).min(p.n_tokens), (h0 + tile_heads).min(p.n_head));
-            attend_as(m, q, k, v, p, t0..t1, h0..h1, &mut s, |t, o| {
-                let start = (t * p.n_head + h0) * hd;
-                out[start..start + o.len()].copy_from_slice(o);
-            });
-        }
-    }
-    out
 }
 
 /// The block algorithm (module docs) on machine `M`.

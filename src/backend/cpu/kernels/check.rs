@@ -8,9 +8,10 @@
 //! dot product that cancels to near zero is not judged by its tiny result). The integer
 //! sums are exact; only the f32 scale products and their order may differ.
 
-use super::attention::{attention_reference, attention_tiled, machines, Machine};
+use super::attention::attention_reference;
 use super::q8::{quantize_block, Q8_BLOCK};
 use crate::backend::AttnParams;
+use super::{attention_tiled, machines, Machine};
 use super::{dot_q8_fn, dot_q8_rows_fn, dot_q8_scalar_fn, dot_q8_tile_fn, dot_q8_tile_rows_fn, dot_q8x4_fn, quantize_block_fast, Q8Acts, Q8Tiles, TILE_ROWS};
 use crate::quant::synth::{random_weight, Rng};
 use crate::quant::{dequantize, FORMATS};
@@ -163,7 +164,7 @@ pub fn check_quantize(seed: u64) -> KernelCheck {
 /// Attention shapes of [`check_attention`]: (head_dim, heads, KV heads, tokens, pos0, window,
 /// softcap). Head sizes with and without a SIMD tail, GQA ratios 1, 3 and 7, sliding windows
 /// shorter and longer than a key block, Gemma's soft-capping, batches after a cached prefix.
-pub(super) const ATTN_SHAPES: &[(usize, usize, usize, usize, usize, Option<usize>, Option<f32>)] = &[
+pub(in crate::backend::cpu) const ATTN_SHAPES: &[(usize, usize, usize, usize, usize, Option<usize>, Option<f32>)] = &[
     (64, 9, 3, 13, 0, None, None),
     (64, 14, 2, 37, 29, None, None),
     (128, 3, 3, 9, 40, Some(5), None),
@@ -173,14 +174,14 @@ pub(super) const ATTN_SHAPES: &[(usize, usize, usize, usize, usize, Option<usize
 ];
 
 /// Random `q`, K cache and V cache for `p` (values in [−2, 2); K scaled so that scores spread).
-pub(super) fn attention_inputs(rng: &mut Rng, p: &AttnParams) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub(in crate::backend::cpu) fn attention_inputs(rng: &mut Rng, p: &AttnParams) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let kv = (p.pos0 + p.n_tokens) * p.n_head_kv * p.head_dim;
     let mut v = |n: usize, s: f32| (0..n).map(|_| rng.f() * s).collect::<Vec<f32>>();
     (v(p.n_tokens * p.n_head * p.head_dim, 2.0), v(kv, 2.0), v(kv, 2.0))
 }
 
 /// The parameters of one [`ATTN_SHAPES`] row.
-pub(super) fn attention_params(shape: (usize, usize, usize, usize, usize, Option<usize>, Option<f32>)) -> AttnParams {
+pub(in crate::backend::cpu) fn attention_params(shape: (usize, usize, usize, usize, usize, Option<usize>, Option<f32>)) -> AttnParams {
     let (head_dim, n_head, n_head_kv, n_tokens, pos0, window, softcap) = shape;
     AttnParams { n_tokens, pos0, n_head, n_head_kv, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), window, softcap }
 }

@@ -17,7 +17,7 @@
 //! test every row against the references without further listing.
 
 mod attention;
-mod check;
+pub(super) mod check;
 mod q8;
 mod reference;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -44,12 +44,15 @@ mod tests;
 mod tests_attention;
 mod tile;
 
-pub use attention::{attend, attention_reference, AttnScratch, KEY_BLOCK};
+pub use attention::{attention_reference, AttnScratch, KEY_BLOCK};
 pub use check::{check_attention, check_q8_kernels, check_quantize, KernelCheck};
 pub use q8::{DotQ8Fn, DotQ8x4Fn, Q8Acts, Q8Slice, Q8_BLOCK};
 pub use tile::{DotQ8RowsFn, DotQ8TileFn, DotQ8TileRowsFn, Q8Tile, Q8Tiles, TILE_ROWS};
 
+use crate::backend::AttnParams;
 use crate::quant::{self, DotFn, GgmlType, QuantError};
+use std::cell::RefCell;
+use std::ops::Range;
 
 /// One format's kernels on one machine (ggml's `type_traits_cpu` row). A field left `None`
 /// in a machine's table means:
@@ -307,3 +310,95 @@ fn quantize_block_fast(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
     }
     q8::quantize_block(xs, qs)
 }
+
+// ---- Attention: which machine runs `attention.rs`'s block algorithm ----
+
+thread_local! {
+    static SCRATCH: RefCell<AttnScratch> = RefCell::new(AttnScratch::default());
+}
+
+/// Attention of the queries of tokens `tokens` × heads `heads` (heads of one KV head) with
+/// this thread's scratch; calls `write(t, out)` once per token with its heads' outputs (`heads.len()
+/// · head_dim` floats, head-major). `q`, `k`, `v` as [`crate::backend::Backend::attention`]
+/// (lengths checked by the caller: `q` holds `p.n_tokens` tokens, the caches `p.pos0 + p.n_tokens` rows).
+///
+/// Panics if `heads` spans two KV heads or the ranges are out of bounds.
+pub fn attend(q: &[f32], k: &[f32], v: &[f32], p: &AttnParams, tokens: Range<usize>, heads: Range<usize>, write: impl FnMut(usize, &[f32])) {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        attend_on_machine(q, k, v, p, tokens, heads, &mut s, write)
+    })
+}
+
+/// The machines this build has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Machine {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    Simd128,
+}
+
+/// The machines this CPU can run, the fastest last.
+pub(crate) fn machines() -> Vec<Machine> {
+    #[allow(unused_mut)]
+    let mut m = vec![Machine::Portable];
+    #[cfg(target_arch = "x86_64")]
+    if simd_x86::has_avx2_fma_f16c() {
+        m.push(Machine::Avx2);
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    m.push(Machine::Simd128);
+    m
+}
+
+/// [`attend`] with the given scratch, on this machine's fastest kernels.
+#[allow(clippy::too_many_arguments)]
+fn attend_on_machine(q: &[f32], k: &[f32], v: &[f32], p: &AttnParams, tokens: Range<usize>, heads: Range<usize>, s: &mut AttnScratch, write: impl FnMut(usize, &[f32])) {
+    #[cfg(target_arch = "x86_64")]
+    if simd_x86::has_avx2_fma_f16c() {
+        return attend_as(Machine::Avx2, q, k, v, p, tokens, heads, s, write);
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return attend_as(Machine::Simd128, q, k, v, p, tokens, heads, s, write);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    attend_as(Machine::Portable, q, k, v, p, tokens, heads, s, write)
+}
+
+/// [`attend`] on machine `m`, which must be one of [`machines`] (panics otherwise).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend_as(m: Machine, q: &[f32], k: &[f32], v: &[f32], p: &AttnParams, tokens: Range<usize>, heads: Range<usize>, s: &mut AttnScratch, write: impl FnMut(usize, &[f32])) {
+    match m {
+        // SAFETY: the portable machine needs no feature.
+        Machine::Portable => unsafe { attention::attend_with::<attention::Portable>(q, k, v, p, tokens, heads, s, write) },
+        #[cfg(target_arch = "x86_64")]
+        Machine::Avx2 => {
+            assert!(simd_x86::has_avx2_fma_f16c(), "this CPU has no AVX2 + FMA");
+            // SAFETY: the CPU has AVX2 and FMA (asserted).
+            unsafe { simd_x86_attn::attend_avx2(q, k, v, p, tokens, heads, s, write) }
+        }
+        // SAFETY: SIMD128 is compiled in (the variant's cfg).
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Machine::Simd128 => unsafe { attention::attend_with::<simd_wasm_attn::Simd128>(q, k, v, p, tokens, heads, s, write) },
+    }
+}
+
+/// Every query of `p` on machine `m`, single-threaded, in tiles of `tile_tokens` tokens ×
+/// `tile_heads` heads (`tile_heads` divides the GQA group); `q`, `k`, `v` as [`attend`].
+pub(crate) fn attention_tiled(m: Machine, q: &[f32], k: &[f32], v: &[f32], p: &AttnParams, tile_tokens: usize, tile_heads: usize) -> Vec<f32> {
+    let hd = p.head_dim;
+    let mut out = vec![0.0f32; p.n_tokens * p.n_head * hd];
+    let mut s = AttnScratch::default();
+    for t0 in (0..p.n_tokens).step_by(tile_tokens.max(1)) {
+        for h0 in (0..p.n_head).step_by(tile_heads.max(1)) {
+            let (t1, h1) = ((t0 + tile_tokens).min(p.n_tokens), (h0 + tile_heads).min(p.n_head));
+            attend_as(m, q, k, v, p, t0..t1, h0..h1, &mut s, |t, o| {
+                let start = (t * p.n_head + h0) * hd;
+                out[start..start + o.len()].copy_from_slice(o);
+            });
+        }
+    }
+    out
+}
+

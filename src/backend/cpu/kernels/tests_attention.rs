@@ -1,10 +1,11 @@
 //! The block attention (`attention.rs`) against the scalar reference at odd shapes on every
 //! machine this CPU runs, and the property `tests/prefill_split.rs` rests on: a query's
-//! result is the same bits in any tile, in any batch split, on any number of threads.
+//! result is the same bits in any tile (the backend's op, with its threads and batch splits:
+//! `../attention_op_tests.rs`).
 
-use super::attention::{attention_reference, attention_tiled, machines, Machine};
+use super::attention::attention_reference;
 use super::check::{attention_inputs, attention_params, ATTN_SHAPES};
-use crate::backend::cpu::ops;
+use super::{attention_tiled, machines, Machine};
 use crate::backend::AttnParams;
 use crate::quant::synth::Rng;
 
@@ -66,7 +67,7 @@ fn large_scores_and_a_long_history_stay_exact_enough() {
 }
 
 #[test]
-fn a_query_gives_the_same_bits_in_any_tile_split_or_thread_count() {
+fn a_query_gives_the_same_bits_in_any_tile() {
     let mut rng = Rng(17);
     for p in shapes() {
         let (q, k, v) = attention_inputs(&mut rng, &p);
@@ -78,38 +79,5 @@ fn a_query_gives_the_same_bits_in_any_tile_split_or_thread_count() {
                 assert!(got.iter().zip(&alone).all(|(a, b)| a.to_bits() == b.to_bits()), "{m:?} {p:?}: tile {tokens}×{heads}");
             }
         }
-        // The backend's op (threads, its own tiles) gives the fastest machine's bits, and a
-        // batch split after any token gives the same rows as one batch.
-        let fastest = *machines().last().unwrap();
-        let want = attention_tiled(fastest, &q, &k, &v, &p, 1, 1);
-        let mut got = vec![0.0f32; q.len()];
-        ops::attention(&q, &k, &v, &mut got, &p);
-        assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "op {p:?}");
-        let row = p.n_head * p.head_dim;
-        for cut in [1, p.n_tokens / 2, p.n_tokens.saturating_sub(1)] {
-            if cut == 0 || cut >= p.n_tokens {
-                continue;
-            }
-            let first = AttnParams { n_tokens: cut, ..p };
-            let rest = AttnParams { n_tokens: p.n_tokens - cut, pos0: p.pos0 + cut, ..p };
-            let mut split = vec![0.0f32; q.len()];
-            ops::attention(&q[..cut * row], &k, &v, &mut split[..cut * row], &first);
-            ops::attention(&q[cut * row..], &k, &v, &mut split[cut * row..], &rest);
-            assert!(split.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "split at {cut}: {p:?}");
-        }
-    }
-}
-
-#[test]
-fn the_op_handles_empty_and_single_position_inputs() {
-    let p = AttnParams { n_tokens: 0, pos0: 0, n_head: 2, n_head_kv: 1, head_dim: 4, scale: 1.0, window: None, softcap: None };
-    ops::attention(&[], &[], &[], &mut [], &p);
-    // One position: the output is V whatever the scores.
-    let p = AttnParams { n_tokens: 1, pos0: 0, n_head: 3, n_head_kv: 1, head_dim: 9, scale: 1.0, window: Some(4), softcap: Some(2.0) };
-    let v: Vec<f32> = (0..9).map(|i| i as f32 - 3.5).collect();
-    let mut out = vec![0.0f32; 27];
-    ops::attention(&[1.0; 27], &[0.25; 9], &v, &mut out, &p);
-    for o in out.chunks_exact(9) {
-        assert_eq!(o, &v[..]);
     }
 }
