@@ -5,12 +5,12 @@ WASM_BINDGEN_VERSION := 0.2.130
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build test-7b test-7b-full fuzz-long wasm wasm-baseline wasm-threads demo bench bench-build bench-deps hearth-release bench-kernels bench-summary bench-summary-deps bench-structured bench-deps-vulkan clean
+.PHONY: help setup models models-all models-test test-data test test-rust test-wasm-build test-7b test-7b-full fuzz-long wasm wasm-baseline wasm-threads demo bench bench-build bench-deps hearth-release bench-kernels bench-summary bench-summary-ttft bench-summary-deps bench-structured bench-deps-vulkan clean
 
 help:
 	@echo "make demo   build everything, fetch the default model, serve the browser demo on 127.0.0.1"
 	@echo "make test   install what the tests need, run every test"
-	@echo "make models | models-all | wasm | bench | bench-kernels | bench-summary | bench-structured | fuzz-long | setup"
+	@echo "make models | models-all | wasm | bench | bench-kernels | bench-summary | bench-summary-ttft | bench-structured | fuzz-long | setup"
 
 ## setup: idempotent install of everything the build and tests need (Debian, as root).
 setup:
@@ -142,6 +142,15 @@ SUMMARY_ARGS ?=
 bench-summary: www bench-summary-deps
 	@test -f www/pkg/hearth_bg.wasm || { echo "www/pkg is missing: run make wasm-baseline"; exit 1; }
 	python3 bench/summary.py --data "$(DATA)" --models "$(MODELS)" $(SUMMARY_ARGS)
+
+## bench-summary-ttft: time to the first summary token (issue 17) for a ~1,500-token article of
+## $(DATA), key-points, warm load, CPU one thread: Hearth's Summarizer (first streamed bullet; the
+## engine's first token on that prompt) vs wllama given the same prompt text, SmolLM2 and
+## Qwen2.5-Coder 0.5B, 3 repeats each. Appends JSON lines to bench/results/summary-ttft-<date>.jsonl.
+bench-summary-ttft: www
+	@test -f www/pkg/hearth_bg.wasm || { echo "www/pkg is missing: run make wasm-baseline"; exit 1; }
+	for m in smollm2-135m-instruct-q4_1:SmolLM2-135M-Instruct.Q4_1.gguf qwen2.5-coder-0.5b-instruct-q4_k_m:qwen2.5-coder-0.5b-instruct-q4_k_m.gguf; do \
+	  node tests/browser/bench_summary_ttft.mjs --data "$(DATA)" --model $${m%%:*} --file $${m#*:} >> bench/results/summary-ttft-$$(date +%F).jsonl || exit 1; done
 
 ## bench-summary-deps: Google's rouge-score package (once).
 bench-summary-deps:

@@ -153,6 +153,7 @@ def main():
     ap.add_argument("--legacy-every", type=int, default=1, help="the legacy prompts on every K-th article only (a spread sample; "
                     "the other prompt sets are then also scored on those, for a like-for-like row)")
     ap.add_argument("--input-budget", type=int, default=0, help="the summarizer's inputBudget option (0: its default)")
+    ap.add_argument("--context-size", type=int, default=0, help="the engine's contextSize (0: its default, 2048; 512 map-reduces most news articles)")
     ap.add_argument("--tag", default="", help="suffix of the result file names")
     ap.add_argument("--rescore", default=None, help="score an existing result JSON again instead of running")
     args = ap.parse_args()
@@ -192,6 +193,8 @@ def main():
                 cmd += ["--limit", str(args.limit)]
             if args.input_budget:
                 cmd += ["--input-budget", str(args.input_budget)]
+            if args.context_size:
+                cmd += ["--context-size", str(args.context_size)]
             if args.legacy_every > 1:
                 cmd += ["--legacy-every", str(args.legacy_every)]
             if args.legacy_limit:

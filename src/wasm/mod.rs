@@ -30,6 +30,23 @@ use wasm_bindgen::prelude::*;
 #[cfg(feature = "threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
 
+/// What each pool thread throws to leave rayon's loop for good ([`stop_thread_pool`]); the
+/// pool's Worker helper (`scripts/rayon_worker_helpers.js`) recognises it and closes its Worker.
+#[cfg(feature = "threads")]
+const POOL_EXIT: &str = "hearth: thread pool stopped";
+
+/// Ends the threaded build's pool threads: each throws [`POOL_EXIT`] out of rayon's loop, so
+/// its Worker's script returns and the Worker closes itself. The last call into an instance,
+/// made by the engine Worker at `unload()` before the page terminates it: a pool Worker blocked
+/// in rayon's wait is still running script, and Chromium gives a Worker that runs script 2 s
+/// before it ends it by force, keeping the whole shared memory resident that long. Nothing may
+/// use rayon in this instance afterwards (it would wait forever for the threads).
+#[cfg(feature = "threads")]
+#[wasm_bindgen(js_name = stopThreadPool)]
+pub fn stop_thread_pool() {
+    rayon::spawn_broadcast(|_| wasm_bindgen::throw_str(POOL_EXIT));
+}
+
 /// Threads the CPU backend computes on: the pool's size in the threaded build once
 /// `initThreadPool` resolved, 1 in the baseline build.
 #[wasm_bindgen]

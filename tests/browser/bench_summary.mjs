@@ -6,7 +6,8 @@
 // Not a test: it asserts nothing about quality or speed. Raw outputs as JSON to --out.
 //   node tests/browser/bench_summary.mjs --model ID --data FILE.jsonl --out FILE.json
 //        [--types key-points,tldr] [--length short] [--prompts small-model,legacy]
-//        [--limit N] [--offset N] [--legacy-limit N] [--legacy-every K] [--input-budget N] [--threads N (0: the single-thread build)] [--timeout S]
+//        [--limit N] [--offset N] [--legacy-limit N] [--legacy-every K] [--input-budget N] [--context-size N (default 2048; 512 map-reduces most news articles)]
+//        [--threads N (0: the single-thread build)] [--timeout S]
 import fs from "node:fs";
 import path from "node:path";
 import { REPO, launchBrowser, startTestServer, openPage, requireFile } from "./harness.mjs";
@@ -25,6 +26,7 @@ const THREADS = Number(opt("--threads", "0"));
 const INPUT_BUDGET = Number(opt("--input-budget", "0")); // the summarizer's inputBudget (0: its default)
 const LEGACY_LIMIT = Number(opt("--legacy-limit", "0")); // legacy prompts on the first N articles only (0: all)
 const LEGACY_EVERY = Number(opt("--legacy-every", "1")); // legacy prompts on every K-th article only (a spread sample)
+const CONTEXT_SIZE = Number(opt("--context-size", "0")); // the engine's contextSize (0: its default, 2048)
 const TIMEOUT_S = Number(opt("--timeout", "600"));
 if (!DATA || !OUT) throw new Error("--data FILE.jsonl and --out FILE.json are required");
 requireFile(path.join(REPO, "www", "dist", "index.js"), "make www");
@@ -49,13 +51,15 @@ try {
   const page = await openPage(b.context, srv);
   page.setDefaultTimeout(TIMEOUT_S * 1000);
   page.on("console", (m) => { if (m.type() === "error") console.error(`[page] ${m.text()}`); });
-  info = await page.evaluate(async ({ MODEL_ID, THREADS }) => {
+  info = await page.evaluate(async ({ MODEL_ID, THREADS, CONTEXT_SIZE }) => {
     const H = await import("/dist/index.js");
-    globalThis.benchEngine = await H.Engine.load(MODEL_ID, { backend: "cpu", threads: THREADS > 0 ? THREADS : false });
+    const o = { backend: "cpu", threads: THREADS > 0 ? THREADS : false };
+    if (CONTEXT_SIZE > 0) o.contextSize = CONTEXT_SIZE;
+    globalThis.benchEngine = await H.Engine.load(MODEL_ID, o);
     globalThis.benchSummarizers = new Map();
     const m = globalThis.benchEngine.model;
     return { id: m.id, name: m.name, backend: m.backend, wasmBuild: m.wasmBuild, threads: m.threads, n_ctx: m.n_ctx, has_chat_template: m.has_chat_template };
-  }, { MODEL_ID, THREADS });
+  }, { MODEL_ID, THREADS, CONTEXT_SIZE });
   if (!info.has_chat_template) throw new Error(`${MODEL_ID} has no chat template: summaries need an instruction-tuned model`);
   // Article by article: the types of one prompt set share the text's prompt prefix (the engine
   // reuses its KV cache), as on a page that shows key points and a TL;DR of the same text.

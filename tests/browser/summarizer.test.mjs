@@ -2,7 +2,10 @@
 // greedy: key-points is a Markdown list of exactly the requested number of bullets, a tldr is
 // one paragraph within its sentence budget, and no summary ends mid-sentence; a text over one
 // pass is cut to its salient sentences (batched token count through the Worker) and still
-// shaped; the legacy prompts stay runnable. Needs `make wasm` and `make models`.
+// shaped; the legacy prompts stay runnable. A text over twice one pass (map-reduce): key points
+// stream part by part (the first bullet before the last part is read), the map requests reuse
+// their shared prompt prefix from the KV cache, and no part is read twice (issue 17 item 4).
+// Needs `make wasm` and `make models`.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -23,6 +26,25 @@ const TEXTS = [
   "A storm brought heavy snow to northern Japan on Sunday, cutting power to about 30,000 homes. Trains between Sapporo " +
     "and Asahikawa were cancelled, and more than 200 flights were grounded. The weather agency warned that another 50 " +
     "centimetres of snow could fall by Tuesday and asked people to stay indoors.",
+];
+// Eight more short news items: with TEXTS, a text of ~3 passes of the 512-token context (map-reduce).
+const MORE = [
+  "The port of Valdora handled 4.2 million containers last year, a record, after a second crane terminal opened in March. " +
+    "Harbour master Felix Brandt said ships now wait six hours on average instead of two days.",
+  "Farmers in the Tarn valley harvested 18 percent fewer apples this autumn after a late frost in April damaged the blossoms. " +
+    "The cooperative in Albi raised its price to 1.40 euros a kilo and asked the region for emergency aid.",
+  "A 14-year-old student from Lagos, Chidi Okafor, won the national chess championship on Saturday without losing a game. " +
+    "He beat the defending champion in 41 moves and will represent Nigeria at the world youth event in Rome.",
+  "Engineers finished the 9-kilometre Kessel tunnel under the Alps three months early, the rail company said on Monday. " +
+    "Freight trains will start using it in June, cutting the trip between Basel and Milan by 50 minutes.",
+  "The museum of Lund returned 312 stone tools to the Sami parliament, which will show them in a new centre in Kiruna. " +
+    "Director Karin Holm called the return overdue and said talks about 40 further objects continue.",
+  "Heavy rain flooded 600 houses in the river town of Bexley on Thursday night, and 1,200 people spent the night in two schools. " +
+    "The fire service pumped water from the main street until noon, and the council promised repairs within a month.",
+  "The bakery chain Morrow opened its 100th shop in Leeds on Friday, twelve years after its first one in a York market hall. " +
+    "Founder Priya Shah said the chain will hire 250 more bakers next year and stop selling plastic-wrapped bread.",
+  "Astronomers using a telescope in Chile spotted a comet that will pass close to Earth in 2031, at about 20 million kilometres. " +
+    "It is named after Tomas Reyes, the amateur astronomer from Valparaiso who first reported it in January.",
 ];
 const ENDS_SENTENCE = /[.!?…]["'’”)\]]*$/;
 
@@ -99,4 +121,61 @@ test("a text over one pass is cut to its salient sentences and keeps the shape; 
   assert.ok(legacy.whole.length > 0);
   const bad = await page.evaluate(() => globalThis.engine.summarizer({ prompts: "fancy" }).then(() => null, (e) => e.code));
   assert.equal(bad, "BAD_REQUEST");
+});
+
+test("map-reduce: key points stream part by part, shared prefixes come from the KV cache, no part is read twice", async () => {
+  const long = [...TEXTS, ...MORE].join("\n\n");
+  const r = await page.evaluate(async (text) => {
+    const run = async (type) => {
+      const s = await globalThis.engine.summarizer({ type, length: "short", format: "markdown" });
+      const events = [];
+      const requests = [];
+      let out = "";
+      const opts = { onChunkProgress: (p) => events.push(["progress", p.done, p.total]), onRequest: (q) => requests.push(q) };
+      for await (const d of s.summarizeStreaming(text, opts)) {
+        events.push(["chunk", d]);
+        out += d;
+      }
+      const quota = s.inputQuota;
+      s.destroy();
+      // Tokens of each request's messages, counted here (template tokens aside).
+      for (const q of requests) q.counts = await Promise.all(q.messages.map((m) => globalThis.engine.countTokens(m.content)));
+      return { out: out.trim(), events, requests, quota };
+    };
+    return { tokens: await globalThis.engine.countTokens(text), first: await run("key-points"), again: await run("key-points"), tldr: await run("tldr") };
+  }, long);
+  const { first, again, tldr } = r;
+  console.log(`# map-reduce key-points (${r.tokens} tokens, quota ${first.quota}): ${JSON.stringify(first.out)}`);
+  assert.ok(r.tokens > 2 * first.quota, `${r.tokens} tokens must be over twice the quota ${first.quota} (map-reduce)`);
+  // Streaming: the first bullet arrives while later parts are still being read.
+  const maps = first.requests.filter((q) => q.step === "map");
+  assert.ok(maps.length >= 2, `${maps.length} map requests`);
+  assert.ok(first.requests.every((q) => q.step === "map"), "key points of a long text need no reduce pass");
+  const firstChunk = first.events.findIndex((e) => e[0] === "chunk");
+  assert.ok(firstChunk >= 0, JSON.stringify(first.events));
+  assert.ok(first.events.slice(firstChunk).some((e) => e[0] === "progress" && e[1] > 0), `a part was read after the first bullet: ${JSON.stringify(first.events)}`);
+  // The shape still holds: exactly 3 Markdown bullets, each a finished sentence.
+  const lines = first.out.split("\n");
+  assert.equal(lines.length, 3, first.out);
+  for (const l of lines) assert.match(l, /^- \S.*[.!?…]["'’”)\]]*$/, l);
+  // The parts after the first reuse the shared prefix (template, system prompt) from the KV cache:
+  // what they prefill is at most their own user message plus a few template tokens.
+  console.log(`# map requests: ${JSON.stringify(maps.map((q) => [q.part, q.usage.prompt_tokens, q.usage.cached_tokens]))}`);
+  for (const q of maps.slice(1)) {
+    const [system, user] = q.counts;
+    assert.ok(q.usage.cached_tokens >= system, `part ${q.part}: ${q.usage.cached_tokens} cached, system prompt ${system} tokens`);
+    assert.ok(q.usage.prompt_tokens - q.usage.cached_tokens <= user + 8, `part ${q.part}: prefilled ${q.usage.prompt_tokens - q.usage.cached_tokens}, user message ${user} tokens`);
+  }
+  // No part is read twice: the same text again (key points, then a tldr) makes no map request.
+  assert.equal(again.requests.length, 0, JSON.stringify(again.requests.map((q) => q.step)));
+  assert.equal(again.out, first.out, "greedy: the same key points");
+  // A tldr needs every part's facts: it reads only the parts the key points did not need.
+  const read = new Set(maps.map((q) => q.messages[1].content));
+  const tldrMaps = tldr.requests.filter((q) => q.step === "map");
+  for (const q of tldrMaps) assert.ok(!read.has(q.messages[1].content), `part ${q.part} was read again`);
+  assert.equal(maps.length + tldrMaps.length, tldrMaps[0]?.parts ?? maps[0].parts, "each part read once in all");
+  assert.deepEqual(tldr.requests.map((q) => q.step).filter((s) => s !== "map"), ["summary"], "then one reduce pass");
+  assert.doesNotMatch(tldr.out, /\n/, tldr.out);
+  assert.match(tldr.out, ENDS_SENTENCE, tldr.out);
+  console.log(`# map-reduce tldr: ${JSON.stringify(tldr.out)}`);
 });

@@ -50,3 +50,12 @@ test("salient selection keeps the central sentences within the token budget, in 
   assert.deepEqual(T.selectSalient(s, s.map((x) => x.split(" ").length), 20), [0, 1, 2]);
   assert.deepEqual(T.selectSalient(s, s.map((x) => x.split(" ").length), 1), [0], "always the best one");
 });
+
+test("key points due after each part of a long text: earlier parts weigh more, the first gives one, the last completes", async () => {
+  const M = await import(pathToFileURL(path.join(REPO, "www/dist/summary-map.js")).href);
+  assert.deepEqual(M.pointsAfterEachPart([300, 300, 300], 3), [1, 2, 3]);
+  assert.deepEqual(M.pointsAfterEachPart([300, 300, 300], 7), [3, 5, 7]);
+  assert.deepEqual(M.pointsAfterEachPart([311, 311, 40], 3), [2, 3, 3], "a short last part gets nothing when the others filled the list");
+  assert.deepEqual(M.pointsAfterEachPart(Array(7).fill(300), 3), [1, 1, 2, 2, 2, 3, 3], "more parts than points: the first still gives one");
+  assert.deepEqual(M.pointsAfterEachPart([300], 5), [5]);
+});

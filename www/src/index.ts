@@ -31,6 +31,7 @@ export {
   type SummarizerOptions,
   type SummarizeOptions,
   type SummarizeProgress,
+  type SummaryRequest,
   type SummarizerType,
   type SummarizerFormat,
   type SummarizerLength,

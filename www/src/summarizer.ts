@@ -6,8 +6,11 @@
  * reply forced into the requested shape as it streams (exactly N bullets for key-points; whole
  * sentences only, within the sentence budget, for tldr/teaser), a text over `inputBudget` (600
  * tokens by default) cut to its most salient sentences, and a text over twice one pass first
- * map-reduced by a map step that keeps the facts (names, numbers) of every part. `prompts: "legacy"` runs the previous
- * prompts and plain map-reduce unchanged, for comparison (`make bench-summary`).
+ * map-reduced by a map step that keeps the facts (names, numbers) of every part
+ * (`summary-map.ts`: each part read once per engine). Key points of such a text stream part by
+ * part, as each part's facts exist; tldr, teaser and headline need the reduce pass over all the
+ * facts first. `prompts: "legacy"` runs the previous prompts and plain map-reduce unchanged, for
+ * comparison (`make bench-summary`).
  */
 
 import { streamGeneration } from "./chat.js";
@@ -31,11 +34,12 @@ import {
   type SummarizerPrompts,
   type SummarizerType,
 } from "./prompts.js";
-import { ItemCollector, SentenceCollector, endsSentence, sourceWords, scoreSentences, selectSalient, shapeHeadline, splitSentences, trimToSentenceEnd } from "./summary-text.js";
+import { partFacts, pointsAfterEachPart, salientSentences, splitByTokens, type MapStep, type SummaryRequest } from "./summary-map.js";
+import { ItemCollector, SentenceCollector, sourceWords, selectSalient, shapeHeadline, splitSentences, trimToSentenceEnd } from "./summary-text.js";
 import type { ChatMessage, GenerateRequest, GenerateResult } from "./types.js";
 import { checkSampling } from "./validate.js";
 
-export type { SummarizerFormat, SummarizerLength, SummarizerPrompts, SummarizerType };
+export type { SummarizerFormat, SummarizerLength, SummarizerPrompts, SummarizerType, SummaryRequest };
 
 /** Options of `engine.summarizer()` (and of the `Summarizer.create()` polyfill). */
 export interface SummarizerOptions {
@@ -79,6 +83,13 @@ export interface SummarizeOptions {
   signal?: AbortSignal;
   /** Called as the parts of a long text are summarized (map-reduce only). */
   onChunkProgress?: (p: SummarizeProgress) => void;
+  /**
+   * Hearth extension: called after each model request of this summary (each part of a long
+   * text's map step, and the pass that writes the summary) with the messages and the engine's
+   * token counts (`usage.cached_tokens`: prompt tokens reused from the KV cache, not prefilled).
+   * A part read before by this engine is not requested again, so it is not reported.
+   */
+  onRequest?: (r: SummaryRequest) => void;
 }
 
 /**
@@ -237,10 +248,17 @@ export class HearthSummarizer {
     let text = input.trim();
     if (!text) return;
     const contextTokens = opts.context ? await this.driver.countTokens(`Context: ${opts.context}\n\n`) : 0;
-    const quota = Math.max(32, this.inputQuota - contextTokens);
-    const budget = Math.max(32, Math.min(this.driver.info.n_ctx - this.overhead.anyType - contextTokens, this.inputBudget));
+    // One pass of any type (not only this one): whether and how a text is map-reduced does not
+    // depend on the type, so its parts are read once for every type (the map step's memo).
+    const quota = Math.max(32, this.driver.info.n_ctx - this.overhead.anyType - contextTokens);
+    const budget = Math.max(32, Math.min(quota, this.inputBudget));
+    const n = SIZE_COUNT[this.type][this.length];
     let tokens = await this.driver.countTokens(text);
     if (tokens > SELECT_UP_TO * quota) {
+      if (this.type === "key-points") {
+        yield* this.keyPointsByPart(text, n, quota, opts);
+        return;
+      }
       text = await this.mapFacts(text, quota, opts);
       tokens = await this.driver.countTokens(text);
     }
@@ -249,20 +267,80 @@ export class HearthSummarizer {
       { role: "system", content: summarySystemPrompt(this.sharedContext || undefined) },
       { role: "user", content: summaryUserPrompt(text, this.type, this.length, opts.context) },
     ];
-    const n = SIZE_COUNT[this.type][this.length];
-    if (this.type === "key-points") yield* this.keyPoints(messages, n, text, signal);
-    else if (this.type === "headline") yield* this.headline(messages, n, text, signal);
-    else yield* this.sentences(messages, n, text, signal);
+    if (this.type === "key-points") yield* this.keyPoints(messages, n, text, opts);
+    else if (this.type === "headline") yield* this.headline(messages, n, text, opts);
+    else yield* this.sentences(messages, n, text, opts);
+  }
+
+  /** Emits accepted items as list lines (`- ` bullets in Markdown), newline-separated across calls. */
+  private bullets(): (added: string[]) => string {
+    const bullet = this.format === "markdown" ? "- " : "";
+    let emitted = 0;
+    return (added) => added.map((t) => `${emitted++ ? "\n" : ""}${bullet}${t}`).join("");
+  }
+
+  /**
+   * Key points of a text over twice one pass, streamed part by part: the map step lists each
+   * part's facts, and the points due after that part ({@link pointsAfterEachPart}: the first
+   * part gives at least one) are emitted as soon as its facts exist, while the later parts are
+   * read. No reduce pass reads the facts again: the points are the parts' facts, cleaned and
+   * deduplicated (as the model's bullets are); a part with too few facts leaves its share to the
+   * next, and if fewer than `n` survive in all, the text's most salient sentences fill the list.
+   */
+  private async *keyPointsByPart(text: string, n: number, quota: number, opts: SummarizeOptions): AsyncGenerator<string> {
+    const items = new ItemCollector(n, sourceWords(text));
+    const emit = this.bullets();
+    const { parts, tokens, step } = await this.mapPlan(text, quota, 0, opts);
+    const targets = pointsAfterEachPart(tokens, n);
+    let spare: string[] = []; // facts of earlier parts not used yet
+    opts.onChunkProgress?.({ round: 0, done: 0, total: parts.length });
+    for (let i = 0; i < parts.length && !items.full; i++) {
+      const facts = await partFacts(this.driver, parts[i]!, i, step);
+      opts.onChunkProgress?.({ round: 0, done: i + 1, total: parts.length });
+      const before = items.items.length;
+      const left: string[] = [];
+      for (const f of [...facts, ...spare]) {
+        if (items.items.length >= targets[i]! || !items.add(f)) left.push(f);
+      }
+      spare = left;
+      const out = emit(items.items.slice(before));
+      if (out) yield out;
+    }
+    if (!items.full) {
+      const before = items.items.length;
+      for (const s of salientSentences(text)) {
+        if (items.full) break;
+        items.add(s);
+      }
+      const out = emit(items.items.slice(before));
+      if (out) yield out;
+    }
+  }
+
+  /** The parts of `text` for map round `round` and the settings of their map requests (the same for every type). */
+  private async mapPlan(text: string, quota: number, round: number, opts: SummarizeOptions): Promise<{ parts: string[]; tokens: number[]; step: MapStep }> {
+    const n_ctx = this.driver.info.n_ctx;
+    const mapOutMax = Math.min(192, Math.floor(n_ctx / 4));
+    const { parts, tokens } = await splitByTokens(this.driver, text, Math.max(32, n_ctx - this.overhead.map - mapOutMax - 8));
+    const step: MapStep = {
+      sharedContext: this.sharedContext,
+      maxTokens: Math.max(32, Math.min(mapOutMax, Math.floor((1.5 * quota) / parts.length))),
+      temperature: this.temperature,
+      repeatPenalty: REPEAT_PENALTY,
+      round,
+      parts: parts.length,
+    };
+    if (opts.signal) step.signal = opts.signal;
+    if (opts.onRequest) step.onRequest = opts.onRequest;
+    return { parts, tokens, step };
   }
 
   /** Exactly `n` bullets: the model's, cleaned, then (if it wrote fewer) the text's most salient sentences. */
-  private async *keyPoints(messages: ChatMessage[], n: number, source: string, signal: AbortSignal | undefined): AsyncGenerator<string> {
+  private async *keyPoints(messages: ChatMessage[], n: number, source: string, opts: SummarizeOptions): AsyncGenerator<string> {
     const items = new ItemCollector(n, sourceWords(source));
-    const bullet = this.format === "markdown" ? "- " : "";
-    let emitted = 0;
-    const emit = (added: string[]) => added.map((t) => `${emitted++ ? "\n" : ""}${bullet}${t}`).join("");
+    const emit = this.bullets();
     let line = "";
-    const gen = this.stream(messages, signal);
+    const gen = this.stream(messages, opts);
     for await (const d of gen.deltas) {
       line += d;
       let nl: number;
@@ -298,11 +376,11 @@ export class HearthSummarizer {
   }
 
   /** One paragraph of whole sentences, at most `n` (the model's; the most salient sentence of the text if it wrote none). */
-  private async *sentences(messages: ChatMessage[], n: number, source: string, signal: AbortSignal | undefined): AsyncGenerator<string> {
+  private async *sentences(messages: ChatMessage[], n: number, source: string, opts: SummarizeOptions): AsyncGenerator<string> {
     const col = new SentenceCollector(n, sourceWords(source));
     let emitted = 0;
     const emit = (added: string[]) => added.map((t) => `${emitted++ ? " " : ""}${t}`).join("");
-    const gen = this.stream(messages, signal);
+    const gen = this.stream(messages, opts);
     for await (const d of gen.deltas) {
       const out = emit(col.push(d));
       if (out) yield out;
@@ -323,9 +401,9 @@ export class HearthSummarizer {
   }
 
   /** One line of at most `n` words. */
-  private async *headline(messages: ChatMessage[], n: number, source: string, signal: AbortSignal | undefined): AsyncGenerator<string> {
+  private async *headline(messages: ChatMessage[], n: number, source: string, opts: SummarizeOptions): AsyncGenerator<string> {
     let reply = "";
-    const gen = this.stream(messages, signal);
+    const gen = this.stream(messages, opts);
     for await (const d of gen.deltas) {
       reply += d;
       if (shapeHeadline(reply.slice(0, reply.lastIndexOf("\n") + 1), n)) {
@@ -341,9 +419,10 @@ export class HearthSummarizer {
 
   /**
    * Starts the final generation: its deltas, `stop()` to end it early once the shape is complete,
-   * and its result (null when stopped early). A caller's abort rejects as usual.
+   * and its result (null when stopped early), reported to `onRequest`. A caller's abort rejects as usual.
    */
-  private stream(messages: ChatMessage[], signal: AbortSignal | undefined): { deltas: AsyncIterable<string>; stop(): void; result: Promise<GenerateResult | null> } {
+  private stream(messages: ChatMessage[], opts: SummarizeOptions): { deltas: AsyncIterable<string>; stop(): void; result: Promise<GenerateResult | null> } {
+    const { signal } = opts;
     let stopped = false;
     const req: GenerateRequest = { kind: "chat", messages, max_tokens: this.maxOutput, temperature: this.temperature, repeat_penalty: REPEAT_PENALTY };
     const s = streamGeneration(signal, (sig, push) => this.driver.generate(req, push, sig), { delta: (t) => t });
@@ -354,7 +433,7 @@ export class HearthSummarizer {
         throw signal?.aborted ? abortError(signal) : e;
       },
     );
-    result.catch(() => undefined); // the caller sees a failure through `deltas`
+    result.then((r) => opts.onRequest?.({ step: "summary", messages, usage: r?.usage ?? null })).catch(() => undefined); // the caller sees a failure through `deltas`
     return {
       deltas: s,
       stop: () => {
@@ -376,40 +455,19 @@ export class HearthSummarizer {
   }
 
   /**
-   * Map step of a long text: each part → its facts as bullet lines (kept when they share words
-   * with the part), plus the part's most salient sentence with a number when the model's facts
-   * carry none of the part's numbers; repeated while the result does not fit `SELECT_UP_TO` passes.
+   * Map step of a long text: each part → its facts ({@link partFacts}: read once per engine),
+   * repeated while the result does not fit `SELECT_UP_TO` passes.
    */
-  private async mapFacts(text: string, budget: number, opts: SummarizeOptions): Promise<string> {
-    const { signal } = opts;
-    const n_ctx = this.driver.info.n_ctx;
+  private async mapFacts(text: string, quota: number, opts: SummarizeOptions): Promise<string> {
     for (let round = 0; ; round++) {
       const tokens = await this.driver.countTokens(text);
-      if (tokens <= SELECT_UP_TO * budget) return text;
+      if (tokens <= SELECT_UP_TO * quota) return text;
       if (round >= 4) throw new HearthError("CONTEXT_OVERFLOW", "the text did not shrink enough to fit the context after 4 rounds of summarizing its parts");
-      const mapOutMax = Math.min(192, Math.floor(n_ctx / 4));
-      const parts = await splitByTokens(this.driver, text, Math.max(32, n_ctx - this.overhead.map - mapOutMax - 8));
-      const mapOut = Math.max(32, Math.min(mapOutMax, Math.floor((1.5 * budget) / parts.length)));
+      const { parts, step } = await this.mapPlan(text, quota, round, opts);
       const facts: string[] = [];
       opts.onChunkProgress?.({ round, done: 0, total: parts.length });
       for (let i = 0; i < parts.length; i++) {
-        const part = parts[i]!;
-        const messages: ChatMessage[] = [
-          { role: "system", content: mapSystemPrompt(this.sharedContext || undefined) },
-          { role: "user", content: mapUserPrompt(part) },
-        ];
-        const r = await this.driver.generate({ kind: "chat", messages, max_tokens: mapOut, temperature: this.temperature, repeat_penalty: REPEAT_PENALTY }, () => undefined, signal);
-        const reply = r.finish_reason === "length" ? r.text.slice(0, r.text.lastIndexOf("\n") + 1) || trimToSentenceEnd(r.text) : r.text;
-        const col = new ItemCollector(12);
-        for (const line of reply.split("\n")) col.push(line);
-        const kept = col.items.filter((f) => sharesWords(f, part));
-        const numbers = part.match(/\d[\d,.]*/g) ?? [];
-        if (numbers.length && !kept.some((f) => numbers.some((x) => f.includes(x)))) {
-          const anchor = salientSentences(part).find((s) => /\d/.test(s));
-          if (anchor) kept.push(anchor);
-        }
-        if (!kept.length) kept.push(...salientSentences(part).slice(0, 2));
-        facts.push(...kept);
+        facts.push(...(await partFacts(this.driver, parts[i]!, i, step)));
         opts.onChunkProgress?.({ round, done: i + 1, total: parts.length });
       }
       const next = facts.join("\n");
@@ -436,7 +494,7 @@ export class HearthSummarizer {
       if (round >= 4) throw new HearthError("CONTEXT_OVERFLOW", "the text did not shrink enough to fit the context after 4 rounds of summarizing its parts");
       const mapOutMax = Math.min(MAX_OUTPUT_TOKENS.medium, Math.floor(this.driver.info.n_ctx / 4));
       const budget = this.driver.info.n_ctx - this.overhead.map - mapOutMax - 8;
-      const parts = await splitByTokens(this.driver, text, Math.max(32, budget));
+      const { parts } = await splitByTokens(this.driver, text, Math.max(32, budget));
       const mapOut = Math.max(24, Math.min(mapOutMax, Math.floor((0.85 * (this.inputQuota - contextTokens)) / parts.length) - 6));
       const summaries: string[] = [];
       opts.onChunkProgress?.({ round, done: 0, total: parts.length });
@@ -467,66 +525,4 @@ export class HearthSummarizer {
 
 async function promptTokens(driver: Driver, messages: ChatMessage[]): Promise<number> {
   return driver.countTokens(await driver.renderChat(messages));
-}
-
-/** The text's whole sentences (6–50 words), most salient first. */
-function salientSentences(text: string): string[] {
-  const all = splitSentences(text);
-  const scores = scoreSentences(all);
-  return all
-    .map((s, i) => ({ s, score: scores[i]! }))
-    .filter(({ s }) => endsSentence(s) && s.split(/\s+/).length >= 6 && s.split(/\s+/).length <= 50)
-    .sort((a, b) => b.score - a.score)
-    .map(({ s }) => s);
-}
-
-/** Whether a fact shares at least half of its capitalised words and numbers with its source (a faithfulness filter). */
-function sharesWords(fact: string, source: string): boolean {
-  const keys = fact.match(/\b(?:[A-Z][\p{L}]+|\d[\d,.]*)/gu) ?? [];
-  if (!keys.length) return true;
-  const found = keys.filter((k) => source.includes(k.replace(/[.,]+$/, ""))).length;
-  return found * 2 >= keys.length;
-}
-
-/**
- * Splits text into parts of at most `budget` tokens on paragraph and sentence boundaries, then
- * word boundaries, then characters (a single over-long word). Tokens are counted in batches
- * (one Worker round trip per level), not per piece.
- */
-export async function splitByTokens(driver: Driver, text: string, budget: number): Promise<string[]> {
-  const levels = [/(?<=\n\s*\n|[.!?。]\s+)(?=\S)/, /(?<=\s)(?=\S)/];
-  let pieces: string[] = text.split(levels[0]!).filter((s) => s.length > 0);
-  let counts = await driver.countTokensBatch(pieces);
-  for (let level = 1; level <= levels.length; level++) {
-    if (counts.every((n) => n <= budget)) break;
-    const next: string[] = [];
-    for (let i = 0; i < pieces.length; i++) {
-      const p = pieces[i]!;
-      const n = counts[i]!;
-      if (n <= budget) next.push(p);
-      else if (level < levels.length) next.push(...p.split(levels[level]!).filter((s) => s.length > 0));
-      else {
-        // One unbreakable run: cut by characters in proportion to the budget (with margin).
-        const cut = Math.max(1, Math.floor((p.length * budget) / n / 2));
-        for (let j = 0; j < p.length; j += cut) next.push(p.slice(j, j + cut));
-      }
-    }
-    pieces = next;
-    counts = await driver.countTokensBatch(pieces);
-  }
-  const parts: string[] = [];
-  let cur = "";
-  let curTokens = 0;
-  for (let i = 0; i < pieces.length; i++) {
-    const n = counts[i]!;
-    if (cur && curTokens + n > budget) {
-      parts.push(cur);
-      cur = "";
-      curTokens = 0;
-    }
-    cur += pieces[i]!;
-    curTokens += n;
-  }
-  if (cur.trim()) parts.push(cur);
-  return parts;
 }
