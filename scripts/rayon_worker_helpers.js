@@ -30,6 +30,11 @@ function waitForMsgType(target, type) {
   });
 }
 
+// What a pool thread throws out of rayon's loop when the pool is stopped (src/wasm/mod.rs
+// `stop_thread_pool`), and what its Worker then tells the engine's Worker before closing.
+const POOL_EXIT = "hearth: thread pool stopped";
+const POOL_EXITED = "hearth_pool_exited";
+
 // In a pool Worker (this file is its entry): wait for the wasm module and memory, start the
 // glue on them, then hand this thread to rayon. Elsewhere (the glue imports this file) the
 // message never comes.
@@ -40,6 +45,12 @@ waitForMsgType(self, "wasm_bindgen_worker_init").then(async (data) => {
   try {
     pkg.wbg_rayon_start_worker(data.receiver);
   } catch (e) {
+    if (e instanceof Error && e.message === POOL_EXIT) {
+      // stopThreadPool (unload): this thread is done; the engine's Worker waits for the word.
+      postMessage({ type: POOL_EXITED });
+      close();
+      return;
+    }
     // Reported: the owner ends this Worker. Unreported (no channel), it stays an uncaught error.
     if (!reportTrap(pkg, data.trapChannel, e)) throw e;
   }
@@ -87,9 +98,28 @@ function startPoolWorker() {
   }
 }
 
-// Never read: keeps the Workers referenced (Firefox collects unreferenced Workers that share
-// a wasm memory, https://bugzilla.mozilla.org/show_bug.cgi?id=1702191).
-let _workers;
+// Keeps the Workers referenced (Firefox collects unreferenced Workers that share a wasm memory,
+// https://bugzilla.mozilla.org/show_bug.cgi?id=1702191), and lists them for `stopWorkers`.
+let _workers = [];
+
+/**
+ * Stops the pool (`stop` = the glue's `stopThreadPool`) and resolves, with how many did, once
+ * every pool Worker said its thread left rayon and closed itself, or after `timeoutMs` (the
+ * others then end with this realm, by force, later). Called by the engine's Worker at unload
+ * (`wasm-instance.ts`): found on `globalThis[Symbol.for("hearth.stopPoolWorkers")]`, as the
+ * glue does not export it.
+ */
+function stopWorkers(stop, timeoutMs) {
+  const workers = _workers;
+  _workers = [];
+  let left = 0;
+  const exited = Promise.all(workers.map((w) => waitForMsgType(w, POOL_EXITED).then(() => left++)));
+  stop();
+  let timer;
+  const late = new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+  return Promise.race([exited, late]).finally(() => clearTimeout(timer)).then(() => left);
+}
+globalThis[Symbol.for("hearth.stopPoolWorkers")] = stopWorkers;
 
 export async function startWorkers(module, memory, builder) {
   if (builder.numThreads() === 0) throw new Error("num_threads must be > 0.");

@@ -4,6 +4,7 @@
 //! `HearthError` codes). No logic lives here that native code lacks. Development exports
 //! (kernel checks, benches, test hooks) are in [`dev`].
 
+mod alloc;
 mod dev;
 mod errors;
 mod probe;
@@ -23,12 +24,34 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
+/// Large zeroed allocations (the tensors, the KV cache) on fresh pages, resident only once
+/// written ([`alloc`]).
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator::new();
+
 /// Starts the CPU backend's thread pool (the threaded build only): `initThreadPool(n)` in JS
 /// spawns `n` Web Workers sharing this module's memory and resolves once they are ready. Call it
 /// once, before the first engine is created and from a Worker (the calling thread blocks while
 /// the pool works, which a page's main thread may not do); a second call rejects.
 #[cfg(feature = "threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// What each pool thread throws to leave rayon's loop for good ([`stop_thread_pool`]); the
+/// pool's Worker helper (`scripts/rayon_worker_helpers.js`) recognises it and closes its Worker.
+#[cfg(feature = "threads")]
+const POOL_EXIT: &str = "hearth: thread pool stopped";
+
+/// Ends the threaded build's pool threads: each throws [`POOL_EXIT`] out of rayon's loop, so
+/// its Worker's script returns and the Worker closes itself. The last call into an instance,
+/// made by the engine Worker at `unload()` before the page terminates it: a pool Worker blocked
+/// in rayon's wait is still running script, and Chromium gives a Worker that runs script 2 s
+/// before it ends it by force, keeping the whole shared memory resident that long. Nothing may
+/// use rayon in this instance afterwards (it would wait forever for the threads).
+#[cfg(feature = "threads")]
+#[wasm_bindgen(js_name = stopThreadPool)]
+pub fn stop_thread_pool() {
+    rayon::spawn_broadcast(|_| wasm_bindgen::throw_str(POOL_EXIT));
+}
 
 /// Threads the CPU backend computes on: the pool's size in the threaded build once
 /// `initThreadPool` resolved, 1 in the baseline build.

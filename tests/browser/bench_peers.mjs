@@ -6,16 +6,22 @@
 // LONG_PROMPT (~430 tokens) decoding --tg-long tokens (long prefill = prompt tokens / TTFT, long
 // decode tok/s).
 // Per configuration, node samples the total RSS of that Chromium instance (procmem.mjs) every
-// 50 ms: baseline after the blank page opened, peak, peak over baseline.
+// 50 ms: baseline after the blank page opened, peak, peak over baseline (`session_peak_…`: the
+// whole run, every load of it). Then, for the CPU configurations, the memory figure proper
+// (bench_memory.mjs): --memory-reps fresh browsers on the run's profile, each one warm load and
+// one short chat, its peak over the blank page; `peak_over_baseline_mib` is their median, so no
+// load counts the previous engine's memory with its own.
 // The -mt configurations run on a cross-origin isolated server (COOP/COEP) with one thread per
 // logical core, and fail loudly when the engine fell back to one thread.
 // Raw samples as JSON on stdout (last line). Not a test: no timed assertions.
 //   node tests/browser/bench_peers.mjs --model ID --file FILE.gguf [--reps 5] [--tg 128]
 //        [--tg-long 64 (0: no long prompt)] [--warmup 1 (0: none)] [--chat 1 (0: no chat TTFT)]
-//        [--timeout S] [configs…]
+//        [--timeout S] [--memory-reps 3 (0: the session peak only)] [configs…]
+import fs from "node:fs";
 import path from "node:path";
 import { REPO, launchBrowser, startTestServer, openPage, requireFile } from "./harness.mjs";
 import { sampleBrowserMemory } from "./procmem.mjs";
+import { MEMORY_CONFIGS, memoryRuns } from "./bench_memory.mjs";
 import { PROMPT, LONG_PROMPT, CHAT } from "./bench_prompts.mjs";
 
 // config → {engine, isolated page, Hearth backend / wllama threads}
@@ -89,6 +95,7 @@ const TG_LONG = Number(opt("--tg-long", "64"));
 const TIMEOUT_S = Number(opt("--timeout", "600"));
 const WARMUP = Number(opt("--warmup", "1")) > 0 ? 1 : 0; // 0: no warm-up rep (the tiny WebGPU run)
 const CHAT_TTFT = Number(opt("--chat", "1")) > 0; // 0: no chat first-token measurement (the tiny WebGPU run)
+const MEMORY_REPS = Number(opt("--memory-reps", "3"));
 const which = argv.length ? argv : ["hearth-cpu", "hearth-cpu-mt", "wllama-cpu", "wllama-cpu-mt"];
 const MIN_LONG_TOKENS = 400;
 requireFile(path.join(REPO, "models", "cache", FILE), "make models");
@@ -304,11 +311,23 @@ for (const w of which) {
   } catch (e) {
     row.error = String(e.message ?? e).split("\n")[0];
   } finally {
-    Object.assign(row, mem?.stop() ?? {}, { wall_s: (Date.now() - t) / 1000 });
-    await b.close().catch(() => {});
+    const m = mem?.stop() ?? {};
+    if (m.peak_over_baseline_mib !== undefined) m.session_peak_over_baseline_mib = m.peak_over_baseline_mib;
+    Object.assign(row, m, { wall_s: (Date.now() - t) / 1000 });
+    await b.close({ keepProfile: true }).catch(() => {});
   }
+  // One load per browser, on this run's profile (the model is in its store / cache by now).
+  if (MEMORY_CONFIGS[w] && MEMORY_REPS > 0 && !row.error && !row.mem_error) {
+    try {
+      const r = await memoryRuns({ c, srv, userDataDir: b.userDataDir, reps: MEMORY_REPS, modelId: MODEL_ID, file: FILE, timeoutS: TIMEOUT_S });
+      Object.assign(row, r, { peak_over_baseline_mib: r.mem_one_load_median_mib });
+    } catch (e) {
+      row.mem_error = String(e.message ?? e).split("\n")[0];
+    }
+  }
+  fs.rmSync(b.userDataDir, { recursive: true, force: true });
   rows.push(row);
-  const brief = Object.fromEntries(["error", "wall_s", "warm_ms", "decode_tps", "long_prefill_tps", "long_decode_tps", "peak_over_baseline_mib"]
+  const brief = Object.fromEntries(["error", "mem_error", "wall_s", "warm_ms", "decode_tps", "long_prefill_tps", "long_decode_tps", "peak_over_baseline_mib", "session_peak_over_baseline_mib", "mem_wall_s"]
     .filter((k) => row[k] !== undefined).map((k) => [k, row[k]]));
   console.error(`[bench_peers] ${MODEL_ID} ${w}: ${JSON.stringify(brief)}`);
 }

@@ -132,3 +132,39 @@ export function cpuSeconds(pidList) {
   }
   return ticks / hz;
 }
+
+/** RSS in bytes of each process of `pidList`: Map pid → bytes. */
+export function rssByProcess(pidList) {
+  const out = new Map();
+  for (const p of pidList) {
+    const f = readOr(`/proc/${p}/statm`, "").split(" ");
+    if (f.length > 1) out.set(p, Number(f[1]) * PAGE);
+  }
+  return out;
+}
+
+/** The process type of a Chromium process (`--type=renderer` …; "browser" for the main one). */
+export function processType(pid) {
+  const t = readOr(`/proc/${pid}/cmdline`, "").split(/[\0 ]/).find((a) => a.startsWith("--type="));
+  return t ? t.slice(7) : "browser";
+}
+
+/**
+ * The `n` mappings of `pid` with the most resident memory (/proc/<pid>/smaps): [{range, name,
+ * size, rss}] in bytes, where the name is the mapped file or [anon], [heap]….
+ */
+export function largestMappings(pid, n = 8) {
+  const maps = [];
+  let cur = null;
+  for (const line of readOr(`/proc/${pid}/smaps`, "").split("\n")) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      cur = { range: `${head[1]}-${head[2]}`, name: head[3] || "[anon]", size: (parseInt(head[2], 16) - parseInt(head[1], 16)), rss: 0 };
+      maps.push(cur);
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss && cur) cur.rss = Number(rss[1]) * 1024;
+  }
+  return maps.sort((a, b) => b.rss - a.rss).slice(0, n);
+}

@@ -126,6 +126,41 @@ test("threaded build: between requests the pool's workers stop spinning (an idle
   }
 });
 
+test("threaded build: unload stops the pool first (every pool Worker leaves rayon and closes before the engine's Worker ends)", async () => {
+  // The engine Worker's own protocol (protocol.ts), as worker-client.ts speaks it at unload():
+  // "dispose" answers with how many pool Workers closed. A pool Worker left blocked in rayon's
+  // wait would keep the shared memory resident ~2 s past terminate() (wasm-instance.ts).
+  const page = await openPage(browser.context, isolatedSrv);
+  try {
+    const r = await page.evaluate(async (id) => {
+      const w = new Worker("/dist/worker.js", { type: "module" });
+      const ask = (msg) => new Promise((resolve) => {
+        w.addEventListener("message", function on(e) {
+          if (e.data.id !== msg.id || (e.data.type !== "result" && e.data.type !== "error")) return;
+          w.removeEventListener("message", on);
+          resolve(e.data);
+        });
+        w.postMessage(msg);
+      });
+      const loaded = await ask({ id: 1, type: "load", model: id, config: { backend: "cpu", threads: 2, contextSize: 2048, evict: false } });
+      const done = await ask({ id: 2, type: "generate", request: { kind: "completion", prompt: "Once upon a time", max_tokens: 4, temperature: 0 } });
+      const disposed = await ask({ id: 3, type: "dispose" });
+      const after = await ask({ id: 4, type: "countTokens", text: "hello" });
+      w.terminate();
+      return { loaded, done, disposed, after };
+    }, ID);
+    assert.equal(r.loaded.type, "result", JSON.stringify(r.loaded));
+    assert.equal(r.loaded.value.wasmBuild, "threads");
+    assert.equal(r.done.type, "result", JSON.stringify(r.done));
+    assert.ok(r.done.value.usage.completion_tokens > 0);
+    assert.deepEqual(r.disposed, { id: 3, type: "result", value: r.loaded.value.threads });
+    assert.equal(r.after.type, "error");
+    assert.equal(r.after.error.code, "BAD_REQUEST");
+  } finally {
+    await page.close();
+  }
+});
+
 test("cross-origin isolated: an explicit thread count is honoured", async () => {
   const r = await loadAndChat(isolatedSrv, { threads: 2 }, { chat: false });
   assert.equal(r.error, undefined, JSON.stringify(r.error));

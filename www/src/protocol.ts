@@ -14,6 +14,7 @@ export type ToWorker =
   | { id: number; type: "renderChat"; messages: ChatMessage[] }
   | { id: number; type: "prepareConstraints" }
   | { id: number; type: "reset" }
+  /** Frees the engine and stops the thread pool; the result: how many pool Workers closed. */
   | { id: number; type: "dispose" }
   /** Aborts the request `target` (a load or a generate). */
   | { id: number; type: "abort"; target: number };

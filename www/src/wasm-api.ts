@@ -117,4 +117,6 @@ export interface HearthWasmModule {
   probe_backend(backend: "webgpu" | "cpu", ty: string, rows: number, cols: number, products: number, budget_ms: number): Promise<string>;
   /** The threaded build only (`www/pkg-mt/`): starts a pool of `num_threads` Web Workers, once. */
   initThreadPool?: (num_threads: number) => Promise<void>;
+  /** The threaded build only: ends the pool's threads for good (`wasm-instance.ts` `stopThreadPools`). */
+  stopThreadPool?: () => void;
 }

@@ -192,6 +192,34 @@ async function startThreadPool(mod: HearthWasmModule, moduleUrl: string, poolSiz
   }
 }
 
+/** How long `stopThreadPools` waits for the pool's Workers to leave (they take milliseconds). */
+const POOL_STOP_MS = 1000;
+
+type StopPoolWorkers = (stop: () => void, timeoutMs: number) => Promise<number>;
+
+/**
+ * Stops the thread pool of every threaded instance in this realm and marks the instance dead:
+ * the engine Worker's last act at `unload()`, before the page terminates it. Each pool thread
+ * leaves rayon's loop and its Worker closes itself (`scripts/rayon_worker_helpers.js`), so the
+ * page's `terminate()` finds no Worker still running script. Otherwise Chromium lets a pool
+ * Worker (blocked in rayon's wait, so always running script) go on for 2 s before ending it by
+ * force, and the whole shared memory stays resident that long after `unload()`. Resolves with
+ * how many pool Workers closed (within {@link POOL_STOP_MS}).
+ */
+export async function stopThreadPools(): Promise<number> {
+  const stopWorkers = (globalThis as unknown as Record<symbol, StopPoolWorkers | undefined>)[Symbol.for("hearth.stopPoolWorkers")];
+  let closed = 0;
+  for (const p of [...modules.values()]) {
+    const w = await p.catch(() => null);
+    if (!w || w.poolSize === 0 || w.dead || !w.mod.stopThreadPool) continue;
+    markDead(w);
+    const stop = w.mod.stopThreadPool.bind(w.mod);
+    if (typeof stopWorkers === "function") closed += await stopWorkers(stop, POOL_STOP_MS);
+    else stop();
+  }
+  return closed;
+}
+
 /** Loads the build `choice` names; in `auto` mode a threaded build that fails to start falls back to the baseline. */
 export async function loadBuild(choice: BuildChoice, config: LoadConfig): Promise<{ wasm: LoadedWasm; choice: BuildChoice }> {
   try {

@@ -259,12 +259,21 @@ export class WorkerDriver implements Driver {
   }
 
   /**
-   * Ends the Worker at once (its memory, its engine, any lock or file it held go with it): a
-   * generation running now rejects with `ABORTED`, whatever it was doing.
+   * Ends the Worker (its memory, its engine, any lock or file it held go with it): a generation
+   * running now rejects with `ABORTED` at once, whatever it was doing. The Worker is first asked
+   * to free its engine and stop its thread pool ({@link askToStop}), so that its memory goes as
+   * soon as it is terminated.
    */
   async dispose(): Promise<void> {
     if (this.terminated) return;
-    this.terminate(new HearthError("ABORTED", "the engine was unloaded"));
+    const worker = this.worker;
+    const stopped = this.dead || this.loading > 0 ? Promise.resolve() : askToStop(worker, this.nextId++);
+    this.terminated = true;
+    this.trapChannel?.close();
+    this.trapChannel = null;
+    this.failAll(new HearthError("ABORTED", "the engine was unloaded"));
+    await stopped;
+    worker.terminate();
   }
 
   private terminate(reason: HearthError): void {
@@ -274,4 +283,30 @@ export class WorkerDriver implements Driver {
     this.trapChannel = null;
     this.failAll(reason.code === "ABORTED" ? reason : new HearthError("BAD_REQUEST", "the engine was unloaded"));
   }
+}
+
+/** How long `unload()` waits for the Worker to stop its engine before terminating it anyway. */
+const UNLOAD_WAIT_MS = 1000;
+
+/**
+ * Asks `worker` to free its engine and stop its thread pool (`worker.ts` "dispose"); resolves on
+ * its answer, or after {@link UNLOAD_WAIT_MS} (a long step that does not yield). In the threaded
+ * build this is what makes the memory go at once on `terminate()`: a pool Worker still blocked
+ * in rayon's wait counts as running script, and Chromium ends such a Worker by force only 2 s
+ * after `terminate()`, the shared memory resident until then (`wasm-instance.ts` `stopThreadPools`).
+ */
+function askToStop(worker: Worker, id: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      worker.removeEventListener("message", onMessage);
+      resolve();
+    };
+    const onMessage = (e: MessageEvent<FromWorker>) => {
+      if (e.data?.id === id && (e.data.type === "result" || e.data.type === "error")) done();
+    };
+    const timer = setTimeout(done, UNLOAD_WAIT_MS);
+    worker.addEventListener("message", onMessage);
+    worker.postMessage({ id, type: "dispose" } satisfies ToWorker);
+  });
 }

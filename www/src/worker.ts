@@ -6,7 +6,7 @@
 import { EngineCore } from "./core.js";
 import { HearthError } from "./errors.js";
 import type { FromWorker, ToWorker } from "./protocol.js";
-import { setPoolTrapChannel } from "./wasm-instance.js";
+import { setPoolTrapChannel, stopThreadPools } from "./wasm-instance.js";
 
 interface WorkerScope {
   onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
@@ -88,9 +88,11 @@ async function handle(msg: ToWorker): Promise<void> {
       post({ id, type: "result", value: null });
       return;
     case "dispose":
+      // Sent by the page at unload(), which then terminates this Worker. The answer: how many
+      // thread-pool Workers closed (threaded build), so that none is left running script.
       await core?.dispose().catch(() => undefined);
       core = null;
-      post({ id, type: "result", value: null });
+      post({ id, type: "result", value: await stopThreadPools() });
       return;
   }
 }
