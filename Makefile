@@ -58,7 +58,7 @@ test-7b: test-data
 ## memory, JS heap, GPU buffers, Chromium RSS). Opt-in, slow (minutes per token on CPU adapters);
 ## needs make wasm www. BIG7B_SKIP_BROWSER=1 runs the native part only.
 BIG7B_TOKENS ?= 3
-BIG7B_PROMPT ?= The capital of France is
+BIG7B_PROMPT ?= Hi
 test-7b-full: test-data
 	$(CARGO) build --profile test --bin hearth
 	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT INT TERM && f=$$d/mistral7b_full_q4_k.gguf && \

@@ -4,6 +4,7 @@
 //! `HearthError` codes). No logic lives here that native code lacks. Development exports
 //! (kernel checks, benches, test hooks) are in [`dev`].
 
+mod alloc;
 mod dev;
 mod errors;
 mod probe;
@@ -22,6 +23,11 @@ use state::{Engine, Prompt, State};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+
+/// Large zeroed allocations (the tensors, the KV cache) on fresh pages, resident only once
+/// written ([`alloc`]).
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator::new();
 
 /// Starts the CPU backend's thread pool (the threaded build only): `initThreadPool(n)` in JS
 /// spawns `n` Web Workers sharing this module's memory and resolves once they are ready. Call it

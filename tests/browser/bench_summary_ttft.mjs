@@ -6,11 +6,11 @@
 //           then the pass that wrote the summary again on a reset KV cache with max_tokens 1
 //           (chat.completions: the engine's own time to first token on that prompt).
 //   wllama: the same prompt text (Hearth's rendered chat prompt of that pass) as a raw completion,
-//           max_tokens 1: time to its first token; and (--full 1) the whole article in the same
+//           max_tokens 1: time to its first token; and (--full 1; off by default: slow) the whole article in the same
 //           prompt shape, what a page without Hearth's salient-sentence cut would send.
 // Repeats back to back per engine (--reps, median reported by bench/run.py readers). Not a test.
 //   node tests/browser/bench_summary_ttft.mjs --model ID --file FILE.gguf [--data FILE.jsonl]
-//        [--id ARTICLE_ID] [--reps 3] [--full 1] [--timeout S]
+//        [--id ARTICLE_ID] [--reps 3] [--full 0] [--timeout S]
 // Prints one JSON line: {model, article, hearth: {...samples}, wllama: {...samples}}.
 import fs from "node:fs";
 import path from "node:path";
@@ -24,8 +24,8 @@ const DATA = opt("--data", path.join(REPO, "..", "shared", "data", "cnndm-dev-60
 // A CNN/DailyMail article of ~1,500 tokens (1,144 words; 1,4xx–1,5xx tokens with the registry tokenizers).
 const ARTICLE_ID = opt("--id", "00211175");
 const REPS = Number(opt("--reps", "3"));
-const FULL = Number(opt("--full", "1")) > 0;
-const TIMEOUT_S = Number(opt("--timeout", "1200"));
+const FULL = Number(opt("--full", "0")) > 0;
+const TIMEOUT_S = Number(opt("--timeout", "3600"));
 requireFile(path.join(REPO, "models", "cache", FILE), "make models");
 requireFile(path.join(REPO, "www", "pkg", "hearth_bg.wasm"), "make wasm-baseline");
 requireFile(DATA, "the CNN/DailyMail sample (see make bench-summary)");

@@ -145,7 +145,7 @@ export function rssByProcess(pidList) {
 
 /** The process type of a Chromium process (`--type=renderer` …; "browser" for the main one). */
 export function processType(pid) {
-  const t = readOr(`/proc/${pid}/cmdline`, "").split("\0").find((a) => a.startsWith("--type="));
+  const t = readOr(`/proc/${pid}/cmdline`, "").split(/[\0 ]/).find((a) => a.startsWith("--type="));
   return t ? t.slice(7) : "browser";
 }
 

@@ -16,6 +16,9 @@
 // destroy counted in the page), and the Chromium instance's total RSS (procmem.mjs: every process,
 // /proc, every 50 ms; on SwiftShader the "GPU" memory is the GPU process's RAM). The profile (and
 // the store's copy of the model) is deleted at the end.
+// First, the same URL on the CPU backend (baseline build): a model over the 4 GiB of wasm32 memory
+// must be refused from its header with UNSUPPORTED_MODEL, before its weights download (the bytes
+// the server sent for it are reported) and with nothing left in the store; `--cpu-only` stops there.
 import fs from "node:fs";
 import path from "node:path";
 import { launchBrowser, startTestServer, REPO, requireDist, requireFile, inPage } from "./harness.mjs";
@@ -26,13 +29,14 @@ requireFile(path.join(REPO, "www/pkg/hearth_bg.wasm"), "make wasm");
 
 function args() {
   const a = process.argv.slice(2);
-  const out = { file: null, tokens: 3, prompt: "The capital of France is", ctx: 256, json: null };
+  const out = { file: null, tokens: 3, prompt: "The capital of France is", ctx: 256, json: null, cpuOnly: false };
   for (let i = 0; i < a.length; i++) {
     const v = () => a[++i];
     if (a[i] === "--tokens") out.tokens = Number(v());
     else if (a[i] === "--prompt") out.prompt = v();
     else if (a[i] === "--ctx") out.ctx = Number(v());
     else if (a[i] === "--json") out.json = v();
+    else if (a[i] === "--cpu-only") out.cpuOnly = true;
     else out.file = a[i];
   }
   if (!out.file || !fs.existsSync(out.file)) throw new Error("usage: node tests/browser/synthetic_big.mjs FILE.gguf [--tokens N] [--prompt TEXT] [--ctx N] [--json OUT]");
@@ -86,6 +90,22 @@ async function main() {
     const page = await browser.context.newPage();
     await page.goto(srv.url + "__test__/blank.html");
     await page.evaluate(() => import("/dist/index.js"));
+    // The CPU backend: refused from the header, before the weights download.
+    const url = `/fixtures/${name}`;
+    const cpu = await inPage(page, async (H, { url, ctx }) => {
+      const abs = new URL(url, location.href).href;
+      try {
+        const e = await H.Engine.load(url, { backend: "cpu", threads: false, contextSize: ctx });
+        await e.unload();
+        return { loaded: true };
+      } catch (e) {
+        return { code: e.code, message: e.message, stored: await H.models.has(abs), listed: (await H.models.list()).length };
+      }
+    }, { url, ctx: o.ctx });
+    const sent = srv.stats.bytes[url] ?? 0;
+    console.log(`CPU backend: ${JSON.stringify(cpu)}; the server sent ${(sent / 2 ** 20).toFixed(1)} MiB of the ${(size / 2 ** 20).toFixed(0)} MiB file`);
+    if (cpu.code !== "UNSUPPORTED_MODEL" || cpu.stored || cpu.listed !== 0) throw new Error(`the CPU backend did not refuse the model from its header: ${JSON.stringify(cpu)}`);
+    if (o.cpuOnly) return;
     const cdp = await browser.context.newCDPSession(page);
     const base = await cdp.send("Runtime.getHeapUsage");
     const baseRss = mem.baseline();
@@ -131,13 +151,14 @@ async function main() {
       await e.unload();
       await H.models.delete(new URL(url, location.href).href);
       return out;
-    }, { url: `/fixtures/${name}`, o });
+    }, { url, o });
     sampling = false;
     await sampler;
     const m = mem.stop();
     if (r.error) throw new Error(JSON.stringify(r.error));
     const mib = (b) => b / 2 ** 20;
     const report = {
+      cpu_refused: cpu.message, cpu_refusal_bytes_sent_mib: mib(sent),
       file: name, file_mib: mib(size), backend: r.model.backend, wasm_build: r.model.wasmBuild, arch: r.model.arch,
       load_s: r.loadMs / 1000, prompt: o.prompt, prompt_tokens: r.usage.prompt_tokens, completion_tokens: r.usage.completion_tokens,
       text: r.text, token_times_s: r.times.map((t) => t / 1000), gen_s: r.genMs / 1000,
@@ -150,6 +171,7 @@ async function main() {
     if (o.json) fs.writeFileSync(o.json, JSON.stringify(report, null, 1) + "\n");
   } finally {
     sampling = false;
+    mem.stop();
     await browser.close();
     await srv.close();
   }

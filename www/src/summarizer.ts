@@ -248,10 +248,10 @@ export class HearthSummarizer {
     let text = input.trim();
     if (!text) return;
     const contextTokens = opts.context ? await this.driver.countTokens(`Context: ${opts.context}\n\n`) : 0;
-    // One pass of any type (not only this one): whether and how a text is map-reduced does not
-    // depend on the type, so its parts are read once for every type (the map step's memo).
-    const quota = Math.max(32, this.driver.info.n_ctx - this.overhead.anyType - contextTokens);
-    const budget = Math.max(32, Math.min(quota, this.inputBudget));
+    // This type's pass: how much of the facts it reads (a tldr reads more than key points; using
+    // the largest type's quota for all cost a tldr 3 ROUGE-Lsum points, BENCHMARKS.md #17).
+    const quota = Math.max(32, this.inputQuota - contextTokens);
+    const budget = Math.max(32, Math.min(this.driver.info.n_ctx - this.overhead.anyType - contextTokens, this.inputBudget));
     const n = SIZE_COUNT[this.type][this.length];
     let tokens = await this.driver.countTokens(text);
     if (tokens > SELECT_UP_TO * quota) {
@@ -317,7 +317,7 @@ export class HearthSummarizer {
     }
   }
 
-  /** The parts of `text` for map round `round` and the settings of their map requests (the same for every type). */
+  /** The parts of `text` for map round `round` and the settings of their map requests. */
   private async mapPlan(text: string, quota: number, round: number, opts: SummarizeOptions): Promise<{ parts: string[]; tokens: number[]; step: MapStep }> {
     const n_ctx = this.driver.info.n_ctx;
     const mapOutMax = Math.min(192, Math.floor(n_ctx / 4));

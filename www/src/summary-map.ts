@@ -4,8 +4,9 @@
  * when key points stream part by part.
  *
  * No part is read twice: each part's facts are kept per engine (the last {@link MEMO_ENTRIES}
- * parts), so the same text summarized again, in another type or by another summarizer with the
- * same shared context, runs no map request at all. Within one map step the parts share their
+ * parts, keyed by the map request's settings), so the same text summarized again (streamed, then
+ * `summarize()`d, or by another summarizer of the same type, length and shared context) runs no
+ * map request at all. Within one map step the parts share their
  * prompt prefix (chat template, system prompt, "Text:"), which stays in the engine's KV cache from
  * one part to the next.
  */

@@ -214,16 +214,24 @@ fn stream_to_stdout() -> impl FnMut(&str) -> bool {
     }
 }
 
+/// A speed with one decimal, or three significant digits below 10 tok/s (a 7B model on a CPU
+/// adapter decodes well under 1 tok/s).
+fn tps(x: f64) -> String {
+    if x >= 10.0 { format!("{x:.1}") } else { format!("{x:.3}") }
+}
+
 fn report(c: &engine::Completion) {
     let u = &c.usage;
     eprintln!(
-        "\n[{} | prompt {} tok ({} cached) {:.1} tok/s | decode {} tok {:.1} tok/s]",
+        "\n[{} | prompt {} tok ({} cached) {} tok/s, {:.1} s | decode {} tok {} tok/s, {:.1} s]",
         c.finish_reason.as_str(),
         u.prompt_tokens,
         u.cached_tokens,
-        u.prefill_tps(),
+        tps(u.prefill_tps()),
+        u.prefill_ms / 1000.0,
         u.completion_tokens,
-        u.decode_tps()
+        tps(u.decode_tps()),
+        u.decode_ms / 1000.0
     );
     if let Some(k) = &u.constraint {
         eprintln!(
