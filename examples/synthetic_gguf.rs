@@ -9,6 +9,10 @@
 //! steps where llama.cpp's top-1/top-2 gap is at least 0.5 (random weights give near-ties
 //! further on; tests/synthetic.rs checks every step teacher-forced): a mismatch exits non-zero.
 //! `llama_cpp_text` is the text of those llama.cpp tokens: the completion must start with it.
+//!
+//! `--sparse LAYERS`: instead, each NAME with its layers repeated to LAYERS, as a sparse file
+//! (`OUT_DIR/NAME-LAYERSl.gguf`: the header, then zeros taking no disk), for refusals that must
+//! come from the header; expect.json lists each file and its length.
 
 #[path = "../tests/common/synthetic_build.rs"]
 mod synthetic_build;
@@ -26,6 +30,7 @@ const GAP_EXACT: f32 = 0.5;
 struct Args {
     out: PathBuf,
     split: Option<usize>,
+    sparse: Option<usize>,
     tokens: usize,
     names: Vec<String>,
 }
@@ -33,13 +38,14 @@ struct Args {
 fn args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let out = PathBuf::from(it.next().ok_or("usage: synthetic_gguf OUT_DIR [--split MAX_TENSORS] [--tokens N] NAME...")?);
-    let (mut split, mut tokens, mut names) = (None, 8, Vec::new());
+    let (mut split, mut sparse, mut tokens, mut names) = (None, None, 8, Vec::new());
     while let Some(a) = it.next() {
         let mut num = |flag: &str| -> Result<usize, String> {
             it.next().and_then(|v| v.parse().ok()).filter(|&n| n > 0).ok_or(format!("{flag} takes a positive number"))
         };
         match a.as_str() {
             "--split" => split = Some(num("--split")?),
+            "--sparse" => sparse = Some(num("--sparse")?),
             "--tokens" => tokens = num("--tokens")?,
             _ => names.push(a),
         }
@@ -47,7 +53,7 @@ fn args() -> Result<Args, String> {
     if names.is_empty() {
         return Err("name at least one recipe".into());
     }
-    Ok(Args { out, split, tokens, names })
+    Ok(Args { out, split, sparse, tokens, names })
 }
 
 /// Hearth's native greedy completion of `prompt`: (text, tokens, the text of llama.cpp's first
@@ -82,6 +88,14 @@ fn run(a: &Args) -> Result<(), String> {
     let mut expect = Vec::new();
     for name in &a.names {
         let m = doc.models.iter().find(|m| &m.name == name).ok_or(format!("no recipe {name}"))?;
+        if let Some(layers) = a.sparse {
+            let (head, len) = synthetic_build::sparse_deep(m, layers);
+            let file = format!("{name}-{layers}l.gguf");
+            let f = std::fs::File::create(a.out.join(&file)).map_err(|e| format!("{file}: {e}"))?;
+            std::io::Write::write_all(&mut &f, &head).and_then(|()| f.set_len(len)).map_err(|e| format!("{file}: {e}"))?;
+            expect.push(serde_json::json!({ "name": name, "file": file, "bytes": len }));
+            continue;
+        }
         let bytes = build_gguf(m);
         write(&format!("{name}.gguf"), &bytes)?;
         let mut parts = Vec::new();

@@ -453,3 +453,30 @@ fn read_file_streams_every_tensor() {
     );
     std::fs::remove_file(&path).unwrap();
 }
+
+/// A tensor declared by length (not held): `to_bytes` writes zeros for it, and `header_bytes`
+/// is exactly the file's bytes before its data section, with the file's length.
+#[test]
+fn declared_tensors_lay_out_like_held_zeros_and_header_bytes_is_the_files_prefix() {
+    let mut held = Writer::new();
+    let mut declared = Writer::new();
+    for w in [&mut held, &mut declared] {
+        w.alignment(64);
+        w.kv("general.architecture", Value::String("llama".into()));
+        w.tensor("a", &[3], GgmlType::F32, vec![1; 12]);
+    }
+    held.tensor("big", &[256, 4], GgmlType::Q4_K, vec![0; 576]).tensor("c", &[2], GgmlType::F32, vec![2; 8]);
+    declared.tensor_declared("big", &[256, 4], GgmlType::Q4_K, 576).tensor("c", &[2], GgmlType::F32, vec![2; 8]);
+    let bytes = held.to_bytes();
+    assert_eq!(declared.to_bytes(), bytes);
+    let (head, len) = declared.header_bytes();
+    let h = parse_header(&bytes).unwrap();
+    assert_eq!((head.len() as u64, len), (h.data_offset, bytes.len() as u64));
+    assert_eq!(head, bytes[..head.len()]);
+    h.check_file_len(len).unwrap();
+    // Only declared tensors: the length still covers them all.
+    let mut w = Writer::new();
+    w.tensor_declared("x", &[1 << 20, 1024], GgmlType::Q4_K, 576 << 20);
+    let (head, len) = w.to_owned().header_bytes();
+    assert_eq!(len, head.len() as u64 + (576 << 20));
+}

@@ -12,6 +12,14 @@ struct WriterTensor {
     dims: Vec<u64>,
     type_id: u32,
     data: Vec<u8>,
+    /// The data's length when it is not held (zeros): see [`Writer::tensor_declared`].
+    declared: Option<u64>,
+}
+
+impl WriterTensor {
+    fn len(&self) -> u64 {
+        self.declared.unwrap_or(self.data.len() as u64)
+    }
 }
 
 /// Builds a GGUF file in memory: metadata in insertion order, tensors in directory order,
@@ -85,7 +93,19 @@ impl Writer {
             dims: dims.to_vec(),
             type_id,
             data,
+            declared: None,
         });
+        self
+    }
+
+    /// Appends a tensor of `len` bytes of zeros that are not held in memory: for files too
+    /// large to build in memory, written with [`header_bytes`](Writer::header_bytes) and
+    /// extended to their length (sparse). [`to_bytes`](Writer::to_bytes) writes the zeros.
+    pub fn tensor_declared(&mut self, name: &str, dims: &[u64], ty: GgmlType, len: u64) -> &mut Writer {
+        self.tensor_raw(name, dims, ty.id(), Vec::new());
+        if let Some(t) = self.tensors.last_mut() {
+            t.declared = Some(len);
+        }
         self
     }
 
@@ -114,8 +134,38 @@ impl Writer {
 
     /// The file's bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
+        let (mut out, offsets, order) = self.header();
+        let data_offset = out.len() as u64;
+        for &i in &order {
+            if let (Some(t), Some(&o)) = (self.tensors.get(i), offsets.get(i)) {
+                out.resize((data_offset + o) as usize, 0);
+                out.extend_from_slice(&t.data);
+                out.resize((data_offset + o + t.len()) as usize, 0);
+            }
+        }
+        let total = self.pad(out.len() as u64).max(data_offset);
+        out.resize(total as usize, 0);
+        out
+    }
+
+    /// The file's bytes up to its data section (padding included), and the whole file's length:
+    /// the header of a file whose data is written separately (or left sparse).
+    pub fn header_bytes(&self) -> (Vec<u8>, u64) {
+        let (out, offsets, order) = self.header();
+        let end = order.iter().filter_map(|&i| Some(offsets.get(i)? + self.tensors.get(i)?.len())).max().unwrap_or(0);
+        let len = out.len() as u64;
+        (out, self.pad(len + end).max(len))
+    }
+
+    fn pad(&self, n: u64) -> u64 {
         let align = self.alignment.max(1);
-        let pad = |n: u64| n.div_ceil(align) * align;
+        n.div_ceil(align) * align
+    }
+
+    /// The header (padded to the data section), each tensor's offset in the data section, and
+    /// the directory indices in data order.
+    fn header(&self) -> (Vec<u8>, Vec<u64>, Vec<usize>) {
+        let pad = |n: u64| self.pad(n);
         // Offsets relative to the data section.
         let mut offsets = vec![0u64; self.tensors.len()];
         let mut end = 0u64;
@@ -124,7 +174,7 @@ impl Writer {
             let start = pad(end);
             if let (Some(o), Some(t)) = (offsets.get_mut(i), self.tensors.get(i)) {
                 *o = start;
-                end = start + t.data.len() as u64;
+                end = start + t.len();
             }
         }
         let mut out = Vec::new();
@@ -147,15 +197,8 @@ impl Writer {
             out.extend_from_slice(&offset.to_le_bytes());
         }
         let data_offset = pad(out.len() as u64);
-        for &i in &order {
-            if let (Some(t), Some(&o)) = (self.tensors.get(i), offsets.get(i)) {
-                out.resize((data_offset + o) as usize, 0);
-                out.extend_from_slice(&t.data);
-            }
-        }
-        let total = pad(out.len() as u64).max(data_offset);
-        out.resize(total as usize, 0);
-        out
+        out.resize(data_offset as usize, 0);
+        (out, offsets, order)
     }
 }
 

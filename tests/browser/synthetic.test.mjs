@@ -10,7 +10,8 @@
 // Also: split parts behind signed URLs (one shared query string; a list of per-part URLs, each
 // with its own signature), and the default registry model (SmolLM2) split as gguf-split splits it
 // (examples/split_gguf.rs, checked against gguf-split's bytes by tests/split_real.rs) giving the
-// unsplit file's greedy text.
+// unsplit file's greedy text; and the CPU backend's 4 GiB refusal from the header of a 7B-shaped
+// model (a sparse file, examples/synthetic_gguf.rs --sparse).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -50,6 +51,7 @@ before(async () => {
   const t0 = Date.now();
   families = synthesize(path.join(dir, "families"), FAMILIES);
   [split] = synthesize(path.join(dir, "split"), [SPLIT.model], SPLIT.max_tensors);
+  execFileSync("cargo", ["run", "--quiet", "--profile", "test", "--example", "synthetic_gguf", "--", path.join(dir, "sparse"), "--sparse", "32", "llama7b_q4_k"], { cwd: REPO, stdio: ["ignore", "ignore", "inherit"] });
   execFileSync("cargo", ["run", "--quiet", "--profile", "test", "--example", "split_gguf", "--", MODEL_PATH, path.join(dir, "real"), String(REAL_SPLIT.max_tensors), "smollm2"], { cwd: REPO, stdio: ["ignore", "ignore", "inherit"] });
   console.log(`# synthetic files written and checked natively in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   ctx = await openTestPage({ roots: mountsWithFixtures(dir) });
@@ -255,4 +257,32 @@ test("a real model (SmolLM2) split as gguf-split splits it loads from its first 
   assert.equal(parts.text, whole.text, "split and unsplit greedy text");
   assert.equal(parts.model.bytes, REAL_SPLIT.parts.reduce((a, p) => a + p.bytes, 0));
   console.log(`# ${MODEL_FILE} in ${REAL_SPLIT.parts.length} parts: ${JSON.stringify(parts.text)} (as the unsplit file), ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+});
+
+test("the CPU backend (wasm32, 4 GiB) refuses a 7B-shaped model from its header, before the weights download", async () => {
+  // llama7b's recipe with all 32 layers (3.11 GiB of Q4_K), as a sparse file: header, then zeros.
+  const [m] = JSON.parse(fs.readFileSync(path.join(dir, "sparse", "expect.json"), "utf8")).models;
+  const url = `/fixtures/sparse/${m.file}`;
+  // A guard: were it not refused, the download would end at 64 MiB (NETWORK) instead of storing GBs.
+  ctx.srv.cuts.set(url, 64 << 20);
+  resetServerStats(ctx.srv);
+  let r;
+  try {
+    r = await inPage(ctx.page, async (H, url) => {
+      try {
+        await H.Engine.load(url, { backend: "cpu", threads: false, contextSize: 4096 });
+        return { loaded: true };
+      } catch (e) {
+        return { code: e.code, message: e.message, stored: await H.models.has(new URL(url, location.href).href) };
+      }
+    }, url);
+  } finally {
+    ctx.srv.cuts.delete(url);
+  }
+  assert.equal(r.code, "UNSUPPORTED_MODEL", JSON.stringify(r));
+  assert.match(r.message, /the model needs 4\.\d\d GiB \(3\.11 GiB of weights \+ 1\.00 GiB of KV cache for 4096 tokens \+ 0\.25 GiB working memory\), more than this backend's 4\.00 GiB .*use the WebGPU backend, a smaller quantization or a shorter context/);
+  assert.equal(r.stored, false);
+  const sent = ctx.srv.stats.bytes[url] ?? 0;
+  assert.ok(sent < 64 << 20, `${sent} bytes sent`);
+  console.log(`# ${m.file} (${(m.bytes / 2 ** 30).toFixed(2)} GiB) on the CPU backend: ${r.message}; ${(sent / 2 ** 20).toFixed(1)} MiB sent`);
 });

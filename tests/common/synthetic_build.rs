@@ -159,6 +159,46 @@ pub fn build_gguf(m: &Model) -> Vec<u8> {
     w.to_bytes()
 }
 
+/// Model `m` with its layers repeated to `layers` (block_count too), as a header for a sparse
+/// file: (the header bytes, the whole file's length). Every tensor is declared, none held: the
+/// file is the header and zeros (`set_len`), a model too large to write, for refusals that must
+/// come from the header (the browser CPU backend's 4 GiB).
+pub fn sparse_deep(m: &Model, layers: usize) -> (Vec<u8>, u64) {
+    let vocab_path = root().join(".cache/llama-vocab").join(&m.vocab);
+    let vocab = std::fs::read(&vocab_path).unwrap_or_else(|e| panic!("{}: {e} (run `make test-data`)", vocab_path.display()));
+    let vocab = parse_header(&vocab).expect("vocabulary header").metadata;
+    let mut w = Writer::new();
+    for (key, ty, v) in &m.metadata {
+        let value = match ty.as_str() {
+            _ if key.ends_with(".block_count") => Value::U32(layers as u32),
+            "u32" => Value::U32(v.as_u64().expect("u32") as u32),
+            "f32" => Value::F32(v.as_f64().expect("f32") as f32),
+            "str" => Value::String(v.as_str().expect("str").to_string()),
+            "bool" => Value::Bool(v.as_bool().expect("bool")),
+            other => panic!("metadata type {other}"),
+        };
+        w.kv(key, value);
+    }
+    for (key, v) in vocab.iter().filter(|(k, _)| k.starts_with("tokenizer.")) {
+        w.kv(key, v.clone());
+    }
+    let mut declare = |name: &str, t: &TensorRecipe| {
+        let dims: Vec<u64> = t.dims.iter().map(|d| d.as_u64().unwrap_or(m.n_vocab as u64)).collect();
+        let ty = ggml_type(&t.ty);
+        let len = ty.bytes_for(dims.iter().product::<u64>()).expect("block-aligned");
+        w.tensor_declared(name, &dims, ty, len);
+    };
+    for t in m.tensors.iter().filter(|t| !t.name.starts_with("blk.")) {
+        declare(&t.name, t);
+    }
+    for il in 0..layers {
+        for t in m.tensors.iter().filter(|t| t.name.starts_with("blk.0.")) {
+            declare(&format!("blk.{il}.{}", &t.name["blk.0.".len()..]), t);
+        }
+    }
+    w.header_bytes()
+}
+
 #[derive(Debug, Deserialize)]
 pub struct SplitDoc {
     pub model: String,
