@@ -72,8 +72,14 @@ export interface SummarizerOptions {
 export interface SummarizeProgress {
   /** 0 for the map step over the text, 1… for further reduce rounds. */
   round: number;
+  /** Parts finished; the last event of a round has `done === total`. */
   done: number;
   total: number;
+  /**
+   * Parts not read because the summary was already complete (key points of a long text stop
+   * once the list is full): counted in the last event's `done`, so progress always ends at `total`.
+   */
+  skipped?: number;
 }
 
 /** Options of one `summarize()` call. */
@@ -294,8 +300,10 @@ export class HearthSummarizer {
     const targets = pointsAfterEachPart(tokens, n);
     let spare: string[] = []; // facts of earlier parts not used yet
     opts.onChunkProgress?.({ round: 0, done: 0, total: parts.length });
+    let read = 0;
     for (let i = 0; i < parts.length && !items.full; i++) {
       const facts = await partFacts(this.driver, parts[i]!, i, step);
+      read = i + 1;
       opts.onChunkProgress?.({ round: 0, done: i + 1, total: parts.length });
       const before = items.items.length;
       const left: string[] = [];
@@ -306,6 +314,7 @@ export class HearthSummarizer {
       const out = emit(items.items.slice(before));
       if (out) yield out;
     }
+    if (read < parts.length) opts.onChunkProgress?.({ round: 0, done: parts.length, total: parts.length, skipped: parts.length - read });
     if (!items.full) {
       const before = items.items.length;
       for (const s of salientSentences(text)) {
