@@ -26,8 +26,9 @@ pub struct KernelCheck {
     pub ty: String,
     /// `"dot"` (one token against the scalar reference), `"dot4"` (the four-token kernel
     /// against four one-token calls), `"tile"` (the interleaved four-token kernel, likewise),
-    /// `"tile_rows"` (the several-row tile, likewise) or
-    /// `"quantize"` ([`check_quantize`]).
+    /// `"tile_rows"` (the several-row tile, likewise),
+    /// `"quantize"` ([`check_quantize`]), or `"attention"` / `"attention_tile"`
+    /// ([`check_attention`]; then `ty` is the machine and `cols` the head size).
     pub kernel: &'static str,
     /// Row length in elements.
     pub cols: usize,

@@ -12,6 +12,9 @@
 //! [`Kernels`] on this machine ([`kernels`]) is its row in the machine's table, each field it
 //! leaves empty filled as that field's documentation says.
 //!
+//! Attention (f32 KV cache): `attention.rs` holds the block algorithm and its scalar reference,
+//! `simd_x86_attn.rs` / `simd_wasm_attn.rs` its micro-kernels; [`attend`] below picks the machine.
+//!
 //! Adding a kernel: write it next to its siblings (`simd_<machine>*.rs`, `pub(super)`), then
 //! set its field in the format's row of that machine's table below; `tests.rs` and `check.rs`
 //! test every row against the references without further listing.
