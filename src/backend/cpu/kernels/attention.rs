@@ -46,7 +46,7 @@ pub(super) trait AttnMachine {
     unsafe fn accumulate(acc: &mut [f32], mq: usize, alpha: &[f32], p: &[f32], v: *const f32, stride: usize, n: usize, hd: usize);
 }
 
-/// A thread's buffers for [`attend`]: scores, running max and sum, rescale factors, outputs.
+/// A thread's buffers for [`attend`](super::attend): scores, running max and sum, rescale factors, outputs.
 #[derive(Debug, Default)]
 pub struct AttnScratch {
     s: Vec<f32>,
