@@ -233,6 +233,7 @@ test("Prompt API: responseConstraint (JSON Schema, RegExp), omitResponseConstrai
   assert.match(r.re, /^(yes|no)$/);
   assert.match(r.streamed, /^(yes|no)$/);
   assert.ok(r.calls.length >= 1, "execute was called");
+  assert.equal(new Set(r.calls.map((c) => JSON.stringify(c))).size, r.calls.length, "an identical call is never executed twice in one prompt");
   assert.ok(ajv.validate(WEATHER.function.parameters, r.calls[0]), ajv.errorsText());
   assert.equal(typeof r.answer, "string");
   assert.ok(!r.answer.startsWith("<tool_call>"), r.answer);

@@ -23,9 +23,9 @@ const SHELL = [
   "../pkg/hearth_bg.wasm",
   ...[
     "assets", "backend-choice", "backend-probe", "chat", "checksum", "core", "create-monitor", "dom-errors",
-    "download", "engine", "errors", "index", "language-detector", "language-model", "opfs",
+    "download", "engine", "errors", "index", "json-check", "language-detector", "language-model", "opfs",
     "polyfill", "prompt-cache", "prompts", "protocol", "registry", "registry-data", "serial-queue",
-    "sha256", "store", "summarizer", "summary-text", "token-loop", "tools", "types", "validate",
+    "sha256", "store", "summarizer", "summary-map", "summary-text", "token-loop", "tools", "types", "validate",
     "wasm-api", "wasm-build", "wasm-engine", "wasm-instance", "worker", "worker-client", "writing",
   ].map((m) => `../dist/${m}.js`),
   "../dist/vendor/hash-wasm-sha256.js",

@@ -14,7 +14,7 @@
 import { streamGeneration } from "./chat.js";
 import type { Driver } from "./core.js";
 import { HearthError, abortError, throwIfAborted } from "./errors.js";
-import { type ChatCompletionTool, type JsonSchema, ToolCallStreamer, callsText, checkTools, parseCalls, toolFormat, toolGrammar, toolResultsText, withToolSystem } from "./tools.js";
+import { type ChatCompletionTool, type JsonSchema, ToolCallStreamer, answerGrammar, callsText, checkTools, parseCalls, toolFormat, toolGrammar, toolResultsText, withToolSystem } from "./tools.js";
 import type { ChatMessage, OutputConstraint } from "./types.js";
 import { checkSampling } from "./validate.js";
 
@@ -365,33 +365,45 @@ export class HearthLanguageModel extends EventTarget {
     const sampling = this.temperature === 0 ? { temperature: 0 } : { temperature: this.temperature, top_k: this.topK };
     const format = this.tools.length > 0 ? await toolFormat(this.driver) : "generic";
     const offered = asOpenAI(this.tools);
+    // Calls already executed in this prompt. A round that only repeats them (same tool, same
+    // arguments: the model has their results) is a loop: it is not executed, and the next round
+    // must answer in text (small models, e.g. Qwen2.5-Coder 0.5B, can call the same tool again and again).
+    const executed = new Set<string>();
+    let answerOnly = false;
     for (let round = 0; ; round++) {
       if (round >= MAX_TOOL_ROUNDS) throw new HearthError("BAD_REQUEST", `the model kept calling tools (${MAX_TOOL_ROUNDS} rounds) without answering`);
+      const callable = answerOnly ? [] : offered;
       const messages = withToolSystem(convo, format, offered);
       const maxTokens = Math.max(1, Math.min(this.maxTokens, this.contextWindow - (await this.tokensOf(messages)) - (prefix ? await this.driver.countTokens(prefix) : 0)));
-      const constraint = offered.length > 0 ? toolGrammar(offered, { required: false, parallel: true, textSchema: rc?.schema }) : rc?.constraint;
-      const streamer = new ToolCallStreamer(offered);
+      const constraint = callable.length > 0 ? toolGrammar(callable, { required: false, parallel: true, textSchema: rc?.schema }) : answerOnly ? (rc?.constraint ?? answerGrammar()) : rc?.constraint;
+      const streamer = new ToolCallStreamer(callable);
       const request = { kind: "chat" as const, messages, max_tokens: maxTokens, ...sampling, ...(constraint ? { constraint } : {}), ...(prefix ? { assistant_prefix: prefix } : {}) };
       const stream = streamGeneration(opts.signal, (sig, push) => this.driver.generate(request, push, sig), { delta: (t) => t });
       let reply = "";
       for await (const t of stream) {
         reply += t;
         // With tools, text streams as it comes; a tool-call reply is not shown.
-        const out = offered.length > 0 ? streamer.push(t).content : t;
+        const out = callable.length > 0 ? streamer.push(t).content : t;
         if (out) yield out;
       }
-      const tail = offered.length > 0 ? streamer.finish().content : undefined;
+      const tail = callable.length > 0 ? streamer.finish().content : undefined;
       if (tail) yield tail;
       if (rc && (await stream.done).finish_reason === "length") {
         // An unfinished match is not a reply that matches: the explainer's SyntaxError.
         throw new HearthError("BAD_REQUEST", `the reply did not complete the responseConstraint within ${maxTokens} tokens`, { domName: "SyntaxError" });
       }
-      const calls = offered.length > 0 ? parseCalls(reply, offered) : null;
+      const calls = callable.length > 0 ? parseCalls(reply, callable) : null;
       if (!calls) {
         // Only a finished reply joins the conversation (an aborted one throws above), as one turn.
         this.turns.push([...convo.slice(before.length), { role: "assistant", content: (prefix ?? "") + reply }]);
         break;
       }
+      const keys = calls.map((c) => `${c.name}\u0000${JSON.stringify(c.arguments)}`);
+      if (keys.every((k) => executed.has(k))) {
+        answerOnly = true;
+        continue;
+      }
+      keys.forEach((k) => executed.add(k));
       const results: string[] = [];
       for (const call of calls) {
         const tool = this.tools.find((t) => t.name === call.name);

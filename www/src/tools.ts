@@ -132,6 +132,11 @@ export function toolGrammar(tools: ChatCompletionTool[], opts: { required: boole
   return { lark: lines.join("\n") + "\n" };
 }
 
+/** A text answer and no tool call: the reply may not begin with a call's `<` or `{`. */
+export function answerGrammar(): OutputConstraint {
+  return { lark: 'start: TEXT\nTEXT: /[^<{][\\s\\S]*/\n' };
+}
+
 /** The system-prompt text that describes `tools` (Qwen2.5's template text for `hermes`). */
 export function toolSystemText(format: ToolFormat, tools: ChatCompletionTool[], system: string | undefined): string {
   const list = tools.map((t) => pyJson({ type: "function", function: t.function })).join("\n");
