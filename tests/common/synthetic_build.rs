@@ -131,26 +131,33 @@ pub fn tensor_bytes(t: &TensorRecipe, n: usize) -> Vec<u8> {
     }
 }
 
-/// The GGUF file of a recipe: its metadata, the vocabulary's `tokenizer.*` keys, its tensors.
-pub fn build_gguf(m: &Model) -> Vec<u8> {
+/// A writer holding recipe `m`'s metadata (`block_count` replaced where given) and its
+/// vocabulary's `tokenizer.*` keys (read from llama.cpp's test vocabulary, `make test-data`).
+fn metadata_writer(m: &Model, block_count: Option<u32>) -> Writer {
     let vocab_path = root().join(".cache/llama-vocab").join(&m.vocab);
-    let vocab = std::fs::read(&vocab_path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run `make test-data`)", vocab_path.display()));
+    let vocab = std::fs::read(&vocab_path).unwrap_or_else(|e| panic!("{}: {e} (run `make test-data`)", vocab_path.display()));
     let vocab = parse_header(&vocab).expect("vocabulary header").metadata;
     let mut w = Writer::new();
     for (key, ty, v) in &m.metadata {
-        let value = match ty.as_str() {
-            "u32" => Value::U32(v.as_u64().expect("u32") as u32),
-            "f32" => Value::F32(v.as_f64().expect("f32") as f32),
-            "str" => Value::String(v.as_str().expect("str").to_string()),
-            "bool" => Value::Bool(v.as_bool().expect("bool")),
-            other => panic!("metadata type {other}"),
+        let value = match (ty.as_str(), block_count) {
+            (_, Some(n)) if key.ends_with(".block_count") => Value::U32(n),
+            ("u32", _) => Value::U32(v.as_u64().expect("u32") as u32),
+            ("f32", _) => Value::F32(v.as_f64().expect("f32") as f32),
+            ("str", _) => Value::String(v.as_str().expect("str").to_string()),
+            ("bool", _) => Value::Bool(v.as_bool().expect("bool")),
+            (other, _) => panic!("metadata type {other}"),
         };
         w.kv(key, value);
     }
     for (key, v) in vocab.iter().filter(|(k, _)| k.starts_with("tokenizer.")) {
         w.kv(key, v.clone());
     }
+    w
+}
+
+/// The GGUF file of a recipe: its metadata, the vocabulary's `tokenizer.*` keys, its tensors.
+pub fn build_gguf(m: &Model) -> Vec<u8> {
+    let mut w = metadata_writer(m, None);
     for t in &m.tensors {
         let dims: Vec<u64> = t.dims.iter().map(|d| d.as_u64().unwrap_or(m.n_vocab as u64)).collect();
         let n = dims.iter().product::<u64>() as usize;
@@ -164,24 +171,7 @@ pub fn build_gguf(m: &Model) -> Vec<u8> {
 /// file is the header and zeros (`set_len`), a model too large to write, for refusals that must
 /// come from the header (the browser CPU backend's 4 GiB).
 pub fn sparse_deep(m: &Model, layers: usize) -> (Vec<u8>, u64) {
-    let vocab_path = root().join(".cache/llama-vocab").join(&m.vocab);
-    let vocab = std::fs::read(&vocab_path).unwrap_or_else(|e| panic!("{}: {e} (run `make test-data`)", vocab_path.display()));
-    let vocab = parse_header(&vocab).expect("vocabulary header").metadata;
-    let mut w = Writer::new();
-    for (key, ty, v) in &m.metadata {
-        let value = match ty.as_str() {
-            _ if key.ends_with(".block_count") => Value::U32(layers as u32),
-            "u32" => Value::U32(v.as_u64().expect("u32") as u32),
-            "f32" => Value::F32(v.as_f64().expect("f32") as f32),
-            "str" => Value::String(v.as_str().expect("str").to_string()),
-            "bool" => Value::Bool(v.as_bool().expect("bool")),
-            other => panic!("metadata type {other}"),
-        };
-        w.kv(key, value);
-    }
-    for (key, v) in vocab.iter().filter(|(k, _)| k.starts_with("tokenizer.")) {
-        w.kv(key, v.clone());
-    }
+    let mut w = metadata_writer(m, Some(layers as u32));
     let mut declare = |name: &str, t: &TensorRecipe| {
         let dims: Vec<u64> = t.dims.iter().map(|d| d.as_u64().unwrap_or(m.n_vocab as u64)).collect();
         let ty = ggml_type(&t.ty);

@@ -112,6 +112,9 @@ function callSchema(tools: ChatCompletionTool[]): JsonSchema {
   return tools.length === 1 ? one(tools[0]) : { anyOf: tools.map(one) };
 }
 
+/** Free text that cannot be read as a call: it may not begin with a call's `<` or `{`. */
+const TEXT_RULE = "TEXT: /[^<{][\\s\\S]*/";
+
 /**
  * The Lark grammar for a reply that may (or, when `required`, must) be tool calls, each
  * call's JSON constrained to its tool's parameters. Without `required` the reply may instead
@@ -128,13 +131,13 @@ export function toolGrammar(tools: ChatCompletionTool[], opts: { required: boole
     `call: ${JSON.stringify(OPEN)} %json ${JSON.stringify(schema)} ${JSON.stringify(CLOSE)}`,
   ];
   if (!opts.required && opts.textSchema) lines.push(`answer: %json ${JSON.stringify({ ...opts.textSchema, "x-guidance": X_GUIDANCE })}`);
-  else if (!opts.required) lines.push("TEXT: /[^<{][\\s\\S]*/");
+  else if (!opts.required) lines.push(TEXT_RULE);
   return { lark: lines.join("\n") + "\n" };
 }
 
 /** A text answer and no tool call: the reply may not begin with a call's `<` or `{`. */
 export function answerGrammar(): OutputConstraint {
-  return { lark: 'start: TEXT\nTEXT: /[^<{][\\s\\S]*/\n' };
+  return { lark: `start: TEXT\n${TEXT_RULE}\n` };
 }
 
 /** The system-prompt text that describes `tools` (Qwen2.5's template text for `hermes`). */

@@ -17,14 +17,14 @@ fn hsum(v: v128) -> f32 {
 /// `a·b + c` per lane: one relaxed multiply-add where the build has relaxed SIMD.
 #[cfg(target_feature = "relaxed-simd")]
 #[inline(always)]
-fn madd(a: v128, b: v128, c: v128) -> v128 {
+pub(super) fn madd(a: v128, b: v128, c: v128) -> v128 {
     f32x4_relaxed_madd(a, b, c)
 }
 
 /// `a·b + c` per lane (SIMD128 has no fused multiply-add).
 #[cfg(not(target_feature = "relaxed-simd"))]
 #[inline(always)]
-fn madd(a: v128, b: v128, c: v128) -> v128 {
+pub(super) fn madd(a: v128, b: v128, c: v128) -> v128 {
     f32x4_add(f32x4_mul(a, b), c)
 }
 

@@ -7,24 +7,11 @@
 //! the engine's choice, the same choice for every instance) and mul + add in the baseline.
 
 use super::attention::{AttnMachine, KEY_BLOCK};
+use super::simd_wasm::madd;
 use core::arch::wasm32::*;
 
 /// The SIMD128 machine.
 pub(super) struct Simd128;
-
-/// `a·b + c` per lane: one relaxed multiply-add where the build has relaxed SIMD.
-#[cfg(target_feature = "relaxed-simd")]
-#[inline(always)]
-fn madd(a: v128, b: v128, c: v128) -> v128 {
-    f32x4_relaxed_madd(a, b, c)
-}
-
-/// `a·b + c` per lane (SIMD128 has no fused multiply-add).
-#[cfg(not(target_feature = "relaxed-simd"))]
-#[inline(always)]
-fn madd(a: v128, b: v128, c: v128) -> v128 {
-    f32x4_add(f32x4_mul(a, b), c)
-}
 
 /// Four floats from `p` (wasm loads need no alignment).
 #[inline(always)]
