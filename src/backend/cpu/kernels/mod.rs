@@ -34,6 +34,8 @@ mod simd_wasm_tile;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
 #[cfg(target_arch = "x86_64")]
+mod simd_x86_512;
+#[cfg(target_arch = "x86_64")]
 mod simd_x86_attn;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86_q8;
@@ -173,6 +175,58 @@ const AVX2: &[Kernels] = x86_table!(avx2);
 #[cfg(target_arch = "x86_64")]
 const AVX2_VNNI: &[Kernels] = x86_table!(vnni);
 
+/// [`AVX2`]'s row for `$ty` with the prefill tiles and their one-token twin from
+/// `simd_x86_512` (AVX-512 F/BW/VL/VNNI).
+#[cfg(target_arch = "x86_64")]
+macro_rules! avx512_row {
+    ($ty:ident: $dot:ident, $dot4:ident, $tile:ident, $rows:ident) => {
+        Kernels {
+            dot: avx2!(dot simd_x86::$dot),
+            dot_q8: avx2!(q8 simd_x86_q8::$dot),
+            dot_q8x4: avx2!(q8x4 simd_x86_q8::$dot4),
+            tile: {
+                fn safe(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+                    let [r] = unsafe { simd_x86_512::$tile::<1>([row], x) };
+                    r
+                }
+                Some(safe as DotQ8TileFn)
+            },
+            tile_rows: {
+                fn safe(rows: [&[u8]; TILE_ROWS], x: Q8Tile<'_>) -> [[f32; 4]; TILE_ROWS] {
+                    unsafe { simd_x86_512::$tile::<TILE_ROWS>(rows, x) }
+                }
+                Some(safe as DotQ8TileRowsFn)
+            },
+            rows: {
+                fn safe(rows: [&[u8]; TILE_ROWS], x: Q8Slice<'_>) -> [f32; TILE_ROWS] {
+                    unsafe { simd_x86_512::$rows(rows, x) }
+                }
+                Some(safe as DotQ8RowsFn)
+            },
+            ..row(GgmlType::$ty)
+        }
+    };
+}
+
+/// [`AVX2_VNNI`] where the CPU also has AVX-512 F/BW/VL/VNNI: the unsigned legacy formats'
+/// tiles keep eight float lanes per (row, token) over 512-bit vectors (`simd_x86_512.rs`).
+/// SAFETY: handed out by [`machine`] only after `simd_x86_512::has_avx512` (and the AVX2 and
+/// AVX-VNNI checks).
+#[cfg(target_arch = "x86_64")]
+const AVX512: &[Kernels] = &[
+    Kernels { dot: avx2!(dot simd_x86::dot_f32), ..row(GgmlType::F32) },
+    Kernels { dot: avx2!(dot simd_x86::dot_f16), ..row(GgmlType::F16) },
+    Kernels { dot: avx2!(dot simd_x86::dot_bf16), ..row(GgmlType::BF16) },
+    avx512_row!(Q4_0: dot_q4_0, dot4_q4_0, tile_q4_0, rows_q4_0),
+    avx512_row!(Q4_1: dot_q4_1, dot4_q4_1, tile_q4_1, rows_q4_1),
+    avx512_row!(Q5_0: dot_q5_0, dot4_q5_0, tile_q5_0, rows_q5_0),
+    avx512_row!(Q5_1: dot_q5_1, dot4_q5_1, tile_q5_1, rows_q5_1),
+    avx2_row!(vnni, Q8_0: dot_q8_0, dot4_q8_0, tile_q8_0, rows_q8_0),
+    avx2_row!(vnni, Q4_K: dot_q4_k, dot4_q4_k, tile_q4_k, rows_q4_k),
+    avx2_row!(vnni, Q5_K: dot_q5_k, dot4_q5_k, tile_q5_k, rows_q5_k),
+    avx2_row!(vnni, Q6_K: dot_q6_k, dot4_q6_k, tile_q6_k, rows_q6_k),
+];
+
 /// wasm32 with SIMD128 (and relaxed SIMD in the threaded build).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[rustfmt::skip]
@@ -192,7 +246,11 @@ const SIMD128: &[Kernels] = &[
 fn machine() -> &'static [Kernels] {
     #[cfg(target_arch = "x86_64")]
     if simd_x86::has_avx2_fma_f16c() {
-        return if simd_x86::has_avxvnni() { AVX2_VNNI } else { AVX2 };
+        return match (simd_x86::has_avxvnni(), simd_x86_512::has_avx512()) {
+            (true, true) => AVX512,
+            (true, false) => AVX2_VNNI,
+            _ => AVX2,
+        };
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     return SIMD128;
@@ -281,6 +339,9 @@ fn x86_tables() -> Vec<&'static [Kernels]> {
         t.push(AVX2);
         if simd_x86::has_avxvnni() {
             t.push(AVX2_VNNI);
+            if simd_x86_512::has_avx512() {
+                t.push(AVX512);
+            }
         }
     }
     t
@@ -302,14 +363,22 @@ pub fn dot_q8(ty: GgmlType, row: &[u8], x: Q8Slice<'_>) -> Result<f32, QuantErro
     Ok(f(row, x))
 }
 
-/// [`q8::quantize_block`] with SIMD128 where the build has it (the same results, bit for bit:
-/// checked by `check::check_quantize`): in the browser the scalar loop's `roundf` calls were
-/// 10 % of a prefill, spent on the calling thread while the pool's workers waited.
+/// [`q8::quantize_block`] with SIMD128 or AVX2 where the build or CPU has it (the same results,
+/// bit for bit: checked by `check::check_quantize`): in the browser the scalar loop's `roundf`
+/// calls were 10 % of a prefill, spent on the calling thread while the pool's workers waited
+/// (natively ~3 %: perf on Qwen2.5-Coder 0.5B pp512).
 #[inline]
 fn quantize_block_fast(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if xs.len() == Q8_BLOCK && qs.len() == Q8_BLOCK {
         return simd_wasm_q8::quantize_block(xs, qs);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let (Ok(x), Ok(q)) = (<&[f32; Q8_BLOCK]>::try_from(xs), <&mut [i8; Q8_BLOCK]>::try_from(&mut *qs)) {
+        if simd_x86::has_avx2_fma_f16c() {
+            // SAFETY: the features the kernel is compiled for were detected.
+            return unsafe { simd_x86_q8::quantize_block(x, q) };
+        }
     }
     q8::quantize_block(xs, qs)
 }

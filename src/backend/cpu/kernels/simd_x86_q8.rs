@@ -355,3 +355,44 @@ pub(super) unsafe fn dot4_q6_k(row: &[u8], x: [Q8Slice<'_>; 4]) -> [f32; 4] {
     }
     std::array::from_fn(|t| hsum(acc[t]))
 }
+
+/// [`super::q8::quantize_block`] for one 32-element block with AVX2, bit for bit: the same
+/// `amax` (a maximum does not depend on order; NaN lanes are skipped as `f32::max` skips
+/// them), the same `v·(1/d)` products, `roundf`'s half-away-from-zero rounding rebuilt exactly
+/// (`t = trunc(v)`, then `t ± 1` where `|v − t| ≥ 0.5`: the difference is exact) and NaN → 0 as
+/// `as i8` does. Checked against the reference by `check::check_quantize`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn quantize_block(xs: &[f32; Q8_BLOCK], qs: &mut [i8; Q8_BLOCK]) -> (f32, f32) {
+    let v: [__m256; 4] = std::array::from_fn(|k| _mm256_loadu_ps(xs[8 * k..].as_ptr()));
+    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
+    let mut m = _mm256_setzero_ps();
+    for x in v {
+        // `max(a, b)` returns `b` when `a` is NaN: NaN lanes leave `m` as it was.
+        m = _mm256_max_ps(_mm256_and_ps(x, abs), m);
+    }
+    let mut l = [0.0f32; 8];
+    _mm256_storeu_ps(l.as_mut_ptr(), m);
+    let amax = l.iter().fold(0.0f32, |a, &b| a.max(b));
+    let d = amax / 127.0;
+    let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+    let (half, one) = (_mm256_set1_ps(0.5), _mm256_set1_ps(1.0));
+    let r: [__m256i; 4] = v.map(|x| {
+        let p = _mm256_mul_ps(x, id);
+        let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(p);
+        let up = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_and_ps(_mm256_sub_ps(p, t), abs), half);
+        // ±1 with p's sign where the fraction reaches one half.
+        let step = _mm256_and_ps(up, _mm256_or_ps(one, _mm256_andnot_ps(abs, p)));
+        let q = _mm256_add_ps(t, step);
+        // NaN → 0 (`as i8`); finite products are within ±127 (|v| ≤ amax).
+        _mm256_cvtps_epi32(_mm256_and_ps(q, _mm256_cmp_ps::<_CMP_ORD_Q>(p, p)))
+    });
+    // i32 → i8 (the values fit: no saturation), back in element order.
+    let w = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+    let w = _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(qs.as_mut_ptr() as *mut __m256i, w);
+    let s = _mm256_add_epi32(_mm256_add_epi32(r[0], r[1]), _mm256_add_epi32(r[2], r[3]));
+    let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    (d, d * _mm_cvtsi128_si32(s) as f32)
+}
