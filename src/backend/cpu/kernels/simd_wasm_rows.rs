@@ -12,7 +12,7 @@
 
 use super::q8::{Q8Slice, Q8_BLOCK};
 use super::simd_wasm_q8::{f16_at, fives32, load16, nibbles32};
-use super::simd_wasm_tile::{isum, k4_scales, k4_sub, lanes, q6k_sub, reduce4, tok_i16, usum, widen_i8, TokActs, SUBS};
+use super::simd_wasm_tile::{f16x4, isum, k4_scales, k4_sub, lanes, q6k_sub, reduce4, tok_i16, usum, widen_i8, Coef, TokActs, SUBS};
 use super::tile::TILE_ROWS as R;
 use crate::quant::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, QuantFormat};
 use core::arch::wasm32::*;
@@ -44,20 +44,14 @@ fn per_row(f: impl Fn(usize) -> f32) -> v128 {
 
 /// As `simd_wasm_tile::legacy_tile`, lane r = row r.
 #[inline(always)]
-fn legacy_rows<const SIGNED: bool>(
-    rows: [&[u8]; R],
-    x: Q8Slice<'_>,
-    bytes: usize,
-    quants: impl Fn(&[u8]) -> [v128; 2],
-    coef: impl Fn(&[u8], f32) -> f32,
-) -> [f32; R] {
+fn legacy_rows<const SIGNED: bool>(rows: [&[u8]; R], x: Q8Slice<'_>, bytes: usize, quants: impl Fn(&[u8]) -> [v128; 2], coef: Coef) -> [f32; R] {
     let mut acc = f32x4_splat(0.0);
     let mut extra = f32x4_splat(0.0);
     for i in 0..blocks_of(&rows, &x, bytes, 1) {
         let a = acts(&x, i);
         let a16 = if SIGNED { tok_i16(&a) } else { [i32x4_splat(0); 4] };
         let b: [&[u8]; R] = std::array::from_fn(|r| &rows[r][bytes * i..bytes * (i + 1)]);
-        let dw: [f32; R] = std::array::from_fn(|r| f16_at(b[r], 0));
+        let dw = f16x4(b, 0);
         let p: [v128; R] = std::array::from_fn(|r| {
             let [q0, q1] = quants(b[r]);
             if SIGNED {
@@ -67,32 +61,37 @@ fn legacy_rows<const SIGNED: bool>(
             }
         });
         let sums = f32x4_convert_i32x4(reduce4(p));
-        acc = f32x4_add(acc, f32x4_mul(f32x4_mul(f32x4_splat(x.d[i]), per_row(|r| dw[r])), sums));
+        acc = f32x4_add(acc, f32x4_mul(f32x4_mul(f32x4_splat(x.d[i]), dw), sums));
         if !SIGNED {
-            extra = f32x4_add(extra, f32x4_mul(f32x4_splat(x.s[i]), per_row(|r| coef(b[r], dw[r]))));
+            let c = match coef {
+                Coef::Scaled(k) => f32x4_mul(f32x4_splat(k), dw),
+                Coef::F16(off) => f16x4(b, off),
+                Coef::Zero => f32x4_splat(0.0),
+            };
+            extra = f32x4_add(extra, f32x4_mul(f32x4_splat(x.s[i]), c));
         }
     }
     lanes(f32x4_add(acc, extra))
 }
 
 pub(super) fn rows_q4_0(rows: [&[u8]; R], x: Q8Slice<'_>) -> [f32; R] {
-    legacy_rows::<false>(rows, x, BlockQ4_0::BYTES, |b| nibbles32(b, 2), |_, d| -8.0 * d)
+    legacy_rows::<false>(rows, x, BlockQ4_0::BYTES, |b| nibbles32(b, 2), Coef::Scaled(-8.0))
 }
 
 pub(super) fn rows_q4_1(rows: [&[u8]; R], x: Q8Slice<'_>) -> [f32; R] {
-    legacy_rows::<false>(rows, x, BlockQ4_1::BYTES, |b| nibbles32(b, 4), |b, _| f16_at(b, 2))
+    legacy_rows::<false>(rows, x, BlockQ4_1::BYTES, |b| nibbles32(b, 4), Coef::F16(2))
 }
 
 pub(super) fn rows_q5_0(rows: [&[u8]; R], x: Q8Slice<'_>) -> [f32; R] {
-    legacy_rows::<false>(rows, x, BlockQ5_0::BYTES, |b| fives32(b, 2, 6), |_, d| -16.0 * d)
+    legacy_rows::<false>(rows, x, BlockQ5_0::BYTES, |b| fives32(b, 2, 6), Coef::Scaled(-16.0))
 }
 
 pub(super) fn rows_q5_1(rows: [&[u8]; R], x: Q8Slice<'_>) -> [f32; R] {
-    legacy_rows::<false>(rows, x, BlockQ5_1::BYTES, |b| fives32(b, 4, 8), |b, _| f16_at(b, 2))
+    legacy_rows::<false>(rows, x, BlockQ5_1::BYTES, |b| fives32(b, 4, 8), Coef::F16(2))
 }
 
 pub(super) fn rows_q8_0(rows: [&[u8]; R], x: Q8Slice<'_>) -> [f32; R] {
-    legacy_rows::<true>(rows, x, BlockQ8_0::BYTES, |b| [load16(b, 2), load16(b, 18)], |_, _| 0.0)
+    legacy_rows::<true>(rows, x, BlockQ8_0::BYTES, |b| [load16(b, 2), load16(b, 18)], Coef::Zero)
 }
 
 /// As `simd_wasm_tile::k4_tile`, lane r = row r.

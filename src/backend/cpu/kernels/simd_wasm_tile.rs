@@ -47,8 +47,11 @@ pub(super) fn tok_i16(a: &TokActs) -> [v128; 4] {
 /// `Σ q·q_x` (i32x4 partial sums) of a block's 32 unsigned weights (< 64, two byte vectors).
 #[inline(always)]
 pub(super) fn usum(a: &TokActs, q0: v128, q1: v128) -> v128 {
+    // Two i16 dots (`pmaddubsw` on x86), added as i16 (|Σ| ≤ 2·2·127·63 = 32004 fits) and
+    // widened once: four instructions where two i32 dots (`pmaddubsw` + `pmaddwd` + `paddd`
+    // each) took six.
     #[cfg(target_feature = "relaxed-simd")]
-    return i32x4_relaxed_dot_i8x16_i7x16_add(a[1], q1, i32x4_relaxed_dot_i8x16_i7x16_add(a[0], q0, i32x4_splat(0)));
+    return i32x4_extadd_pairwise_i16x8(i16x8_add(i16x8_relaxed_dot_i8x16_i7x16(a[0], q0), i16x8_relaxed_dot_i8x16_i7x16(a[1], q1)));
     #[cfg(not(target_feature = "relaxed-simd"))]
     isum(a, &[u16x8_extend_low_u8x16(q0), u16x8_extend_high_u8x16(q0), u16x8_extend_low_u8x16(q1), u16x8_extend_high_u8x16(q1)])
 }
@@ -107,26 +110,71 @@ fn blocks_of<const R: usize>(rows: &[&[u8]; R], x: &Q8Tile<'_>, bytes: usize, pe
     rows.iter().map(|r| r.len() / bytes).min().unwrap_or(0).min(x.blocks() / per)
 }
 
-/// `Σ_blocks d_w·d_x·Σ q·q_x + c_w·s_x` for `R` rows × four tokens; `quants` gives a block's 32
-/// weights (unsigned < 64, or signed bytes when `SIGNED`, then without the `c_w·s_x` term).
+/// The f16 at `b[r][off..off + 2]` of four blocks, as f32: [`f16_at`]'s value for every finite
+/// half and ±∞ (NaN stays NaN), in a dozen vector instructions instead of four branchy scalar
+/// conversions. The half's exponent and mantissa moved to f32's places are its value times
+/// 2^-112 (normal and subnormal halves alike); multiplying by 2^112 is exact.
 #[inline(always)]
-fn legacy_tile<const SIGNED: bool, const R: usize>(
-    rows: [&[u8]; R],
-    x: Q8Tile<'_>,
-    bytes: usize,
-    quants: impl Fn(&[u8]) -> [v128; 2],
-    coef: impl Fn(&[u8], f32) -> f32,
-) -> [[f32; 4]; R] {
+pub(super) fn f16x4(b: [&[u8]; 4], off: usize) -> v128 {
+    let h = |r: usize| u32::from(u16::from_le_bytes([b[r][off], b[r][off + 1]]));
+    let v = u32x4(h(0), h(1), h(2), h(3));
+    let em = v128_and(v, u32x4_splat(0x7FFF));
+    let sign = u32x4_shl(v128_and(v, u32x4_splat(0x8000)), 16);
+    let moved = u32x4_shl(em, 13);
+    let finite = f32x4_mul(moved, f32x4_splat(f32::from_bits(0x7780_0000)));
+    let special = v128_or(moved, u32x4_splat(0x7F80_0000));
+    v128_or(v128_bitselect(special, finite, u32x4_ge(em, u32x4_splat(0x7C00))), sign)
+}
+
+/// The f16 at byte `off` of each of `R` blocks (one vector conversion when R = 4).
+#[inline(always)]
+pub(super) fn f16s<const R: usize>(b: &[&[u8]; R], off: usize) -> [f32; R] {
+    if R == 4 {
+        let l = lanes(f16x4(std::array::from_fn(|r| b[r.min(R - 1)]), off));
+        std::array::from_fn(|r| l[r])
+    } else {
+        std::array::from_fn(|r| f16_at(b[r], off))
+    }
+}
+
+/// A legacy format's `c_w` (the factor of the activations' block sum `s_x`).
+#[derive(Clone, Copy)]
+pub(super) enum Coef {
+    /// `k·d_w` (Q4_0, Q5_0: the offset of the unsigned quants).
+    Scaled(f32),
+    /// The f16 at this byte offset (Q4_1, Q5_1: the block's min).
+    F16(usize),
+    /// None (Q8_0: signed quants).
+    Zero,
+}
+
+impl Coef {
+    /// `c_w` of `R` blocks whose scales are `dw`.
+    #[inline(always)]
+    pub(super) fn of<const R: usize>(self, b: &[&[u8]; R], dw: &[f32; R]) -> [f32; R] {
+        match self {
+            Coef::Scaled(k) => std::array::from_fn(|r| k * dw[r]),
+            Coef::F16(off) => f16s(b, off),
+            Coef::Zero => [0.0; R],
+        }
+    }
+}
+
+/// `Σ_blocks d_w·d_x·Σ q·q_x + c_w·s_x` for `R` rows × four tokens; `quants` gives a block's 32
+/// weights (unsigned < 64, or signed bytes when `SIGNED`, then with `Coef::Zero`).
+#[inline(always)]
+fn legacy_tile<const SIGNED: bool, const R: usize>(rows: [&[u8]; R], x: Q8Tile<'_>, bytes: usize, quants: impl Fn(&[u8]) -> [v128; 2], coef: Coef) -> [[f32; 4]; R] {
     let mut acc = [f32x4_splat(0.0); R];
     let mut extra = [f32x4_splat(0.0); R];
     for i in 0..blocks_of(&rows, &x, bytes, 1) {
         let a = acts(&x, i);
         let a16: [[v128; 4]; 4] = if SIGNED { std::array::from_fn(|k| tok_i16(&a[k])) } else { [[i32x4_splat(0); 4]; 4] };
         let (dx, sx) = (four(x.d, i), four(x.s, i));
+        let b: [&[u8]; R] = std::array::from_fn(|r| &rows[r][bytes * i..bytes * (i + 1)]);
+        let dw = f16s(&b, 0);
+        let c = if SIGNED { [0.0; R] } else { coef.of(&b, &dw) };
         for r in 0..R {
-            let b = &rows[r][bytes * i..bytes * (i + 1)];
-            let dw = f16_at(b, 0);
-            let [q0, q1] = quants(b);
+            let [q0, q1] = quants(b[r]);
             let p = if SIGNED {
                 let w = widen_i8(q0, q1);
                 std::array::from_fn(|k| isum(&a16[k], &w))
@@ -134,9 +182,9 @@ fn legacy_tile<const SIGNED: bool, const R: usize>(
                 std::array::from_fn(|k| usum(&a[k], q0, q1))
             };
             let sums = f32x4_convert_i32x4(reduce4(p));
-            acc[r] = f32x4_add(acc[r], f32x4_mul(f32x4_mul(dx, f32x4_splat(dw)), sums));
+            acc[r] = f32x4_add(acc[r], f32x4_mul(f32x4_mul(dx, f32x4_splat(dw[r])), sums));
             if !SIGNED {
-                extra[r] = f32x4_add(extra[r], f32x4_mul(sx, f32x4_splat(coef(b, dw))));
+                extra[r] = f32x4_add(extra[r], f32x4_mul(sx, f32x4_splat(c[r])));
             }
         }
     }
@@ -153,14 +201,16 @@ macro_rules! tiles {
 }
 
 tiles! {
-    tile_q4_0: rows, x => legacy_tile::<false, R>(rows, x, BlockQ4_0::BYTES, |b| nibbles32(b, 2), |_, d| -8.0 * d);
-    tile_q4_1: rows, x => legacy_tile::<false, R>(rows, x, BlockQ4_1::BYTES, |b| nibbles32(b, 4), |b, _| f16_at(b, 2));
-    tile_q5_0: rows, x => legacy_tile::<false, R>(rows, x, BlockQ5_0::BYTES, |b| fives32(b, 2, 6), |_, d| -16.0 * d);
-    tile_q5_1: rows, x => legacy_tile::<false, R>(rows, x, BlockQ5_1::BYTES, |b| fives32(b, 4, 8), |b, _| f16_at(b, 2));
-    tile_q8_0: rows, x => legacy_tile::<true, R>(rows, x, BlockQ8_0::BYTES, |b| [load16(b, 2), load16(b, 18)], |_, _| 0.0);
+    tile_q4_0: rows, x => legacy_tile::<false, R>(rows, x, BlockQ4_0::BYTES, |b| nibbles32(b, 2), Coef::Scaled(-8.0));
+    tile_q4_1: rows, x => legacy_tile::<false, R>(rows, x, BlockQ4_1::BYTES, |b| nibbles32(b, 4), Coef::F16(2));
+    tile_q5_0: rows, x => legacy_tile::<false, R>(rows, x, BlockQ5_0::BYTES, |b| fives32(b, 2, 6), Coef::Scaled(-16.0));
+    tile_q5_1: rows, x => legacy_tile::<false, R>(rows, x, BlockQ5_1::BYTES, |b| fives32(b, 4, 8), Coef::F16(2));
+    tile_q8_0: rows, x => legacy_tile::<true, R>(rows, x, BlockQ8_0::BYTES, |b| [load16(b, 2), load16(b, 18)], Coef::Zero);
     tile_q4_k: rows, x => k4_tile::<false, R>(rows, x);
     tile_q5_k: rows, x => k4_tile::<true, R>(rows, x);
-    tile_q6_k: rows, x => q6k_tile::<R>(rows, x);
+    // Row by row: the four tokens' widened activations (16 vectors) held across four rows
+    // spilled, and the four-row Q6_K tile ran at 0.85-0.9x the one-row tile in Chromium.
+    tile_q6_k: rows, x => std::array::from_fn(|r| q6k_tile::<1>([rows[r]], x)[0]);
 }
 
 /// Sub-blocks of 32 elements in a k-quant super-block.
