@@ -203,8 +203,10 @@ macro_rules! tiles {
 tiles! {
     tile_q4_0: rows, x => legacy_tile::<false, R>(rows, x, BlockQ4_0::BYTES, |b| nibbles32(b, 2), Coef::Scaled(-8.0));
     tile_q4_1: rows, x => legacy_tile::<false, R>(rows, x, BlockQ4_1::BYTES, |b| nibbles32(b, 4), Coef::F16(2));
-    tile_q5_0: rows, x => legacy_tile::<false, R>(rows, x, BlockQ5_0::BYTES, |b| fives32(b, 2, 6), Coef::Scaled(-16.0));
-    tile_q5_1: rows, x => legacy_tile::<false, R>(rows, x, BlockQ5_1::BYTES, |b| fives32(b, 4, 8), Coef::F16(2));
+    // Q5_0 / Q5_1 row by row: four rows' fifth-bit unpacking (`fives32`) in one loop ran at
+    // 0.7-0.95x the one-row tile in Chromium (interleaved A/B, one thread).
+    tile_q5_0: rows, x => std::array::from_fn(|r| legacy_tile::<false, 1>([rows[r]], x, BlockQ5_0::BYTES, |b| fives32(b, 2, 6), Coef::Scaled(-16.0))[0]);
+    tile_q5_1: rows, x => std::array::from_fn(|r| legacy_tile::<false, 1>([rows[r]], x, BlockQ5_1::BYTES, |b| fives32(b, 4, 8), Coef::F16(2))[0]);
     tile_q8_0: rows, x => legacy_tile::<true, R>(rows, x, BlockQ8_0::BYTES, |b| [load16(b, 2), load16(b, 18)], Coef::Zero);
     tile_q4_k: rows, x => k4_tile::<false, R>(rows, x);
     tile_q5_k: rows, x => k4_tile::<true, R>(rows, x);
