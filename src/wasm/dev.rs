@@ -94,8 +94,9 @@ pub async fn gpu_selfcheck(seed: u32) -> Result<String, JsValue> {
     let mut gpu = crate::backend::gpu::GpuBackend::new()
         .await
         .map_err(|e| js_error("DEVICE_LOST", &format!("WebGPU unavailable: {e}")))?;
-    let mut cpu = CpuBackend::with_f32_activations(); // the kernels take f32 activations
-    let checks = crate::backend::gpu::selfcheck::compare(&mut gpu, &mut cpu, u64::from(seed))
+    let mut cpu = CpuBackend::with_f32_activations(); // the oracle: f32 activations
+    let act8 = gpu.int8_types(); // these formats' products are checked at the 8-bit tolerance
+    let checks = crate::backend::gpu::selfcheck::compare(&mut gpu, &mut cpu, u64::from(seed), &act8)
         .await
         .map_err(|e| js_error("INTERNAL", &e.to_string()))?;
     serde_json::to_string(&checks).map_err(|e| js_error("INTERNAL", &e.to_string()))
