@@ -20,22 +20,26 @@ pub(super) struct Q8Scratch {
     holds: Option<(u64, usize, usize)>,
 }
 
-/// Whether the integer path is the default for `ty` (on every adapter: measured on lavapipe,
-/// see docs/decisions.md).
-pub fn default_on(ty: GgmlType) -> bool {
-    super::pipelines::weight_kernel(ty).is_some_and(|k| k.int8.is_some())
+/// Whether the integer path is the default for a product with weights of `ty`, tiled (prefill,
+/// 8 tokens or more) or not (the decode matvec). Measured on lavapipe (BENCHMARKS.md, "#21
+/// integer path on lavapipe"): the tiled product is ~3x faster with it, the matvec the same
+/// within noise, so only the tiled product uses it by default.
+pub fn default_on(ty: GgmlType, tiled: bool) -> bool {
+    tiled && super::pipelines::weight_kernel(ty).is_some_and(|k| k.int8.is_some())
 }
 
 impl GpuBackend {
     /// Whether products with weights of `ty` and rows of `cols` take the integer path.
-    pub(super) fn int8_for(&self, ty: GgmlType, cols: usize) -> bool {
+    pub(super) fn int8_for(&self, ty: GgmlType, cols: usize, tiled: bool) -> bool {
         let has = super::pipelines::weight_kernel(ty).is_some_and(|k| k.int8.is_some());
-        has && cols % 32 == 0 && self.int8.unwrap_or_else(|| default_on(ty))
+        has && cols % 32 == 0 && self.int8.unwrap_or_else(|| default_on(ty, tiled))
     }
 
-    /// The formats whose products this backend runs with 8-bit activations (for the selfcheck's tolerances).
+    /// The formats whose products (any of them: tiled or matvec) this backend may run with
+    /// 8-bit activations (the selfcheck gives their products the 8-bit tolerance).
     pub fn int8_types(&self) -> Vec<GgmlType> {
-        super::pipelines::WEIGHT_KERNELS.iter().map(|k| k.ty).filter(|&ty| self.int8_for(ty, 32)).collect()
+        let types = super::pipelines::WEIGHT_KERNELS.iter().map(|k| k.ty);
+        types.filter(|&ty| self.int8_for(ty, 32, true) || self.int8_for(ty, 32, false)).collect()
     }
 
     /// Marks the quantized copy stale if `op` may write the tensor it was made from: anything
@@ -79,7 +83,7 @@ impl GpuBackend {
         }
         let buf = self.q8.as_ref().map(|s| s.buf.clone()).ok_or_else(|| shape(OP, "no scratch buffer"))?;
         let params = [to_u32(OP, "blocks", blocks)?];
-        let (gx, gy) = grid(OP, blocks.div_ceil(64), self.ctx.limits.max_compute_workgroups_per_dimension)?;
+        let (gx, gy) = grid(OP, blocks.div_ceil(8), self.ctx.limits.max_compute_workgroups_per_dimension)?;
         self.profiler.pending_weight_bytes = 0;
         self.dispatch(PipelineKey { op: Op::QuantizeQ8, ty: GgmlType::F32, variant: 0 }, &[Bind::from(x), Bind::from(&buf)], &params, None, (gx, gy, 1))?;
         if let Some(s) = self.q8.as_mut() {

@@ -90,8 +90,9 @@ fn check_matmul(b: &mut GpuBackend, rng: &mut Rng, ty: GgmlType, rows: usize, co
     let out = b.alloc(n * rows).expect("alloc");
     b.matmul(&w, &x, &out, n).expect("matmul");
     let got = b.read(&out, 0, n * rows).expect("read");
-    let what = format!("matmul {ty:?} rows={rows} cols={cols} n={n} chunks={} int8={}", w.n_chunks(), b.int8_for(ty, cols));
-    if b.int8_for(ty, cols) {
+    let int8 = b.int8_for(ty, cols, n >= weights::MATMUL_MIN_TOKENS);
+    let what = format!("matmul {ty:?} rows={rows} cols={cols} n={n} chunks={} int8={int8}", w.n_chunks());
+    if int8 {
         // Against the same product of the 8-bit activations: integer sums are exact, the
         // scales are applied per half block in f32 (~1e-6); a quantized value may differ by
         // one step where x·(1/d) lands within an ulp of .5 (WGSL's division is not exactly
@@ -119,8 +120,8 @@ fn backend_int8(on: bool) -> GpuBackend {
 #[test]
 fn matmul_every_type_odd_shapes() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for int8 in [false, true] {
-        let mut b = backend_int8(int8);
+    for int8 in [Some(false), Some(true), None] {
+        let mut b = GpuBackend::with_options(context(), GpuOptions { int8, ..Default::default() }).expect("backend");
         for ty in types() {
             // k-quant rows are whole super-blocks of 256: several multiples of 256 for them
             let shapes = if ty.block_size() == 256 { [(1, 256), (7, 768), (67, 1024), (33, 512)] } else { [(1, 32), (7, 96), (67, 608), (33, 256)] };

@@ -135,7 +135,7 @@ impl GpuBackend {
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         let tiled = n >= MATMUL_MIN_TOKENS && w.cols % 32 == 0;
         let tpr = matvec_tpr(w.ty, w.cols);
-        if self.int8_for(w.ty, w.cols) {
+        if self.int8_for(w.ty, w.cols, tiled) {
             return self.matmul_int8(w, x, out, n, None, tiled, tpr);
         }
         let (cols, rows, n32) = (to_u32(OP, "cols", w.cols)?, to_u32(OP, "rows", w.rows)?, to_u32(OP, "n", n)?);
@@ -181,7 +181,7 @@ impl GpuBackend {
         check_len(OP, "out", out, w.rows)?;
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         let tpr = matvec_tpr(w.ty, w.cols);
-        if self.int8_for(w.ty, w.cols) {
+        if self.int8_for(w.ty, w.cols, false) {
             return self.matmul_int8(w, x, out, 1, Some(Bind { id: b.id, buf: &b.buf }), false, tpr);
         }
         let (cols, all_rows) = (to_u32(OP, "cols", w.cols)?, to_u32(OP, "rows", w.rows)?);

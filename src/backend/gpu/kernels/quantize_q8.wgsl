@@ -13,33 +13,47 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> xq: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read_write> xq: array<u32>;
 
 // roundf: half away from zero (WGSL round() is half to even).
 fn round_away(v: vec4<f32>) -> vec4<i32> {
     return vec4<i32>(sign(v) * floor(abs(v) + 0.5));
 }
 
+var<workgroup> amax: array<f32, 64>;
+var<workgroup> sums: array<i32, 64>;
+
+// 8 blocks per workgroup, 8 threads per block, 4 elements (one word of q) per thread.
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let b = gid.x + gid.y * nwg.x * 64u;
-    if (b >= p.blocks) { return; }
-    var v: array<vec4<f32>, 8>;
-    var amax = vec4<f32>(0.0);
-    for (var k = 0u; k < 8u; k++) {
-        v[k] = x[b * 8u + k];
-        amax = max(amax, abs(v[k]));
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let b = (wid.x + wid.y * nwg.x) * 8u + lid.x / 8u;
+    let k = lid.x % 8u;
+    var v = vec4<f32>(0.0);
+    if (b < p.blocks) { v = x[b * 8u + k]; }
+    let a = abs(v);
+    amax[lid.x] = max(max(a.x, a.y), max(a.z, a.w));
+    workgroupBarrier();
+    for (var s = 4u; s > 0u; s >>= 1u) {
+        if (k < s) { amax[lid.x] = max(amax[lid.x], amax[lid.x + s]); }
+        workgroupBarrier();
     }
-    let d = max(max(amax.x, amax.y), max(amax.z, amax.w)) / 127.0;
+    let d = amax[lid.x - k] / 127.0;
     let id = select(0.0, 1.0 / d, d != 0.0);
-    var q: array<u32, 8>;
-    var s = vec2<i32>(0);
-    for (var k = 0u; k < 8u; k++) {
-        let r = clamp(round_away(v[k] * id), vec4<i32>(-127), vec4<i32>(127));
-        q[k] = pack4xI8(r);
-        s[k >> 2u] += r.x + r.y + r.z + r.w;
+    let r = clamp(round_away(v * id), vec4<i32>(-127), vec4<i32>(127));
+    sums[lid.x] = r.x + r.y + r.z + r.w;
+    workgroupBarrier();
+    for (var s = 2u; s > 0u; s >>= 1u) {
+        if ((k & 3u) < s) { sums[lid.x] += sums[lid.x + s]; }
+        workgroupBarrier();
     }
-    xq[3u * b] = vec4<u32>(bitcast<u32>(d), bitcast<u32>(s.x), bitcast<u32>(s.y), 0u);
-    xq[3u * b + 1u] = vec4<u32>(q[0], q[1], q[2], q[3]);
-    xq[3u * b + 2u] = vec4<u32>(q[4], q[5], q[6], q[7]);
+    if (b < p.blocks) {
+        xq[12u * b + 4u + k] = pack4xI8(r);
+        if (k == 0u) {
+            xq[12u * b] = bitcast<u32>(d);
+            xq[12u * b + 1u] = bitcast<u32>(sums[lid.x]);
+            xq[12u * b + 2u] = bitcast<u32>(sums[lid.x + 4u]);
+            xq[12u * b + 3u] = 0u;
+        }
+    }
 }
