@@ -520,14 +520,15 @@ fn lost_device_is_an_error_not_a_panic() {
 #[test]
 fn gpu_matches_cpu_backend() {
     // The same checks run in Chromium on WebGPU (tests/browser/gpu_kernels.test.mjs).
-    for seed in [41, 7] {
-        let mut g = backend();
+    for (seed, int8) in [(41, None), (7, None), (41, Some(true)), (7, Some(true))] {
+        let mut g = GpuBackend::with_options(context(), GpuOptions { int8, ..Default::default() }).expect("backend");
         let act8 = g.int8_types();
+        assert_eq!(act8.is_empty(), int8.is_none(), "{act8:?}");
         let checks = pollster::block_on(selfcheck::compare(&mut g, &mut crate::backend::cpu::CpuBackend::with_f32_activations(), seed, &act8)).expect("selfcheck");
         assert!(checks.len() >= 20, "{checks:?}");
         for c in &checks {
             eprintln!("seed {seed}: {}: normalised error {:.2e} (tolerance {:.0e})", c.name, c.error, c.tolerance);
-            assert!(c.ok, "gpu vs cpu: {}: normalised error {:.3e} > {:.0e}", c.name, c.error, c.tolerance);
+            assert!(c.ok, "gpu vs cpu (int8 {int8:?}): {}: normalised error {:.3e} > {:.0e}", c.name, c.error, c.tolerance);
         }
     }
 }
