@@ -12,16 +12,16 @@ use crate::quant::{GgmlType, QuantError};
 #[derive(Debug)]
 pub struct GpuWeight {
     ty: GgmlType,
-    rows: usize,
-    cols: usize,
-    chunks: Vec<WeightChunk>,
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+    pub(super) chunks: Vec<WeightChunk>,
 }
 
 #[derive(Debug)]
 pub(super) struct WeightChunk {
     pub(super) id: u64,
-    row0: usize,
-    rows: usize,
+    pub(super) row0: usize,
+    pub(super) rows: usize,
     pub(super) buf: wgpu::Buffer,
 }
 
@@ -37,7 +37,7 @@ impl GpuWeight {
 }
 
 /// Decode batches at least this large use the tiled matmul instead of matvec.
-const MATMUL_MIN_TOKENS: usize = 8;
+pub(super) const MATMUL_MIN_TOKENS: usize = 8;
 
 /// Threads per row of the matvec kernel: enough that each thread handles about two of the
 /// row's work items (32-element blocks for quantized types, 8-element units for floats), at
@@ -135,6 +135,9 @@ impl GpuBackend {
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         let tiled = n >= MATMUL_MIN_TOKENS && w.cols % 32 == 0;
         let tpr = matvec_tpr(w.ty, w.cols);
+        if self.int8_for(w.ty, w.cols, tiled) {
+            return self.matmul_int8(w, x, out, n, None, tiled, tpr);
+        }
         let (cols, rows, n32) = (to_u32(OP, "cols", w.cols)?, to_u32(OP, "rows", w.rows)?, to_u32(OP, "n", n)?);
         let row_bytes = w.ty.bytes_for(w.cols as u64).unwrap_or(0);
         // Weight reads: matvec reads its rows once per token, the tiled matmul once per 32.
@@ -159,6 +162,7 @@ impl GpuBackend {
                 self.dispatch(key, &bufs, &params, None, (gx, gy, n32))?;
             }
         }
+        self.q8_written(out);
         Ok(())
     }
 
@@ -177,6 +181,9 @@ impl GpuBackend {
         check_len(OP, "out", out, w.rows)?;
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         let tpr = matvec_tpr(w.ty, w.cols);
+        if self.int8_for(w.ty, w.cols, false) {
+            return self.matmul_int8(w, x, out, 1, Some(Bind { id: b.id, buf: &b.buf }), false, tpr);
+        }
         let (cols, all_rows) = (to_u32(OP, "cols", w.cols)?, to_u32(OP, "rows", w.rows)?);
         let row_bytes = w.ty.bytes_for(w.cols as u64).unwrap_or(0);
         for chunk in &w.chunks {
@@ -186,6 +193,7 @@ impl GpuBackend {
             let (gx, gy) = grid(OP, chunk.rows.div_ceil((64 / tpr) as usize), max)?;
             self.dispatch(PipelineKey { op: Op::MatvecBias, ty: w.ty, variant: tpr }, &bufs, &params, None, (gx, gy, 1))?;
         }
+        self.q8_written(out);
         Ok(())
     }
 
