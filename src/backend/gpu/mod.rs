@@ -19,13 +19,14 @@ mod profile;
 mod readback;
 mod ring;
 pub mod selfcheck;
+pub mod tune;
 mod weights;
 #[cfg(test)]
 mod tests;
 
 pub use context::{GpuContext, GpuFeatures};
 pub use profile::{GpuProfile, OpProfile};
-pub use pipelines::{kernel_source, Op, PipelineKey, WeightKernel, WEIGHT_KERNELS};
+pub use pipelines::{kernel_source, MatvecShape, Op, PipelineKey, WeightKernel, WEIGHT_KERNELS};
 pub use weights::GpuWeight;
 
 use crate::backend::{Activation, AttnParams, Backend, BackendError, RopeExt, RopeParams, RopeStore, WeightDesc};
@@ -96,6 +97,7 @@ pub struct GpuBackend {
     next_id: u64,
     stats: GpuStats,
     profiler: profile::Profiler,
+    tuning: tune::Tuning,
 }
 
 fn shape(op: &'static str, detail: impl Into<String>) -> BackendError {
@@ -172,6 +174,7 @@ impl GpuBackend {
             next_id: 3,
             stats,
             profiler: profile::Profiler::default(),
+            tuning: tune::Tuning::default(),
         })
     }
 
@@ -209,11 +212,13 @@ impl Backend for GpuBackend {
     }
 
     fn upload(&mut self, desc: &WeightDesc, bytes: &[u8]) -> Result<GpuWeight, BackendError> {
+        self.tuning.note(desc.ty, desc.rows(), desc.cols());
         self.upload_weight(desc, weights::Src::Whole(bytes))
     }
 
     /// Each piece goes straight into its GPU buffer: the host never holds a contiguous copy.
     fn upload_pieces(&mut self, desc: &WeightDesc, bytes: TensorBytes) -> Result<GpuWeight, BackendError> {
+        self.tuning.note(desc.ty, desc.rows(), desc.cols());
         self.upload_weight(desc, weights::Src::Pieces(&bytes))
     }
 

@@ -371,7 +371,12 @@ macro_rules! on_backend {
 #[cfg(feature = "gpu")]
 fn gpu_session(path: &Path, ctx: usize) -> Result<Session<hearth::backend::gpu::GpuBackend>, String> {
     let b = pollster::block_on(hearth::backend::gpu::GpuBackend::new()).map_err(|e| e.to_string())?;
-    load(path, b, ctx)
+    let mut s = load(path, b, ctx)?;
+    // The decode matvec's launch shape per weight class, tuned once per adapter (cached on
+    // disk; HEARTH_GPU_TUNE=off|force): one JSON line on stderr says what was used.
+    let report = hearth::backend::gpu::tune::autotune_native(s.backend_mut()).map_err(|e| e.to_string())?;
+    eprintln!("gpu tune: {}", serde_json::to_string(&report).unwrap_or_default());
+    Ok(s)
 }
 
 #[cfg(not(feature = "gpu"))]
