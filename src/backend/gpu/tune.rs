@@ -3,13 +3,14 @@
 //!
 //! The decode matvec is most of a decoded token's GPU time (89–97 % on lavapipe), and the best
 //! shape depends on the adapter (SIMD width, occupancy, how it schedules barriers). For each
-//! class of weight the model has, a few candidates are timed on random weights of that format
-//! and row length: first the workgroup size (64, 128, 256) at the default threads per row,
-//! then half and twice the threads per row at the best workgroup. A candidate is kept only if
-//! it beats the default by [`MARGIN`] (noise must not flip the choice) and its products agree
-//! with the default's (a candidate a driver miscompiles is rejected, never used). Each step is
-//! timed by wall clock over submit + readback (the caller's clock: `Instant` natively,
-//! `performance.now()` in the browser), the fastest step of each candidate counts.
+//! class of weight the model has, up to 12 candidates are timed on random weights of that
+//! format and row length: workgroups of 32, 64, 128 and 256 threads, each with the default
+//! threads per row, half and twice as many. A candidate is kept only if it beats the default
+//! by [`MARGIN`] (noise must not flip the choice) and its products agree with the default's (a
+//! candidate a driver miscompiles is rejected, never used). A step (two products, one
+//! readback) is timed by wall clock over submit + readback (the caller's clock: `Instant`
+//! natively, `performance.now()` in the browser); candidates take turns, one step each per
+//! round, so a busy machine slows them alike, and the fastest step of each counts.
 //!
 //! The choice is cached by the caller keyed by [`cache_key`] (adapter, kernel version, format,
 //! row length): natively a JSON file ([`disk`]), in the browser the store (`www/src/backend-tune.ts`).
@@ -31,9 +32,9 @@ pub const MARGIN: f64 = 0.05;
 const MIN_ROWS: usize = 64;
 /// Bytes of each of the two random weights a step reads (about a layer's projection).
 const WEIGHT_BYTES: usize = 4 << 20;
-/// Timed steps per candidate: at least / at most.
-const MIN_STEPS: usize = 2;
-const MAX_STEPS: usize = 12;
+/// Timing rounds (one step of each candidate): at least / at most.
+const MIN_ROUNDS: usize = 3;
+const MAX_ROUNDS: usize = 20;
 
 /// What the tune did for one class of weight.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -49,6 +50,9 @@ pub struct TuneEntry {
     /// Every candidate timed: shape and fastest step (ms); `None` for one rejected because
     /// its products disagreed with the default's.
     pub candidates: Vec<(MatvecShape, Option<f64>)>,
+    /// Timing rounds run (one step of every candidate each).
+    #[serde(default)]
+    pub rounds: usize,
     /// Whether this came from the cache (nothing was timed now).
     #[serde(default)]
     pub cached: bool,
@@ -119,14 +123,19 @@ impl Tuning {
     }
 }
 
-/// The candidates of stage 1 (workgroup sizes at the default threads per row).
-fn stage1(d: MatvecShape) -> Vec<MatvecShape> {
-    [64, 128, 256].into_iter().map(|wg| MatvecShape { wg, tpr: d.tpr }).filter(|s| s.valid()).collect()
-}
-
-/// The candidates of stage 2 (half and twice the threads per row at workgroup `wg`).
-fn stage2(d: MatvecShape, wg: u32) -> Vec<MatvecShape> {
-    [d.tpr / 2, d.tpr * 2].into_iter().map(|tpr| MatvecShape { wg, tpr }).filter(|s| s.valid() && s.tpr <= 64).collect()
+/// The shapes timed for a class whose default is `d` (first): workgroups of 32 to 256
+/// threads, each with the default threads per row, half and twice as many (at most 64).
+fn candidates(d: MatvecShape) -> Vec<MatvecShape> {
+    let mut v = vec![d];
+    for wg in [32, 64, 128, 256] {
+        for tpr in [d.tpr, d.tpr / 2, d.tpr * 2] {
+            let s = MatvecShape { wg, tpr };
+            if s.valid() && s.tpr <= 64 && !v.contains(&s) {
+                v.push(s);
+            }
+        }
+    }
+    v
 }
 
 /// Whether two products agree to rounding (different threads per row sum in another order).
@@ -199,27 +208,56 @@ impl GpuBackend {
     async fn tune_class(&mut self, ty: GgmlType, cols: usize, budget_ms: f64, now: &dyn Fn() -> f64) -> Result<TuneEntry, BackendError> {
         let bench = self.tune_bench(ty, cols)?;
         let d = MatvecShape::default_for(ty, cols);
-        let per = budget_ms / 5.0;
-        let (reference, default_ms) = self.time_shape(&bench, ty, cols, d, per, now).await?;
-        let mut candidates = vec![(d, Some(default_ms))];
-        let mut best = (d, default_ms);
-        let mut try_shape = |s: MatvecShape, ms: Option<f64>, best: &mut (MatvecShape, f64)| {
-            candidates.push((s, ms));
-            if let Some(ms) = ms.filter(|&ms| ms < best.1) {
-                *best = (s, ms);
+        let shapes = candidates(d);
+        // Each candidate once (compiling it), its products checked against the default's.
+        let mut ok = Vec::with_capacity(shapes.len());
+        let mut reference = Vec::new();
+        for &s in &shapes {
+            self.tuning.chosen.insert((ty, cols), s);
+            for w in &bench.weights {
+                self.matmul_weight(w, &bench.x, &bench.out, 1)?;
             }
-        };
-        for s in stage1(d).into_iter().filter(|&s| s != d) {
-            let (out, ms) = self.time_shape(&bench, ty, cols, s, per, now).await?;
-            try_shape(s, agrees(&reference, &out).then_some(ms), &mut best);
+            let out = self.read_nonblocking(&bench.out, 0, bench.rows).await?;
+            if s == d {
+                reference = out;
+                ok.push(true);
+            } else {
+                ok.push(agrees(&reference, &out));
+            }
         }
-        for s in stage2(d, best.0.wg) {
-            let (out, ms) = self.time_shape(&bench, ty, cols, s, per, now).await?;
-            try_shape(s, agrees(&reference, &out).then_some(ms), &mut best);
+        // Rounds of one step per agreeing candidate, in turn, so that load on a shared machine
+        // falls on all of them alike; the fastest step of each counts.
+        let mut best = vec![f64::INFINITY; shapes.len()];
+        let (start, mut rounds) = (now(), 0);
+        while rounds < MAX_ROUNDS && (rounds < MIN_ROUNDS || now() - start < budget_ms) {
+            for k in 0..shapes.len() {
+                let i = (k + rounds) % shapes.len();
+                if !ok[i] {
+                    continue;
+                }
+                self.tuning.chosen.insert((ty, cols), shapes[i]);
+                let t = now();
+                for w in &bench.weights {
+                    self.matmul_weight(w, &bench.x, &bench.out, 1)?;
+                }
+                self.read_nonblocking(&bench.out, 0, 1).await?;
+                best[i] = best[i].min(now() - t);
+            }
+            rounds += 1;
         }
-        let shape = if best.1 < default_ms * (1.0 - MARGIN) { best.0 } else { d };
-        let best_ms = if shape == d { default_ms } else { best.1 };
-        Ok(TuneEntry { format: ty.name().to_string(), cols, shape, default: d, default_ms, best_ms, candidates, cached: false })
+        self.tuning.chosen.remove(&(ty, cols));
+        let default_ms = best[0];
+        let (mut shape, mut best_ms) = (d, default_ms);
+        for (i, &s) in shapes.iter().enumerate() {
+            if ok[i] && best[i] < best_ms {
+                (shape, best_ms) = (s, best[i]);
+            }
+        }
+        if best_ms >= default_ms * (1.0 - MARGIN) {
+            (shape, best_ms) = (d, default_ms);
+        }
+        let candidates = shapes.iter().zip(&ok).zip(&best).map(|((&s, &ok), &ms)| (s, ok.then_some(ms))).collect();
+        Ok(TuneEntry { format: ty.name().to_string(), cols, shape, default: d, default_ms, best_ms, candidates, rounds, cached: false })
     }
 
     /// Two random weights of about [`WEIGHT_BYTES`] each, an input and an output.
@@ -239,28 +277,6 @@ impl GpuBackend {
         self.write(&x, 0, &xs)?;
         let out = self.alloc(rows)?;
         Ok(Bench { weights, x, out, rows })
-    }
-
-    /// Runs `shape` once (compiling it; its products are returned), then times steps for
-    /// about `budget_ms` (both weights, one readback each); returns the fastest step.
-    async fn time_shape(&mut self, b: &Bench, ty: GgmlType, cols: usize, shape: MatvecShape, budget_ms: f64, now: &dyn Fn() -> f64) -> Result<(Vec<f32>, f64), BackendError> {
-        self.tuning.chosen.insert((ty, cols), shape);
-        for w in &b.weights {
-            self.matmul_weight(w, &b.x, &b.out, 1)?;
-        }
-        let out = self.read_nonblocking(&b.out, 0, b.rows).await?;
-        let (start, mut best, mut steps) = (now(), f64::INFINITY, 0);
-        while steps < MAX_STEPS && (steps < MIN_STEPS || now() - start < budget_ms) {
-            let t = now();
-            for w in &b.weights {
-                self.matmul_weight(w, &b.x, &b.out, 1)?;
-            }
-            self.read_nonblocking(&b.out, 0, 1).await?;
-            best = best.min(now() - t);
-            steps += 1;
-        }
-        self.tuning.chosen.remove(&(ty, cols));
-        Ok((out, best))
     }
 }
 

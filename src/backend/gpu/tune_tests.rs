@@ -42,7 +42,7 @@ fn every_candidate_shape_matches_the_reference() {
                 })
                 .collect();
             let d = MatvecShape::default_for(ty, cols);
-            let mut cands = stage1(d);
+            let mut cands = candidates(d);
             cands.extend([4, 64].map(|tpr| MatvecShape { wg: 256, tpr }));
             let mut by_tpr: HashMap<u32, Vec<u32>> = HashMap::new();
             for s in cands {
@@ -114,7 +114,7 @@ fn the_disk_cache_round_trips_and_ignores_bad_files() {
     let dir = std::env::temp_dir().join(format!("hearth-tune-{}", std::process::id()));
     let path = dir.join("sub/gpu-tune.json");
     let shape = MatvecShape { wg: 128, tpr: 8 };
-    let e = TuneEntry { format: "Q4_0".into(), cols: 512, shape, default: MatvecShape { wg: 64, tpr: 8 }, default_ms: 2.0, best_ms: 1.5, candidates: vec![(shape, Some(1.5)), (MatvecShape { wg: 256, tpr: 8 }, None)], cached: false };
+    let e = TuneEntry { format: "Q4_0".into(), cols: 512, shape, default: MatvecShape { wg: 64, tpr: 8 }, default_ms: 2.0, best_ms: 1.5, candidates: vec![(shape, Some(1.5)), (MatvecShape { wg: 256, tpr: 8 }, None)], rounds: 3, cached: false };
     let report = TuneReport { adapter: "a".into(), entries: vec![("k1".into(), e.clone())], ..Default::default() };
     disk::write(&path, &report).expect("write");
     let back = disk::read(&path);
