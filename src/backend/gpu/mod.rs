@@ -20,6 +20,8 @@ mod readback;
 mod ring;
 pub mod selfcheck;
 pub mod tune;
+#[cfg(test)]
+mod tune_tests;
 mod weights;
 #[cfg(test)]
 mod tests;

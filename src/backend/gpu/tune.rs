@@ -125,7 +125,7 @@ impl Tuning {
 
 /// The shapes timed for a class whose default is `d` (first): workgroups of 32 to 256
 /// threads, each with the default threads per row, half and twice as many (at most 64).
-fn candidates(d: MatvecShape) -> Vec<MatvecShape> {
+pub(super) fn candidates(d: MatvecShape) -> Vec<MatvecShape> {
     let mut v = vec![d];
     for wg in [32, 64, 128, 256] {
         for tpr in [d.tpr, d.tpr / 2, d.tpr * 2] {
@@ -352,7 +352,3 @@ pub fn autotune_native(b: &mut GpuBackend) -> Result<TuneReport, BackendError> {
     }
     Ok(report)
 }
-
-#[cfg(test)]
-#[path = "tune_tests.rs"]
-mod tests;

@@ -1,9 +1,13 @@
 //! The autotune's candidates against the scalar reference, and the tune itself on whatever
 //! adapter wgpu finds (lavapipe in CI: forced, with a small budget).
 
-use super::*;
+use super::tune::{candidates, disk, is_software, TuneEntry, TuneOptions, TuneReport, TUNE_VERSION};
+use super::{GpuBackend, GpuContext, MatvecShape};
 use crate::backend::gpu::selfcheck::{nrmse, types};
-use crate::backend::gpu::GpuContext;
+use crate::backend::{Backend, WeightDesc};
+use crate::quant::synth::{random_weight, Rng};
+use crate::quant::GgmlType;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 fn backend() -> GpuBackend {
