@@ -27,9 +27,10 @@ impl<B: Backend> Session<B> {
     }
 
     /// Prefills `prefix` alone (reusing what the KV cache shares with it) and returns how many of
-    /// its tokens were reused. A prefix that will be exported is computed this way, in the
-    /// batches a restore of it gives: the CPU kernels group a batch's tokens in fours, so another
-    /// split rounds differently and could flip a near-tie greedy token.
+    /// its tokens were reused. The browser's prompt cache computes a missed prefix this way on
+    /// WebGPU, in the batches a restore of it gives (its batched and one-token kernels may round
+    /// differently, which could flip a near-tie greedy token); on the CPU backend a token's result
+    /// does not depend on the split, and a miss prefills its whole prompt at once.
     pub fn prefill_prefix(&mut self, prefix: &[u32]) -> Result<usize, EngineError> {
         self.prefill_reusing(prefix).map(|(_, shared)| shared)
     }

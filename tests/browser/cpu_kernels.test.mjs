@@ -26,7 +26,11 @@ for (const [build, dir, isolate] of [["baseline", "pkg", false], ["threads", "pk
         const kinds = new Set(checks.map((c) => `${c.ty} ${c.kernel}`));
         const want = ["Q4_0 dot", "Q4_1 dot4", "Q8_0 dot4", "Q4_K dot4", "Q5_K dot4", "Q6_K dot", "Q5_0 dot4", "Q8 quantize"];
         // Both builds have the interleaved tile kernels of the legacy formats and the k-quants.
-        want.push("Q4_0 tile", "Q4_1 tile", "Q5_0 tile", "Q5_1 tile", "Q8_0 tile", "Q4_K tile", "Q5_K tile", "Q6_K tile");
+        const tiled = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K"];
+        want.push(...tiled.map((t) => `${t} tile`));
+        // …the four-row tiles and the one-token four-row kernels, both equal to the one-row tile
+        // bit for bit (so a token's result does not depend on how the prompt was split).
+        want.push(...tiled.flatMap((t) => [`${t} tile_rows`, `${t} tile_rows_bits`, `${t} rows_bits`]));
         // Attention: the SIMD128 block kernels and the portable ones against the scalar
         // reference, and a query alone vs in a tile (bit for bit).
         want.push("Simd128 attention", "Portable attention", "Simd128 attention_tile");
@@ -57,7 +61,7 @@ for (const [build, dir, isolate] of [["baseline", "pkg", false], ["threads", "pk
         }
         return { diffs, bad };
       }, { dir, isolate });
-      for (const [k, d] of Object.entries(diffs)) assert.ok(d >= 0 && d < 1e-5, `${k}: batched vs one token at a time differ by ${d}`);
+      for (const [k, d] of Object.entries(diffs)) assert.equal(d, 0, `${k}: batched vs one token at a time differ by ${d} (must be equal bit for bit)`);
       assert.deepEqual(bad, ["BAD_REQUEST", "BAD_REQUEST", "BAD_REQUEST", "BAD_REQUEST"]);
       assert.equal(page.errors.length, 0, page.errors.join("\n"));
     } finally {

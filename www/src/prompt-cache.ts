@@ -61,12 +61,17 @@ export class PromptCache {
    * @param modelSha256 the model file's sha256 (lowercase hex): the snapshot's model id.
    * @param variant the backend, wasm build and context size (`cpu|threads|2048`): part of the key.
    */
+  /** Whether the backend's results are independent of how a prompt is split into batches (the
+   *  CPU backend, `cpu|…` variants): then a miss needs no separate prefill of its prefix. */
+  readonly splitExact: boolean;
+
   constructor(
     readonly modelSha256: string,
     readonly variant: string,
     opts: PromptCacheOptions = {},
     readonly dirName: string = PROMPT_CACHE_DIR,
   ) {
+    this.splitExact = variant.split("|")[0] === "cpu";
     const max = opts.maxBytes ?? DEFAULT_PROMPT_CACHE_BYTES;
     if (!Number.isSafeInteger(max) || max < 0) throw new HearthError("BAD_REQUEST", `promptCache.maxBytes must be a non-negative integer, got ${max}`);
     this.maxBytes = max;
@@ -109,11 +114,13 @@ export class PromptCache {
         await this.remove(key);
       }
     }
-    // Computed alone, in the batches a later restore gives: the wasm CPU kernels group tokens in
-    // fours from a batch's start and their one-token kernels round differently (natively on
-    // x86_64 they no longer do), so another split could change a greedy token on a near tie.
-    // Prefilling the prefix first makes a request's output the same whether its prefix came
-    // from the store or not.
+    // On the CPU a token's result does not depend on how the prompt is split into batches (the
+    // wasm one-token kernels equal the four-token tiles bit for bit, `simd_wasm_rows.rs`), so
+    // the request prefills its whole prompt at once and its output equals a hit's. On WebGPU
+    // the batched and one-token kernels may round differently: there the prefix is computed
+    // alone first, in the batches a later restore gives, so that a near-tie greedy token
+    // cannot differ between a miss and a hit.
+    if (this.splitExact) return { tokens, key, state: "missing", prefilled: 0 };
     const held = engine.prefill_prefix(tokens);
     return { tokens, key, state: "missing", prefilled: tokens.length - held };
   }

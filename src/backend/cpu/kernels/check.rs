@@ -26,7 +26,9 @@ pub struct KernelCheck {
     pub ty: String,
     /// `"dot"` (one token against the scalar reference), `"dot4"` (the four-token kernel
     /// against four one-token calls), `"tile"` (the interleaved four-token kernel, likewise),
-    /// `"tile_rows"` (the several-row tile, likewise),
+    /// `"tile_rows"` (the several-row tile, likewise), `"rows_bits"` / `"tile_rows_bits"` (the
+    /// one-token four-row kernel / the several-row tile against the one-row tile on four
+    /// different rows: `error` is the number of results whose bits differ, which must be 0),
     /// `"quantize"` ([`check_quantize`]), or `"attention"` / `"attention_tile"`
     /// ([`check_attention`]; then `ty` is the machine and `cols` the head size).
     pub kernel: &'static str,
@@ -87,6 +89,23 @@ pub fn check_q8_kernels(seed: u64) -> Vec<KernelCheck> {
                     // The same row in every slot: each row's result against the one-token kernel.
                     let err = f([&row[..]; TILE_ROWS], tile).into_iter().map(vs_one).fold(0.0, f64::max);
                     out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "tile_rows", cols, error: err, tolerance: TOLERANCE, ok: err <= TOLERANCE });
+                }
+                // Four different rows: the one-token rows kernel and the several-row tile must
+                // give the one-row tile's results bit for bit (what the prompt cache needs).
+                let Some(four) = random_weight(&mut rng, ty, TILE_ROWS, cols) else { continue };
+                let rb = four.len() / TILE_ROWS;
+                let rs: [&[u8]; TILE_ROWS] = std::array::from_fn(|r| &four[r * rb..(r + 1) * rb]);
+                let want: Vec<[f32; 4]> = rs.iter().map(|r| f(r, tile)).collect();
+                let differ = |got: &dyn Fn(usize, usize) -> f32| (0..TILE_ROWS).flat_map(|r| (0..4).map(move |k| (r, k))).filter(|&(r, k)| got(r, k).to_bits() != want[r][k].to_bits()).count() as f64;
+                if let Some(rows_fn) = dot_q8_rows_fn(ty) {
+                    let got: Vec<[f32; TILE_ROWS]> = xs.iter().map(|&x| rows_fn(rs, x)).collect();
+                    let n = differ(&|r, k| got[k][r]);
+                    out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "rows_bits", cols, error: n, tolerance: 0.0, ok: n == 0.0 });
+                }
+                if let Some(tile_rows) = dot_q8_tile_rows_fn(ty) {
+                    let got = tile_rows(rs, tile);
+                    let n = differ(&|r, k| got[r][k]);
+                    out.push(KernelCheck { ty: format!("{ty:?}"), kernel: "tile_rows_bits", cols, error: n, tolerance: 0.0, ok: n == 0.0 });
                 }
             }
         }

@@ -30,6 +30,8 @@ mod simd_wasm_attn;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd_wasm_q8;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd_wasm_rows;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd_wasm_tile;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
@@ -173,19 +175,40 @@ const AVX2: &[Kernels] = x86_table!(avx2);
 #[cfg(target_arch = "x86_64")]
 const AVX2_VNNI: &[Kernels] = x86_table!(vnni);
 
+/// A `SIMD128` row's three prefill kernels: the one-row and several-row tiles
+/// (`simd_wasm_tile::$tile`) and the one-token four-row kernel with the tiles' arithmetic
+/// (`simd_wasm_rows::$rows`).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+macro_rules! wasm_tiles {
+    ($tile:ident, $rows:ident) => {
+        Kernels {
+            tile: {
+                fn one(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
+                    let [r] = simd_wasm_tile::$tile::<1>([row], x);
+                    r
+                }
+                Some(one as DotQ8TileFn)
+            },
+            tile_rows: Some(simd_wasm_tile::$tile::<TILE_ROWS> as DotQ8TileRowsFn),
+            rows: Some(simd_wasm_rows::$rows as DotQ8RowsFn),
+            ..row(GgmlType::F32)
+        }
+    };
+}
+
 /// wasm32 with SIMD128 (and relaxed SIMD in the threaded build).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[rustfmt::skip]
 const SIMD128: &[Kernels] = &[
     Kernels { dot: Some(simd_wasm::dot_f32), ..row(GgmlType::F32) },
-    Kernels { dot: Some(simd_wasm::dot_q4_0), dot_q8: Some(simd_wasm_q8::dot_q4_0), dot_q8x4: Some(simd_wasm_q8::dot4_q4_0), tile: Some(simd_wasm_tile::tile_q4_0), ..row(GgmlType::Q4_0) },
-    Kernels { dot: Some(simd_wasm::dot_q4_1), dot_q8: Some(simd_wasm_q8::dot_q4_1), dot_q8x4: Some(simd_wasm_q8::dot4_q4_1), tile: Some(simd_wasm_tile::tile_q4_1), ..row(GgmlType::Q4_1) },
-    Kernels { dot_q8: Some(simd_wasm_q8::dot_q5_0), dot_q8x4: Some(simd_wasm_q8::dot4_q5_0), tile: Some(simd_wasm_tile::tile_q5_0), ..row(GgmlType::Q5_0) },
-    Kernels { dot_q8: Some(simd_wasm_q8::dot_q5_1), dot_q8x4: Some(simd_wasm_q8::dot4_q5_1), tile: Some(simd_wasm_tile::tile_q5_1), ..row(GgmlType::Q5_1) },
-    Kernels { dot: Some(simd_wasm::dot_q8_0), dot_q8: Some(simd_wasm_q8::dot_q8_0), dot_q8x4: Some(simd_wasm_q8::dot4_q8_0), tile: Some(simd_wasm_tile::tile_q8_0), ..row(GgmlType::Q8_0) },
-    Kernels { dot_q8: Some(simd_wasm_q8::dot_q4_k), dot_q8x4: Some(simd_wasm_q8::dot4_q4_k), tile: Some(simd_wasm_tile::tile_q4_k), ..row(GgmlType::Q4_K) },
-    Kernels { dot_q8: Some(simd_wasm_q8::dot_q5_k), dot_q8x4: Some(simd_wasm_q8::dot4_q5_k), tile: Some(simd_wasm_tile::tile_q5_k), ..row(GgmlType::Q5_K) },
-    Kernels { dot_q8: Some(simd_wasm_q8::dot_q6_k), tile: Some(simd_wasm_tile::tile_q6_k), ..row(GgmlType::Q6_K) },
+    Kernels { ty: GgmlType::Q4_0, dot: Some(simd_wasm::dot_q4_0), dot_q8: Some(simd_wasm_q8::dot_q4_0), dot_q8x4: Some(simd_wasm_q8::dot4_q4_0), ..wasm_tiles!(tile_q4_0, rows_q4_0) },
+    Kernels { ty: GgmlType::Q4_1, dot: Some(simd_wasm::dot_q4_1), dot_q8: Some(simd_wasm_q8::dot_q4_1), dot_q8x4: Some(simd_wasm_q8::dot4_q4_1), ..wasm_tiles!(tile_q4_1, rows_q4_1) },
+    Kernels { ty: GgmlType::Q5_0, dot_q8: Some(simd_wasm_q8::dot_q5_0), dot_q8x4: Some(simd_wasm_q8::dot4_q5_0), ..wasm_tiles!(tile_q5_0, rows_q5_0) },
+    Kernels { ty: GgmlType::Q5_1, dot_q8: Some(simd_wasm_q8::dot_q5_1), dot_q8x4: Some(simd_wasm_q8::dot4_q5_1), ..wasm_tiles!(tile_q5_1, rows_q5_1) },
+    Kernels { ty: GgmlType::Q8_0, dot: Some(simd_wasm::dot_q8_0), dot_q8: Some(simd_wasm_q8::dot_q8_0), dot_q8x4: Some(simd_wasm_q8::dot4_q8_0), ..wasm_tiles!(tile_q8_0, rows_q8_0) },
+    Kernels { ty: GgmlType::Q4_K, dot_q8: Some(simd_wasm_q8::dot_q4_k), dot_q8x4: Some(simd_wasm_q8::dot4_q4_k), ..wasm_tiles!(tile_q4_k, rows_q4_k) },
+    Kernels { ty: GgmlType::Q5_K, dot_q8: Some(simd_wasm_q8::dot_q5_k), dot_q8x4: Some(simd_wasm_q8::dot4_q5_k), ..wasm_tiles!(tile_q5_k, rows_q5_k) },
+    Kernels { ty: GgmlType::Q6_K, dot_q8: Some(simd_wasm_q8::dot_q6_k), ..wasm_tiles!(tile_q6_k, rows_q6_k) },
 ];
 
 /// This machine's SIMD table (empty on the portable machine).
@@ -254,13 +277,13 @@ pub fn dot_q8x4_fn(ty: GgmlType) -> Option<DotQ8x4Fn> {
     kernels(ty).dot_q8x4
 }
 
-/// The interleaved four-token kernel for `ty` in this build, if there is one (the wasm
-/// builds, for the 32-element formats); elsewhere prefill uses [`dot_q8x4_fn`].
+/// The interleaved four-token kernel for `ty` in this build, if there is one (x86_64 and the
+/// wasm builds, for the formats with integer kernels); elsewhere prefill uses [`dot_q8x4_fn`].
 pub fn dot_q8_tile_fn(ty: GgmlType) -> Option<DotQ8TileFn> {
     kernels(ty).tile
 }
 
-/// The several-row interleaved tile for `ty` in this build, if there is one (x86_64); prefill
+/// The several-row interleaved tile for `ty` in this build, if there is one (x86_64, wasm); prefill
 /// runs [`dot_q8_tile_fn`] on the rows left over.
 pub fn dot_q8_tile_rows_fn(ty: GgmlType) -> Option<DotQ8TileRowsFn> {
     kernels(ty).tile_rows
@@ -268,7 +291,7 @@ pub fn dot_q8_tile_rows_fn(ty: GgmlType) -> Option<DotQ8TileRowsFn> {
 
 /// The one-token kernel over [`TILE_ROWS`] rows with the prefill tiles' arithmetic (its
 /// results equal [`dot_q8_tile_fn`]'s for the same row and token, bit for bit), if this build
-/// has one (x86_64); decode and a prefill's leftover tokens use it where it exists.
+/// has one (x86_64, wasm); decode and a prefill's leftover tokens use it where it exists.
 pub fn dot_q8_rows_fn(ty: GgmlType) -> Option<DotQ8RowsFn> {
     kernels(ty).rows
 }
