@@ -28,7 +28,13 @@ fn every_wgsl_kernel_validates() {
     // label ("norm_common+rms_norm", "weights+dequant_q4", …) → code: each distinct source once.
     let mut sources = BTreeMap::new();
     for &op in Op::ALL {
-        let types: Vec<_> = if op.reads_weights() { WEIGHT_KERNELS.iter().map(|k| k.ty).collect() } else { vec![hearth::quant::GgmlType::F32] };
+        let types: Vec<_> = if op.integer() {
+            WEIGHT_KERNELS.iter().filter(|k| k.int8.is_some()).map(|k| k.ty).collect()
+        } else if op.reads_weights() {
+            WEIGHT_KERNELS.iter().map(|k| k.ty).collect()
+        } else {
+            vec![hearth::quant::GgmlType::F32]
+        };
         for ty in types {
             let (label, code, _) = kernel_source(op, ty).unwrap_or_else(|e| panic!("{op:?} {ty:?}: {e}"));
             sources.insert(label, code);

@@ -94,10 +94,24 @@ pub async fn gpu_selfcheck(seed: u32) -> Result<String, JsValue> {
     let mut gpu = crate::backend::gpu::GpuBackend::new()
         .await
         .map_err(|e| js_error("DEVICE_LOST", &format!("WebGPU unavailable: {e}")))?;
-    let mut cpu = CpuBackend::with_f32_activations(); // the kernels take f32 activations
-    let checks = crate::backend::gpu::selfcheck::compare(&mut gpu, &mut cpu, u64::from(seed))
+    let mut cpu = CpuBackend::with_f32_activations(); // the oracle: f32 activations
+    let act8 = gpu.int8_types(); // these formats' products are checked at the 8-bit tolerance
+    let mut checks = crate::backend::gpu::selfcheck::compare(&mut gpu, &mut cpu, u64::from(seed), &act8)
         .await
         .map_err(|e| js_error("INTERNAL", &e.to_string()))?;
+    // The integer products (8-bit activations, dot4I8Packed), opt-in: checked as well, on the
+    // same device, named "int8 …".
+    let opts = crate::backend::gpu::GpuOptions { int8: Some(true), ..Default::default() };
+    let mut int8 = crate::backend::gpu::GpuBackend::with_options(gpu.context().clone(), opts)
+        .map_err(|e| js_error("DEVICE_LOST", &format!("WebGPU unavailable: {e}")))?;
+    let act8 = int8.int8_types();
+    let more = crate::backend::gpu::selfcheck::compare(&mut int8, &mut cpu, u64::from(seed), &act8)
+        .await
+        .map_err(|e| js_error("INTERNAL", &e.to_string()))?;
+    checks.extend(more.into_iter().filter(|c| c.name.starts_with("matmul")).map(|mut c| {
+        c.name = format!("int8 {}", c.name);
+        c
+    }));
     serde_json::to_string(&checks).map_err(|e| js_error("INTERNAL", &e.to_string()))
 }
 

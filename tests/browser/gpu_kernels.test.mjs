@@ -26,7 +26,9 @@ test("every WebGPU kernel matches the CPU backend in Chromium, at odd sizes, for
     for (const checks of result.runs) {
       assert.ok(checks.length >= 20, `only ${checks.length} checks ran`);
       const names = checks.map((c) => c.name).join(", ");
-      for (const op of ["matmul Q4_1 n=1", "matmul Q8_0 n=5", "matmul_bias Q4_K n=1", "embed F16", "rms_norm", "rope neox=true", "attention", "glu Gelu", "argmax"]) {
+      for (const op of ["matmul Q4_1 n=1", "matmul Q8_0 n=5", "matmul_bias Q4_K n=1", "embed F16", "rms_norm", "rope neox=true", "attention", "glu Gelu", "argmax",
+        // the opt-in integer products (8-bit activations, dot4I8Packed): decode, bias, tiled
+        "int8 matmul Q4_1 n=1", "int8 matmul_bias Q5_0 n=1", "int8 matmul Q6_K n=9", "int8 matmul Q8_0 n=9"]) {
         assert.ok(names.includes(op), `${op} missing from ${names}`);
       }
       for (const c of checks) assert.ok(c.ok, `${c.name}: normalised error ${c.error} > ${c.tolerance}`);

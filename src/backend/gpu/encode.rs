@@ -31,6 +31,7 @@ impl GpuBackend {
     /// binding order), with `params` (and `tokens`, for embed) placed in the ring.
     pub(super) fn dispatch(&mut self, key: PipelineKey, bufs: &[Bind<'_>], params: &[u32], tokens: Option<&[u32]>, groups: (u32, u32, u32)) -> Result<(), BackendError> {
         self.ctx.errors.check()?;
+        self.q8_note_op(key.op);
         if groups.0 == 0 || groups.1 == 0 || groups.2 == 0 {
             self.profiler.pending_weight_bytes = 0;
             return Ok(());

@@ -14,6 +14,7 @@
 pub mod context;
 mod encode;
 mod fused;
+mod int8;
 mod pipelines;
 mod profile;
 mod readback;
@@ -29,6 +30,7 @@ mod tests;
 pub use context::{GpuContext, GpuFeatures};
 pub use profile::{GpuProfile, OpProfile};
 pub use pipelines::{kernel_source, MatvecShape, Op, PipelineKey, WeightKernel, WEIGHT_KERNELS};
+pub use int8::default_on as int8_default_on;
 pub use weights::GpuWeight;
 
 use crate::backend::{Activation, AttnParams, Backend, BackendError, RopeExt, RopeParams, RopeStore, WeightDesc};
@@ -65,6 +67,10 @@ pub struct GpuOptions {
     /// Split weights into buffers of at most this many bytes (default: the device's
     /// `maxStorageBufferBindingSize`). Smaller values exist for tests.
     pub max_weight_binding: Option<u64>,
+    /// Products with 8-bit activations and integer dots (`weights_q8.wgsl`) for the formats
+    /// that have them: `Some(true)` / `Some(false)` forces them on / off, `None` is the
+    /// measured default per format ([`int8_default_on`]).
+    pub int8: Option<bool>,
 }
 
 /// Counters of GPU objects created and submissions made, to check the steady state of a
@@ -100,6 +106,8 @@ pub struct GpuBackend {
     stats: GpuStats,
     profiler: profile::Profiler,
     tuning: tune::Tuning,
+    int8: Option<bool>,
+    q8: Option<int8::Q8Scratch>,
 }
 
 fn shape(op: &'static str, detail: impl Into<String>) -> BackendError {
@@ -177,6 +185,8 @@ impl GpuBackend {
             stats,
             profiler: profile::Profiler::default(),
             tuning: tune::Tuning::default(),
+            int8: opts.int8,
+            q8: None,
         })
     }
 
@@ -242,6 +252,7 @@ impl Backend for GpuBackend {
         if self.encoder.is_some() {
             self.submit()?;
         }
+        self.q8_written(t);
         self.ctx.queue.write_buffer(&t.buf, offset as u64 * 4, bytemuck::cast_slice(data));
         self.ctx.errors.check()
     }

@@ -36,6 +36,14 @@ pub enum Op {
     AddRmsNorm,
     /// RoPE of q and k and the KV-cache store (`rope_kv.wgsl`).
     RopeKv,
+    /// 8-bit activations for the integer products (`quantize_q8.wgsl`).
+    QuantizeQ8,
+    /// The decode matvec with 8-bit activations and integer dots (`weights_q8.wgsl`).
+    MatvecQ8,
+    /// [`Op::MatvecQ8`] with the bias added as it writes.
+    MatvecQ8Bias,
+    /// The tiled prefill matmul with 8-bit activations and integer dots.
+    MatmulQ8,
 }
 
 impl Op {
@@ -43,12 +51,18 @@ impl Op {
     pub const ALL: &'static [Op] = &[
         Op::Matvec, Op::MatvecBias, Op::Matmul, Op::Embed, Op::RmsNorm, Op::Rope, Op::RopeFactors, Op::Attention,
         Op::AddAssign, Op::Glu, Op::Scale, Op::Softcap, Op::AddBias, Op::Copy, Op::ArgmaxPartials, Op::ArgmaxFinish,
-        Op::AddRmsNorm, Op::RopeKv,
+        Op::AddRmsNorm, Op::RopeKv, Op::QuantizeQ8, Op::MatvecQ8, Op::MatvecQ8Bias, Op::MatmulQ8,
     ];
 
     /// Whether the op reads a quantized weight (its source depends on the block format).
     pub fn reads_weights(self) -> bool {
-        matches!(self, Op::Matvec | Op::MatvecBias | Op::Matmul | Op::Embed)
+        matches!(self, Op::Matvec | Op::MatvecBias | Op::Matmul | Op::Embed) || self.integer()
+    }
+
+    /// Whether the op is an integer product (8-bit activations; only the formats whose
+    /// [`WeightKernel::int8`] is set have one).
+    pub fn integer(self) -> bool {
+        matches!(self, Op::MatvecQ8 | Op::MatvecQ8Bias | Op::MatmulQ8)
     }
 }
 
@@ -142,6 +156,9 @@ pub fn signature(op: Op) -> &'static [(u32, Slot)] {
         Op::ArgmaxPartials | Op::ArgmaxFinish => &[(0, Params), (1, Read), (2, Write), (3, Write)],
         Op::AddRmsNorm => &[(0, Params), (1, Write), (2, Read), (3, Read), (4, Write)],
         Op::RopeKv => &[(0, Params), (1, Write), (2, Read), (3, Read), (4, Write), (5, Write)],
+        Op::QuantizeQ8 => &[(0, Params), (1, Read), (2, Write)],
+        Op::MatvecQ8 | Op::MatmulQ8 => &[(0, Params), (1, Read), (6, Read), (3, Write)],
+        Op::MatvecQ8Bias => &[(0, Params), (1, Read), (6, Read), (3, Write), (5, Read)],
     }
 }
 
@@ -168,6 +185,23 @@ macro_rules! weight_kernel {
     };
 }
 
+/// The integer products' source for one block family: [`weight_kernel`]'s, then
+/// `kernels/weights_q8.wgsl` (which calls the family's `qblock`).
+macro_rules! int8_kernel {
+    ($family:literal) => {
+        Some((
+            concat!("weights+dequant_", $family, "+weights_q8"),
+            concat!(
+                include_str!("kernels/weights.wgsl"),
+                "\n",
+                include_str!(concat!("kernels/dequant_", $family, ".wgsl")),
+                "\n",
+                include_str!("kernels/weights_q8.wgsl")
+            ),
+        ))
+    };
+}
+
 /// A kernel whose shared part lives in another file (WGSL has no includes): `kernels/$common.wgsl`
 /// followed by `kernels/$file.wgsl`. The RMS norms share their reduction (so the fused and the
 /// plain norm give the same bits), the RoPE kernels their rotation.
@@ -184,21 +218,23 @@ pub struct WeightKernel {
     pub ty: GgmlType,
     pub shader: (&'static str, &'static str),
     pub flag: Option<&'static str>,
+    /// The integer products' shader (8-bit activations, `dot4I8Packed`), for formats that have one.
+    pub int8: Option<(&'static str, &'static str)>,
 }
 
 /// Every block format with a GPU kernel, once (the weight upload, the pipelines and the
 /// GPU-vs-CPU checks all read this list). Adding one: a `dequant_*.wgsl` file (or a flag in
 /// an existing one) and a row here.
 pub const WEIGHT_KERNELS: &[WeightKernel] = &[
-    WeightKernel { ty: GgmlType::F32, shader: weight_kernel!("float"), flag: None },
-    WeightKernel { ty: GgmlType::F16, shader: weight_kernel!("float"), flag: Some("F16") },
-    WeightKernel { ty: GgmlType::Q4_0, shader: weight_kernel!("q4"), flag: None },
-    WeightKernel { ty: GgmlType::Q4_1, shader: weight_kernel!("q4"), flag: Some("Q4_1") },
-    WeightKernel { ty: GgmlType::Q5_0, shader: weight_kernel!("q5_0"), flag: None },
-    WeightKernel { ty: GgmlType::Q8_0, shader: weight_kernel!("q8_0"), flag: None },
-    WeightKernel { ty: GgmlType::Q4_K, shader: weight_kernel!("q4_k"), flag: None },
-    WeightKernel { ty: GgmlType::Q5_K, shader: weight_kernel!("q4_k"), flag: Some("Q5_K") },
-    WeightKernel { ty: GgmlType::Q6_K, shader: weight_kernel!("q6_k"), flag: None },
+    WeightKernel { ty: GgmlType::F32, shader: weight_kernel!("float"), flag: None, int8: None },
+    WeightKernel { ty: GgmlType::F16, shader: weight_kernel!("float"), flag: Some("F16"), int8: None },
+    WeightKernel { ty: GgmlType::Q4_0, shader: weight_kernel!("q4"), flag: None, int8: int8_kernel!("q4") },
+    WeightKernel { ty: GgmlType::Q4_1, shader: weight_kernel!("q4"), flag: Some("Q4_1"), int8: int8_kernel!("q4") },
+    WeightKernel { ty: GgmlType::Q5_0, shader: weight_kernel!("q5_0"), flag: None, int8: int8_kernel!("q5_0") },
+    WeightKernel { ty: GgmlType::Q8_0, shader: weight_kernel!("q8_0"), flag: None, int8: int8_kernel!("q8_0") },
+    WeightKernel { ty: GgmlType::Q4_K, shader: weight_kernel!("q4_k"), flag: None, int8: int8_kernel!("q4_k") },
+    WeightKernel { ty: GgmlType::Q5_K, shader: weight_kernel!("q4_k"), flag: Some("Q5_K"), int8: int8_kernel!("q4_k") },
+    WeightKernel { ty: GgmlType::Q6_K, shader: weight_kernel!("q6_k"), flag: None, int8: int8_kernel!("q6_k") },
 ];
 
 /// The [`WEIGHT_KERNELS`] row of `ty`, or `None` when no kernel reads that block format.
@@ -209,6 +245,10 @@ pub fn weight_kernel(ty: GgmlType) -> Option<&'static WeightKernel> {
 fn source(key: PipelineKey) -> Result<Source, BackendError> {
     let family = |entry| -> Result<Source, BackendError> {
         let (file, code) = weight_kernel(key.ty).ok_or(BackendError::UnsupportedType { op: "matmul", ty: key.ty })?.shader;
+        Ok(Source { file, code, entry })
+    };
+    let int8 = |entry| -> Result<Source, BackendError> {
+        let (file, code) = weight_kernel(key.ty).and_then(|k| k.int8).ok_or(BackendError::UnsupportedType { op: "matmul (8-bit activations)", ty: key.ty })?;
         Ok(Source { file, code, entry })
     };
     let single = |file, code| Ok(Source { file, code, entry: "main" });
@@ -233,6 +273,10 @@ fn source(key: PipelineKey) -> Result<Source, BackendError> {
         Op::ArgmaxFinish => Ok(Source { file: "argmax", code: include_str!("kernels/argmax.wgsl"), entry: "finish" }),
         Op::AddRmsNorm => single("norm_common+add_rms_norm", with_common!("norm_common", "add_rms_norm")),
         Op::RopeKv => single("rope_common+rope_kv", with_common!("rope_common", "rope_kv")),
+        Op::QuantizeQ8 => single("quantize_q8", include_str!("kernels/quantize_q8.wgsl")),
+        Op::MatvecQ8 => int8("matvec_q8"),
+        Op::MatvecQ8Bias => int8("matvec_q8_bias"),
+        Op::MatmulQ8 => int8("matmul_q8"),
     }
 }
 
@@ -240,7 +284,7 @@ fn source(key: PipelineKey) -> Result<Source, BackendError> {
 fn constants(key: PipelineKey) -> Vec<(&'static str, f64)> {
     let mut c = Vec::new();
     match key.op {
-        Op::Matvec | Op::MatvecBias | Op::Matmul | Op::Embed => {
+        Op::Matvec | Op::MatvecBias | Op::Matmul | Op::Embed | Op::MatvecQ8 | Op::MatvecQ8Bias | Op::MatmulQ8 => {
             // The layout facts, from quant's table: no block size is written in WGSL.
             c.push(("BLOCK_ELEMS", key.ty.block_size() as f64));
             c.push(("BLOCK_BYTES", key.ty.type_size() as f64));
@@ -251,6 +295,9 @@ fn constants(key: PipelineKey) -> Vec<(&'static str, f64)> {
                 let m = MatvecShape::from_variant(key.variant);
                 c.push(("WG", f64::from(m.wg)));
                 c.push(("TPR", f64::from(m.tpr)));
+            } else if matches!(key.op, Op::MatvecQ8 | Op::MatvecQ8Bias) {
+                // The int8 matvec keeps its built-in 64 threads (not tuned): variant = TPR.
+                c.push(("TPR", f64::from(key.variant)));
             }
         }
         Op::Glu => c.push(("GELU", f64::from(key.variant))),

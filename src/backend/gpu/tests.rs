@@ -57,6 +57,30 @@ fn tensor(b: &mut GpuBackend, data: &[f32]) -> GpuTensor {
 }
 
 
+/// The 8-bit activations of the integer products, as the CPU backend makes them (ggml
+/// `quantize_row_q8_1`, `cpu::kernels::q8::quantize_block`): each block of 32 becomes d·q,
+/// d = max|x|/127, q rounded half away from zero. The scalar reference of `quantize_q8.wgsl`.
+fn q8_reference(xs: &[f32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(xs.len());
+    for block in xs.chunks(32) {
+        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend(block.iter().map(|v| d * (v * id).round()));
+    }
+    out
+}
+
+fn matmul_reference(wf: &[f32], xs: &[f32], rows: usize, cols: usize, n: usize) -> Vec<f32> {
+    let mut want = vec![0f32; n * rows];
+    for t in 0..n {
+        for r in 0..rows {
+            want[t * rows + r] = (0..cols).map(|c| f64::from(wf[r * cols + c]) * f64::from(xs[t * cols + c])).sum::<f64>() as f32;
+        }
+    }
+    want
+}
+
 fn check_matmul(b: &mut GpuBackend, rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize, n: usize) {
     let bytes = random_weight(rng, ty, rows, cols);
     let w = b.upload(&desc(ty, rows, cols), &bytes).expect("upload");
@@ -66,29 +90,88 @@ fn check_matmul(b: &mut GpuBackend, rng: &mut Rng, ty: GgmlType, rows: usize, co
     let out = b.alloc(n * rows).expect("alloc");
     b.matmul(&w, &x, &out, n).expect("matmul");
     let got = b.read(&out, 0, n * rows).expect("read");
-    let mut want = vec![0f32; n * rows];
-    for t in 0..n {
-        for r in 0..rows {
-            want[t * rows + r] = (0..cols).map(|c| f64::from(wf[r * cols + c]) * f64::from(xs[t * cols + c])).sum::<f64>() as f32;
+    let int8 = b.int8_for(ty, cols, n >= weights::MATMUL_MIN_TOKENS);
+    let what = format!("matmul {ty:?} rows={rows} cols={cols} n={n} chunks={} int8={int8}", w.n_chunks());
+    if int8 {
+        // Against the same product of the 8-bit activations: integer sums are exact, the
+        // scales are applied per half block in f32 (~1e-6); a quantized value may differ by
+        // one step where x·(1/d) lands within an ulp of .5 (WGSL's division is not exactly
+        // rounded), hence 1e-4.
+        assert_close(&what, &got, &matmul_reference(&wf, &q8_reference(&xs), rows, cols, n), 1e-4);
+        // The quantization error itself, against the f32 product: d/2 per element at most,
+        // ~0.5 % RMS on uniform data; over a few outputs one sum near zero can dominate the
+        // normalised error, so this is checked where there are at least 32.
+        if rows * n >= 32 {
+            assert_close(&what, &got, &matmul_reference(&wf, &xs, rows, cols, n), INT8_VS_F32);
         }
+    } else {
+        // f32 accumulation in a different order than the f64 reference: ~1e-6 typical.
+        assert_close(&what, &got, &matmul_reference(&wf, &xs, rows, cols, n), 1e-5);
     }
-    // f32 accumulation in a different order than the f64 reference: ~1e-6 typical.
-    assert_close(&format!("matmul {ty:?} rows={rows} cols={cols} n={n} chunks={}", w.n_chunks()), &got, &want, 1e-5);
+}
+
+/// The integer products against the f32 product (the selfcheck's tolerance for them).
+const INT8_VS_F32: f64 = selfcheck::INT8_TOLERANCE;
+
+fn backend_int8(on: bool) -> GpuBackend {
+    GpuBackend::with_options(context(), GpuOptions { int8: Some(on), ..Default::default() }).expect("backend")
 }
 
 #[test]
 fn matmul_every_type_odd_shapes() {
-    let mut b = backend();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for ty in types() {
-        // k-quant rows are whole super-blocks of 256: several multiples of 256 for them
-        let shapes = if ty.block_size() == 256 { [(1, 256), (7, 768), (67, 1024), (33, 512)] } else { [(1, 32), (7, 96), (67, 608), (33, 256)] };
-        for (rows, cols) in shapes {
-            for n in [1, 3, 9, 33] {
-                check_matmul(&mut b, &mut rng, ty, rows, cols, n);
+    for int8 in [Some(false), Some(true), None] {
+        let mut b = GpuBackend::with_options(context(), GpuOptions { int8, ..Default::default() }).expect("backend");
+        for ty in types() {
+            // k-quant rows are whole super-blocks of 256: several multiples of 256 for them
+            let shapes = if ty.block_size() == 256 { [(1, 256), (7, 768), (67, 1024), (33, 512)] } else { [(1, 32), (7, 96), (67, 608), (33, 256)] };
+            for (rows, cols) in shapes {
+                for n in [1, 3, 9, 33] {
+                    check_matmul(&mut b, &mut rng, ty, rows, cols, n);
+                }
             }
         }
     }
+}
+
+/// The quantized activations are reused by the next product with the same input (q, k, v)
+/// and never after that input changed: rewritten by the host, or written by a product, or by
+/// any other kernel.
+#[test]
+fn int8_activations_follow_their_input() {
+    let mut b = backend_int8(true);
+    let mut rng = Rng(77);
+    let (ty, rows, cols) = (GgmlType::Q8_0, 40, 64);
+    let bytes = random_weight(&mut rng, ty, rows, cols);
+    let w = b.upload(&desc(ty, rows, cols), &bytes).unwrap();
+    let sq = random_weight(&mut rng, ty, cols, cols);
+    let wsq = b.upload(&desc(ty, cols, cols), &sq).unwrap();
+    let wf = dequant(ty, &bytes, cols);
+    let wsqf = dequant(ty, &sq, cols);
+    let (h, a, out) = (b.alloc(cols).unwrap(), b.alloc(cols).unwrap(), b.alloc(rows).unwrap());
+    let check = |b: &mut GpuBackend, xs: &[f32], what: &str| {
+        b.matmul(&w, &h, &out, 1).unwrap();
+        let got = b.read(&out, 0, rows).unwrap();
+        assert_close(what, &got, &matmul_reference(&wf, &q8_reference(xs), rows, cols, 1), 1e-4);
+    };
+    let xs = rng.vec(cols);
+    b.write(&h, 0, &xs).unwrap();
+    check(&mut b, &xs, "first");
+    check(&mut b, &xs, "reused");
+    let xs = rng.vec(cols);
+    b.write(&h, 0, &xs).unwrap();
+    check(&mut b, &xs, "after a host write");
+    // a product writes h: h = wsq · a
+    let xa = rng.vec(cols);
+    b.write(&a, 0, &xa).unwrap();
+    b.matmul(&wsq, &a, &h, 1).unwrap();
+    let hs = b.read(&h, 0, cols).unwrap();
+    assert_close("h = wsq · a", &hs, &matmul_reference(&wsqf, &q8_reference(&xa), cols, cols, 1), 1e-4);
+    check(&mut b, &hs, "after a product wrote the input");
+    // another kernel writes h
+    b.scale(&h, cols, 0.5).unwrap();
+    let hs = b.read(&h, 0, cols).unwrap();
+    check(&mut b, &hs, "after scale wrote the input");
 }
 
 #[test]
@@ -99,7 +182,7 @@ fn matmul_and_embed_split_weights() {
         let cols = if ty.block_size() == 256 { 256 } else { 96 };
         let row_bytes = ty.bytes_for(cols as u64).unwrap();
         // at most 5 rows per buffer: 67 rows become 14 buffers
-        let mut b = GpuBackend::with_options(ctx.clone(), GpuOptions { max_weight_binding: Some(5 * row_bytes + 3) }).unwrap();
+        let mut b = GpuBackend::with_options(ctx.clone(), GpuOptions { max_weight_binding: Some(5 * row_bytes + 3), ..Default::default() }).unwrap();
         for n in [1, 12] {
             check_matmul(&mut b, &mut rng, ty, 67, cols, n);
         }
@@ -437,12 +520,15 @@ fn lost_device_is_an_error_not_a_panic() {
 #[test]
 fn gpu_matches_cpu_backend() {
     // The same checks run in Chromium on WebGPU (tests/browser/gpu_kernels.test.mjs).
-    for seed in [41, 7] {
-        let checks = pollster::block_on(selfcheck::compare(&mut backend(), &mut crate::backend::cpu::CpuBackend::with_f32_activations(), seed)).expect("selfcheck");
+    for (seed, int8) in [(41, None), (7, None), (41, Some(true)), (7, Some(true))] {
+        let mut g = GpuBackend::with_options(context(), GpuOptions { int8, ..Default::default() }).expect("backend");
+        let act8 = g.int8_types();
+        assert_eq!(act8.is_empty(), int8.is_none(), "{act8:?}");
+        let checks = pollster::block_on(selfcheck::compare(&mut g, &mut crate::backend::cpu::CpuBackend::with_f32_activations(), seed, &act8)).expect("selfcheck");
         assert!(checks.len() >= 20, "{checks:?}");
         for c in &checks {
             eprintln!("seed {seed}: {}: normalised error {:.2e} (tolerance {:.0e})", c.name, c.error, c.tolerance);
-            assert!(c.ok, "gpu vs cpu: {}: normalised error {:.3e} > {:.0e}", c.name, c.error, c.tolerance);
+            assert!(c.ok, "gpu vs cpu (int8 {int8:?}): {}: normalised error {:.3e} > {:.0e}", c.name, c.error, c.tolerance);
         }
     }
 }
@@ -456,7 +542,7 @@ fn upload_from_pieces_equals_whole_upload() {
     for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q6_K] {
         let cols = if ty.block_size() == 256 { 256 } else { 96 };
         let row_bytes = ty.bytes_for(cols as u64).unwrap();
-        let mut b = GpuBackend::with_options(ctx.clone(), GpuOptions { max_weight_binding: Some(5 * row_bytes + 3) }).unwrap();
+        let mut b = GpuBackend::with_options(ctx.clone(), GpuOptions { max_weight_binding: Some(5 * row_bytes + 3), ..Default::default() }).unwrap();
         let bytes = random_weight(&mut rng, ty, 23, cols);
         let mut pieces = Vec::new();
         let (mut at, mut len) = (0, 1);
@@ -505,7 +591,7 @@ fn matmul_bias_fused_equals_matmul_then_add_bias() {
         let row_bytes = ty.bytes_for(cols as u64).unwrap();
         // one buffer, and at most 5 rows per buffer (67 rows in 14): the bias indexed by row0 + r
         for limit in [None, Some(5 * row_bytes + 3)] {
-            let mut b = GpuBackend::with_options(ctx.clone(), GpuOptions { max_weight_binding: limit }).unwrap();
+            let mut b = GpuBackend::with_options(ctx.clone(), GpuOptions { max_weight_binding: limit, ..Default::default() }).unwrap();
             for (rows, n) in [(67, 1), (37, 1), (67, 3)] {
                 let w = b.upload(&desc(ty, rows, cols), &random_weight(&mut rng, ty, rows, cols)).unwrap();
                 let (x, bias) = (tensor(&mut b, &rng.vec(n * cols)), f32_weight(&mut b, &rng.vec(rows)));

@@ -2,7 +2,7 @@
 //! larger than one storage binding) and the ops that read them (matvec/matmul, embedding).
 
 use super::pipelines::{self, TOKENS_PER_DISPATCH};
-use super::{check_len, distinct, grid, shape, to_u32, Bind, GpuBackend, GpuTensor, Op, PipelineKey};
+use super::{check_len, distinct, grid, shape, to_u32, Bind, GpuBackend, GpuTensor, MatvecShape, Op, PipelineKey};
 use crate::backend::{BackendError, WeightDesc};
 use crate::gguf::TensorBytes;
 use crate::quant::{GgmlType, QuantError};
@@ -12,16 +12,16 @@ use crate::quant::{GgmlType, QuantError};
 #[derive(Debug)]
 pub struct GpuWeight {
     ty: GgmlType,
-    rows: usize,
-    cols: usize,
-    chunks: Vec<WeightChunk>,
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+    pub(super) chunks: Vec<WeightChunk>,
 }
 
 #[derive(Debug)]
 pub(super) struct WeightChunk {
     pub(super) id: u64,
-    row0: usize,
-    rows: usize,
+    pub(super) row0: usize,
+    pub(super) rows: usize,
     pub(super) buf: wgpu::Buffer,
 }
 
@@ -37,7 +37,7 @@ impl GpuWeight {
 }
 
 /// Decode batches at least this large use the tiled matmul instead of matvec.
-const MATMUL_MIN_TOKENS: usize = 8;
+pub(super) const MATMUL_MIN_TOKENS: usize = 8;
 
 /// Block types the weight kernels read: those with a [`pipelines::WEIGHT_KERNELS`] row.
 pub(super) fn supported(ty: GgmlType) -> bool {
@@ -127,6 +127,9 @@ impl GpuBackend {
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         let tiled = n >= MATMUL_MIN_TOKENS && w.cols % 32 == 0;
         let mv = self.matvec_shape(w.ty, w.cols);
+        if self.int8_for(w.ty, w.cols, tiled) {
+            return self.matmul_int8(w, x, out, n, None, tiled, MatvecShape::default_for(w.ty, w.cols).tpr);
+        }
         let (cols, rows, n32) = (to_u32(OP, "cols", w.cols)?, to_u32(OP, "rows", w.rows)?, to_u32(OP, "n", n)?);
         let row_bytes = w.ty.bytes_for(w.cols as u64).unwrap_or(0);
         // Weight reads: matvec reads its rows once per token, the tiled matmul once per 32.
@@ -151,6 +154,7 @@ impl GpuBackend {
                 self.dispatch(key, &bufs, &params, None, (gx, gy, n32))?;
             }
         }
+        self.q8_written(out);
         Ok(())
     }
 
@@ -169,6 +173,9 @@ impl GpuBackend {
         check_len(OP, "out", out, w.rows)?;
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         let mv = self.matvec_shape(w.ty, w.cols);
+        if self.int8_for(w.ty, w.cols, false) {
+            return self.matmul_int8(w, x, out, 1, Some(Bind { id: b.id, buf: &b.buf }), false, MatvecShape::default_for(w.ty, w.cols).tpr);
+        }
         let (cols, all_rows) = (to_u32(OP, "cols", w.cols)?, to_u32(OP, "rows", w.rows)?);
         let row_bytes = w.ty.bytes_for(w.cols as u64).unwrap_or(0);
         for chunk in &w.chunks {
@@ -178,6 +185,7 @@ impl GpuBackend {
             let (gx, gy) = grid(OP, chunk.rows.div_ceil(mv.rows_per_group()), max)?;
             self.dispatch(PipelineKey { op: Op::MatvecBias, ty: w.ty, variant: mv.variant() }, &bufs, &params, None, (gx, gy, 1))?;
         }
+        self.q8_written(out);
         Ok(())
     }
 

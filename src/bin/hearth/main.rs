@@ -370,7 +370,17 @@ macro_rules! on_backend {
 
 #[cfg(feature = "gpu")]
 fn gpu_session(path: &Path, ctx: usize) -> Result<Session<hearth::backend::gpu::GpuBackend>, String> {
-    let b = pollster::block_on(hearth::backend::gpu::GpuBackend::new()).map_err(|e| e.to_string())?;
+    use hearth::backend::gpu::{GpuBackend, GpuContext, GpuOptions};
+    // HEARTH_GPU_INT8=0/1 forces the integer products (8-bit activations) off/on, for
+    // before/after comparisons; unset: the measured default per format.
+    let int8 = match std::env::var("HEARTH_GPU_INT8").as_deref() {
+        Ok("0") => Some(false),
+        Ok("1") => Some(true),
+        Ok(other) => return Err(format!("HEARTH_GPU_INT8 must be 0 or 1, not {other:?}")),
+        Err(_) => None,
+    };
+    let device = pollster::block_on(GpuContext::new()).map_err(|e| e.to_string())?;
+    let b = GpuBackend::with_options(device, GpuOptions { int8, ..Default::default() }).map_err(|e| e.to_string())?;
     let mut s = load(path, b, ctx)?;
     // The decode matvec's launch shape per weight class, tuned once per adapter (cached on
     // disk; HEARTH_GPU_TUNE=off|force): one JSON line on stderr says what was used.

@@ -64,3 +64,19 @@ fn item_dot(row_byte: u32, b: u32, xb: u32) -> f32 {
     }
     return d * s + m * dot(sx, vec4<f32>(1.0));
 }
+
+// Block j as bytes (weights_q8.wgsl): low nibbles are columns 0..16, high nibbles 16..32;
+// w = d·q + m (Q4_0: m = −8d).
+fn qblock(row_byte: u32, j: u32) -> QBlock {
+    let base = row_byte + j * BLOCK_BYTES;
+    let d = load_f16(base);
+    var m = -8.0 * d;
+    var qs = base + 2u;
+    if (Q4_1) {
+        m = load_f16(base + 2u);
+        qs = base + 4u;
+    }
+    let v = vec4<u32>(load_u32(qs), load_u32(qs + 4u), load_u32(qs + 8u), load_u32(qs + 12u));
+    let mask = vec4<u32>(0x0f0f0f0fu);
+    return QBlock(v & mask, (v >> vec4<u32>(4u)) & mask, vec2<f32>(d), vec2<f32>(m));
+}

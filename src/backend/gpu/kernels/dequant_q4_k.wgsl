@@ -68,3 +68,19 @@ fn item_dot(row_byte: u32, j: u32, xb: u32) -> f32 {
     let sm = scale_min(base, s);
     return sm.x * qx - sm.y * dot(sx, vec4<f32>(1.0));
 }
+
+// Sub-block j as bytes (weights_q8.wgsl): the 4-bit (Q5_K: 5-bit) values, w = d·sc·q − dmin·m.
+fn qblock(row_byte: u32, j: u32) -> QBlock {
+    let base = row_byte + (j >> 3u) * BLOCK_BYTES;
+    let s = j & 7u;
+    let sm = scale_min(base, s);
+    let qs = (base + select(16u, 48u, Q5_K) + 32u * (s >> 1u)) >> 2u;
+    var q: array<u32, 8>;
+    for (var k = 0u; k < 8u; k++) {
+        q[k] = (w[qs + k] >> (4u * (s & 1u))) & 0x0f0f0f0fu;
+        if (Q5_K) {
+            q[k] |= ((w[((base + 16u) >> 2u) + k] >> s) & 0x01010101u) << 4u;
+        }
+    }
+    return QBlock(vec4<u32>(q[0], q[1], q[2], q[3]), vec4<u32>(q[4], q[5], q[6], q[7]), vec2<f32>(sm.x), vec2<f32>(-sm.y));
+}

@@ -42,3 +42,23 @@ fn item_dot(row_byte: u32, b: u32, xb: u32) -> f32 {
     }
     return load_f16(base) * s;
 }
+
+// Bits 0..4 of h as bit 4 of bytes 0..4.
+fn bit4_bytes(h: u32) -> u32 {
+    return ((h & 1u) << 4u) | ((h & 2u) << 11u) | ((h & 4u) << 18u) | ((h & 8u) << 25u);
+}
+
+// Block j as bytes (weights_q8.wgsl): the 5-bit values 0..32, w = d·q − 16d.
+fn qblock(row_byte: u32, j: u32) -> QBlock {
+    let base = row_byte + j * BLOCK_BYTES;
+    let d = load_f16(base);
+    let qh = load_u32(base + 2u);
+    var lo: vec4<u32>;
+    var hi: vec4<u32>;
+    for (var k = 0u; k < 4u; k++) {
+        let word = load_u32(base + 6u + 4u * k);
+        lo[k] = (word & 0x0f0f0f0fu) | bit4_bytes(qh >> (4u * k));
+        hi[k] = ((word >> 4u) & 0x0f0f0f0fu) | bit4_bytes(qh >> (16u + 4u * k));
+    }
+    return QBlock(lo, hi, vec2<f32>(d), vec2<f32>(-16.0 * d));
+}

@@ -54,3 +54,20 @@ fn item_dot(row_byte: u32, j: u32, xb: u32) -> f32 {
     let sc = vec2<f32>(scale(base, 2u * s), scale(base, 2u * s + 1u));
     return load_f16(base + 208u) * dot(sc, part);
 }
+
+// Chunk j as bytes (weights_q8.wgsl): the 6-bit values 0..64, w = d·sc·q − 32·d·sc with one
+// scale per 16 columns.
+fn qblock(row_byte: u32, j: u32) -> QBlock {
+    let base = row_byte + (j >> 3u) * BLOCK_BYTES;
+    let s = j & 7u;
+    let n = s >> 2u;
+    let k = s & 3u;
+    var q: array<u32, 8>;
+    for (var m = 0u; m < 8u; m++) {
+        let lo = (load_u32(base + 64u * n + 32u * (k & 1u) + 4u * m) >> (4u * (k >> 1u))) & 0x0f0f0f0fu;
+        let hi = (load_u32(base + 128u + 32u * n + 4u * m) >> (2u * k)) & 0x03030303u;
+        q[m] = lo | (hi << 4u);
+    }
+    let a = load_f16(base + 208u) * vec2<f32>(scale(base, 2u * s), scale(base, 2u * s + 1u));
+    return QBlock(vec4<u32>(q[0], q[1], q[2], q[3]), vec4<u32>(q[4], q[5], q[6], q[7]), a, -32.0 * a);
+}

@@ -39,3 +39,11 @@ fn item_dot(row_byte: u32, b: u32, xb: u32) -> f32 {
     }
     return d * s;
 }
+
+// Block j as bytes (weights_q8.wgsl): the stored bytes, w = d·q.
+fn qblock(row_byte: u32, j: u32) -> QBlock {
+    let qs = row_byte + j * BLOCK_BYTES + 2u;
+    let lo = vec4<u32>(load_u32(qs), load_u32(qs + 4u), load_u32(qs + 8u), load_u32(qs + 12u));
+    let hi = vec4<u32>(load_u32(qs + 16u), load_u32(qs + 20u), load_u32(qs + 24u), load_u32(qs + 28u));
+    return QBlock(lo, hi, vec2<f32>(load_f16(qs - 2u)), vec2<f32>(0.0));
+}

@@ -45,6 +45,11 @@ fn row_bytes() -> u32 { return (p.cols / BLOCK_ELEMS) * BLOCK_BYTES; }
 // Eight dequantized elements (see unit_cols for their columns).
 struct Unit { lo: vec4<f32>, hi: vec4<f32> }
 
+// One 32-column block as bytes for the integer products (weights_q8.wgsl; each dequant file's
+// `qblock`): column 4k + i is byte i of lo[k] (k < 4) or of hi[k - 4], a signed value q with
+// w = a[h]·q + b[h], h = 0 for columns 0..16 and 1 for 16..32.
+struct QBlock { lo: vec4<u32>, hi: vec4<u32>, a: vec2<f32>, b: vec2<f32> }
+
 // Four bytes starting at any byte offset.
 fn load_u32(byte: u32) -> u32 {
     let i = byte >> 2u;
