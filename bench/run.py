@@ -116,6 +116,8 @@ def hearth_gpu_profile(hearth, model, reps, pps, tg, cap):
     for k in ("adapter", "adapter features", "adapter limits"):
         m = re.search(rf"^{k}: (.*)$", out, re.M)
         r[k.replace(" ", "_")] = m.group(1) if m else None
+    # The decode matvec's launch shape per weight class (issue 21 autotune; "(default)" when untuned).
+    r["matvec_shapes"] = re.findall(r"^matvec shape: (.*)$", out, re.M)
     r["profile"] = {}
     for m in re.finditer(r"^profile (\w+): .*?\n((?:  .*\n)+)", out, re.M):
         rows = {}

@@ -184,6 +184,14 @@ pub trait Backend {
         None
     }
 
+    /// Whether the backend keeps each weight in one contiguous buffer of host memory (the
+    /// CPU): the loader then has the reader assemble each tensor in one allocation of its
+    /// size, which [`Backend::upload_pieces`] keeps without a copy. `false` (the GPU): the
+    /// pieces are written to device buffers one by one and host memory stays at one piece.
+    fn contiguous_weights(&self) -> bool {
+        false
+    }
+
     /// Uploads one GGUF tensor's bytes (exactly `desc.ty.bytes_for(elems)` bytes).
     fn upload(&mut self, desc: &WeightDesc, bytes: &[u8]) -> Result<Self::Weight, BackendError>;
     /// Uploads a tensor as the streaming loader assembled it (pieces in order; the backend may

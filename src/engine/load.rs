@@ -192,6 +192,11 @@ impl<B: Backend + 'static> Loader<B> {
             return Err(EngineError::BadRequest("the total size must be set before the first bytes".into()));
         }
         self.reader = gguf::Reader::with_limits(total.min(gguf::DEFAULT_MAX_HEADER_BYTES));
+        if self.backend.contiguous_weights() {
+            // One allocation per tensor, kept by the backend as is: no copy of a large tensor
+            // (Gemma 3's 170 MiB embedding left its pieces resident in wasm memory).
+            self.reader = std::mem::take(&mut self.reader).whole_tensors_within(total);
+        }
         self.total_size = Some(total);
         Ok(())
     }

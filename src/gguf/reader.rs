@@ -26,6 +26,8 @@ pub struct Reader {
     state: State,
     bytes_seen: u64,
     failed: Option<Error>,
+    /// See [`Reader::whole_tensors_within`].
+    whole_within: Option<u64>,
 }
 
 enum State {
@@ -50,6 +52,8 @@ struct TensorState {
     next: usize,
     /// Bytes of that tensor received so far.
     current: TensorBytes,
+    /// Tensors ending within this many bytes are reserved whole ([`Reader::whole_tensors_within`]).
+    whole_within: Option<u64>,
 }
 
 impl Default for Reader {
@@ -84,7 +88,19 @@ impl Reader {
             state: State::Header(Box::new(header)),
             bytes_seen: 0,
             failed: None,
+            whole_within: None,
         }
+    }
+
+    /// Assemble each tensor that lies inside the first `file_len` bytes in one allocation of
+    /// its size, reserved when its first byte arrives, instead of pieces of at most
+    /// [`PIECE`](super::PIECE) (for a backend that keeps weights contiguous, which would
+    /// otherwise copy the pieces and leave them behind: in wasm, freed memory stays resident).
+    /// `file_len` must be the real file length (a tensor claiming bytes past it keeps the
+    /// piecewise bound); call before the first byte.
+    pub fn whole_tensors_within(mut self, file_len: u64) -> Reader {
+        self.whole_within = Some(file_len);
+        self
     }
 
     /// The header, once it has been parsed.
@@ -153,7 +169,7 @@ impl Reader {
                 let rest = rest.to_vec();
                 let header = Arc::new(header);
                 events.push(Event::Header(header.clone()));
-                let mut ts = TensorState::new(header);
+                let mut ts = TensorState::new(header, self.whole_within);
                 ts.push(&rest, rest_start, &mut events)?;
                 self.state = State::Tensors(ts);
                 Ok(events)
@@ -196,7 +212,7 @@ impl Reader {
 }
 
 impl TensorState {
-    fn new(header: Arc<Header>) -> TensorState {
+    fn new(header: Arc<Header>, whole_within: Option<u64>) -> TensorState {
         let mut order: Vec<usize> = (0..header.tensors.len()).collect();
         order.sort_by_key(|&i| header.tensors.get(i).map(|t| (t.offset, t.n_bytes)));
         TensorState {
@@ -204,6 +220,7 @@ impl TensorState {
             order,
             next: 0,
             current: TensorBytes::default(),
+            whole_within,
         }
     }
 
@@ -231,7 +248,8 @@ impl TensorState {
             }
             let want = t.n_bytes.saturating_sub(self.current.len() as u64);
             let take = want.min(data.len() as u64) as usize;
-            self.current.push(data.get(..take).unwrap_or(&[]), want);
+            let whole = self.whole_within.is_some_and(|len| range.end <= len);
+            self.current.push(data.get(..take).unwrap_or(&[]), want, whole);
             data = data.get(take..).unwrap_or(&[]);
             pos += take as u64;
             if (self.current.len() as u64) < t.n_bytes {

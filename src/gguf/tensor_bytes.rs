@@ -68,13 +68,20 @@ impl TensorBytes {
     }
 
     /// Appends `data`, of a tensor whose bytes still expected (including `data`) are `want`:
-    /// a new piece reserves `min(want, PIECE)` exactly once.
-    pub(super) fn push(&mut self, mut data: &[u8], mut want: u64) {
+    /// a new piece reserves `min(want, PIECE)` exactly once, or all of `want` when `whole`
+    /// (the caller checked that the tensor lies inside the real file; if that much memory
+    /// cannot be reserved, pieces are used).
+    pub(super) fn push(&mut self, mut data: &[u8], mut want: u64, whole: bool) {
         while !data.is_empty() {
             let room = self.pieces.last().map_or(0, |p| p.capacity() - p.len());
             if room == 0 {
-                let cap = want.min(PIECE as u64).max(1) as usize;
-                self.pieces.push(Vec::with_capacity(cap));
+                let piece = want.min(PIECE as u64).max(1) as usize;
+                let mut v = Vec::new();
+                let all = usize::try_from(want).ok().filter(|&n| whole && n > piece && v.try_reserve_exact(n).is_ok());
+                if all.is_none() {
+                    v.reserve_exact(piece);
+                }
+                self.pieces.push(v);
                 continue;
             }
             let n = room.min(data.len());
@@ -113,7 +120,7 @@ mod tests {
         let mut t = TensorBytes::default();
         let mut want = data.len() as u64;
         for c in data.chunks(4096 + 17) {
-            t.push(c, want);
+            t.push(c, want, false);
             want -= c.len() as u64;
         }
         assert_eq!(t.len(), data.len());
@@ -127,8 +134,8 @@ mod tests {
     fn a_one_piece_tensor_is_handed_over_without_a_copy() {
         let data: Vec<u8> = (0..1000).map(|i| i as u8).collect();
         let mut t = TensorBytes::default();
-        t.push(&data[..300], 1000);
-        t.push(&data[300..], 700);
+        t.push(&data[..300], 1000, false);
+        t.push(&data[300..], 700, false);
         let ptr = t.pieces[0].as_ptr();
         let v = t.into_single().expect("one piece");
         assert_eq!(v, data);
@@ -136,7 +143,7 @@ mod tests {
 
         let big: Vec<u8> = (0..PIECE + 5).map(|i| (i % 13) as u8).collect();
         let mut t = TensorBytes::default();
-        t.push(&big, big.len() as u64);
+        t.push(&big, big.len() as u64, false);
         let back = t.into_single().expect_err("two pieces");
         assert_eq!(back.to_vec(), big);
         assert_eq!(TensorBytes::default().into_single().unwrap(), Vec::<u8>::new());
@@ -146,7 +153,7 @@ mod tests {
     fn slices_cover_any_range() {
         let data: Vec<u8> = (0..(PIECE + 50)).map(|i| (i % 251) as u8).collect();
         let mut t = TensorBytes::default();
-        t.push(&data, data.len() as u64);
+        t.push(&data, data.len() as u64, false);
         for (a, b) in [(0, 10), (PIECE - 3, PIECE + 5), (PIECE, PIECE + 50), (7, PIECE + 50), (5, 5), (PIECE + 40, usize::MAX)] {
             let got: Vec<u8> = t.slices(a, b).flatten().copied().collect();
             assert_eq!(got, data[a..b.min(data.len())], "{a}..{b}");
@@ -157,11 +164,24 @@ mod tests {
     fn equality_ignores_piece_boundaries() {
         let data = [1u8, 2, 3, 4, 5];
         let (mut a, mut b) = (TensorBytes::default(), TensorBytes::default());
-        a.push(&data, 5);
-        b.push(&data[..2], 5);
-        b.push(&data[2..], 3);
+        a.push(&data, 5, false);
+        b.push(&data[..2], 5, false);
+        b.push(&data[2..], 3, false);
         assert_eq!(a, b);
-        b.push(&[6], 1);
+        b.push(&[6], 1, false);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_whole_tensor_is_one_allocation_of_its_size() {
+        let data: Vec<u8> = (0..3 * PIECE + 17).map(|i| i as u8).collect();
+        let mut t = TensorBytes::default();
+        for c in data.chunks(PIECE / 3 + 5) {
+            let want = (data.len() - t.len()) as u64;
+            t.push(c, want, true);
+        }
+        assert_eq!(t, data[..]);
+        let v = t.into_single().expect("one piece");
+        assert_eq!(v.capacity(), data.len());
     }
 }

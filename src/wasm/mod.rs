@@ -228,6 +228,20 @@ impl WasmEngine {
         e.export_prefix(tokens, model_id).await.map_err(to_js)
     }
 
+    /// Tunes the WebGPU decode matvec's launch shape for the loaded model on this adapter
+    /// (`backend::gpu::tune`): `cached_json` holds earlier choices by key (`{}` or empty: none),
+    /// `force` tunes a software adapter too, `budget_ms` bounds the timing (0: the default,
+    /// 250 ms). Resolves to the report JSON (`{adapter, skipped, entries: [[key, entry]], ms}`);
+    /// `BAD_REQUEST` on a CPU engine, before the load finished or during a generation.
+    pub async fn tune_gpu(&self, cached_json: String, force: bool, budget_ms: f64) -> Result<String, JsValue> {
+        if !(budget_ms.is_finite() && (0.0..=10_000.0).contains(&budget_ms)) {
+            return Err(js_error("BAD_REQUEST", &format!("budget_ms {budget_ms}: expected 0..10000")));
+        }
+        let inner = self.inner.clone();
+        let mut e = inner.try_borrow_mut().map_err(|_| js_error("BAD_REQUEST", "the engine is busy with another call"))?;
+        e.tune_gpu(state::TuneArgs { cached_json, force, budget_ms, now: probe::now }).await.map_err(to_js)
+    }
+
     /// Restores a snapshot from `export_prefix`; returns its token count. A snapshot of another
     /// model, backend or context, or a corrupted one, is refused (`BAD_REQUEST`) before
     /// anything is written.

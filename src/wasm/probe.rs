@@ -14,7 +14,7 @@ const MAX_STEPS: usize = 200;
 const MIN_STEPS: usize = 3;
 
 /// `performance.now()` of this realm (a Window or a Worker), in ms.
-fn now() -> f64 {
+pub(super) fn now() -> f64 {
     let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).ok();
     let f = perf.as_ref().and_then(|p| js_sys::Reflect::get(p, &"now".into()).ok()).and_then(|f| f.dyn_into::<js_sys::Function>().ok());
     match (perf, f) {

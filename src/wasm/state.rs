@@ -43,6 +43,18 @@ pub(super) trait Engine {
     fn export_prefix(&mut self, tokens: Vec<u32>, model_id: String) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, EngineError>> + '_>>;
     fn restore_prefix(&mut self, bytes: &[u8], model_id: &str) -> Result<usize, EngineError>;
     fn prefill_prefix(&mut self, tokens: &[u32]) -> Result<usize, EngineError>;
+    /// The WebGPU matvec autotune (`backend::gpu::tune`) on the loaded model's weight classes;
+    /// the report as JSON. `BAD_REQUEST` on a CPU engine or before the load finished.
+    fn tune_gpu(&mut self, opts: TuneArgs) -> Pin<Box<dyn Future<Output = Result<String, EngineError>> + '_>>;
+}
+
+/// What `tune_gpu` is given: earlier choices (by cache key), whether to tune a software
+/// adapter, the timing budget, and the clock.
+pub(super) struct TuneArgs {
+    pub cached_json: String,
+    pub force: bool,
+    pub budget_ms: f64,
+    pub now: fn() -> f64,
 }
 
 fn not_ready() -> EngineError {
@@ -154,6 +166,16 @@ impl<B: Backend + 'static> Engine for State<B> {
         matches!(self, State::Ready { session, .. } if session.holds_prefix(tokens))
     }
 
+    fn tune_gpu(&mut self, args: TuneArgs) -> Pin<Box<dyn Future<Output = Result<String, EngineError>> + '_>> {
+        Box::pin(async move {
+            let State::Ready { session, generation } = self else { return Err(not_ready()) };
+            if generation.is_some() {
+                return Err(EngineError::BadRequest("tune_gpu during a generation".into()));
+            }
+            tune_backend(session.backend_mut(), args).await
+        })
+    }
+
     fn export_prefix(&mut self, tokens: Vec<u32>, model_id: String) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, EngineError>> + '_>> {
         Box::pin(async move {
             let State::Ready { session, generation } = self else { return Err(not_ready()) };
@@ -175,4 +197,23 @@ impl<B: Backend + 'static> Engine for State<B> {
         *generation = None;
         session.prefill_prefix(tokens)
     }
+}
+
+/// [`Engine::tune_gpu`] on any backend: tunes a [`crate::backend::gpu::GpuBackend`], refuses others.
+async fn tune_backend<B: Backend + 'static>(backend: &mut B, args: TuneArgs) -> Result<String, EngineError> {
+    #[cfg(feature = "gpu")]
+    if let Some(gpu) = (backend as &mut dyn std::any::Any).downcast_mut::<crate::backend::gpu::GpuBackend>() {
+        use crate::backend::gpu::tune::{TuneEntry, TuneOptions};
+        let cached: std::collections::HashMap<String, TuneEntry> = if args.cached_json.trim().is_empty() {
+            Default::default()
+        } else {
+            // A cache the page kept from an older build may not parse: tune again.
+            serde_json::from_str(&args.cached_json).unwrap_or_default()
+        };
+        let opts = TuneOptions { force: args.force, budget_ms: args.budget_ms, cached };
+        let report = gpu.autotune(&opts, &args.now).await.map_err(EngineError::from)?;
+        return serde_json::to_string(&report).map_err(|e| EngineError::BadRequest(e.to_string()));
+    }
+    let _ = (backend, args);
+    Err(EngineError::BadRequest("tune_gpu needs the WebGPU backend".into()))
 }

@@ -17,9 +17,12 @@ import { REPO, launchBrowser, startTestServer, openPage, requireFile } from "./h
 import { sampleBrowserMemory } from "./procmem.mjs";
 import { PROMPT, CHAT } from "./bench_prompts.mjs";
 
-/** The CPU configurations of bench_peers.mjs (the same names and settings). */
+/** The configurations of bench_peers.mjs measured here (the same names and settings). WebGPU
+ * (SwiftShader here: ~10 s per decoded token) generates `maxTokens` 2: the weights, KV cache and
+ * staging are all in place after the first token, and 16 would take minutes per repeat. */
 export const MEMORY_CONFIGS = {
   "hearth-cpu": { engine: "hearth", isolate: false, backend: "cpu" },
+  "hearth-webgpu": { engine: "hearth", isolate: false, backend: "webgpu", maxTokens: 2 },
   "hearth-cpu-mt": { engine: "hearth", isolate: true, backend: "cpu", mt: true },
   "wllama-cpu": { engine: "wllama", isolate: false },
   "wllama-cpu-mt": { engine: "wllama", isolate: true, mt: true },
@@ -48,7 +51,7 @@ async function hearthOnce({ c, MODEL_ID, CHAT, PROMPT, MAX_TOKENS, fill }) {
   }
   if (fill) await e.unload();
   else globalThis.benchEngine = e; // unloaded after sampling stops
-  return { load_ms, exercise, wasm_build: info.wasmBuild, threads: info.threads, wasm_memory_mib: info.wasmMemoryBytes / 2 ** 20 };
+  return { load_ms, exercise, max_tokens: MAX_TOKENS, backend: info.backend, wasm_build: info.wasmBuild, threads: info.threads, wasm_memory_mib: info.wasmMemoryBytes / 2 ** 20 };
 }
 
 /** Page side: one wllama load (from its cache) and one short chat. */
@@ -89,7 +92,7 @@ const median = (xs) => {
  */
 export async function memoryRuns({ c, srv, userDataDir, reps, modelId, file, fill = false, timeoutS = 300 }) {
   const t = Date.now();
-  const args = { c, MODEL_ID: modelId, FILE: file, CHAT, PROMPT, MAX_TOKENS };
+  const args = { c, MODEL_ID: modelId, FILE: file, CHAT, PROMPT, MAX_TOKENS: c.maxTokens ?? MAX_TOKENS };
   const once = c.engine === "hearth" ? hearthOnce : wllamaOnce;
   const runs = [];
   for (let rep = fill ? -1 : 0; rep < reps; rep++) {

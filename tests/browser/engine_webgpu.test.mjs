@@ -48,7 +48,7 @@ test("WebGPU (SwiftShader) on request gives the CPU's greedy chat; auto prefers 
       chunks.push(c);
     }
     const total = performance.now() - t1;
-    const out = { probe, backend: e.backend, reason: e.model.backendReason, loadMs, ttft: first - t1, total, text: chunks.map((c) => c.choices[0].delta.content ?? "").join(""), usage: chunks.at(-1).usage };
+    const out = { probe, backend: e.backend, reason: e.model.backendReason, gpuTune: e.model.gpuTune, loadMs, ttft: first - t1, total, text: chunks.map((c) => c.choices[0].delta.content ?? "").join(""), usage: chunks.at(-1).usage };
     await e.unload();
     return out;
   }, { id: ID, messages: ASK });
@@ -56,6 +56,9 @@ test("WebGPU (SwiftShader) on request gives the CPU's greedy chat; auto prefers 
   assert.equal(r.probe.ok, true, r.probe.reason);
   assert.equal(r.backend, "webgpu", r.reason);
   assert.equal(r.text, G2.text);
+  // The matvec autotune does not time a software adapter (gpuTune "auto"): built-in shapes.
+  assert.match(r.gpuTune?.skipped ?? "", /software adapter/, JSON.stringify(r.gpuTune));
+  assert.deepEqual(r.gpuTune.shapes, []);
   console.log(`# WebGPU (SwiftShader, Worker): warm load ${r.loadMs.toFixed(0)} ms; time to first token ${r.ttft.toFixed(0)} ms; decode ${((r.usage.completion_tokens - 1) / ((r.total - r.ttft) / 1000)).toFixed(1)} tok/s`);
 });
 

@@ -4,13 +4,15 @@
 //   node tests/browser/probe_memory.mjs [mt|st] [MODEL_ID] [LOADS] [where]
 // where: after the first completion, which processes grew and the largest mappings of the one
 // that grew most (the wasm memory is one anonymous mapping of its reserved size).
-// mt: the threaded build on a cross-origin isolated page (one thread per core); st: single-thread.
+// mt: the threaded build on a cross-origin isolated page (one thread per core); st: single-thread;
+// gpu: WebGPU (SwiftShader here: its buffers are in the GPU process's memory).
 // Needs `make www wasm models-test`. BENCHMARKS.md ("Where the time goes", Memory) has results.
 import { launchBrowser, startTestServer, openPage } from "./harness.mjs";
 import { browserPid, processTree, rssBytes, rssByProcess, processType, largestMappings } from "./procmem.mjs";
 
 const [mode = "mt", model = "smollm2-135m-instruct-q4_1", loads = "3", where] = process.argv.slice(2);
 const mt = mode === "mt";
+const gpu = mode === "gpu";
 const srv = await startTestServer({ isolate: mt });
 const b = await launchBrowser();
 try {
@@ -25,12 +27,12 @@ try {
   for (let i = 0; i < Number(loads); i++) {
     let peak = 0;
     const timer = setInterval(() => { peak = Math.max(peak, rss()); }, 50);
-    const info = await page.evaluate(async ([mt, model]) => {
+    const info = await page.evaluate(async ([mt, model, gpu]) => {
       const t0 = performance.now();
-      const e = await H.Engine.load(model, mt ? { backend: "cpu", threads: navigator.hardwareConcurrency } : { backend: "cpu" });
+      const e = await H.Engine.load(model, gpu ? { backend: "webgpu" } : mt ? { backend: "cpu", threads: navigator.hardwareConcurrency } : { backend: "cpu" });
       globalThis.probeEngine = e;
       return { ms: performance.now() - t0, build: e.model.wasmBuild, threads: e.model.threads, wasm: e.model.wasmMemoryBytes };
-    }, [mt, model]);
+    }, [mt, model, gpu]);
     const loaded = rss() - base;
     await page.evaluate(() => probeEngine.complete("Once upon a time", { max_tokens: 4, temperature: 0 }));
     const completed = rss() - base;

@@ -9,13 +9,14 @@
 
 import { chooseBackend, probeWebGpu } from "./backend-choice.js";
 import { probeBackends, probeFormat, probeReason } from "./backend-probe.js";
+import { tuneGpu } from "./backend-tune.js";
 import { HearthError, throwIfAborted } from "./errors.js";
 import { findModel, resolveParts, type ModelSource } from "./registry.js";
 import { SerialQueue } from "./serial-queue.js";
 import { WeightStore, defaultStore, type LoadProgress } from "./store.js";
 import { sha256Hex } from "./sha256.js";
 import { runGeneration } from "./token-loop.js";
-import type { BackendChange, ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo } from "./types.js";
+import type { BackendChange, ChatMessage, GenerateRequest, GenerateResult, GpuTuneInfo, GpuTuneMode, LoadConfig, ModelInfo } from "./types.js";
 import { PromptCache, prefixMessageCount, type PreparedPrefix } from "./prompt-cache.js";
 import { checkGenerateRequest } from "./validate.js";
 import type { WasmEngine } from "./wasm-api.js";
@@ -125,6 +126,7 @@ export class EngineCore implements Driver {
       loadMs: performance.now() - t0,
       wasmMemoryBytes: wasm.exports?.memory?.buffer.byteLength ?? 0,
     };
+    if (backend === "webgpu") modelInfo.gpuTune = await tuneEngine(engine, config.gpuTune ?? "auto");
     hooks.onProgress?.({ phase: "ready", loaded: modelInfo.bytes, total: modelInfo.bytes });
     const core = new EngineCore(wasm, engine, modelInfo, sources, config, store, hooks, opts);
     core.promptCache = promptCacheFor(config, await modelSha256(sources, stored), modelInfo);
@@ -146,6 +148,8 @@ export class EngineCore implements Driver {
     const wasm = await loadWasmModule(this.wasm.build, this.wasm.moduleUrl, this.wasm.poolSize);
     const engine = await createEngine(wasm, this.info.backend, this.config.contextSize);
     await feedFromStore(wasm, engine, this.store, this.sources, { evict: false, hooks: {} });
+    // The shapes tuned at load (from the store now: nothing is timed again).
+    if (this.info.backend === "webgpu") await tuneEngine(engine, this.config.gpuTune ?? "auto");
     this.wasm = wasm;
     this.engine = engine;
     this.crashed = null;
@@ -306,6 +310,17 @@ async function modelSha256(sources: ModelSource[], stored: ({ sha256: string | n
 function promptCacheFor(config: LoadConfig, sha256: string | null, info: Pick<ModelInfo, "backend" | "wasmBuild" | "threads" | "n_ctx">): PromptCache | null {
   if (!config.promptCache || !sha256) return null;
   return new PromptCache(sha256, `${info.backend}|${info.wasmBuild}|${info.threads}|${info.n_ctx}`, config.promptCache);
+}
+
+/** The WebGPU autotune of a loaded engine (`backend-tune.ts`); a failure leaves the built-in
+ *  shapes in place and says why (the tune never fails a load). */
+async function tuneEngine(engine: WasmEngine, mode: GpuTuneMode): Promise<GpuTuneInfo> {
+  try {
+    const p = await probeWebGpu();
+    return await tuneGpu({ adapterKey: p.adapterKey ?? "", software: p.software, mode, run: (c, f, b) => engine.tune_gpu(c, f, b) });
+  } catch (e) {
+    return { mode, shapes: [], cached: false, ms: 0, skipped: `tune failed: ${HearthError.from(e).message}` };
+  }
 }
 
 /**

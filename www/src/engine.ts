@@ -7,7 +7,7 @@ import { HearthLanguageModel, type LanguageModelCreateOptions } from "./language
 import { DEFAULT_MODEL_ID } from "./registry.js";
 import type { LoadProgress } from "./store.js";
 import { HearthSummarizer, type SummarizerOptions } from "./summarizer.js";
-import type { Backend, BackendChange, BackendPreference, ChatMessage, GenerateRequest, GenerateResult, LoadConfig, ModelInfo, PromptCacheOptions } from "./types.js";
+import type { Backend, BackendChange, BackendPreference, ChatMessage, GenerateRequest, GenerateResult, GpuTuneMode, LoadConfig, ModelInfo, PromptCacheOptions } from "./types.js";
 import { checkThreadsOption } from "./wasm-build.js";
 import { WorkerDriver } from "./worker-client.js";
 import { HearthRewriter, HearthWriter, type WritingOptions } from "./writing.js";
@@ -59,6 +59,14 @@ export interface EngineLoadOptions {
    * least recently used entries deleted first). `prompt-cache.ts` has the details.
    */
   promptCache?: boolean | PromptCacheOptions;
+  /**
+   * WebGPU only: time a few launch shapes of the decode matvec (threads per workgroup and per
+   * row) for this model's weights on this adapter and keep the fastest, remembered per adapter
+   * in the store (`auto`, the default: hardware adapters only, ~0.3 s on the first load of a
+   * model shape); `force`: tune a software adapter too; `off`: the built-in shapes.
+   * `engine.model.gpuTune` says what was used.
+   */
+  gpuTune?: GpuTuneMode;
 }
 
 /** The `backendchange` event. */
@@ -104,6 +112,10 @@ export class Engine extends EventTarget {
       if (typeof pc !== "object" || pc === null) throw new HearthError("BAD_REQUEST", "promptCache must be a boolean or {maxBytes}");
       if (pc.maxBytes !== undefined && (!Number.isSafeInteger(pc.maxBytes) || pc.maxBytes < 0)) throw new HearthError("BAD_REQUEST", `promptCache.maxBytes must be a non-negative integer, got ${pc.maxBytes}`);
       config.promptCache = pc.maxBytes === undefined ? {} : { maxBytes: pc.maxBytes };
+    }
+    if (opts.gpuTune !== undefined) {
+      if (!["auto", "force", "off"].includes(opts.gpuTune)) throw new HearthError("BAD_REQUEST", "gpuTune must be auto, force or off");
+      config.gpuTune = opts.gpuTune;
     }
     if (opts.wasmUrl !== undefined) config.wasmModuleUrl = new URL(opts.wasmUrl, globalThis.location?.href).href;
     if (opts.wasmThreadsUrl !== undefined) config.wasmThreadsModuleUrl = new URL(opts.wasmThreadsUrl, globalThis.location?.href).href;

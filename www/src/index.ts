@@ -58,6 +58,8 @@ export type {
   BackendPreference,
   ChatMessage,
   GenerateResult,
+  GpuTuneInfo,
+  GpuTuneMode,
   ModelInfo,
   OutputConstraint,
   PromptCacheOptions,

@@ -123,6 +123,26 @@ export interface ModelInfo {
   /** Size of the wasm linear memory after the load. It never shrinks, so this is the load's
    *  peak; shared by every engine in the same realm (Worker or page). */
   wasmMemoryBytes: number;
+  /** WebGPU only: the decode matvec's launch shapes on this adapter (`Engine.load({gpuTune})`). */
+  gpuTune?: GpuTuneInfo;
+}
+
+/** `Engine.load({gpuTune})`: tune the WebGPU matvec on a hardware adapter (`auto`, the
+ *  default), also on a software one (`force`), or never (`off`: the built-in shapes). */
+export type GpuTuneMode = "auto" | "force" | "off";
+
+/** What the WebGPU autotune used (`www/src/backend-tune.ts`). */
+export interface GpuTuneInfo {
+  mode: GpuTuneMode;
+  /** Per weight class (block format, row length): threads per workgroup and per row, whether
+   *  that differs from the built-in shape, and the measured speed-up over it (1 when not). */
+  shapes: { format: string; cols: number; wg: number; tpr: number; tuned: boolean; speedup: number }[];
+  /** Every shape came from the store (nothing was timed on this load). */
+  cached: boolean;
+  /** Milliseconds the tune took in the engine (compiles and uploads included). */
+  ms: number;
+  /** Why nothing was tuned (a software adapter, `off`, or an error). */
+  skipped?: string;
 }
 
 /** Fired when the engine moves to another backend (GPU device lost → CPU). */
@@ -143,6 +163,8 @@ export interface LoadConfig {
   backend: BackendPreference;
   /** Persist the KV cache of prompt prefixes across page loads (off when absent). */
   promptCache?: PromptCacheOptions;
+  /** The WebGPU matvec autotune (default `auto`). */
+  gpuTune?: GpuTuneMode;
   /** Context window in tokens (default 2048; capped by the model's). */
   contextSize: number;
   /** Lowercase hex: the file's, or one per part of a split model. */

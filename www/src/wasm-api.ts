@@ -46,6 +46,7 @@ export interface WasmEngine {
   holds_prefix(tokens: Uint32Array): boolean;
   /** A KV snapshot of `tokens` (held first in the cache) for the model file `model_id` (`src/engine/kv_snapshot.rs`). */
   export_prefix(tokens: Uint32Array, model_id: string): Promise<Uint8Array>;
+  tune_gpu(cached_json: string, force: boolean, budget_ms: number): Promise<string>;
   /** Restores a snapshot; returns its token count. Throws BAD_REQUEST for a corrupted or mismatched one (nothing restored). */
   restore_prefix(bytes: Uint8Array, model_id: string): number;
   /** Prefills these tokens alone; returns how many the cache already held. */

@@ -131,12 +131,17 @@ impl Backend for CpuBackend {
         format!("cpu ({} threads)", ops::threads())
     }
 
+    fn contiguous_weights(&self) -> bool {
+        true
+    }
+
     fn upload(&mut self, desc: &WeightDesc, bytes: &[u8]) -> Result<CpuWeight, BackendError> {
         store_weight(desc, bytes.len(), |owned| owned.extend_from_slice(bytes))
     }
 
-    /// A one-piece tensor (up to [`crate::gguf::PIECE`] bytes: most of a small model's) is
-    /// kept as it arrived; larger ones are copied piece by piece into the weight's own buffer.
+    /// A one-piece tensor (up to [`crate::gguf::PIECE`] bytes, or any size when the reader
+    /// assembled it whole: [`Backend::contiguous_weights`]) is kept as it arrived; pieces are
+    /// copied into the weight's own buffer.
     fn upload_pieces(&mut self, desc: &WeightDesc, bytes: TensorBytes) -> Result<CpuWeight, BackendError> {
         match bytes.into_single() {
             Ok(owned) => {

@@ -20,13 +20,16 @@ mod profile;
 mod readback;
 mod ring;
 pub mod selfcheck;
+pub mod tune;
+#[cfg(test)]
+mod tune_tests;
 mod weights;
 #[cfg(test)]
 mod tests;
 
 pub use context::{GpuContext, GpuFeatures};
 pub use profile::{GpuProfile, OpProfile};
-pub use pipelines::{kernel_source, Op, PipelineKey, WeightKernel, WEIGHT_KERNELS};
+pub use pipelines::{kernel_source, MatvecShape, Op, PipelineKey, WeightKernel, WEIGHT_KERNELS};
 pub use int8::default_on as int8_default_on;
 pub use weights::GpuWeight;
 
@@ -102,6 +105,7 @@ pub struct GpuBackend {
     next_id: u64,
     stats: GpuStats,
     profiler: profile::Profiler,
+    tuning: tune::Tuning,
     int8: Option<bool>,
     q8: Option<int8::Q8Scratch>,
 }
@@ -180,6 +184,7 @@ impl GpuBackend {
             next_id: 3,
             stats,
             profiler: profile::Profiler::default(),
+            tuning: tune::Tuning::default(),
             int8: opts.int8,
             q8: None,
         })
@@ -219,11 +224,13 @@ impl Backend for GpuBackend {
     }
 
     fn upload(&mut self, desc: &WeightDesc, bytes: &[u8]) -> Result<GpuWeight, BackendError> {
+        self.tuning.note(desc.ty, desc.rows(), desc.cols());
         self.upload_weight(desc, weights::Src::Whole(bytes))
     }
 
     /// Each piece goes straight into its GPU buffer: the host never holds a contiguous copy.
     fn upload_pieces(&mut self, desc: &WeightDesc, bytes: TensorBytes) -> Result<GpuWeight, BackendError> {
+        self.tuning.note(desc.ty, desc.rows(), desc.cols());
         self.upload_weight(desc, weights::Src::Pieces(&bytes))
     }
 

@@ -75,12 +75,56 @@ pub fn kernel_source(op: Op, ty: GgmlType) -> Result<(&'static str, &'static str
 }
 
 /// What a pipeline is specialised for: the op, the weight block type (F32 for ops without a
-/// weight) and an op-specific variant (threads per row for matvec, GELU for glu).
+/// weight) and an op-specific variant (matvec: its [`MatvecShape::variant`]; glu: GELU).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PipelineKey {
     pub op: Op,
     pub ty: GgmlType,
     pub variant: u32,
+}
+
+/// The launch shape of the decode matvec (`weights.wgsl`'s `WG` and `TPR` overrides): threads
+/// per workgroup and threads per row, both powers of two, `4 <= tpr <= wg <= 256`. A
+/// workgroup computes `wg / tpr` rows. The per-adapter autotune (`tune.rs`) picks one per
+/// block format and row length; every valid shape computes the same products (the workgroup
+/// size does not change a row's summation order, the threads per row do: results agree
+/// with the scalar reference to rounding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct MatvecShape {
+    pub wg: u32,
+    pub tpr: u32,
+}
+
+impl MatvecShape {
+    /// Largest workgroup the kernel's `partial` array holds (and the device limit we ask for).
+    pub const MAX_WG: u32 = 256;
+
+    /// The untuned shape: 64 threads, and enough threads per row that each handles about two
+    /// of the row's work items (32-element blocks for quantized types, 8-element units for
+    /// floats), from 4 to 64.
+    pub fn default_for(ty: GgmlType, cols: usize) -> MatvecShape {
+        let items = if matches!(ty, GgmlType::F32 | GgmlType::F16) { cols / 8 } else { cols / 32 };
+        MatvecShape { wg: 64, tpr: items.div_ceil(2).next_power_of_two().clamp(4, 64) as u32 }
+    }
+
+    /// Whether the kernel accepts this shape.
+    pub fn valid(self) -> bool {
+        self.wg.is_power_of_two() && self.tpr.is_power_of_two() && self.tpr >= 4 && self.tpr <= self.wg && self.wg <= Self::MAX_WG
+    }
+
+    /// Rows one workgroup computes.
+    pub fn rows_per_group(self) -> usize {
+        (self.wg / self.tpr) as usize
+    }
+
+    /// The pipeline variant that encodes it.
+    pub fn variant(self) -> u32 {
+        (self.wg << 16) | self.tpr
+    }
+
+    fn from_variant(v: u32) -> MatvecShape {
+        MatvecShape { wg: v >> 16, tpr: v & 0xffff }
+    }
 }
 
 /// How a binding is used by a kernel.
@@ -247,7 +291,12 @@ fn constants(key: PipelineKey) -> Vec<(&'static str, f64)> {
             if let Some(flag) = weight_kernel(key.ty).and_then(|k| k.flag) {
                 c.push((flag, 1.0));
             }
-            if matches!(key.op, Op::Matvec | Op::MatvecBias | Op::MatvecQ8 | Op::MatvecQ8Bias) {
+            if matches!(key.op, Op::Matvec | Op::MatvecBias) {
+                let m = MatvecShape::from_variant(key.variant);
+                c.push(("WG", f64::from(m.wg)));
+                c.push(("TPR", f64::from(m.tpr)));
+            } else if matches!(key.op, Op::MatvecQ8 | Op::MatvecQ8Bias) {
+                // The int8 matvec keeps its built-in 64 threads (not tuned): variant = TPR.
                 c.push(("TPR", f64::from(key.variant)));
             }
         }

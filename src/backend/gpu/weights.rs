@@ -2,7 +2,7 @@
 //! larger than one storage binding) and the ops that read them (matvec/matmul, embedding).
 
 use super::pipelines::{self, TOKENS_PER_DISPATCH};
-use super::{check_len, distinct, grid, shape, to_u32, Bind, GpuBackend, GpuTensor, Op, PipelineKey};
+use super::{check_len, distinct, grid, shape, to_u32, Bind, GpuBackend, GpuTensor, MatvecShape, Op, PipelineKey};
 use crate::backend::{BackendError, WeightDesc};
 use crate::gguf::TensorBytes;
 use crate::quant::{GgmlType, QuantError};
@@ -38,14 +38,6 @@ impl GpuWeight {
 
 /// Decode batches at least this large use the tiled matmul instead of matvec.
 pub(super) const MATMUL_MIN_TOKENS: usize = 8;
-
-/// Threads per row of the matvec kernel: enough that each thread handles about two of the
-/// row's work items (32-element blocks for quantized types, 8-element units for floats), at
-/// most the 64 threads of the workgroup.
-fn matvec_tpr(ty: GgmlType, cols: usize) -> u32 {
-    let items = if matches!(ty, GgmlType::F32 | GgmlType::F16) { cols / 8 } else { cols / 32 };
-    items.div_ceil(2).next_power_of_two().clamp(4, 64) as u32
-}
 
 /// Block types the weight kernels read: those with a [`pipelines::WEIGHT_KERNELS`] row.
 pub(super) fn supported(ty: GgmlType) -> bool {
@@ -134,9 +126,9 @@ impl GpuBackend {
         check_len(OP, "out", out, n.saturating_mul(w.rows))?;
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         let tiled = n >= MATMUL_MIN_TOKENS && w.cols % 32 == 0;
-        let tpr = matvec_tpr(w.ty, w.cols);
+        let mv = self.matvec_shape(w.ty, w.cols);
         if self.int8_for(w.ty, w.cols, tiled) {
-            return self.matmul_int8(w, x, out, n, None, tiled, tpr);
+            return self.matmul_int8(w, x, out, n, None, tiled, MatvecShape::default_for(w.ty, w.cols).tpr);
         }
         let (cols, rows, n32) = (to_u32(OP, "cols", w.cols)?, to_u32(OP, "rows", w.rows)?, to_u32(OP, "n", n)?);
         let row_bytes = w.ty.bytes_for(w.cols as u64).unwrap_or(0);
@@ -157,8 +149,8 @@ impl GpuBackend {
                 if n > max as usize {
                     return Err(shape(OP, format!("{n} tokens exceed the dispatch limit")));
                 }
-                let (gx, gy) = grid(OP, chunk.rows.div_ceil((64 / tpr) as usize), max)?;
-                let key = PipelineKey { op: Op::Matvec, ty: w.ty, variant: tpr };
+                let (gx, gy) = grid(OP, chunk.rows.div_ceil(mv.rows_per_group()), max)?;
+                let key = PipelineKey { op: Op::Matvec, ty: w.ty, variant: mv.variant() };
                 self.dispatch(key, &bufs, &params, None, (gx, gy, n32))?;
             }
         }
@@ -180,9 +172,9 @@ impl GpuBackend {
         check_len(OP, "x", x, w.cols)?;
         check_len(OP, "out", out, w.rows)?;
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
-        let tpr = matvec_tpr(w.ty, w.cols);
+        let mv = self.matvec_shape(w.ty, w.cols);
         if self.int8_for(w.ty, w.cols, false) {
-            return self.matmul_int8(w, x, out, 1, Some(Bind { id: b.id, buf: &b.buf }), false, tpr);
+            return self.matmul_int8(w, x, out, 1, Some(Bind { id: b.id, buf: &b.buf }), false, MatvecShape::default_for(w.ty, w.cols).tpr);
         }
         let (cols, all_rows) = (to_u32(OP, "cols", w.cols)?, to_u32(OP, "rows", w.rows)?);
         let row_bytes = w.ty.bytes_for(w.cols as u64).unwrap_or(0);
@@ -190,8 +182,8 @@ impl GpuBackend {
             self.profiler.pending_weight_bytes = chunk.rows as u64 * row_bytes + chunk.rows as u64 * 4;
             let params = [chunk.rows as u32, cols, 1, chunk.row0 as u32, all_rows, 0];
             let bufs = [Bind { id: chunk.id, buf: &chunk.buf }, Bind::from(x), Bind::from(out), Bind { id: b.id, buf: &b.buf }];
-            let (gx, gy) = grid(OP, chunk.rows.div_ceil((64 / tpr) as usize), max)?;
-            self.dispatch(PipelineKey { op: Op::MatvecBias, ty: w.ty, variant: tpr }, &bufs, &params, None, (gx, gy, 1))?;
+            let (gx, gy) = grid(OP, chunk.rows.div_ceil(mv.rows_per_group()), max)?;
+            self.dispatch(PipelineKey { op: Op::MatvecBias, ty: w.ty, variant: mv.variant() }, &bufs, &params, None, (gx, gy, 1))?;
         }
         self.q8_written(out);
         Ok(())

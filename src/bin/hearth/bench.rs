@@ -91,6 +91,12 @@ pub(super) fn gpu_profile(path: &Path, ctx: usize, reps: usize, pp: &[usize], tg
             c.limits.max_storage_buffers_per_shader_stage
         );
     }
+    // The matvec shapes in use (gpu_session tuned them, or read them from the cache).
+    for (ty, cols) in s.backend().tune_classes() {
+        let m = s.backend().matvec_shape(ty, cols);
+        let d = hearth::backend::gpu::MatvecShape::default_for(ty, cols);
+        println!("matvec shape: {} cols {cols}: wg {} tpr {}{}", ty.name(), m.wg, m.tpr, if m == d { " (default)" } else { "" });
+    }
     // The timed runs first, unprofiled (timestamp waits would slow them).
     cmd_bench_ref(&mut s, reps, pp, tg)?;
     let n_vocab = s.config().n_vocab as u32;

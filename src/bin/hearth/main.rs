@@ -381,7 +381,12 @@ fn gpu_session(path: &Path, ctx: usize) -> Result<Session<hearth::backend::gpu::
     };
     let device = pollster::block_on(GpuContext::new()).map_err(|e| e.to_string())?;
     let b = GpuBackend::with_options(device, GpuOptions { int8, ..Default::default() }).map_err(|e| e.to_string())?;
-    load(path, b, ctx)
+    let mut s = load(path, b, ctx)?;
+    // The decode matvec's launch shape per weight class, tuned once per adapter (cached on
+    // disk; HEARTH_GPU_TUNE=off|force): one JSON line on stderr says what was used.
+    let report = hearth::backend::gpu::tune::autotune_native(s.backend_mut()).map_err(|e| e.to_string())?;
+    eprintln!("gpu tune: {}", serde_json::to_string(&report).unwrap_or_default());
+    Ok(s)
 }
 
 #[cfg(not(feature = "gpu"))]
