@@ -5,7 +5,7 @@
 // Cache-first: a cached file is served without touching the network (offline means zero
 // requests). Change VERSION (or any byte of this file) to ship a new shell: the browser installs
 // the new worker, which re-downloads the list below and drops the old cache.
-const VERSION = "hearth-demo-v5";
+const VERSION = "hearth-demo-v6";
 
 /** Files of the shell, relative to this script. `tests/browser/pwa.test.mjs` checks that the
  *  `../dist/` entries match what `make www` builds. */
@@ -22,7 +22,7 @@ const SHELL = [
   "../pkg/hearth.js",
   "../pkg/hearth_bg.wasm",
   ...[
-    "assets", "backend-choice", "backend-probe", "chat", "checksum", "core", "create-monitor", "dom-errors",
+    "assets", "backend-choice", "backend-probe", "backend-tune", "chat", "checksum", "core", "create-monitor", "dom-errors",
     "download", "engine", "errors", "index", "json-check", "language-detector", "language-model", "opfs",
     "polyfill", "prompt-cache", "prompts", "protocol", "registry", "registry-data", "serial-queue",
     "sha256", "store", "summarizer", "summary-map", "summary-text", "token-loop", "tools", "types", "validate",
