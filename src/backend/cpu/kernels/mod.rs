@@ -115,37 +115,46 @@ macro_rules! avx2 {
     }};
 }
 
-/// An `AVX2` row with all six kernels: the f32 dot, the integer dot, the four-token one, the
-/// one-row and several-row tiles (from module `$tiles` of `simd_x86_tile`) and the one-token
-/// four-row kernel with the tiles' arithmetic (module `$tiles` of `simd_x86_rows`).
+/// An x86_64 row with all six kernels: the AVX2 f32 dot, integer dot and four-token one, the
+/// one-row and several-row prefill tiles `$tile` from module `[$($tm)::+]` and the one-token
+/// four-row kernel with the tiles' arithmetic, `$rows` from module `[$($rm)::+]`.
 #[cfg(target_arch = "x86_64")]
-macro_rules! avx2_row {
-    ($tiles:ident, $ty:ident: $dot:ident, $dot4:ident, $tile:ident, $rows:ident) => {
+macro_rules! x86_row {
+    ([$($tm:ident)::+], [$($rm:ident)::+], $ty:ident: $dot:ident, $dot4:ident, $tile:ident, $rows:ident) => {
         Kernels {
             dot: avx2!(dot simd_x86::$dot),
             dot_q8: avx2!(q8 simd_x86_q8::$dot),
             dot_q8x4: avx2!(q8x4 simd_x86_q8::$dot4),
             tile: {
                 fn safe(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
-                    let [r] = unsafe { simd_x86_tile::$tiles::$tile::<1>([row], x) };
+                    let [r] = unsafe { $($tm)::+::$tile::<1>([row], x) };
                     r
                 }
                 Some(safe as DotQ8TileFn)
             },
             tile_rows: {
                 fn safe(rows: [&[u8]; TILE_ROWS], x: Q8Tile<'_>) -> [[f32; 4]; TILE_ROWS] {
-                    unsafe { simd_x86_tile::$tiles::$tile::<TILE_ROWS>(rows, x) }
+                    unsafe { $($tm)::+::$tile::<TILE_ROWS>(rows, x) }
                 }
                 Some(safe as DotQ8TileRowsFn)
             },
             rows: {
                 fn safe(rows: [&[u8]; TILE_ROWS], x: Q8Slice<'_>) -> [f32; TILE_ROWS] {
-                    unsafe { simd_x86_rows::$tiles::$rows(rows, x) }
+                    unsafe { $($rm)::+::$rows(rows, x) }
                 }
                 Some(safe as DotQ8RowsFn)
             },
             ..row(GgmlType::$ty)
         }
+    };
+}
+
+/// An `AVX2` row: its tiles from module `$tiles` of `simd_x86_tile`, their one-token twin from
+/// module `$tiles` of `simd_x86_rows`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! avx2_row {
+    ($tiles:ident, $($row:tt)*) => {
+        x86_row!([simd_x86_tile::$tiles], [simd_x86_rows::$tiles], $($row)*)
     };
 }
 
@@ -181,32 +190,8 @@ const AVX2_VNNI: &[Kernels] = x86_table!(vnni);
 /// `simd_x86_512` (AVX-512 F/BW/VL/VNNI).
 #[cfg(target_arch = "x86_64")]
 macro_rules! avx512_row {
-    ($ty:ident: $dot:ident, $dot4:ident, $tile:ident, $rows:ident) => {
-        Kernels {
-            dot: avx2!(dot simd_x86::$dot),
-            dot_q8: avx2!(q8 simd_x86_q8::$dot),
-            dot_q8x4: avx2!(q8x4 simd_x86_q8::$dot4),
-            tile: {
-                fn safe(row: &[u8], x: Q8Tile<'_>) -> [f32; 4] {
-                    let [r] = unsafe { simd_x86_512::$tile::<1>([row], x) };
-                    r
-                }
-                Some(safe as DotQ8TileFn)
-            },
-            tile_rows: {
-                fn safe(rows: [&[u8]; TILE_ROWS], x: Q8Tile<'_>) -> [[f32; 4]; TILE_ROWS] {
-                    unsafe { simd_x86_512::$tile::<TILE_ROWS>(rows, x) }
-                }
-                Some(safe as DotQ8TileRowsFn)
-            },
-            rows: {
-                fn safe(rows: [&[u8]; TILE_ROWS], x: Q8Slice<'_>) -> [f32; TILE_ROWS] {
-                    unsafe { simd_x86_512::$rows(rows, x) }
-                }
-                Some(safe as DotQ8RowsFn)
-            },
-            ..row(GgmlType::$ty)
-        }
+    ($($row:tt)*) => {
+        x86_row!([simd_x86_512], [simd_x86_512], $($row)*)
     };
 }
 
