@@ -10,19 +10,23 @@ override Q4_1: bool = false;   // false: Q4_0, true: Q4_1
 
 const ITEM_UNITS: u32 = 4u;    // a matvec work item is one block
 
+// A block's scale d, offset m (Q4_0: −8d) and the byte where its 16 quant bytes start.
+struct Q4Head { d: f32, m: f32, qs: u32 }
+
+fn block_head(base: u32) -> Q4Head {
+    let d = load_f16(base);
+    if (Q4_1) {
+        return Q4Head(d, load_f16(base + 2u), base + 4u);
+    }
+    return Q4Head(d, -8.0 * d, base + 2u);
+}
+
 // Unit u is quarter (u % 4) of block (u / 4): `lo` holds the columns unit_cols(u).x .. +4
 // (low nibbles), `hi` those at unit_cols(u).y .. +4 (high nibbles).
 fn dequant(row_byte: u32, u: u32) -> Unit {
-    let base = row_byte + (u >> 2u) * BLOCK_BYTES;
-    let d = load_f16(base);
-    var m = -8.0 * d;
-    var qs = base + 2u;
-    if (Q4_1) {
-        m = load_f16(base + 2u);
-        qs = base + 4u;
-    }
-    let word = load_u32(qs + 4u * (u & 3u));
-    return Unit(vec4<f32>(nibbles(word, 0u)) * d + m, vec4<f32>(nibbles(word, 4u)) * d + m);
+    let h = block_head(row_byte + (u >> 2u) * BLOCK_BYTES);
+    let word = load_u32(h.qs + 4u * (u & 3u));
+    return Unit(vec4<f32>(nibbles(word, 0u)) * h.d + h.m, vec4<f32>(nibbles(word, 4u)) * h.d + h.m);
 }
 
 fn unit_cols(u: u32) -> vec2<u32> {
@@ -68,15 +72,8 @@ fn item_dot(row_byte: u32, b: u32, xb: u32) -> f32 {
 // Block j as bytes (weights_q8.wgsl): low nibbles are columns 0..16, high nibbles 16..32;
 // w = d·q + m (Q4_0: m = −8d).
 fn qblock(row_byte: u32, j: u32) -> QBlock {
-    let base = row_byte + j * BLOCK_BYTES;
-    let d = load_f16(base);
-    var m = -8.0 * d;
-    var qs = base + 2u;
-    if (Q4_1) {
-        m = load_f16(base + 2u);
-        qs = base + 4u;
-    }
-    let v = vec4<u32>(load_u32(qs), load_u32(qs + 4u), load_u32(qs + 8u), load_u32(qs + 12u));
+    let h = block_head(row_byte + j * BLOCK_BYTES);
+    let v = vec4<u32>(load_u32(h.qs), load_u32(h.qs + 4u), load_u32(h.qs + 8u), load_u32(h.qs + 12u));
     let mask = vec4<u32>(0x0f0f0f0fu);
-    return QBlock(v & mask, (v >> vec4<u32>(4u)) & mask, vec2<f32>(d), vec2<f32>(m));
+    return QBlock(v & mask, (v >> vec4<u32>(4u)) & mask, vec2<f32>(h.d), vec2<f32>(h.m));
 }

@@ -94,6 +94,18 @@ var<workgroup> partial: array<f32, 256>;
 // row's threads, for r < p.rows). Every thread of the workgroup must call it (it synchronises).
 struct RowSum { r: u32, t: u32, lane: u32, sum: f32 }
 
+// The sum of the TPR lanes' partial sums of one row, a tree over `partial` (valid in lane 0).
+// Every thread of the workgroup must call it (it synchronises).
+fn row_total(lid: vec3<u32>, lane: u32, acc: f32) -> f32 {
+    partial[lid.x] = acc;
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+        if (lane < s) { partial[lid.x] += partial[lid.x + s]; }
+        workgroupBarrier();
+    }
+    return partial[lid.x];
+}
+
 fn matvec_row(lid: vec3<u32>, wid: vec3<u32>, nwg: vec3<u32>) -> RowSum {
     let r = (wid.x + wid.y * nwg.x) * (WG / TPR) + lid.x / TPR;
     let lane = lid.x % TPR;
@@ -106,13 +118,7 @@ fn matvec_row(lid: vec3<u32>, wid: vec3<u32>, nwg: vec3<u32>) -> RowSum {
             acc += item_dot(rb, i, xb);
         }
     }
-    partial[lid.x] = acc;
-    workgroupBarrier();
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-        if (lane < s) { partial[lid.x] += partial[lid.x + s]; }
-        workgroupBarrier();
-    }
-    return RowSum(r, t, lane, partial[lid.x]);
+    return RowSum(r, t, lane, row_total(lid, lane, acc));
 }
 
 @compute @workgroup_size(WG)

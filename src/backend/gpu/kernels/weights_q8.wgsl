@@ -42,13 +42,7 @@ fn matvec_row_q8(lid: vec3<u32>, wid: vec3<u32>, nwg: vec3<u32>) -> RowSum {
             acc += item_dot_q8(rb, j, xb);
         }
     }
-    partial[lid.x] = acc;
-    workgroupBarrier();
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-        if (lane < s) { partial[lid.x] += partial[lid.x + s]; }
-        workgroupBarrier();
-    }
-    return RowSum(r, t, lane, partial[lid.x]);
+    return RowSum(r, t, lane, row_total(lid, lane, acc));
 }
 
 @compute @workgroup_size(WG)
