@@ -15,7 +15,7 @@
  */
 
 import { HearthError } from "./errors.js";
-import { storageManager, subdir, writeFile } from "./opfs.js";
+import { readAnswers, writeAnswers } from "./opfs.js";
 import type { WasmProbe } from "./wasm-api.js";
 
 /** The probe's work per step (see the module comment). */
@@ -24,7 +24,6 @@ export const PROBE_SHAPE = { rows: 2048, cols: 2048, products: 4 } as const;
 export const PROBE_BUDGET_MS = 60;
 /** Bump when the probe's work changes: older cached answers are then ignored. */
 const PROBE_VERSION = 1;
-const CACHE_DIR = "hearth-models";
 const CACHE_FILE = "backend-probe.json";
 
 /** What {@link probeBackends} decided and measured. */
@@ -81,30 +80,9 @@ function parseProbe(json: string): WasmProbe {
 
 type CacheFile = { version: number; entries: Record<string, Omit<BackendProbeResult, "cached" | "probeMs">> };
 
-async function cacheDir(create: boolean): Promise<FileSystemDirectoryHandle | null> {
-  try {
-    return await subdir(await storageManager().getDirectory(), CACHE_DIR, create);
-  } catch {
-    return null; // no OPFS here: the probe runs each time
-  }
-}
-
 async function readCache(): Promise<CacheFile> {
-  const empty: CacheFile = { version: PROBE_VERSION, entries: {} };
-  const dir = await cacheDir(false);
-  if (!dir) return empty;
-  try {
-    const f = await (await dir.getFileHandle(CACHE_FILE)).getFile();
-    const c = JSON.parse(await f.text()) as CacheFile;
-    return c && c.version === PROBE_VERSION && typeof c.entries === "object" ? c : empty;
-  } catch {
-    return empty; // none yet (NotFoundError), or unreadable: probe again and rewrite it
-  }
-}
-
-async function writeCache(c: CacheFile): Promise<void> {
-  const dir = await cacheDir(true);
-  if (dir) await writeFile(dir, CACHE_FILE, JSON.stringify(c)).catch(() => undefined);
+  const c = (await readAnswers(CACHE_FILE)) as CacheFile | null;
+  return c && c.version === PROBE_VERSION && typeof c.entries === "object" ? c : { version: PROBE_VERSION, entries: {} };
 }
 
 /** Times WebGPU and the CPU (or answers from the cache) and picks the faster. */
@@ -129,7 +107,7 @@ export async function probeBackends(o: ProbeOptions): Promise<BackendProbeResult
   if (cache) {
     const { cached: _c, probeMs: _p, ...entry } = r;
     cache.entries[key] = entry;
-    await writeCache(cache);
+    await writeAnswers(CACHE_FILE, cache);
   }
   return r;
 }

@@ -12,10 +12,9 @@
  * ```
  */
 
-import { storageManager, subdir, writeFile } from "./opfs.js";
+import { readAnswers, writeAnswers } from "./opfs.js";
 import type { GpuTuneInfo, GpuTuneMode } from "./types.js";
 
-const CACHE_DIR = "hearth-models";
 const CACHE_FILE = "gpu-tune.json";
 /** Bump when the file's layout changes (the Rust side versions its own keys). */
 const FILE_VERSION = 1;
@@ -62,24 +61,9 @@ export interface TuneGpuOptions {
   budgetMs?: number;
 }
 
-async function cacheDir(create: boolean): Promise<FileSystemDirectoryHandle | null> {
-  try {
-    return await subdir(await storageManager().getDirectory(), CACHE_DIR, create);
-  } catch {
-    return null; // no OPFS here: tune each time
-  }
-}
-
 async function readCache(): Promise<CacheFile> {
-  const empty: CacheFile = { version: FILE_VERSION, adapters: {} };
-  const dir = await cacheDir(false);
-  if (!dir) return empty;
-  try {
-    const c = JSON.parse(await (await (await dir.getFileHandle(CACHE_FILE)).getFile()).text()) as CacheFile;
-    return c && c.version === FILE_VERSION && typeof c.adapters === "object" && c.adapters !== null ? c : empty;
-  } catch {
-    return empty; // none yet, or unreadable: tune again and rewrite it
-  }
+  const c = (await readAnswers(CACHE_FILE)) as CacheFile | null;
+  return c && c.version === FILE_VERSION && typeof c.adapters === "object" && c.adapters !== null ? c : { version: FILE_VERSION, adapters: {} };
 }
 
 /** The summary `engine.model.gpuTune` shows. */
@@ -109,8 +93,7 @@ export async function tuneGpu(o: TuneGpuOptions): Promise<GpuTuneInfo> {
   if (fresh.length) {
     for (const [k, e] of fresh) mine[k] = { ...e, cached: false };
     cache.adapters[o.adapterKey] = mine;
-    const dir = await cacheDir(true);
-    if (dir) await writeFile(dir, CACHE_FILE, JSON.stringify(cache)).catch(() => undefined);
+    await writeAnswers(CACHE_FILE, cache);
   }
   return summary(report, o.mode);
 }

@@ -190,3 +190,31 @@ export async function removeChunks(dir: FileSystemDirectoryHandle, from: number,
     }
   }
 }
+
+/** Where the engine keeps its small JSON answers (the backend probe's, the GPU tune's), beside the models. */
+const ANSWERS_DIR = "hearth-models";
+
+/**
+ * One of the engine's small JSON files in `hearth-models/` (`backend-probe.json`,
+ * `gpu-tune.json`), parsed; `null` when there is no OPFS, no such file, or it does not parse
+ * (the caller computes its answer again and rewrites the file).
+ */
+export async function readAnswers(name: string): Promise<unknown> {
+  try {
+    const dir = await subdir(await storageManager().getDirectory(), ANSWERS_DIR, false);
+    if (!dir) return null;
+    return JSON.parse(await (await (await dir.getFileHandle(name)).getFile()).text()) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+/** Writes one of those files; a failure (no OPFS, quota) only means it is computed again next time. */
+export async function writeAnswers(name: string, value: unknown): Promise<void> {
+  try {
+    const dir = await subdir(await storageManager().getDirectory(), ANSWERS_DIR, true);
+    if (dir) await writeFile(dir, name, JSON.stringify(value));
+  } catch {
+    // nothing kept: the answer is computed again on the next load
+  }
+}
